@@ -1,0 +1,543 @@
+"""The ``migfuzz`` command line: arguments in, events displayed. The only module that prints.
+
+Exit statuses: 0 the command did its job and found no divergence; 1 it found a divergence
+(or a regression); 2 bad input (one line on stderr, no traceback); 3 the harness failed;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import signal
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from fuzz import __version__
+from fuzz.case import Case, MachineConfig
+from fuzz.corpus import entry_folders, iter_entries, load_entry
+from fuzz.diagnose import diagnose
+from fuzz.errors import CorpusError, HarnessError, InvalidInput, MigfuzzError, UsageError
+from fuzz.events import Event, Message, StepFinished
+from fuzz.farm import (
+    DEBIAN_SUITES,
+    Farm,
+    QemuBinary,
+    config_binaries,
+    default_cache_dir,
+    default_config_file,
+    parse_qemu_option,
+)
+from fuzz.loop import (
+    ControlFailure,
+    FindingSeen,
+    FuzzLoop,
+    Progress,
+    ReproducerWritten,
+    Summary,
+    default_pairs,
+    parse_pairs,
+)
+from fuzz.oracles import default_oracles
+from fuzz.outcome import TransferOutcome, Verdict
+from fuzz.probe import Capabilities, capabilities
+from fuzz.replay import ReplayVerdict, replay, rerecord
+from fuzz.runner import save_and_restore
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+T = TypeVar("T")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as :class:`UsageError` (one line, exit 2)."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _pairs(text: str, what: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r}: expected NAME=VALUE")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _add_case_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", required=True, help="version that saves")
+    p.add_argument("--dst", required=True, help="version that restores")
+    p.add_argument("--machine", required=True, help="machine type, e.g. virt-10.0")
+    p.add_argument("--cpu", required=True, help="CPU model, e.g. cortex-a57")
+    p.add_argument("--cpu-props", default="", metavar="K=V,...", help="-cpu properties")
+    p.add_argument("--machine-opts", default="", metavar="K=V,...", help="-machine options")
+    p.add_argument("--smp", type=int, default=1)
+    p.add_argument("--memory", type=int, default=64, metavar="MIB")
+
+
+def _case_from_args(args: argparse.Namespace, farm: Farm) -> tuple[QemuBinary, QemuBinary, Case]:
+    """The two binaries and the case named on the command line, checked against the probes."""
+    config = MachineConfig(
+        machine=args.machine, cpu=args.cpu,
+        machine_options=_pairs(args.machine_opts, "--machine-opts"),
+        cpu_properties=_pairs(args.cpu_props, "--cpu-props"),
+        smp=args.smp, memory_mib=args.memory,
+    )  # fmt: skip
+    src, dst = farm.get(args.src), farm.get(args.dst)
+    for binary in {src.name: src, dst.name: dst}.values():
+        _require(capabilities(binary, farm.cache_dir), binary.name, config)
+    return src, dst, Case(config=config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = _Parser(prog="migfuzz", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"migfuzz {__version__}")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where QEMU versions and probes are kept (default: $MIGFUZZ_CACHE "
+                        "or $XDG_CACHE_HOME/migfuzz)")  # fmt: skip
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML file naming your own QEMU builds (default: $MIGFUZZ_CONFIG "
+                        "or $XDG_CONFIG_HOME/migfuzz/config.toml)")  # fmt: skip
+    p.add_argument("--qemu", action="append", default=[], metavar="NAME=PATH",
+                   help="your own qemu-system-aarch64 as version NAME (repeatable)")  # fmt: skip
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    qemu = sub.add_parser("qemu", help="install and list QEMU versions")
+    qsub = qemu.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
+    inst = qsub.add_parser("install", help="install Debian's QEMU versions side by side")
+    inst.add_argument("names", nargs="*", default=list(DEBIAN_SUITES),
+                      help=f"versions to install (default: {' '.join(DEBIAN_SUITES)})")  # fmt: skip
+    inst.add_argument("--force", action="store_true", help="reinstall even if installed")
+    lst = qsub.add_parser("list", help="show installed versions and what each can do")
+    lst.add_argument("--json", action="store_true", help="print the probed capabilities as JSON")
+
+    run = sub.add_parser("run", help="save one case on --src and restore it on --dst")
+    _add_case_args(run)
+    run.add_argument("--no-control", action="store_true", help="skip the src -> src control")
+    run.add_argument("--json", action="store_true", help="print outcomes as JSON")
+
+    diff = sub.add_parser(
+        "diff", help="explain one case: outcome, responsible registers, changed state"
+    )
+    _add_case_args(diff)
+    diff.add_argument("--no-localize", action="store_true", help="skip register localization")
+    diff.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    fz = sub.add_parser("fuzz", help="differential fuzz campaign over pairs of versions")
+    fz.add_argument(
+        "--pairs", default="", metavar="A:B,...",
+        help="ordered pairs (default: all ordered pairs of installed versions)",
+    )  # fmt: skip
+    fz.add_argument("--budget", default=None, metavar="DURATION", help="e.g. 10m, 30s, 2h")
+    fz.add_argument("--max-cases", type=int, default=None, metavar="N", help="stop after N cases")
+    fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
+    fz.add_argument("--corpus", type=Path, default=Path("corpus"), help="reproducer folder")
+    fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
+    fz.add_argument("--one-sided", action="store_true",
+                    help="also draw options one side lacks (tests clean refusals)")  # fmt: skip
+
+    rp = sub.add_parser("repro", help="replay one reproducer: same, different, or fixed")
+    rp.add_argument("path", type=Path, help="a corpus entry folder")
+    rp.add_argument(
+        "--src", default=None, metavar="NAME=PATH", help="replay with this source binary"
+    )
+    rp.add_argument(
+        "--dst", default=None, metavar="NAME=PATH", help="replay with this destination binary"
+    )
+
+    rg = sub.add_parser("regress", help="replay every corpus entry; fail on any change")
+    rg.add_argument("corpus", type=Path, nargs="?", default=Path("corpus"))
+    rg.add_argument("--update", action="store_true", help="re-record entries whose outcome changed")
+    return p
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``10m``, ``2h`` -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if m is None or float(m.group(1)) <= 0:
+        raise UsageError(f"--budget {text!r}: expected a duration like 90s, 10m or 2h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def build_farm(args: argparse.Namespace) -> Farm:
+    """The farm the user asked for: cache folder, config file and --qemu binaries."""
+    farm = Farm(cache_dir=args.cache_dir or default_cache_dir())
+    for binary in config_binaries(args.config or default_config_file()):
+        farm.add(binary)
+    for spec in args.qemu:
+        farm.add(parse_qemu_option(spec))
+    return farm
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; SIGTERM cancels it like Ctrl-C, so every ``finally`` reaps QEMU."""
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        task: asyncio.Task[T] | None = None
+
+        async def main() -> T:
+            nonlocal task
+            task = asyncio.current_task()
+            loop.add_signal_handler(signal.SIGTERM, lambda: task.cancel() if task else None)
+            return await coro_fn()
+
+        try:
+            return runner.run(main())
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+
+
+def _display(event: Event) -> None:
+    if isinstance(event, StepFinished):
+        o = event.outcome
+        err.print(f"  {o.stage} on {o.version}: {o.verdict} ({o.seconds:.2f} s)", style="dim")
+    elif isinstance(event, Message):
+        err.print(event.text)
+
+
+def _where_loading_stopped(result: TransferOutcome) -> str | None:
+    """From the load-path trace: the failing step, else the last field QEMU loaded."""
+    step = result.failing_step
+    path = step.details.get("load_path") if step else None
+    if not isinstance(path, dict) or not path:
+        return None
+    return str(path.get("failed") or f"after {path.get('last_field')}")
+
+
+def _tracer(farm: Farm) -> Callable[[QemuBinary], bool]:
+    """Trace the load path on every binary whose probe says tracing works."""
+    return lambda binary: capabilities(binary, farm.cache_dir).trace_works
+
+
+def _require(caps: Capabilities, name: str, config: MachineConfig) -> None:
+    if config.machine not in caps.machine_types:
+        virt = caps.virt_machine_types()
+        span = f"{virt[0]} .. {virt[-1]}" if virt else "none"
+        raise UsageError(f"QEMU {name} has no machine type {config.machine!r} (virt types: {span})")
+    if config.cpu not in caps.cpu_models:
+        raise UsageError(
+            f"QEMU {name} has no CPU model {config.cpu!r} (AArch64 models: "
+            f"{', '.join(caps.aarch64_cpu_models)})"
+        )
+
+
+def cmd_run(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz run``: one case, its control, and the verdict."""
+    src, dst, case = _case_from_args(args, farm)
+    config = case.config
+    dsts = [dst] if args.no_control or src.name == dst.name else [src, dst]
+
+    async def go() -> list[TransferOutcome]:
+        with tempfile.TemporaryDirectory(prefix="migfuzz-run-") as tmp:
+            return await save_and_restore(
+                src, dsts, case, Path(tmp), emit=_display, trace_load=_tracer(farm)
+            )
+
+    results = run_async(go)
+    if args.json:
+        out.print_json(json.dumps([r.to_json() for r in results]))
+    else:
+        out.print(f"case: {config.describe()}")
+        for r in results:
+            label = "control" if r.src == r.dst else "pair   "
+            out.print(f"{label} {r.summary()}")
+            step = r.failing_step
+            for line in step.messages[1:] if step else ():
+                out.print(f"          {line}", style="dim", markup=False)
+            if where := _where_loading_stopped(r):
+                out.print(f"          load path stopped: {where}", style="dim", markup=False)
+    control = next((r for r in results if r.src == r.dst), None)
+    pair = results[-1]
+    if control is not None and control.verdict is not Verdict.COMPLETED:
+        out.print(
+            f"control did not complete ({control.verdict}): the case is unusable on {src.name}"
+        )
+        return EXIT_HARNESS if control.verdict is not Verdict.SETUP_ERROR else EXIT_USAGE
+    if pair.verdict is Verdict.SETUP_ERROR:
+        out.print(
+            f"verdict: setup error on {pair.dst} (the case is invalid there; not a divergence)"
+        )
+        return EXIT_USAGE
+    diverged = control is not None and pair.verdict is not control.verdict
+    out.print("verdict: divergence" if diverged else "verdict: same as control")
+    return EXIT_FOUND if diverged else EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz diff``: outcome, signature, responsible registers, changed fields."""
+    src, dst, case = _case_from_args(args, farm)
+    with tempfile.TemporaryDirectory(prefix="migfuzz-diff-") as tmp:
+        report = diagnose(
+            src, dst, case, Path(tmp), oracles=default_oracles(),
+            trace_load=_tracer(farm), localize=not args.no_localize,
+        )  # fmt: skip
+    if args.json:
+        data = {
+            "control": report.control.to_json(),
+            "pair": report.pair.to_json(),
+            **report.to_json(),
+        }
+        out.print_json(json.dumps(data))
+        return EXIT_FOUND if report.signature else EXIT_OK
+
+    def say(text: str = "") -> None:
+        out.print(text, markup=False)
+
+    say(f"case:      {case.config.describe()}")
+    for label, result, state in (("control", report.control, report.control_state),
+                                 ("pair", report.pair, report.pair_state)):  # fmt: skip
+        say(f"{label + ':':10} {result.summary()}")
+        if where := _where_loading_stopped(result):
+            say(f"{'':10} load path stopped: {where}")
+        if state is not None:
+            counts = (
+                f"{state.compared} fields compared, {len(state.changed)} changed, "
+                f"{len(state.only_before)} only in {result.src}'s stream, "
+                f"{len(state.only_after)} only in {result.dst}'s"
+            )
+            say(f"{'':10} round trip: {counts}")
+            for change in state.changed[:20]:
+                say(f"{'':12} {change.path}: {change.before} -> {change.after}")
+    say(f"signature: {report.signature or 'none (the pair agrees with the control)'}")
+    loc = report.localization
+    if loc is not None:
+        if loc.responsible:
+            done = "" if loc.complete else " (search budget ran out: may not be minimal)"
+            say(f"responsible registers, found by patching {src.name}'s stream until "
+                f"{dst.name} loads it ({loc.tests} restores, {loc.candidates} differing "
+                f"entries){done}:")  # fmt: skip
+            for patch in loc.responsible:
+                say(f"  {patch.describe()}")
+        else:
+            say(f"registers: not localized: {loc.note}")
+    for note in report.notes:
+        say(f"note:      {note}")
+    return EXIT_FOUND if report.signature else EXIT_OK
+
+
+def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz qemu install``: Debian versions into the cache."""
+    farm.install(args.names, force=args.force, progress=err.print)
+    for name in args.names:
+        capabilities(farm.get(name), farm.cache_dir)
+    out.print(f"installed in {farm.qemu_dir}: {', '.join(args.names)}")
+    return EXIT_OK
+
+
+def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz qemu list``: a table of versions and their probed capabilities."""
+    versions = farm.installed()
+    if not versions:
+        err.print("no QEMU versions installed: run 'migfuzz qemu install'")
+        return EXIT_USAGE
+    probed: list[tuple[QemuBinary, Capabilities]] = [
+        (b, capabilities(b, farm.cache_dir)) for b in versions.values()
+    ]
+    if args.json:
+        out.print_json(
+            json.dumps({b.name: {"binary": b.to_json(), **c.to_json()} for b, c in probed})
+        )
+        return EXIT_OK
+    rows = [("name", "QEMU", "origin", "virt machine types", "AArch64 CPUs", "trace", "sha256")]
+    for b, c in probed:
+        virt = c.virt_machine_types()
+        rows.append((
+            b.name, c.version, b.origin,
+            f"{virt[0]}..{virt[-1]} ({len(virt)})" if virt else "-",
+            str(len(c.aarch64_cpu_models)), "yes" if c.trace_works else "no", c.binary_hash[:12],
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out.print(f"QEMU versions in {farm.qemu_dir}")
+    for row in rows:
+        out.print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
+            markup=False,
+        )
+    for b, c in probed:
+        props = [p for p in c.cpu_property_names("max") if not p[3:].isdigit()]
+        out.print(f"[{b.name}] {c.version_line}", markup=False)
+        out.print(f"  AArch64 CPU models: {' '.join(c.aarch64_cpu_models)}")
+        out.print(f"  max -cpu properties: {' '.join(props)} (+ sveN/smeN lengths)")
+        out.print(
+            "  virt options: "
+            + " ".join(
+                p.name for p in c.virt_options if p.type == "bool" or p.name.startswith("gic")
+            )
+        )
+        snap = ", snapshot-load" if c.has_snapshot_load else ", loadvm (HMP) only"
+        out.print(f"  migration: {' '.join(c.migration_transports)}{snap}")
+        out.print(f"  binary: {b.path}")
+    return EXIT_OK
+
+
+_harness_seen: dict[str, int] = {}
+
+
+def _display_loop(event: object) -> None:
+    if isinstance(event, FindingSeen) and event.new:
+        err.print(f"[new] {event.pair[0]} -> {event.pair[1]}: {event.signature}", markup=False)
+        err.print("      shrinking to a minimal reproducer...", style="dim")
+    elif isinstance(event, ReproducerWritten):
+        err.print(
+            f"      reproducer: {event.path} ({event.minimize_tests} minimality checks)",
+            markup=False,
+        )
+    elif isinstance(event, ControlFailure):
+        _harness_seen[event.reason] = _harness_seen.get(event.reason, 0) + 1
+        if _harness_seen[event.reason] == 1:
+            err.print(f"[harness] control failed: {event.reason} (not a finding; the case "
+                      "is skipped, repeats are counted in the summary)", markup=False)  # fmt: skip
+    elif isinstance(event, Progress):
+        rate = event.cases / event.seconds if event.seconds else 0.0
+        err.print(f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s, "
+                  f"{event.signatures} distinct signatures", style="dim")  # fmt: skip
+
+
+def _print_summary(summary: Summary) -> None:
+    out.print()
+    state = "interrupted" if summary.interrupted else "finished"
+    out.print(f"fuzz {state}: {summary.cases} cases in {summary.seconds:.0f} s "
+              f"({summary.cases_per_second:.2f} cases/s), {summary.invalid} invalid, "
+              f"{summary.control_failures} control failures")  # fmt: skip
+    for reason, count in sorted(_harness_seen.items(), key=lambda kv: -kv[1]):
+        out.print(f"  {count:5d}x control failed: {reason}", markup=False)
+    met = [f for f in summary.findings.values() if f.count]
+    out.print(f"distinct divergences met: {len(met)}")
+    for f in sorted(met, key=lambda f: -f.count):
+        pairs = " ".join(f"{a}->{b}" for a, b in sorted(f.pairs))
+        tag = "new" if f.new else "known"
+        out.print(f"  {f.count:5d}x [{tag}] {f.signature}", markup=False)
+        out.print(f"         pairs: {pairs}", markup=False)
+        out.print(f"         reproducer: {f.path or '(not written)'}", markup=False)
+
+
+def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz fuzz``: a campaign; ends with the findings summary."""
+    from strategies import case_strategy, rebuild_guest  # noqa: PLC0415 (Hypothesis is heavy)
+
+    if args.max_cases is not None and args.max_cases < 1:
+        raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
+    budget = parse_duration(args.budget) if args.budget else None
+    if budget is None and args.max_cases is None:
+        budget = 600.0
+    pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.installed()))
+    if not pairs:
+        raise UsageError("no version pairs: install at least two versions ('migfuzz qemu install')")
+    loop = FuzzLoop(
+        farm, pairs, case_strategy(guests=not args.no_guests, one_sided=args.one_sided),
+        args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed_value=args.seed,
+        oracles=default_oracles(), build_guest=None if args.no_guests else rebuild_guest,
+        emit=_display_loop,
+    )  # fmt: skip
+    err.print(f"fuzzing {len(pairs)} pairs: {', '.join(f'{a}->{b}' for a, b in pairs)}; "
+              f"corpus {args.corpus}")  # fmt: skip
+    summary = loop.run()
+    _print_summary(summary)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FOUND if any(f.count for f in summary.findings.values()) else EXIT_OK
+
+
+def _binary_for(farm: Farm, recorded: str, override: str | None) -> QemuBinary:
+    if override is None:
+        return farm.get(recorded)
+    return parse_qemu_option(override)
+
+
+def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz repro``: replay one entry and say how it compares."""
+    entry = load_entry(args.path)
+    src = _binary_for(farm, entry.src.name, args.src)
+    dst = _binary_for(farm, entry.dst.name, args.dst)
+    result = replay(entry, src, dst, oracles=default_oracles(), trace_load=_tracer(farm))
+    out.print(f"entry:    {args.path}", markup=False)
+    out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
+    out.print(f"control:  {result.control.summary()}", markup=False)
+    out.print(f"pair:     {result.pair.summary()}", markup=False)
+    out.print(f"verdict:  {result.describe()}", markup=False)
+    if result.verdict is ReplayVerdict.FIXED:
+        return EXIT_OK
+    return EXIT_HARNESS if result.verdict is ReplayVerdict.UNUSABLE else EXIT_FOUND
+
+
+def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz regress``: every entry must replay to its recorded signature."""
+    folders = entry_folders(args.corpus)
+    if not folders:
+        raise UsageError(f"{args.corpus}: no corpus entries there")
+    failures = 0
+    for item in iter_entries(args.corpus):
+        if isinstance(item, CorpusError):
+            failures += 1
+            out.print(f"ERROR    {item}", markup=False)
+            continue
+        name = item.path.name if item.path else item.name
+        try:
+            result = replay(
+                item, farm.get(item.src.name), farm.get(item.dst.name),
+                oracles=default_oracles(), trace_load=_tracer(farm),
+            )  # fmt: skip
+        except InvalidInput as e:
+            failures += 1
+            out.print(f"ERROR    {name}: {e}", markup=False)
+            continue
+        if result.verdict is ReplayVerdict.SAME:
+            out.print(f"PASS     {name}", markup=False)
+            continue
+        failures += 1
+        out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
+        if args.update and result.verdict is not ReplayVerdict.UNUSABLE and item.path is not None:
+            rerecord(item, result, farm.get(item.src.name), farm.get(item.dst.name))
+            out.print(f"         re-recorded {item.path}", markup=False)
+    out.print(f"{len(folders) - failures} passed, {failures} failed")
+    return EXIT_FOUND if failures and not args.update else EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
+    "run": cmd_run,
+    "diff": cmd_diff,
+    "fuzz": cmd_fuzz,
+    "repro": cmd_repro,
+    "regress": cmd_regress,
+    "qemu install": cmd_qemu_install,
+    "qemu list": cmd_qemu_list,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``migfuzz`` console script and of ``python -m fuzz``."""
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+        if not args.verbose:
+            # qemu.qmp logs a QEMU that exits under it as an error; for us that is a verdict.
+            logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+        farm = build_farm(args)
+        name = args.command + (f" {args.qemu_command}" if args.command == "qemu" else "")
+        return COMMANDS[name](args, farm)
+    except InvalidInput as e:
+        err.print(f"migfuzz: error: {e}", markup=False)
+        return EXIT_USAGE
+    except HarnessError as e:
+        err.print(f"migfuzz: harness error: {e}", markup=False)
+        return EXIT_HARNESS
+    except MigfuzzError as e:
+        err.print(f"migfuzz: {e}", markup=False)
+        return EXIT_FOUND
+    except KeyboardInterrupt:
+        err.print("migfuzz: interrupted")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,337 @@
+"""One class owns one QEMU process: launch, QMP, console, shutdown, cleanup.
+
+This is the only module in migfuzz that starts a process. Every process it starts is
+reaped on every path -- a normal return, an exception, a time-out, task cancellation
+(Ctrl-C) -- and, as a backstop for a migfuzz that is itself killed with SIGKILL, the child
+is started with ``PR_SET_PDEATHSIG(SIGKILL)`` so the kernel ends it with us.
+
+The monitor and the serial console are ``socketpair()`` ends passed to QEMU by file
+descriptor (``-chardev socket,fd=N``): no socket file to leak, no connect polling, and a
+QEMU that dies during start-up shows up as an end-of-file at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from fuzz.errors import LaunchError, MonitorError
+from fuzz.farm import QemuBinary
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+_PR_SET_PDEATHSIG = 1
+_STDERR_TAIL = 32000
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel to SIGKILL us when migfuzz dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class QemuMachine:
+    """One QEMU process, from launch to reaped exit.
+
+    Use as an async context manager::
+
+        async with QemuMachine(binary, args, workdir) as vm:
+            await vm.execute("query-status")
+
+    ``args`` are QEMU arguments after the binary (machine, cpu, ...); the class adds the
+    monitor, ``-nodefaults``, ``-display none`` and, with ``console=True``, a serial port
+    whose output accumulates in :attr:`console_output`.
+
+    :param binary: the QEMU version to run.
+    :param args: QEMU arguments describing the machine.
+    :param workdir: a private folder for this process's logs; it must exist.
+    :param console: whether to attach the first serial port to a socket we read.
+    :param start_timeout: seconds QEMU may take to bring up its monitor.
+    """
+
+    def __init__(
+        self,
+        binary: QemuBinary,
+        args: Sequence[str],
+        workdir: Path,
+        *,
+        console: bool = False,
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.binary = binary
+        self.args = list(args)
+        self.workdir = workdir
+        self.start_timeout = start_timeout
+        self.want_console = console
+        self.qmp = QMPClient(f"qemu-{binary.name}")
+        self.console_output = bytearray()
+        self.console_changed = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr_path = workdir / f"qemu-{binary.name}-{os.getpid()}-{id(self)}.stderr"
+        self._console_sock: socket.socket | None = None
+        self._console_task: asyncio.Task[None] | None = None
+        self.argv: list[str] = []
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.launch()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def launch(self) -> None:
+        """Start QEMU and complete the QMP handshake.
+
+        :raise LaunchError: QEMU exited or did not greet within ``start_timeout``; the
+            error carries the command line, exit code and stderr tail.
+        """
+        mon_ours, mon_theirs = socket.socketpair()
+        pass_fds = [mon_theirs.fileno()]
+        extra = [
+            "-chardev", f"socket,id=mon0,fd={mon_theirs.fileno()}",
+            "-qmp", "chardev:mon0",
+        ]  # fmt: skip
+        con_theirs: socket.socket | None = None
+        if self.want_console:
+            self._console_sock, con_theirs = socket.socketpair()
+            pass_fds.append(con_theirs.fileno())
+            extra += [
+                "-chardev",
+                f"socket,id=ser0,fd={con_theirs.fileno()}",
+                "-serial",
+                "chardev:ser0",
+            ]
+        self.argv = [*self.binary.command(), "-nodefaults", "-display", "none", *extra, *self.args]
+        logger.debug("launching %s", " ".join(self.argv))
+        try:
+            with open(self._stderr_path, "wb") as stderr:
+                spawn = asyncio.ensure_future(
+                    asyncio.create_subprocess_exec(
+                        *self.argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=stderr,
+                        stderr=stderr,
+                        pass_fds=pass_fds,
+                        env=self.binary.environment(),
+                        preexec_fn=_die_with_parent,
+                        start_new_session=True,
+                    )
+                )
+                try:
+                    self._proc = await asyncio.shield(spawn)
+                except asyncio.CancelledError:
+                    # The fork may already have happened: finish it so the child can be reaped.
+                    with contextlib.suppress(OSError):
+                        self._proc = await spawn
+                    raise
+        except OSError as err:
+            mon_ours.close()
+            raise LaunchError(
+                f"cannot start QEMU {self.binary.name}: {err}",
+                argv=self.argv, returncode=None, stderr_tail="",
+            ) from err  # fmt: skip
+        except BaseException:
+            mon_ours.close()
+            await self.kill()
+            raise
+        finally:
+            mon_theirs.close()
+            if con_theirs is not None:
+                con_theirs.close()
+        if self._console_sock is not None:
+            self._console_task = asyncio.create_task(self._read_console(self._console_sock))
+        try:
+            await asyncio.wait_for(self.qmp.connect(mon_ours), self.start_timeout)
+        except (QMPError, OSError, EOFError, TimeoutError) as err:
+            mon_ours.close()
+            returncode = await self._reap(grace=2.0)
+            await self._close_channels()
+            raise LaunchError(
+                f"QEMU {self.binary.name} did not start: {self.stderr_tail().strip() or err!r}",
+                argv=self.argv, returncode=returncode, stderr_tail=self.stderr_tail(),
+            ) from err  # fmt: skip
+        except BaseException:
+            # Cancellation (Ctrl-C) mid-handshake: nothing may outlive us.
+            mon_ours.close()
+            await self.kill()
+            raise
+
+    async def shutdown(self, *, timeout: float = 3.0) -> int | None:
+        """End the process: QMP ``quit``, then SIGKILL after ``timeout``; always clean up.
+
+        Safe to call more than once and on a process that already exited. Cancellation
+        during shutdown still kills and reaps the process before it propagates.
+
+        :return: the exit status (negative for a signal), or None if it never started.
+        """
+        try:
+            if self._proc is not None and self._proc.returncode is None and self.qmp_connected:
+                with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
+                    await asyncio.wait_for(self.qmp.execute("quit"), timeout)
+            return await self._reap(grace=timeout)
+        finally:
+            await self._close_channels()
+
+    async def kill(self) -> int | None:
+        """SIGKILL the process now and reap it; returns its exit status."""
+        try:
+            return await self._reap(grace=0.0)
+        finally:
+            await self._close_channels()
+
+    async def _reap(self, *, grace: float) -> int | None:
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.returncode is None and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.shield(asyncio.wait_for(proc.wait(), grace))
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            # Shielded: a second Ctrl-C must not leave a zombie or a live QEMU behind.
+            await asyncio.shield(proc.wait())
+        return proc.returncode
+
+    async def _close_channels(self) -> None:
+        with contextlib.suppress(QMPError, OSError, EOFError):
+            await self.qmp.disconnect()
+        if self._console_task is not None:
+            self._console_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._console_task
+            self._console_task = None
+        if self._console_sock is not None:
+            self._console_sock.close()
+            self._console_sock = None
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The QEMU process id, while it has one."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once QEMU has exited (negative: killed by that signal)."""
+        return None if self._proc is None else self._proc.returncode
+
+    @property
+    def qmp_connected(self) -> bool:
+        """Whether the monitor session is up."""
+        return self.qmp.runstate.name == "RUNNING"
+
+    def stderr_tail(self, limit: int = _STDERR_TAIL) -> str:
+        """What QEMU wrote on stdout/stderr: at most about ``limit`` bytes, whole lines only."""
+        try:
+            data = self._stderr_path.read_bytes()
+        except OSError:
+            return ""
+        if len(data) > limit:
+            data = data[-limit:]
+            data = data[data.find(b"\n") + 1 :]  # never start inside a line
+        return data.decode("utf-8", "replace")
+
+    async def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for QEMU to exit on its own; None if it did not."""
+        if self._proc is None:
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout)
+        return self._proc.returncode
+
+    # -- monitor ----------------------------------------------------------------------
+
+    async def execute(
+        self, cmd: str, args: dict[str, object] | None = None, *, timeout: float = 10.0
+    ) -> object:
+        """Run one QMP command and return its result.
+
+        :raise MonitorError: QEMU answered with an error, went away, or did not answer in time.
+        """
+        try:
+            return await asyncio.wait_for(self.qmp.execute(cmd, args), timeout)
+        except TimeoutError as err:
+            raise MonitorError(
+                f"QEMU {self.binary.name}: '{cmd}' got no answer in {timeout} s"
+            ) from err
+        except (QMPError, OSError, EOFError) as err:
+            raise MonitorError(f"QEMU {self.binary.name}: '{cmd}' failed: {err}") from err
+
+    async def human(self, command_line: str, *, timeout: float = 10.0) -> str:
+        """Run an HMP command through QMP and return its text output."""
+        out = await self.execute(
+            "human-monitor-command", {"command-line": command_line}, timeout=timeout
+        )
+        return str(out)
+
+    # -- console ----------------------------------------------------------------------
+
+    async def _read_console(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.console_output += data
+            self.console_changed.set()
+
+    async def console_write(self, data: bytes) -> None:
+        """Send bytes to the guest's first serial port."""
+        if self._console_sock is None:
+            raise MonitorError("this machine was launched without a console")
+        await asyncio.get_running_loop().sock_sendall(self._console_sock, data)
+
+    async def wait_console(
+        self, marker: bytes, timeout: float, *, start: int = 0, give_up: bytes | None = None
+    ) -> bool:
+        """Wait until ``marker`` appears in the console output after byte ``start``.
+
+        :param give_up: stop waiting early when this appears instead (e.g. the guest's
+            "done" marker after it reported an exception).
+        :return: True if ``marker`` appeared; False on time-out, on ``give_up``, or if QEMU
+            exited first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while marker not in self.console_output[start:]:
+            remaining = deadline - loop.time()
+            exited = self._proc is not None and self._proc.returncode is not None
+            gave_up = give_up is not None and give_up in self.console_output[start:]
+            if remaining <= 0 or exited or gave_up:
+                return marker in self.console_output[start:]
+            self.console_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.console_changed.wait(), min(remaining, 0.5))
+        return True
+
+
+def private_workdir(prefix: str = "migfuzz-") -> tempfile.TemporaryDirectory[str]:
+    """A fresh 0700 temp folder for one case: sockets, streams and logs live there."""
+    return tempfile.TemporaryDirectory(prefix=prefix)

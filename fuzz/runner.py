@@ -1,0 +1,364 @@
+"""A case in, outcomes out: save on version A, restore on version B (and on A, the control).
+
+The source is saved once and the same stream file is restored on every destination, so the
+control (A -> A) and the pair (A -> B) load byte-identical input. Each step's ending is
+classified as one :class:`~fuzz.outcome.Verdict`; harness failures (our own bugs, a broken
+install) raise :class:`~fuzz.errors.HarnessError` instead and are never a verdict.
+
+Today each step starts a fresh QEMU (about 40 ms of CPU). :class:`Destination` is the seam
+for a later destination that stays up and loads many streams (``snapshot-load``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from fuzz.case import Case, GuestProgram
+from fuzz.errors import LaunchError, MonitorError
+from fuzz.events import Event, StepFinished, StepStarted
+from fuzz.farm import QemuBinary
+from fuzz.machine import QemuMachine
+from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
+
+_ABORT_STATUSES = {134, -6}  # SIGABRT as exit status through a shell, or as a signal
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds each phase may take before the step is classified as hung."""
+
+    start: float = 20.0
+    checkpoint: float = 15.0
+    migrate: float = 30.0
+    transcript: float = 15.0
+
+
+def _noop(_event: Event) -> None:
+    return None
+
+
+def guest_args(guest: GuestProgram, image_path: Path, smp: int = 1) -> list[str]:
+    """QEMU options that load ``guest`` into RAM and start every CPU at its entry.
+
+    Every CPU starts there (the guest parks all but CPU 0 by their MPIDR): otherwise the
+    secondaries would run from address 0 and take exceptions forever.
+    """
+    args = ["-device", f"loader,file={image_path},addr={guest.load_address:#x},force-raw=on"]
+    for cpu in range(smp):
+        args += ["-device", f"loader,addr={guest.entry:#x},cpu-num={cpu}"]
+    return args
+
+
+#: Options every QEMU of a case gets, so that nothing in the saved state depends on the host:
+#: the RTC counts from a fixed date on the VM clock (frozen while paused), instead of
+#: following the host's wall clock (which made PL031's tick_offset differ between a save
+#: and a re-save one second later).
+DETERMINISM_ARGS = ("-rtc", "base=2020-01-01T00:00:00,clock=vm")
+
+
+def source_args(case: Case, image_path: Path | None) -> list[str]:
+    """The full QEMU options of the source (after the binary): paused, guest loaded."""
+    args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
+    if case.guest is not None and image_path is not None:
+        args += guest_args(case.guest, image_path, case.config.smp)
+    return args
+
+
+def destination_args(case: Case) -> list[str]:
+    """The QEMU options of a destination: the same machine, waiting for a stream."""
+    return [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S", "-incoming", "defer"]
+
+
+#: Trace events that follow the destination's load path, section by section, field by field.
+LOAD_TRACE_EVENTS = "vmstate_load*"
+_TRACE_PREFIX = re.compile(r"^\d+@[\d.]+:")  # QEMU <= 6 prefixes "pid@time:"
+
+
+def load_path(trace_text: str) -> dict[str, str]:
+    """Where loading stopped, from a ``vmstate_load*`` trace.
+
+    :return: ``failed`` (the last ``vmstate_load_state_fail`` as "device reason") and
+        ``last_field`` (the last field QEMU started to load, "section/sub:field"); either
+        may be missing.
+    """
+    found: dict[str, str] = {}
+    for raw in trace_text.splitlines():
+        line = _TRACE_PREFIX.sub("", raw.strip())
+        event, _, rest = line.partition(" ")
+        if event == "vmstate_load_state_fail":
+            found["failed"] = rest.strip()
+        elif event == "vmstate_load_state_field":
+            found["last_field"] = rest.split(" exists=")[0].strip()
+    return found
+
+
+def _classify_exit(returncode: int | None) -> Verdict:
+    if returncode is not None and (returncode < 0 or returncode in _ABORT_STATUSES):
+        return Verdict.CRASHED
+    return Verdict.REFUSED
+
+
+async def _wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Poll ``query-migrate`` until completed/failed; ("exited", {}) if QEMU went away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.002
+    while loop.time() < deadline:
+        if vm.returncode is not None:
+            return "exited", {}
+        try:
+            info = await vm.execute("query-migrate", timeout=max(0.5, deadline - loop.time()))
+        except MonitorError:
+            await vm.wait_exit(2.0)
+            return "exited", {}
+        status = str(info.get("status", "")) if isinstance(info, dict) else ""
+        if status in ("completed", "failed", "cancelled"):
+            return status, info if isinstance(info, dict) else {}
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return "timeout", {}
+
+
+class _StepRecorder:
+    """Builds the :class:`StepOutcome` of one step: QEMU's messages, exit status, timing."""
+
+    def __init__(self, vm: QemuMachine, stage: Stage, version: str) -> None:
+        self.vm = vm
+        self.stage = stage
+        self.version = version
+        self.started = time.monotonic()
+
+    def done(self, verdict: Verdict, extra: Sequence[str] = (), **details: Any) -> StepOutcome:
+        """The outcome, with ``extra`` messages before QEMU's own error lines."""
+        return StepOutcome(
+            stage=self.stage, version=self.version, verdict=verdict,
+            messages=(*extra, *qemu_error_lines(self.vm.stderr_tail())),
+            returncode=self.vm.returncode, seconds=time.monotonic() - self.started,
+            details={"argv": self.vm.argv, **details},
+        )  # fmt: skip
+
+    async def launch(self) -> StepOutcome | None:
+        """Start QEMU; None if it is up, else the outcome (a signal is a crash)."""
+        try:
+            await self.vm.launch()
+        except LaunchError as err:
+            return self.done(Verdict.CRASHED if (err.returncode or 0) < 0 else Verdict.SETUP_ERROR)
+        return None
+
+    async def ended(self) -> StepOutcome | None:
+        """After a monitor error: the outcome if QEMU has exited, else None (a harness fault)."""
+        code = await self.vm.wait_exit(2.0)
+        return None if code is None else self.done(_classify_exit(code))
+
+
+class Source(Protocol):
+    """Something that saves a case to a stream file."""
+
+    async def save(self, case: Case, stream: Path) -> StepOutcome:
+        """Run ``case`` to its checkpoint and save it to ``stream``."""
+        ...
+
+
+class Destination(Protocol):
+    """Something that restores stream files for one configuration.
+
+    A fresh-process destination starts one QEMU per :meth:`load`; a persistent one may keep
+    a QEMU and reload it. Callers must not care which.
+    """
+
+    async def load(self, case: Case, stream: Path, *, resave_to: Path | None = None) -> StepOutcome:
+        """Restore ``stream``, run the guest's epilogue, optionally save again to ``resave_to``."""
+        ...
+
+
+class FreshSource:
+    """Saves each case on a newly started QEMU of one version."""
+
+    def __init__(
+        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = Timeouts(),
+        emit: Callable[[Event], None] = _noop,
+    ) -> None:  # fmt: skip
+        self.binary = binary
+        self.workdir = workdir
+        self.timeouts = timeouts
+        self.emit = emit
+
+    async def save(self, case: Case, stream: Path) -> StepOutcome:
+        """Start, run the guest to its checkpoint, stop, migrate to ``stream``, quit."""
+        self.emit(StepStarted(stage=Stage.SAVE, version=self.binary.name))
+        image = None
+        if case.guest is not None:
+            image = self.workdir / f"guest-{case.guest.digest()}.bin"
+            image.write_bytes(case.guest.image)
+        vm = QemuMachine(
+            self.binary, source_args(case, image), self.workdir,
+            console=case.guest is not None, start_timeout=self.timeouts.start,
+        )  # fmt: skip
+        outcome = await self._save(vm, case, stream)
+        self.emit(StepFinished(outcome=outcome))
+        return outcome
+
+    async def _save(self, vm: QemuMachine, case: Case, stream: Path) -> StepOutcome:
+        step = _StepRecorder(vm, Stage.SAVE, self.binary.name)
+        done = step.done
+        if (failed := await step.launch()) is not None:
+            return failed
+        try:
+            if case.guest is not None:
+                await vm.execute("cont")
+                reached = await vm.wait_console(
+                    case.guest.checkpoint, self.timeouts.checkpoint, give_up=case.guest.done
+                )
+                console = bytes(vm.console_output).decode("latin-1")
+                if not reached:
+                    if vm.returncode is not None:
+                        return done(_classify_exit(vm.returncode), console=console)
+                    return done(
+                        Verdict.SETUP_ERROR,
+                        [f"guest did not reach its checkpoint: {console[-200:]!r}"],
+                        console=console,
+                    )
+                await vm.execute("stop")
+            await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(stream))}"})
+            status, info = await _wait_migration(vm, self.timeouts.migrate)
+            if status == "completed":
+                console = bytes(vm.console_output).decode("latin-1")
+                return done(Verdict.COMPLETED, **({"console": console} if case.guest else {}))
+            if status == "timeout":
+                await vm.kill()
+                return done(Verdict.HUNG, ["save did not finish in time"])
+            if status == "exited":
+                return done(_classify_exit(await vm.wait_exit(2.0)))
+            error = str(info.get("error-desc", status))
+            return done(Verdict.SETUP_ERROR, [f"save failed: {error}"])
+        except MonitorError:
+            if (ended := await step.ended()) is not None:
+                return ended
+            raise
+        finally:
+            await vm.shutdown()
+
+
+class FreshDestination:
+    """Restores each stream on a newly started QEMU of one version.
+
+    With ``trace_load`` the destination traces its load path (``-trace vmstate_load*``);
+    a load that does not complete then records where it stopped in ``details["load_path"]``.
+    Only for binaries whose probe says tracing works: a build without a trace backend would
+    refuse the option.
+    """
+
+    def __init__(
+        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = Timeouts(),
+        emit: Callable[[Event], None] = _noop, trace_load: bool = False,
+    ) -> None:  # fmt: skip
+        self.binary = binary
+        self.workdir = workdir
+        self.timeouts = timeouts
+        self.emit = emit
+        self.trace_load = trace_load
+
+    async def load(self, case: Case, stream: Path, *, resave_to: Path | None = None) -> StepOutcome:
+        """Start with ``-incoming defer``, ``migrate-incoming`` the file, classify the end."""
+        self.emit(StepStarted(stage=Stage.LOAD, version=self.binary.name))
+        args = destination_args(case)
+        trace_file = self.workdir / f"load-trace-{self.binary.name}.log"
+        if self.trace_load:
+            args += ["-trace", LOAD_TRACE_EVENTS, "-D", str(trace_file)]
+        vm = QemuMachine(
+            self.binary, args, self.workdir,
+            console=case.guest is not None, start_timeout=self.timeouts.start,
+        )  # fmt: skip
+        outcome = await self._load(vm, case, stream, resave_to)
+        if self.trace_load and outcome.verdict is not Verdict.COMPLETED and trace_file.exists():
+            outcome.details["load_path"] = load_path(trace_file.read_text(errors="replace"))
+        self.emit(StepFinished(outcome=outcome))
+        return outcome
+
+    async def _load(
+        self, vm: QemuMachine, case: Case, stream: Path, resave_to: Path | None
+    ) -> StepOutcome:
+        step = _StepRecorder(vm, Stage.LOAD, self.binary.name)
+        done = step.done
+        if (failed := await step.launch()) is not None:
+            return failed
+        try:
+            await vm.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(stream))}"})
+            status, info = await _wait_migration(vm, self.timeouts.migrate)
+            if status == "timeout":
+                await vm.kill()
+                return done(Verdict.HUNG, ["restore did not finish in time"])
+            if status == "exited":
+                return done(_classify_exit(await vm.wait_exit(2.0)))
+            if status != "completed":
+                # QEMU may stay up after a failed load (exit-on-error=off); still a refusal.
+                return done(Verdict.REFUSED, [str(info.get("error-desc", f"migration {status}"))])
+            details: dict[str, Any] = {}
+            if case.guest is not None:
+                transcript = await self._transcript(vm, case.guest)
+                details["transcript"] = transcript
+                details["transcript_complete"] = case.guest.done.decode("latin-1") in transcript
+            if resave_to is not None:
+                await vm.execute("stop")
+                await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(resave_to))}"})
+                resaved, _ = await _wait_migration(vm, self.timeouts.migrate)
+                details["resave"] = resaved
+            if vm.returncode is not None:
+                return done(_classify_exit(vm.returncode), **details)
+            return done(Verdict.COMPLETED, **details)
+        except MonitorError:
+            if (ended := await step.ended()) is not None:
+                return ended
+            raise
+        finally:
+            await vm.shutdown()
+
+    async def _transcript(self, vm: QemuMachine, guest: GuestProgram) -> str:
+        """Resume the guest after the restore and collect what its epilogue prints."""
+        start = len(vm.console_output)
+        await vm.execute("cont")
+        await vm.console_write(guest.resume)
+        await vm.wait_console(guest.done, self.timeouts.transcript, start=start)
+        return bytes(vm.console_output[start:]).decode("latin-1")
+
+
+async def save_and_restore(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    workdir: Path,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    emit: Callable[[Event], None] = _noop,
+    resave: bool = False,
+    trace_load: Callable[[QemuBinary], bool] = lambda _b: False,
+) -> list[TransferOutcome]:
+    """Save ``case`` once on ``src`` and restore that stream on each of ``dsts`` in turn.
+
+    :param workdir: a private folder for this case; the stream is ``workdir/src.stream``
+        and re-saves (with ``resave``) ``workdir/resave-<dst>.stream``.
+    :param trace_load: which destinations trace their load path (see :class:`FreshDestination`).
+    :return: one :class:`TransferOutcome` per destination, in order.
+    :raise HarnessError: the harness failed (never a verdict).
+    """
+    stream = workdir / "src.stream"
+    saved = await FreshSource(src, workdir, timeouts=timeouts, emit=emit).save(case, stream)
+    results = []
+    for dst in dsts:
+        if saved.verdict is not Verdict.COMPLETED:
+            results.append(TransferOutcome(src=src.name, dst=dst.name, save=saved, load=None))
+            continue
+        resave_to = workdir / f"resave-{dst.name}.stream" if resave else None
+        destination = FreshDestination(
+            dst, workdir, timeouts=timeouts, emit=emit, trace_load=trace_load(dst)
+        )
+        loaded = await destination.load(case, stream, resave_to=resave_to)
+        results.append(TransferOutcome(src=src.name, dst=dst.name, save=saved, load=loaded))
+    return results

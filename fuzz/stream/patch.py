@@ -1,0 +1,150 @@
+"""Rewriting the Arm ``cpu`` section's cpreg arrays in a saved stream, and nothing else.
+
+Written for localization only: to find which system registers make a destination refuse a
+stream, migfuzz edits the source's cpreg list toward the destination's and asks the
+destination to load the result. Facts measured on QEMU 5.2-11.1 decide what an edit is:
+
+* a register both lists hold, whose value differs: *set* it to the destination's value
+  (a constant or ID register that does not read back as written is refused);
+* a register only the source holds: *drop* it (the destination's list check fails);
+* a register only the destination holds, with a non-zero value there: *insert* it with
+  the destination's value (inserting 0 fails like leaving it out).
+
+The three fields ``cpreg_vmstate_array_len`` (be32), ``cpreg_vmstate_indexes`` and
+``cpreg_vmstate_values`` (be64 each) are contiguous; the patcher replaces their bytes and
+leaves every other byte as it was. The JSON description at the end of the stream goes
+stale; the destination reads and discards it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fuzz.errors import StreamError
+from fuzz.stream.cpregs import from_kvm_id
+from fuzz.stream.model import Stream
+
+_FIELDS = ("cpreg_vmstate_array_len", "cpreg_vmstate_indexes", "cpreg_vmstate_values")
+_MAX_CPREGS = 1 << 16
+
+
+class PatchAction(StrEnum):
+    """What one patch does to the source's cpreg list."""
+
+    SET = "set"
+    DROP = "drop"
+    INSERT = "insert"
+
+
+@dataclass(frozen=True, order=True)
+class CpregPatch:
+    """One edit of the cpreg list: ``kvm_id`` and the values on both sides."""
+
+    kvm_id: int
+    action: PatchAction
+    src_value: int | None
+    dst_value: int | None
+
+    @property
+    def register(self) -> str:
+        """The register's architectural name (or its generic encoding name)."""
+        try:
+            return from_kvm_id(self.kvm_id).name
+        except ValueError:
+            return f"{self.kvm_id:#x}"
+
+    def describe(self) -> str:
+        """E.g. ``ID_AA64ISAR0_EL1: only in source (0x11120)``."""
+        src, dst = _hex(self.src_value), _hex(self.dst_value)
+        if self.action is PatchAction.DROP:
+            return f"{self.register}: only in source ({src})"
+        if self.action is PatchAction.INSERT:
+            return f"{self.register}: only in destination ({dst})"
+        return f"{self.register}: source {src}, destination {dst}"
+
+
+def _hex(value: int | None) -> str:
+    return "-" if value is None else f"{value:#x}"
+
+
+def _ints(value: object, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple) or not all(isinstance(v, int) for v in value):
+        raise StreamError(f"{what} is not an array of integers", offset=0)
+    return value
+
+
+def cpreg_table(stream: Stream, instance_id: int = 0) -> dict[int, int]:
+    """The ``cpu`` section's cpreg list as {kvm id: value}, in stream order.
+
+    :raise StreamError: the stream has no such cpu section or its arrays are malformed.
+    """
+    try:
+        cpu = stream.section("cpu", instance_id)
+        indexes = _ints(cpu.field("cpreg_vmstate_indexes").value, "cpreg_vmstate_indexes")
+        values = _ints(cpu.field("cpreg_vmstate_values").value, "cpreg_vmstate_values")
+    except KeyError as err:
+        raise StreamError(f"no cpu {instance_id} cpreg arrays in the stream", offset=0) from err
+    if len(indexes) != len(values):
+        raise StreamError("cpreg index and value arrays differ in length", offset=0)
+    return dict(zip(indexes, values, strict=True))
+
+
+def cpreg_differences(src: Mapping[int, int], dst: Mapping[int, int]) -> list[CpregPatch]:
+    """Every edit that turns the source's list into the destination's, by register id.
+
+    Registers only the destination holds with value 0 are left out: the destination
+    accepts their absence (it keeps its reset value, which is that 0).
+    """
+    patches = []
+    for kvm_id in sorted(set(src) | set(dst)):
+        if kvm_id in src and kvm_id in dst:
+            if src[kvm_id] != dst[kvm_id]:
+                patches.append(CpregPatch(kvm_id, PatchAction.SET, src[kvm_id], dst[kvm_id]))
+        elif kvm_id in src:
+            patches.append(CpregPatch(kvm_id, PatchAction.DROP, src[kvm_id], None))
+        elif dst[kvm_id] != 0:
+            patches.append(CpregPatch(kvm_id, PatchAction.INSERT, None, dst[kvm_id]))
+    return patches
+
+
+def apply_patches(table: Mapping[int, int], patches: Iterable[CpregPatch]) -> dict[int, int]:
+    """``table`` with ``patches`` applied (a new dict)."""
+    result = dict(table)
+    for patch in patches:
+        if patch.action is PatchAction.DROP:
+            result.pop(patch.kvm_id, None)
+        else:
+            assert patch.dst_value is not None
+            result[patch.kvm_id] = patch.dst_value
+    return result
+
+
+def rewrite_cpregs(
+    data: bytes, stream: Stream, table: Mapping[int, int], instance_id: int = 0
+) -> bytes:
+    """``data`` (the bytes ``stream`` was decoded from) with the cpreg list replaced by ``table``.
+
+    Entries are written sorted by id, as QEMU keeps them (its list check walks both sorted
+    lists together).
+
+    :raise StreamError: the three fields are not where the patcher expects them.
+    """
+    if len(table) > _MAX_CPREGS:
+        raise StreamError(f"{len(table)} cpregs is more than any QEMU holds", offset=0)
+    try:
+        cpu = stream.section("cpu", instance_id)
+        length, indexes, values = (cpu.field(name) for name in _FIELDS)
+    except KeyError as err:
+        raise StreamError(f"no cpu {instance_id} cpreg arrays in the stream", offset=0) from err
+    if not (length.end == indexes.offset and indexes.end == values.offset and length.length == 4):
+        raise StreamError(
+            "cpreg fields are not contiguous", offset=length.offset, expected="len, indexes, values"
+        )
+    if values.end > len(data):
+        raise StreamError("cpreg values run past the end of the data", offset=values.offset)
+    ids = sorted(table)
+    blob = struct.pack(f">i{len(ids)}Q{len(ids)}Q", len(ids), *ids, *(table[i] for i in ids))
+    return data[: length.offset] + blob + data[values.end :]

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Run every reproducer's ``repro.sh`` by hand (no migfuzz involved) and check its output.
+
+For each corpus entry: ``sh repro.sh`` must show the control loading on the source, and the
+destination printing the recorded first error line (or the recorded assertion, for a
+crash). With ``--resave`` the stream is re-created on the source first. Usage::
+
+    .venv/bin/python scripts/check_repro_scripts.py corpus/ [--resave]
+
+Exits 1 if any entry does not reproduce. Needs the ``lz4`` command unless ``--resave``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from fuzz.corpus import entry_folders, load_entry
+
+
+def expected_line(folder: Path) -> str:
+    """The destination's line that the hand run must print too."""
+    entry = load_entry(folder)
+    step = entry.pair.failing_step
+    if step is None:
+        return ""
+    errors = [m for m in step.messages if not m.lower().startswith("warning:")]
+    return (errors or [""])[0]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("corpus", type=Path)
+    p.add_argument("--resave", action="store_true", help="re-create each stream on the source")
+    args = p.parse_args()
+    failures = 0
+    for folder in entry_folders(args.corpus):
+        want = expected_line(folder)
+        run = subprocess.run(
+            ["sh", str(folder / "repro.sh"), *(["--resave"] if args.resave else [])],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        text = run.stdout + run.stderr
+        pair_part = text.split("== pair:", 1)[-1]
+        ok = "control: loaded" in text and want in pair_part and "pair: loaded" not in pair_part
+        failures += not ok
+        print(f"{'OK  ' if ok else 'FAIL'} {folder.name}: {want[:90]}")
+        if not ok:
+            print("     " + text.strip().replace("\n", "\n     "))
+    print(f"{len(entry_folders(args.corpus)) - failures} reproduced, {failures} did not")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

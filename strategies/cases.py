@@ -1,0 +1,55 @@
+"""Whole cases for the fuzz loop: a configuration both versions start, and a guest.
+
+The guest part shrinks toward "no guest operations" and the configuration part toward
+"plain CPU, no options, one CPU": a minimal reproducer has only what the bug needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from fuzz.case import Case, GuestProgram, MachineConfig
+from fuzz.probe import Capabilities
+from strategies.configs import configurations
+from strategies.guests import Operation, guest_operations, operations_from_json
+from strategies.image import build_guest
+
+
+def rebuild_guest(operations: Sequence[dict[str, Any]], smp: int) -> GuestProgram:
+    """A guest from the JSON form of its operations (as stored in ``GuestProgram.operations``)."""
+    return build_guest(operations_from_json(list(operations)), smp=smp)
+
+
+def _runs_aarch64(config: MachineConfig) -> bool:
+    """Whether an AArch64 guest can run: ``aarch64=off`` makes the CPU AArch32-only."""
+    return ("aarch64", "off") not in config.cpu_properties
+
+
+def _case(config: MachineConfig, operations: list[Operation] | None) -> Case:
+    guest = None if operations is None else build_guest(operations, smp=config.smp)
+    return Case(config=config, guest=guest)
+
+
+def case_strategy(
+    *, guests: bool = True, one_sided: bool = False, max_ops: int = 8
+) -> Callable[[Capabilities, Capabilities], st.SearchStrategy[Case]]:
+    """The loop's case strategy: ``(src caps, dst caps) -> cases`` for that pair.
+
+    :param guests: run a generated guest to its checkpoint before saving; without, the
+        machine is saved paused at reset.
+    :param one_sided: also draw options only one side accepts (expected refusals).
+    """
+
+    def for_pair(src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
+        ops: st.SearchStrategy[list[Operation] | None] = (
+            guest_operations(max_ops=max_ops) if guests else st.none()
+        )
+        configs = configurations(src, dst, one_sided=one_sided)
+        if guests:
+            configs = configs.filter(_runs_aarch64)
+        return st.builds(_case, configs, ops)
+
+    return for_pair

@@ -1,0 +1,31 @@
+"""Fixtures shared by every test folder: the real QEMU version farm.
+
+The farm lives in the user's cache (``$MIGFUZZ_CACHE`` or the XDG default). The ``farm``
+fixture installs whatever Debian version is missing (idempotent, about 6 s a version), so
+a test run on a fresh machine needs no step before it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fuzz.farm import DEBIAN_SUITES, Farm, QemuBinary
+
+#: The four Debian versions every QEMU test runs on.
+VERSIONS = tuple(DEBIAN_SUITES)
+
+
+@pytest.fixture(scope="session")
+def farm() -> Farm:
+    """The version farm with all four Debian versions installed."""
+    f = Farm()
+    missing = [v for v in VERSIONS if v not in f.installed()]
+    if missing:
+        f.install(missing)
+    return f
+
+
+@pytest.fixture(scope="session")
+def binaries(farm: Farm) -> dict[str, QemuBinary]:
+    """Version name -> binary, for the four Debian versions."""
+    return {v: farm.get(v) for v in VERSIONS}
