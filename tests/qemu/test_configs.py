@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from fuzz.case import Case, MachineConfig
@@ -48,14 +48,19 @@ def probes(farm: Farm, binaries: dict[str, QemuBinary]) -> dict[str, Capabilitie
 
 
 def _draw(strategy: st.SearchStrategy[MachineConfig], count: int) -> list[MachineConfig]:
-    """At least ``count`` distinct configurations from ``strategy`` (fewer if it has fewer)."""
+    """At least ``count`` distinct configurations from ``strategy`` (fewer if it has fewer).
+
+    Each round has its own fixed seed: under a derandomized profile (every run here, and
+    Hypothesis's own CI profile) rounds without one would all draw the same examples.
+    """
     drawn: dict[MachineConfig, None] = {}
-    for _ in range(5):
+    for round_index in range(5):
 
         @settings(
             max_examples=count, database=None, deadline=None, phases=[Phase.generate],
             suppress_health_check=[HealthCheck.too_slow],
         )  # fmt: skip
+        @seed(round_index)
         @given(strategy)
         def collect(config: MachineConfig) -> None:
             drawn[config] = None
