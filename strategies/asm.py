@@ -104,6 +104,9 @@ __all__ = [
     "SVC",
     "TBNZ",
     "TBZ",
+    "TLBI_ALLE2",
+    "TLBI_ALLE3",
+    "TLBI_VMALLE1",
     "WFE",
     "WFI",
     "XZR",
@@ -576,6 +579,11 @@ SVC = _form("svc", "svc #{0}", 0xD4000001, _IMM16)
 HVC = _form("hvc", "hvc #{0}", 0xD4000002, _IMM16)
 SMC = _form("smc", "smc #{0}", 0xD4000003, _IMM16)
 BRK = _form("brk", "brk #{0}", 0xD4200000, _IMM16)
+
+# TLB invalidation of the whole current translation regime, one form per exception level.
+TLBI_VMALLE1 = _form("tlbi_vmalle1", "tlbi vmalle1", 0xD508871F)
+TLBI_ALLE2 = _form("tlbi_alle2", "tlbi alle2", 0xD50C871F)
+TLBI_ALLE3 = _form("tlbi_alle3", "tlbi alle3", 0xD50E871F)
 
 
 @dataclass(frozen=True)

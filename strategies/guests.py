@@ -2,19 +2,33 @@
 
 An operation is a frozen dataclass that says one thing the guest does before its
 checkpoint: write a system register, set a general-purpose or SIMD&FP register, fill a
-few words of memory, arm a generic timer (interrupt masked), set NZCV or DAIF, configure
-one interrupt in the GIC distributor. :func:`strategies.image.build_guest` turns a list of
-them into a bare-metal image. Pure data: nothing here starts a process.
+few words of memory, arm a generic timer (interrupt masked), set NZCV, DAIF or SPSel,
+configure one interrupt in the GIC distributor, a private interrupt in the redistributor
+(GICv3) or banked distributor (GICv2), the CPU interface's priority mask, drop to a lower
+exception level, or turn the MMU on with a small page table.
+:func:`strategies.image.build_guest` turns a list of them into a bare-metal image. Pure
+data: nothing here starts a process.
+
+The guest does not know its configuration when it is built: what depends on it is decided
+at run time (an exception-level drop is a no-op where the CPU is already at or below the
+target; GIC operations pick the GICv3 or GICv2 register frame by ID_AA64PFR0_EL1.GIC).
+
+A few combinations would make a guest take an exception or lose its stack, so lists never
+hold them (:func:`check_operations`, and the strategies drop them): after
+:class:`EnableMmu`, no exception-level drop and no write to the translation registers the
+MMU now uses; in a guest that selects SP_EL0 as its stack, no write to SP_EL0. Removing
+any operation from a valid list leaves a valid list, so shrinking and minimizing stay free.
 
 Lists shrink toward no operations, each operation toward its first kind (a GPR write) and
 small values; every draw is local to its operation, so deleting one never changes another.
 
-Not covered (yet): MMU on with page tables, exception-level changes, secondary CPUs doing
-anything but parking, GIC CPU interface and redistributor state, SVE/SME state.
+Not covered (yet): secondary CPUs doing anything but parking, AArch32 exception levels,
+Secure EL2, SVE/SME state, ITS tables, GIC list registers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, TypeAlias
@@ -30,25 +44,38 @@ __all__ = [
     "GIC_IRQS",
     "GPR_COUNT",
     "MAX_FILL_WORDS",
+    "MMU_LOCKED_REGISTERS",
+    "PRIVATE_IRQS",
     "ArmTimer",
     "ConfigureGic",
+    "ConfigurePrivateIrq",
+    "DropToEl",
+    "EnableMmu",
     "FillMemory",
     "Operation",
+    "SelectStack",
     "SetDaif",
     "SetFlags",
     "SetFpReg",
     "SetGpr",
+    "SetPriorityMask",
     "WriteSysReg",
+    "check_operations",
     "daif_settings",
+    "el_drops",
     "flag_settings",
     "fpreg_writes",
     "gic_settings",
     "gpr_writes",
     "guest_operations",
     "memory_fills",
+    "mmu_enables",
     "operations",
     "operations_from_json",
     "operations_to_json",
+    "priority_masks",
+    "private_irq_settings",
+    "stack_selections",
     "sysreg_writes",
     "timer_settings",
 ]
@@ -63,6 +90,10 @@ MAX_FILL_WORDS: Final = 8
 """Most 64-bit words one memory fill writes."""
 GIC_IRQS: Final = range(32, 128)
 """The shared peripheral interrupts a GIC operation may configure (every virt GIC has them)."""
+PRIVATE_IRQS: Final = range(16, 32)
+"""The private peripheral interrupts (PPIs) a private-interrupt operation may configure."""
+MMU_LOCKED_REGISTERS: Final = frozenset({"MAIR_EL1", "TCR_EL1", "TTBR0_EL1"})
+"""Registers :class:`EnableMmu` sets and a later write must not touch (it would unmap the code)."""
 
 _U64: Final = (1 << 64) - 1
 _U128: Final = (1 << 128) - 1
@@ -263,17 +294,171 @@ class ConfigureGic:
         return {"op": self.kind, "irq": self.irq, "priority": self.priority, "enable": self.enable}
 
 
+@dataclass(frozen=True)
+class ConfigurePrivateIrq:
+    """Set one PPI's priority byte and set or clear its enable bit for CPU 0.
+
+    GICv3 keeps PPIs in CPU 0's redistributor (its SGI frame), GICv2 in the banked
+    distributor registers: the guest picks the frame at run time; the offsets are the same.
+    """
+
+    irq: int
+    priority: int
+    enable: bool = False
+    kind: ClassVar[str] = "gic_ppi"
+
+    def __post_init__(self) -> None:
+        """Refuse an interrupt outside :data:`PRIVATE_IRQS` or a priority wider than a byte."""
+        _check_range("irq", self.irq, PRIVATE_IRQS.start, PRIVATE_IRQS.stop - 1)
+        _check_range("priority", self.priority, 0, 255)
+        if not isinstance(self.enable, bool):
+            raise InvalidInput(f"enable={self.enable!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "irq": self.irq, "priority": self.priority, "enable": self.enable}
+
+
+@dataclass(frozen=True)
+class SetPriorityMask:
+    """Write the GIC CPU interface's priority mask: ICC_PMR_EL1 (GICv3) or GICC_PMR (GICv2)."""
+
+    mask: int
+    kind: ClassVar[str] = "gic_pmr"
+
+    def __post_init__(self) -> None:
+        """Refuse a mask wider than a byte."""
+        _check_range("mask", self.mask, 0, 255)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "mask": self.mask}
+
+
+@dataclass(frozen=True)
+class SelectStack:
+    """``msr spsel``: run on SP_EL0 (``sp_el0``) or on the current EL's own SP_ELx.
+
+    The switch carries the current stack pointer over, so the stack stays where it was.
+    """
+
+    sp_el0: bool
+    kind: ClassVar[str] = "spsel"
+
+    def __post_init__(self) -> None:
+        """Refuse a non-bool."""
+        if not isinstance(self.sp_el0, bool):
+            raise InvalidInput(f"sp_el0={self.sp_el0!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "sp_el0": self.sp_el0}
+
+
+@dataclass(frozen=True)
+class DropToEl:
+    """``eret`` from the current EL down to AArch64 EL``el`` (handler mode), if it is lower.
+
+    From EL3, the target runs Non-secure unless ``secure`` (Secure EL1; Secure EL2 would
+    need FEAT_SEL2). On the way the guest sets what the lower EL needs to run the other
+    operations: its vectors and stack, AArch64 below (SCR_EL3.RW, HCR_EL2.RW), EL1 access to
+    the physical timer (CNTHCTL_EL2) and no FP/SIMD trap (CPTR_EL2.TFP) where EL2 exists.
+    PSTATE's NZCV and DAIF carry over. At or below the target, or at EL3 with no EL2 to drop
+    to, it does nothing: the ``el`` read-back says where the guest ended up.
+    """
+
+    el: int
+    secure: bool = False
+    kind: ClassVar[str] = "drop_el"
+
+    def __post_init__(self) -> None:
+        """Refuse a target other than EL1 or EL2, or Secure EL2."""
+        _check_range("el", self.el, 1, 2)
+        if not isinstance(self.secure, bool):
+            raise InvalidInput(f"secure={self.secure!r} is not a bool")
+        if self.secure and self.el == 2:
+            raise InvalidInput("secure EL2 needs FEAT_SEL2: drop to secure EL1 or to EL2")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "el": self.el, "secure": self.secure}
+
+
+@dataclass(frozen=True)
+class EnableMmu:
+    """Turn on stage 1 translation at the current EL with the guest's own page table.
+
+    A 4 KiB-granule, 39-bit table of three 1 GiB blocks: 0..1 GiB as Device-nGnRnE (the
+    UART and GIC), RAM's first GiB identity-mapped as Normal write-back memory, and an alias
+    of that GiB at 2 GiB, which the read-back reads through (so a restore that lost the
+    translation state shows up as a changed value or an abort). ``caches`` also sets
+    SCTLR.C and SCTLR.I.
+    """
+
+    caches: bool = False
+    kind: ClassVar[str] = "mmu"
+
+    def __post_init__(self) -> None:
+        """Refuse a non-bool."""
+        if not isinstance(self.caches, bool):
+            raise InvalidInput(f"caches={self.caches!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "caches": self.caches}
+
+
 Operation: TypeAlias = (
     WriteSysReg | SetGpr | SetFpReg | FillMemory | ArmTimer | SetFlags | SetDaif | ConfigureGic
-)
+    | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
+)  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
 _KINDS: Final[dict[str, type[Operation]]] = {
     cls.kind: cls
     for cls in (
-        WriteSysReg, SetGpr, SetFpReg, FillMemory, ArmTimer, SetFlags, SetDaif, ConfigureGic
+        WriteSysReg, SetGpr, SetFpReg, FillMemory, ArmTimer, SetFlags, SetDaif, ConfigureGic,
+        ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
     )
 }  # fmt: skip
+
+
+def _conflict(op: Operation, earlier: Sequence[Operation], selects_sp_el0: bool) -> str | None:
+    """Why ``op`` may not follow ``earlier`` in a guest, or None if it may."""
+    mmu_on = any(isinstance(e, EnableMmu) for e in earlier)
+    if mmu_on and isinstance(op, DropToEl):
+        return "an exception-level drop after EnableMmu (the lower EL would run untranslated)"
+    if mmu_on and isinstance(op, WriteSysReg) and op.register in MMU_LOCKED_REGISTERS:
+        return f"a write to {op.register} after EnableMmu (it would unmap the running code)"
+    if selects_sp_el0 and isinstance(op, WriteSysReg) and op.register == "SP_EL0":
+        return "a write to SP_EL0 in a guest that selects SP_EL0 as its stack"
+    return None
+
+
+def _selects_sp_el0(operations: Sequence[Operation]) -> bool:
+    return any(isinstance(op, SelectStack) and op.sp_el0 for op in operations)
+
+
+def check_operations(operations: Sequence[Operation]) -> None:
+    """Refuse a list holding a combination that would break the guest (see the module doc).
+
+    :raise InvalidInput: naming the first offending operation by index.
+    """
+    selects = _selects_sp_el0(operations)
+    for index, op in enumerate(operations):
+        reason = _conflict(op, operations[:index], selects)
+        if reason is not None:
+            raise InvalidInput(f"guest operation {index}: {reason}")
+
+
+def _without_conflicts(operations: list[Operation]) -> list[Operation]:
+    """``operations`` minus every operation :func:`check_operations` would refuse."""
+    selects = _selects_sp_el0(operations)
+    kept: list[Operation] = []
+    for op in operations:
+        if _conflict(op, kept, selects) is None:
+            kept.append(op)
+    return kept
 
 
 def _number(data: dict[str, Any], key: str) -> int:
@@ -295,34 +480,22 @@ def _flag(data: dict[str, Any], key: str) -> bool:
 
 
 def _operation_from_json(data: Any) -> Operation:
+    """One operation from its JSON form, field by field from the dataclass's own fields."""
     if not isinstance(data, dict):
         raise TypeError(f"{data!r} is not an object")
     kind = data.get("op")
-    match kind:
-        case "sysreg":
-            return WriteSysReg(str(data["register"]), _number(data, "value"))
-        case "gpr":
-            return SetGpr(_number(data, "register"), _number(data, "value"))
-        case "fpreg":
-            return SetFpReg(_number(data, "register"), _number(data, "value"))
-        case "memory":
-            return FillMemory(
-                _number(data, "offset"),
-                _number(data, "count"),
-                _number(data, "value"),
-                _number(data, "step"),
-            )
-        case "timer":
-            return ArmTimer(data["timer"], _number(data, "compare"), _flag(data, "enable"))
-        case "nzcv":
-            return SetFlags(_number(data, "nzcv"))
-        case "daif":
-            return SetDaif(_number(data, "daif"))
-        case "gic":
-            return ConfigureGic(
-                _number(data, "irq"), _number(data, "priority"), _flag(data, "enable")
-            )
-    raise ValueError(f"op={kind!r} is not one of {', '.join(_KINDS)}")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"op={kind!r} is not one of {', '.join(_KINDS)}")
+    args: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.type == "bool":
+            args[f.name] = _flag(data, f.name)
+        elif f.type == "int":
+            args[f.name] = _number(data, f.name)
+        else:  # a name: a register or a timer, checked by the constructor
+            args[f.name] = str(data[f.name])
+    return cls(**args)
 
 
 def operations_to_json(operations: Iterable[Operation]) -> list[dict[str, Any]]:
@@ -333,8 +506,9 @@ def operations_to_json(operations: Iterable[Operation]) -> list[dict[str, Any]]:
 def operations_from_json(data: Any) -> list[Operation]:
     """Parse :func:`operations_to_json` output back into operations.
 
-    :raise CorpusError: ``data`` is not a list, or an entry is malformed or out of range;
-        the message gives the entry's index.
+    :raise CorpusError: ``data`` is not a list, an entry is malformed or out of range, or
+        the list holds a combination :func:`check_operations` refuses; the message gives the
+        entry's index.
     """
     if not isinstance(data, list | tuple):
         raise CorpusError("guest operations must be a list")
@@ -344,6 +518,10 @@ def operations_from_json(data: Any) -> list[Operation]:
             out.append(_operation_from_json(item))
         except (KeyError, TypeError, ValueError) as err:  # InvalidInput is a ValueError
             raise CorpusError(f"guest operation {index}: {err}") from err
+    try:
+        check_operations(out)
+    except InvalidInput as err:
+        raise CorpusError(str(err)) from err
     return out
 
 
@@ -433,13 +611,44 @@ def gic_settings() -> st.SearchStrategy[ConfigureGic]:
     )
 
 
+def private_irq_settings() -> st.SearchStrategy[ConfigurePrivateIrq]:
+    """One PPI's priority and enable bit, in the redistributor or banked distributor."""
+    return st.builds(
+        ConfigurePrivateIrq,
+        st.integers(PRIVATE_IRQS.start, PRIVATE_IRQS.stop - 1),
+        st.integers(0, 255),
+        st.booleans(),
+    )
+
+
+def priority_masks() -> st.SearchStrategy[SetPriorityMask]:
+    """Writes of the GIC CPU interface's priority mask."""
+    return st.builds(SetPriorityMask, st.integers(0, 255))
+
+
+def stack_selections() -> st.SearchStrategy[SelectStack]:
+    """Switches to SP_EL0 or back to SP_ELx."""
+    return st.builds(SelectStack, st.booleans())
+
+
+def el_drops() -> st.SearchStrategy[DropToEl]:
+    """Drops to EL1 (Non-secure or Secure) or EL2; shrinks toward Non-secure EL1."""
+    return st.one_of(st.just(DropToEl(1)), st.just(DropToEl(2)), st.just(DropToEl(1, secure=True)))
+
+
+def mmu_enables() -> st.SearchStrategy[EnableMmu]:
+    """Turning the MMU on, with or without the caches."""
+    return st.builds(EnableMmu, st.booleans())
+
+
 def operations(
     *, registers: Sequence[str] | None = None, gic: bool = True
 ) -> st.SearchStrategy[Operation]:
     """Any one operation; shrinks toward a GPR write.
 
     :param registers: system registers that may be written (default: the whole table).
-    :param gic: whether GIC distributor operations may be drawn.
+    :param gic: whether GIC operations (distributor, redistributor, CPU interface) may be
+        drawn.
     """
     choices: list[st.SearchStrategy[Operation]] = [
         gpr_writes(),
@@ -449,9 +658,12 @@ def operations(
         flag_settings(),
         daif_settings(),
         timer_settings(),
+        stack_selections(),
+        el_drops(),
+        mmu_enables(),
     ]
     if gic:
-        choices.append(gic_settings())
+        choices += [gic_settings(), private_irq_settings(), priority_masks()]
     return st.one_of(choices)
 
 
@@ -460,11 +672,15 @@ def guest_operations(
 ) -> st.SearchStrategy[list[Operation]]:
     """Lists of up to ``max_ops`` operations, shrinking toward the empty list.
 
+    Operations that :func:`check_operations` would refuse where they were drawn are left
+    out, so every list builds.
+
     :param registers: names of the system registers that may be written (default: the
         whole table; a subset focuses a campaign or avoids a register known to misbehave).
-    :param gic: whether GIC distributor operations may be drawn.
+    :param gic: whether GIC operations may be drawn.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """
     if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 0:
         raise InvalidInput(f"{max_ops=} must be an integer >= 0")
-    return st.lists(operations(registers=registers, gic=gic), max_size=max_ops)
+    drawn = st.lists(operations(registers=registers, gic=gic), max_size=max_ops)
+    return drawn.map(_without_conflicts)

@@ -11,6 +11,13 @@ What the image does, in order (every CPU starts at ``entry`` at its reset EL):
    checkpoint marker; then it polls the UART for the resume byte using only x28/x29.
 4. After resume: the same read-back (the transcript), the done marker, and it parks.
 
+What depends on the configuration is decided at run time, so one image runs on every
+``virt`` configuration: the exception level (CurrentEL), whether EL2 exists
+(ID_AA64PFR0_EL1.EL2) and whether the GIC is a GICv3 (ID_AA64PFR0_EL1.GIC, which QEMU sets
+only when a GICv3 CPU interface is attached). Code for exception-level drops, the MMU,
+SPSel and the GIC redistributor and CPU interface is emitted only when an operation asks
+for it, so a guest without those operations is the same image as before they existed.
+
 Reserved registers: x28 (operation scratch, read-back marker pointer, polling), x29
 (operation scratch, UART base while polling), x30 (link register of the read-back call).
 x0..x27, q0..q31, NZCV, DAIF and every written system register are live across the save.
@@ -41,6 +48,7 @@ from strategies.asm import (
     CBZ,
     CMP_IMM,
     DSB_SY,
+    ERET,
     FMOV_D_X,
     FMOV_V1_X,
     FMOV_X_D,
@@ -57,6 +65,8 @@ from strategies.asm import (
     MSR,
     MSR_DAIFCLR,
     MSR_DAIFSET,
+    MSR_SPSEL,
+    ORR,
     RET,
     SP,
     STP,
@@ -65,6 +75,10 @@ from strategies.asm import (
     STRB,
     SUB_IMM,
     TBNZ,
+    TBZ,
+    TLBI_ALLE2,
+    TLBI_ALLE3,
+    TLBI_VMALLE1,
     WFE,
     Assembler,
     B,
@@ -74,21 +88,30 @@ from strategies.guests import (
     DATA_BASE,
     ArmTimer,
     ConfigureGic,
+    ConfigurePrivateIrq,
+    DropToEl,
+    EnableMmu,
     FillMemory,
     Operation,
+    SelectStack,
     SetDaif,
     SetFlags,
     SetFpReg,
     SetGpr,
+    SetPriorityMask,
     WriteSysReg,
+    check_operations,
     operations_from_json,
     operations_to_json,
 )
 from strategies.sysregs import SYSTEM_REGISTERS, by_name
 
 __all__ = [
+    "GICC_BASE",
     "GICD_BASE",
+    "GICR_SGI_BASE",
     "IMAGE_BASE",
+    "MMU_ALIAS_OFFSET",
     "STACK_TOP",
     "UART_BASE",
     "build_guest",
@@ -105,6 +128,12 @@ UART_BASE: Final = 0x0900_0000
 """The first PL011 on ``virt``."""
 GICD_BASE: Final = 0x0800_0000
 """The GIC distributor on ``virt`` (v2 and v3 alike)."""
+GICC_BASE: Final = 0x0801_0000
+"""The GICv2 CPU interface on ``virt``."""
+GICR_SGI_BASE: Final = 0x080A_0000 + 0x1_0000
+"""CPU 0's GICv3 redistributor SGI/PPI frame on ``virt`` (its second 64 KiB frame)."""
+MMU_ALIAS_OFFSET: Final = 0x4000_0000
+"""With the MMU on, VA ``pa + MMU_ALIAS_OFFSET`` aliases each RAM address ``pa``."""
 
 CHECKPOINT: Final = b"@@MIGFUZZ-CHECKPOINT@@"
 DONE: Final = b"@@MIGFUZZ-DONE@@"
@@ -117,6 +146,7 @@ _FR_RXFE: Final = 4
 _GICD_ISENABLER: Final = 0x100
 _GICD_ICENABLER: Final = 0x180
 _GICD_IPRIORITYR: Final = 0x400
+_GICC_PMR: Final = 0x4
 _STACK_GUARD: Final = 0x1000
 _FRAME: Final = 256  # x0..x27, then NZCV at 224, x30 at 232
 _NZCV_SLOT: Final = 224
@@ -139,6 +169,43 @@ _TIMERS: Final = {
     "virtual": ("CNTV_CVAL_EL0", SysReg(3, 3, 14, 3, 2), "CNTV_CTL_EL0", SysReg(3, 3, 14, 3, 1)),
     "physical": ("CNTP_CVAL_EL0", SysReg(3, 3, 14, 2, 2), "CNTP_CTL_EL0", SysReg(3, 3, 14, 2, 1)),
 }
+_SCR_EL3 = SysReg(3, 6, 1, 1, 0)
+_HCR_EL2 = SysReg(3, 4, 1, 1, 0)
+_CNTHCTL_EL2 = SysReg(3, 4, 14, 1, 0)
+_ID_AA64PFR0 = SysReg(3, 0, 0, 4, 0)
+_SPSEL = SysReg(3, 0, 4, 2, 0)
+_SP_EL0 = SysReg(3, 0, 4, 1, 0)
+_SPSR = {1: SysReg(3, 0, 4, 0, 0), 2: SysReg(3, 4, 4, 0, 0), 3: SysReg(3, 6, 4, 0, 0)}
+_SP = {1: SysReg(3, 4, 4, 1, 0), 2: SysReg(3, 6, 4, 1, 0)}  # SP_EL1, SP_EL2
+_SCTLR = {1: SysReg(3, 0, 1, 0, 0), 2: SysReg(3, 4, 1, 0, 0), 3: SysReg(3, 6, 1, 0, 0)}
+_TCR = {1: SysReg(3, 0, 2, 0, 2), 2: SysReg(3, 4, 2, 0, 2), 3: SysReg(3, 6, 2, 0, 2)}
+_MAIR = {1: SysReg(3, 0, 10, 2, 0), 2: SysReg(3, 4, 10, 2, 0), 3: SysReg(3, 6, 10, 2, 0)}
+_TTBR0 = {1: SysReg(3, 0, 2, 0, 0), 2: SysReg(3, 4, 2, 0, 0), 3: SysReg(3, 6, 2, 0, 0)}
+_TLBI = {1: TLBI_VMALLE1, 2: TLBI_ALLE2, 3: TLBI_ALLE3}
+_ICC_PMR_EL1 = SysReg(3, 0, 4, 6, 0)
+
+# Exception-level drops.
+_SCR_NS: Final = 1 << 0
+_SCR_HCE: Final = 1 << 8
+_SCR_RW: Final = 1 << 10
+_HCR_RW_HALF: Final = 0x8000  # HCR_EL2.RW (bit 31) as MOVZ's imm16 at lsl #16
+_CNTHCTL_EL1_TIMER: Final = 0x3  # EL1PCTEN | EL1PCEN: EL1 may use the physical timer
+_SPSR_MODE: Final = {1: 0b0101, 2: 0b1001}  # EL1h, EL2h
+_CPTR_TFP_CLEAR: Final = _U64 & ~(1 << 10)
+
+# The MMU: MAIR attribute 0 Device-nGnRnE, attribute 1 Normal write-back; TCR: T0SZ 25
+# (39-bit VA, walks start at level 1), inner/outer write-back, inner shareable, 4 KiB
+# granule, TTBR1 walks off (EPD1), bits 31 and 23 set (RES1 in TCR_EL2/EL3; in TCR_EL1
+# they are TG1 = 4 KiB and EPD1), PA size 4 GiB. One value fits every EL.
+_MAIR_VALUE: Final = 0xFF00
+_TCR_VALUE: Final = 25 | 1 << 8 | 1 << 10 | 3 << 12 | 1 << 23 | 1 << 31
+_BLOCK_DEVICE: Final = 0x1 | 0 << 2 | 1 << 10  # block, AttrIndx 0, AF
+_BLOCK_NORMAL: Final = 0x1 | 1 << 2 | 3 << 8 | 1 << 10  # block, AttrIndx 1, inner shareable, AF
+_RAM_BASE: Final = 0x4000_0000
+_SCTLR_M: Final = 1 << 0
+_SCTLR_C_I: Final = 1 << 2 | 1 << 12
+_SCTLR_READ_MASK: Final = _SCTLR_M | _SCTLR_C_I
+
 _CTL_IMASK: Final = 2
 _CTL_READ_MASK: Final = 3  # ENABLE | IMASK: ISTATUS depends on the time of the read
 
@@ -207,9 +274,74 @@ def _el(a: Assembler) -> None:
     a.emit(LSR, 1, 1, 2)
 
 
+def _field(a: Assembler, reg: int, source: SysReg, low_bit: int) -> None:
+    """``reg`` = the 4-bit field of ``source`` at ``low_bit`` (no flags touched)."""
+    a.emit(MRS, reg, source)
+    a.emit(LSL, reg, reg, 60 - low_bit)
+    a.emit(LSR, reg, reg, 60)
+
+
+def _gic_private_base(a: Assembler, reg: int, scratch: int) -> None:
+    """``reg`` = CPU 0's frame of private-interrupt registers: GICv3 SGI frame or GICv2 GICD.
+
+    Both keep ISENABLER0, ICENABLER0 and IPRIORITYR at the distributor's offsets.
+    """
+    v2 = f"gicbase_{a.address:x}"
+    _field(a, scratch, _ID_AA64PFR0, 24)
+    a.mov_imm64(reg, GICD_BASE)
+    a.emit(CBZ, scratch, v2)
+    a.mov_imm64(reg, GICR_SGI_BASE)
+    a.label(v2)
+
+
+def _el_dispatch(a: Assembler, scratch: int, prefix: str, body: Callable[[int], None]) -> None:
+    """Emit ``body(el)`` for EL3, EL2 and EL1; run the one for CurrentEL (no flags touched)."""
+    a.emit(MRS, scratch, _CURRENT_EL)
+    a.emit(TBZ, scratch, 3, f"{prefix}_el1")  # CurrentEL.EL is bits 3:2
+    a.emit(TBZ, scratch, 2, f"{prefix}_el2")
+    for el in (3, 2, 1):
+        if el != 3:
+            a.label(f"{prefix}_el{el}")
+        body(el)
+        a.emit(B, f"{prefix}_end")
+    a.label(f"{prefix}_end")
+
+
+def _sctlr_bits(a: Assembler) -> None:
+    def read(el: int) -> None:
+        a.emit(MRS, 1, _SCTLR[el])
+
+    _el_dispatch(a, 1, f"sctlr_{a.address:x}", read)
+    a.mov_imm64(2, _SCTLR_READ_MASK)
+    a.emit(AND, 1, 1, 2)
+
+
+def _gic_private_load(offset: int) -> _Emit:
+    def emit(a: Assembler) -> None:
+        _gic_private_base(a, 2, 1)
+        a.emit(LDR_W, 1, 2, offset)
+
+    return emit
+
+
+def _priority_mask(a: Assembler) -> None:
+    v2, end = f"pmr_v2_{a.address:x}", f"pmr_end_{a.address:x}"
+    _field(a, 1, _ID_AA64PFR0, 24)
+    a.emit(CBZ, 1, v2)
+    a.emit(MRS, 1, _ICC_PMR_EL1)
+    a.emit(B, end)
+    a.label(v2)
+    a.mov_imm64(2, GICC_BASE)
+    a.emit(LDR_W, 1, 2, _GICC_PMR)
+    a.label(end)
+
+
 def _items(operations: Sequence[Operation]) -> list[_Item]:
     """Every read-back line for ``operations``, in transcript order."""
     items = [_Item("el", (_el,))]
+    if any(isinstance(op, EnableMmu) for op in operations):
+        items.append(_Item("mmu_sctlr", (_sctlr_bits,)))
+        items.append(_Item("mmu_alias", (_load(IMAGE_BASE + MMU_ALIAS_OFFSET, word=False),)))
     written = {op.register for op in operations if isinstance(op, WriteSysReg)}
     items += [_Item(r.name, (_mrs(r.encoding),)) for r in SYSTEM_REGISTERS if r.name in written]
     timers = {op.timer for op in operations if isinstance(op, ArmTimer)}
@@ -224,12 +356,22 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
     for n in sorted({irq // 4 for irq in irqs}):
         address = GICD_BASE + _GICD_IPRIORITYR + 4 * n
         items.append(_Item(f"GICD_IPRIORITYR{n}", (_load(address, word=True),)))
+    ppis = {op.irq for op in operations if isinstance(op, ConfigurePrivateIrq)}
+    if ppis:
+        items.append(_Item("GIC_PPI_ISENABLER0", (_gic_private_load(_GICD_ISENABLER),)))
+    for n in sorted({irq // 4 for irq in ppis}):
+        offset = _GICD_IPRIORITYR + 4 * n
+        items.append(_Item(f"GIC_PPI_IPRIORITYR{n}", (_gic_private_load(offset),)))
+    if any(isinstance(op, SetPriorityMask) for op in operations):
+        items.append(_Item("GIC_PMR", (_priority_mask,)))
     for address in sorted(_final_memory(operations)):
         items.append(_Item(_memory_name(address), (_load(address, word=False),)))
     gprs = sorted({op.register for op in operations if isinstance(op, SetGpr)})
     items += [_Item(f"x{n}", (_frame_slot(8 * n),)) for n in gprs]
     fprs = sorted({op.register for op in operations if isinstance(op, SetFpReg)})
     items += [_Item(f"q{n}", (_q_high(n), _q_low(n))) for n in fprs]
+    if any(isinstance(op, SelectStack) for op in operations):
+        items.append(_Item("spsel", (_mrs(_SPSEL),)))
     items.append(_Item("nzcv", (_frame_slot(_NZCV_SLOT),)))
     items.append(_Item("daif", (_mrs(_DAIF),)))
     return items
@@ -238,11 +380,15 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
 def readback_items(operations: Sequence[Operation]) -> list[str]:
     """The names of the read-back lines the guest for ``operations`` prints, in order.
 
-    Always ``el`` (CurrentEL.EL) first and ``nzcv``, ``daif`` last; in between, each written
-    system register (table order), each armed timer's CVAL and CTL (CTL masked to ENABLE and
-    IMASK), the GIC distributor words touched, each memory word written (by address), each
-    GPR ``xN`` and each ``qN`` set (by number). A value is ``0x`` and 16 hex digits (32 for
-    ``qN``, high half first).
+    Always ``el`` (CurrentEL.EL) first, then with the MMU on ``mmu_sctlr`` (the current EL's
+    SCTLR masked to M, C and I) and ``mmu_alias`` (the image's first 8 bytes read through
+    the page table's alias); then each written system register (table order), each armed
+    timer's CVAL and CTL (CTL masked to ENABLE and IMASK), the GIC distributor words touched,
+    the private-interrupt words touched (``GIC_PPI_*``, GICv3 redistributor or GICv2 banked
+    distributor), the CPU interface's ``GIC_PMR``, each memory word written (by address),
+    each GPR ``xN`` and each ``qN`` set (by number), ``spsel`` in a guest that selects its
+    stack, and last ``nzcv`` and ``daif``. A value is ``0x`` and 16 hex digits (32 for ``qN``,
+    high half first).
     """
     return [item.name for item in _items(operations)]
 
@@ -250,9 +396,11 @@ def readback_items(operations: Sequence[Operation]) -> list[str]:
 def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
     """The read-back values fixed by ``operations`` alone, as the guest prints them.
 
-    GPRs, Q registers, memory words, and NZCV and DAIF when an operation set them: these
-    must read back exactly as written. System registers, timers and GIC words are absent:
-    the CPU may legitimately mask what was written (compare them with the source's read-back).
+    GPRs, Q registers, memory words, NZCV and DAIF when an operation set them (an
+    exception-level drop carries them over), and SPSel when no drop follows the last stack
+    selection: these must read back exactly as written. System registers, timers, GIC words
+    and the exception level are absent: they depend on the CPU and configuration (compare
+    them with the source's read-back).
     """
     out: dict[str, str] = {}
     for address, value in sorted(_final_memory(operations).items()):
@@ -261,6 +409,7 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
     fprs: dict[int, int] = {}
     nzcv: int | None = None
     daif: int | None = None
+    spsel: int | None = None
     for op in operations:
         if isinstance(op, SetGpr):
             gprs[op.register] = op.value
@@ -270,12 +419,18 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
             nzcv = op.nzcv
         elif isinstance(op, SetDaif):
             daif = op.daif
+        elif isinstance(op, SelectStack):
+            spsel = 0 if op.sp_el0 else 1
+        elif isinstance(op, DropToEl):
+            spsel = None  # the drop returns to ELxh, unless it did nothing
     out.update({f"x{n}": _hex(gprs[n]) for n in sorted(gprs)})
     out.update({f"q{n}": _hex(fprs[n], 32) for n in sorted(fprs)})
     if nzcv is not None:
         out["nzcv"] = _hex(nzcv << 28)
     if daif is not None:
         out["daif"] = _hex(daif << 6)
+    if spsel is not None:
+        out["spsel"] = _hex(spsel)
     return out
 
 
@@ -285,6 +440,13 @@ class _Builder:
     def __init__(self) -> None:
         self.a = Assembler(IMAGE_BASE)
         self._strings: dict[bytes, str] = {}
+        self._labels = 0
+        self._page_table = False
+
+    def fresh(self, prefix: str) -> str:
+        """A label no other call returns."""
+        self._labels += 1
+        return f"{prefix}_{self._labels}"
 
     def string(self, text: bytes) -> str:
         """The label of a NUL-terminated copy of ``text`` in the image's string pool."""
@@ -314,6 +476,8 @@ class _Builder:
         self.puthex()
         self.exception_report()
         self.string_pool()
+        if self._page_table:
+            self.page_table()
         return a
 
     def vectors(self) -> None:
@@ -400,6 +564,133 @@ class _Builder:
                 bit = 1 << (op.irq % 32)
                 a.emit(MOVZ, 28, bit >> 16 if bit >> 16 else bit, 16 if bit >> 16 else 0)
                 a.emit(STR_W, 28, 29, 0)
+            case _:
+                self.control_operation(op)
+
+    def control_operation(self, op: Operation) -> None:
+        """The GIC's private interrupts and CPU interface, SPSel, EL drops and the MMU."""
+        a = self.a
+        match op:
+            case ConfigurePrivateIrq():
+                _gic_private_base(a, 29, 28)
+                a.emit(MOVZ, 28, op.priority)
+                a.emit(STRB, 28, 29, _GICD_IPRIORITYR + op.irq)
+                a.emit(MOVZ, 28, 1 << (op.irq - 16), 16)  # PPIs are bits 16..31
+                a.emit(STR_W, 28, 29, _GICD_ISENABLER if op.enable else _GICD_ICENABLER)
+            case SetPriorityMask():
+                self.priority_mask(op.mask)
+            case SelectStack():
+                self.select_stack(op.sp_el0)
+            case DropToEl():
+                self.drop_to_el(op.el, secure=op.secure)
+            case EnableMmu():
+                self.enable_mmu(caches=op.caches)
+
+    # -- operations that branch at run time (x28, x29 only; NZCV untouched) -------------
+
+    def priority_mask(self, mask: int) -> None:
+        a, v2, done = self.a, self.fresh("pmr_v2"), self.fresh("pmr_done")
+        _field(a, 28, _ID_AA64PFR0, 24)
+        a.emit(CBZ, 28, v2)
+        a.emit(MOVZ, 28, mask)
+        a.emit(MSR, _ICC_PMR_EL1, 28)
+        a.emit(B, done)
+        a.label(v2)
+        a.mov_imm64(29, GICC_BASE)
+        a.emit(MOVZ, 28, mask)
+        a.emit(STR_W, 28, 29, _GICC_PMR)
+        a.label(done)
+
+    def select_stack(self, sp_el0: bool) -> None:
+        a, done = self.a, self.fresh("spsel_done")
+        a.emit(MRS, 28, _SPSEL)
+        if sp_el0:
+            a.emit(CBZ, 28, done)
+            a.emit(ADD_IMM, 28, SP, 0)
+            a.emit(MSR, _SP_EL0, 28)
+            a.emit(MSR_SPSEL, 0)
+        else:
+            a.emit(CBNZ, 28, done)
+            a.emit(ADD_IMM, 28, SP, 0)
+            a.emit(MSR_SPSEL, 1)
+            a.emit(ADD_IMM, SP, 28, 0)
+        a.label(done)
+
+    def _orr_into(self, reg: SysReg, bits: int, *, shift: int = 0) -> None:
+        """``reg |= bits << shift`` (``bits`` fits MOVZ's 16 bits)."""
+        a = self.a
+        a.emit(MRS, 28, reg)
+        a.emit(MOVZ, 29, bits, shift)
+        a.emit(ORR, 28, 28, 29)
+        a.emit(MSR, reg, 28)
+
+    def _eret(self, source: int, target: int, resume: str) -> None:
+        """Return from EL``source`` to EL``target``h at ``resume``: same stack, NZCV, DAIF."""
+        a = self.a
+        a.emit(ADR, 28, "vectors")
+        a.emit(MSR, _VBAR[target], 28)
+        a.emit(ADD_IMM, 28, SP, 0)
+        a.emit(MSR, _SP[target], 28)
+        a.emit(MRS, 28, _NZCV)
+        a.emit(MRS, 29, _DAIF)
+        a.emit(ORR, 28, 28, 29)
+        a.emit(MOVZ, 29, _SPSR_MODE[target])
+        a.emit(ORR, 28, 28, 29)
+        a.emit(MSR, _SPSR[source], 28)
+        a.emit(ADR, 28, resume)
+        a.emit(MSR, _ELR[source], 28)
+        a.emit(ERET)
+
+    def drop_to_el(self, target: int, *, secure: bool) -> None:
+        a = self.a
+        done, from_el2, no_el2 = (
+            self.fresh("drop_done"),
+            self.fresh("drop_from2"),
+            self.fresh("drop_no_el2"),
+        )
+        a.emit(MRS, 28, _CURRENT_EL)
+        a.emit(TBZ, 28, 3, done)  # at EL1: nothing below to drop to
+        a.emit(TBZ, 28, 2, done if target == 2 else from_el2)
+        # At EL3. Where EL2 exists, let the levels below run what the operations do.
+        _field(a, 28, _ID_AA64PFR0, 8)
+        a.emit(CBZ, 28, no_el2 if target == 1 else done)
+        self._orr_into(_HCR_EL2, _HCR_RW_HALF, shift=16)
+        self._orr_into(_CNTHCTL_EL2, _CNTHCTL_EL1_TIMER)
+        a.emit(MRS, 28, _CPTR[2])
+        a.mov_imm64(29, _CPTR_TFP_CLEAR)
+        a.emit(AND, 28, 28, 29)
+        a.emit(MSR, _CPTR[2], 28)
+        a.label(no_el2)
+        scr = _SCR_RW | (0 if secure else _SCR_NS) | (_SCR_HCE if target == 2 else 0)
+        self._orr_into(_SCR_EL3, scr)
+        self._eret(3, target, done)
+        if target == 1:
+            a.label(from_el2)
+            self._orr_into(_HCR_EL2, _HCR_RW_HALF, shift=16)
+            self._orr_into(_CNTHCTL_EL2, _CNTHCTL_EL1_TIMER)
+            self._eret(2, 1, done)
+        a.label(done)
+
+    def enable_mmu(self, *, caches: bool) -> None:
+        a = self.a
+        self._page_table = True
+        sctlr = _SCTLR_M | (_SCTLR_C_I if caches else 0)
+
+        def at(el: int) -> None:
+            a.mov_imm64(28, _MAIR_VALUE)
+            a.emit(MSR, _MAIR[el], 28)
+            a.mov_imm64(28, _TCR_VALUE)
+            a.emit(MSR, _TCR[el], 28)
+            a.emit(ADR, 28, "page_table")
+            a.emit(MSR, _TTBR0[el], 28)
+            a.emit(DSB_SY)
+            a.emit(_TLBI[el])
+            a.emit(DSB_SY)
+            a.emit(ISB)
+            self._orr_into(_SCTLR[el], sctlr)
+            a.emit(ISB)
+
+        _el_dispatch(a, 28, self.fresh("mmu"), at)
 
     def checkpoint_and_resume(self) -> None:
         """Read-back, checkpoint, poll for the resume byte (x28/x29 only), read-back, done."""
@@ -518,6 +809,16 @@ class _Builder:
         a.emit(WFE)
         a.emit(B, "exception_park")
 
+    def page_table(self) -> None:
+        """The level-1 table :class:`~strategies.guests.EnableMmu` installs (entries 0..2)."""
+        a = self.a
+        a.align(4096)
+        a.label("page_table")
+        a.quad(0x0000_0000 | _BLOCK_DEVICE)
+        a.quad(_RAM_BASE | _BLOCK_NORMAL)
+        a.quad(_RAM_BASE | _BLOCK_NORMAL)  # VA 2 GiB: the alias
+        assert _RAM_BASE + MMU_ALIAS_OFFSET == 2 * (1 << 30)
+
     def string_pool(self) -> None:
         a = self.a
         a.label("hexdigits")
@@ -541,11 +842,14 @@ def build_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgra
     ``smp`` (every CPU but the first parks itself by its MPIDR); the argument is checked so
     a caller passes its configuration's CPU count.
 
-    :raise InvalidInput: ``smp`` < 1, or the image would not fit below the stack.
+    :raise InvalidInput: ``smp`` < 1, the operations hold a combination
+        :func:`~strategies.guests.check_operations` refuses, or the image would not fit
+        below the stack.
     """
     if isinstance(smp, bool) or not isinstance(smp, int) or smp < 1:
         raise InvalidInput(f"{smp=} must be an integer >= 1")
     ops = list(operations)
+    check_operations(ops)
     a = _Builder().build(ops)
     image = a.assemble()
     if IMAGE_BASE + len(image) > STACK_TOP - _STACK_GUARD:

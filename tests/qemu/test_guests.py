@@ -2,10 +2,14 @@
 
 For each of the four versions, Hypothesis draws 200 guests (25 examples of 8, run
 concurrently, each case in its own temp folder) on ``virt-5.2``, mostly ``cortex-a57`` and
-some ``max``. Each must reach its checkpoint; the A->A transcript must equal the pre-save
-read-back item by item and name exactly the items the builder promised; GPRs, Q registers,
-memory, NZCV and DAIF must read back exactly as written (system registers may be masked by
-the CPU, so they are compared with the pre-save read-back only).
+some ``max``, starting at EL1, EL2 or EL3 with a GICv2 or GICv3. Each must reach its
+checkpoint; the A->A transcript must equal the pre-save read-back item by item and name
+exactly the items the builder promised; GPRs, Q registers, memory, NZCV, DAIF and SPSel
+must read back exactly as written (system registers may be masked by the CPU, so they are
+compared with the pre-save read-back only).
+
+QEMU 5.2 refuses its own stream of a CPU saved at EL3 (``secure=on``), so on 5.2 the drawn
+guests start at EL1 or EL2 only, and the fixed cases below expect that refusal.
 """
 
 from __future__ import annotations
@@ -32,12 +36,17 @@ from fuzz.transcript import (
 from strategies.guests import (
     ArmTimer,
     ConfigureGic,
+    ConfigurePrivateIrq,
+    DropToEl,
+    EnableMmu,
     FillMemory,
     Operation,
+    SelectStack,
     SetDaif,
     SetFlags,
     SetFpReg,
     SetGpr,
+    SetPriorityMask,
     WriteSysReg,
     guest_operations,
 )
@@ -52,6 +61,19 @@ BATCH = 8
 EXAMPLES = 25  # x BATCH = 200 guests per version
 # sampled_from shrinks toward the first entry: a failure is reported on cortex-a57 if it can be.
 CPUS = st.sampled_from(("cortex-a57", "cortex-a57", "cortex-a57", "max"))
+Options = tuple[tuple[str, str], ...]
+VIRT: Options = (("virtualization", "on"),)
+SECURE: Options = (("secure", "on"),)
+GICV3: Options = (("gic-version", "3"),)
+#: Reset EL1, EL2, EL3, EL3 with EL2, each with the default GICv2 or a GICv3.
+OPTION_SETS: tuple[Options, ...] = tuple(
+    (*el, *gic) for el in ((), VIRT, SECURE, (*SECURE, *VIRT)) for gic in ((), GICV3)
+)
+
+
+def _option_sets(version: str) -> tuple[Options, ...]:
+    """The option sets whose A->A round trip ``version`` can do (5.2: not at EL3)."""
+    return tuple(o for o in OPTION_SETS if version != "5.2" or SECURE[0] not in o)
 
 
 def _run_batch(
@@ -98,6 +120,7 @@ def test_drawn_guests_read_back_the_same_after_a_same_version_restore(
     binaries: dict[str, QemuBinary], version: str
 ) -> None:
     binary = binaries[version]
+    options = st.sampled_from(_option_sets(version))
 
     @settings(
         max_examples=EXAMPLES,
@@ -106,9 +129,12 @@ def test_drawn_guests_read_back_the_same_after_a_same_version_restore(
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(st.lists(st.tuples(CPUS, guest_operations()), min_size=BATCH, max_size=BATCH))
-    def check(batch: list[tuple[str, list[Operation]]]) -> None:
-        cases = [(MachineConfig(COMMON_MACHINE, cpu), ops) for cpu, ops in batch]
+    @given(st.lists(st.tuples(CPUS, options, guest_operations()), min_size=BATCH, max_size=BATCH))
+    def check(batch: list[tuple[str, Options, list[Operation]]]) -> None:
+        cases = [
+            (MachineConfig(COMMON_MACHINE, cpu, machine_options=opts), ops)
+            for cpu, opts, ops in batch
+        ]
         for (_, ops), result in zip(cases, _run_batch(binary, cases), strict=True):
             _check_round_trip(ops, result)
 
@@ -176,3 +202,67 @@ def test_secondary_cpus_park_and_do_not_disturb_the_read_back(
     [result] = _run_batch(binaries["11.1"], cases)
     before = _check_round_trip(ops, result)
     assert before["TPIDR_EL0"] == f"0x{0x1234:016x}"
+
+
+#: Guests of the control operations: EL drops, SPSel, the MMU, the GIC's private side.
+CONTROL_GUESTS: dict[str, list[Operation]] = {
+    "drop-to-el1": [
+        SetFlags(0b1010), SetDaif(0b0101), DropToEl(1), WriteSysReg("TPIDR_EL1", 5),
+        ArmTimer("physical", 7, enable=True), SetGpr(3, 9),
+    ],
+    "drop-to-el2": [DropToEl(2), ArmTimer("physical", 7, enable=True), SetFpReg(2, 1 << 99)],
+    "drop-to-secure-el1": [DropToEl(1, secure=True), ArmTimer("virtual", 1), SetFpReg(1, 3)],
+    "stack": [SelectStack(sp_el0=True), SetGpr(1, 2), DropToEl(1), SelectStack(sp_el0=True)],
+    "mmu": [EnableMmu(), FillMemory(0, 2, 5, 1)],
+    "mmu-el1-caches": [DropToEl(1), EnableMmu(caches=True), WriteSysReg("TTBR1_EL1", 0x1000)],
+    "gic-private": [
+        ConfigurePrivateIrq(27, 0xA0, enable=True), ConfigurePrivateIrq(16, 0x10),
+        SetPriorityMask(0xF0),
+    ],
+    "everything": [
+        SetFlags(3), ConfigureGic(40, 5, enable=True), DropToEl(2), SelectStack(sp_el0=True),
+        ConfigurePrivateIrq(30, 0x80, enable=True), DropToEl(1), SetPriorityMask(0x80),
+        EnableMmu(caches=True),
+    ],
+}  # fmt: skip
+
+
+def _final_el(ops: Sequence[Operation], options: Options) -> int:
+    """Where the guest should end up: its reset EL, lowered by each drop that can happen."""
+    has_el2 = VIRT[0] in options
+    el = 3 if SECURE[0] in options else 2 if has_el2 else 1
+    for op in ops:
+        if isinstance(op, DropToEl) and el > op.el and (op.el == 1 or has_el2):
+            el = op.el
+    return el
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_control_operations_take_effect_and_survive_a_same_version_restore(
+    binaries: dict[str, QemuBinary], version: str
+) -> None:
+    """Each control guest on every reset EL and GIC: the EL it ends at, translation through
+    the alias, the GIC's private words and SPSel read back as set, before and after A->A."""
+    cases = [
+        (MachineConfig(COMMON_MACHINE, ("cortex-a57", "max")[i % 2], machine_options=opts), ops)
+        for i, ops in enumerate(CONTROL_GUESTS.values())
+        for opts in OPTION_SETS
+    ]
+    for (config, ops), result in zip(cases, _run_batch(binaries[version], cases), strict=True):
+        el = _final_el(ops, config.machine_options)
+        where = (config.describe(), ops)
+        if version == "5.2" and el == 3:
+            before = _check_pre_save(ops, result)
+            assert result.verdict is Verdict.REFUSED, result.summary()
+        else:
+            before = _check_round_trip(ops, result)
+        assert before["el"] == f"0x{el:016x}", where
+        if any(isinstance(op, EnableMmu) for op in ops):
+            first_word = int.from_bytes(build_guest(ops).image[:8], "little")
+            assert before["mmu_alias"] == f"0x{first_word:016x}", where
+            caches = any(isinstance(op, EnableMmu) and op.caches for op in ops)
+            assert int(before["mmu_sctlr"], 16) == (0x1005 if caches else 0x1), where
+        if ops is CONTROL_GUESTS["gic-private"] and SECURE[0] not in config.machine_options:
+            assert int(before["GIC_PPI_IPRIORITYR6"], 16) >> 24 == 0xA0, where
+            assert int(before["GIC_PPI_ISENABLER0"], 16) & (1 << 27), where
+            assert int(before["GIC_PMR"], 16) == 0xF0, where

@@ -24,15 +24,22 @@ from fuzz.transcript import (
 )
 from strategies.guests import (
     DATA_SIZE,
+    MMU_LOCKED_REGISTERS,
     ArmTimer,
     ConfigureGic,
+    ConfigurePrivateIrq,
+    DropToEl,
+    EnableMmu,
     FillMemory,
     Operation,
+    SelectStack,
     SetDaif,
     SetFlags,
     SetFpReg,
     SetGpr,
+    SetPriorityMask,
     WriteSysReg,
+    check_operations,
     guest_operations,
     operations_from_json,
     operations_to_json,
@@ -54,7 +61,15 @@ EVERY_KIND: list[Operation] = [
     ConfigureGic(127, 0xFF, enable=True),
     SetDaif(15),
     SetFlags(15),
+    ConfigurePrivateIrq(27, 0xA0, enable=True),
+    ConfigurePrivateIrq(16, 0),
+    SetPriorityMask(0xF0),
+    SelectStack(sp_el0=False),
+    DropToEl(2),
+    DropToEl(1, secure=True),
+    EnableMmu(caches=True),
 ]
+"""Every operation kind; valid as a whole (the MMU comes last, SP_EL0 is never the stack)."""
 
 
 # -- the builder -----------------------------------------------------------------------
@@ -122,6 +137,44 @@ def test_expected_values_follow_the_last_write() -> None:
     }
 
 
+def test_control_operations_add_their_read_back_items() -> None:
+    ops: list[Operation] = [
+        ConfigurePrivateIrq(27, 1),
+        ConfigurePrivateIrq(30, 2),
+        SetPriorityMask(3),
+        SelectStack(sp_el0=True),
+        EnableMmu(),
+    ]
+    assert readback_items(ops) == [
+        "el",
+        "mmu_sctlr",
+        "mmu_alias",
+        "GIC_PPI_ISENABLER0",
+        "GIC_PPI_IPRIORITYR6",
+        "GIC_PPI_IPRIORITYR7",
+        "GIC_PMR",
+        "spsel",
+        "nzcv",
+        "daif",
+    ]
+
+
+def test_spsel_is_expected_unless_a_drop_follows_the_last_selection() -> None:
+    selected: list[Operation] = [SelectStack(sp_el0=True), SetGpr(0, 1)]
+    assert expected_values(selected)["spsel"] == f"0x{0:016x}"
+    assert expected_values([*selected, SelectStack(sp_el0=False)])["spsel"] == f"0x{1:016x}"
+    assert "spsel" not in expected_values([*selected, DropToEl(1)])
+    assert expected_values([DropToEl(1), *selected])["spsel"] == f"0x{0:016x}"
+
+
+def test_the_page_table_is_in_the_image_only_with_the_mmu_on() -> None:
+    plain, mmu = build_guest([SetGpr(0, 1)]), build_guest([SetGpr(0, 1), EnableMmu()])
+    assert "L_page_table:" not in plain.listing
+    assert "L_page_table:" in mmu.listing
+    # the level-1 table sits on a 4 KiB boundary, at the image's end
+    assert (len(mmu.image) - 24) % 4096 == 0
+
+
 def test_the_empty_guest_reads_back_only_el_and_pstate() -> None:
     assert readback_items([]) == ["el", "nzcv", "daif"]
     assert expected_values([]) == {}
@@ -166,12 +219,61 @@ def test_every_kind_round_trips_through_json() -> None:
         {"op": "gic", "irq": 31, "priority": 0},
         {"op": "nzcv", "nzcv": 16},
         {"op": "daif", "daif": "zero"},
+        {"op": "gic_ppi", "irq": 32, "priority": 0},
+        {"op": "gic_pmr", "mask": 256},
+        {"op": "spsel", "sp_el0": 0},
+        {"op": "drop_el", "el": 3},
+        {"op": "drop_el", "el": 2, "secure": True},
+        {"op": "mmu", "caches": "on"},
         "gpr",
     ],
 )
 def test_malformed_operations_are_a_corpus_error_naming_the_entry(bad: object) -> None:
     with pytest.raises(CorpusError, match="guest operation 1"):
         operations_from_json([{"op": "nzcv", "nzcv": 1}, bad])
+
+
+@pytest.mark.parametrize(
+    ("ops", "index", "match"),
+    [
+        ([EnableMmu(), SetGpr(0, 1), DropToEl(1)], 2, "drop after EnableMmu"),
+        *(([EnableMmu(), WriteSysReg(name, 0)], 1, name) for name in sorted(MMU_LOCKED_REGISTERS)),
+        ([WriteSysReg("SP_EL0", 0x40), SelectStack(sp_el0=True)], 0, "SP_EL0"),
+        ([SelectStack(sp_el0=True), SelectStack(False), WriteSysReg("SP_EL0", 0)], 2, "SP_EL0"),
+    ],
+)
+def test_combinations_that_would_break_the_guest_are_refused(
+    ops: list[Operation], index: int, match: str
+) -> None:
+    with pytest.raises(InvalidInput, match=f"guest operation {index}: .*{match}"):
+        check_operations(ops)
+    with pytest.raises(InvalidInput, match=match):
+        build_guest(ops)
+    with pytest.raises(CorpusError, match=f"guest operation {index}"):
+        operations_from_json(operations_to_json(ops))
+
+
+def test_what_the_mmu_does_not_use_may_still_be_written_after_it() -> None:
+    check_operations([EnableMmu(), WriteSysReg("TTBR1_EL1", 0x1000), EnableMmu(caches=True)])
+    check_operations([DropToEl(1), EnableMmu(), SelectStack(sp_el0=False)])
+    check_operations([WriteSysReg("SP_EL0", 8), SelectStack(sp_el0=False)])
+
+
+@given(guest_operations(max_ops=16), st.data())
+def test_drawn_lists_are_valid_and_stay_valid_with_any_operation_removed(
+    ops: list[Operation], data: st.DataObject
+) -> None:
+    check_operations(ops)
+    if ops:
+        index = data.draw(st.integers(0, len(ops) - 1))
+        check_operations(ops[:index] + ops[index + 1 :])
+
+
+def test_secure_el2_is_not_a_target() -> None:
+    with pytest.raises(InvalidInput, match="FEAT_SEL2"):
+        DropToEl(2, secure=True)
+    with pytest.raises(InvalidInput, match="el="):
+        DropToEl(3)
 
 
 def test_operations_must_be_a_list() -> None:
