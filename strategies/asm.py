@@ -68,6 +68,7 @@ __all__ = [
     "FMOV_X_V1",
     "FORMS",
     "HVC",
+    "INDEX_D",
     "ISB",
     "LDP",
     "LDP_POST",
@@ -88,6 +89,7 @@ __all__ = [
     "MSR_SPSEL",
     "NOP",
     "ORR",
+    "RDVL",
     "RET",
     "SEV",
     "SMC",
@@ -99,6 +101,7 @@ __all__ = [
     "STRB",
     "STR_Q",
     "STR_W",
+    "STR_Z",
     "SUB",
     "SUB_IMM",
     "SVC",
@@ -229,6 +232,8 @@ _REG_SYNTAX: Final = {
     "d": ("d{}", "d31"),
     "q": ("q{}", "q31"),
     "vd1": ("v{}.d[1]", "v31.d[1]"),
+    "z": ("z{}", "z31"),
+    "zd": ("z{}.d", "z31.d"),
 }
 
 
@@ -580,6 +585,11 @@ HVC = _form("hvc", "hvc #{0}", 0xD4000002, _IMM16)
 SMC = _form("smc", "smc #{0}", 0xD4000003, _IMM16)
 BRK = _form("brk", "brk #{0}", 0xD4200000, _IMM16)
 
+# SVE: fill a vector with base + i * step, store a whole vector, read the vector length.
+INDEX_D = _form("index_d", "index {0}, {1}, {2}", 0x04E04C00, Reg("zd", 0, "zd"), _RN, _RM)
+STR_Z = _form("str_z", "str {0}, [{1}]", 0xE5804000, Reg("zt", 0, "z"), _RN_SP)
+RDVL = _form("rdvl", "rdvl {0}, #{1}", 0x04BF5000, _RD, Imm("imm6", 6, 5, signed=True))
+
 # TLB invalidation of the whole current translation regime, one form per exception level.
 TLBI_VMALLE1 = _form("tlbi_vmalle1", "tlbi vmalle1", 0xD508871F)
 TLBI_ALLE2 = _form("tlbi_alle2", "tlbi alle2", 0xD50C871F)
@@ -741,7 +751,11 @@ class Assembler:
 
         :raise InvalidInput: as :meth:`assemble`.
         """
-        lines = [f"// migfuzz guest, base address {self.base_address:#x}", "\t.text"]
+        lines = [
+            f"// migfuzz guest, base address {self.base_address:#x}",
+            "\t.arch armv8-a+sve",
+            "\t.text",
+        ]
         for item in self._items:
             match item:
                 case _Instruction():

@@ -1,17 +1,19 @@
 """Guest-state operations and the Hypothesis strategies that draw lists of them.
 
 An operation is a frozen dataclass that says one thing the guest does before its
-checkpoint: write a system register, set a general-purpose or SIMD&FP register, fill a
-few words of memory, arm a generic timer (interrupt masked), set NZCV, DAIF or SPSel,
-configure one interrupt in the GIC distributor, a private interrupt in the redistributor
-(GICv3) or banked distributor (GICv2), the CPU interface's priority mask, drop to a lower
-exception level, or turn the MMU on with a small page table.
+checkpoint: write a system register, set a general-purpose or SIMD&FP register, fill an
+SVE vector register (where the CPU has SVE), fill a few words of memory, arm a generic
+timer (interrupt masked), set NZCV, DAIF or SPSel, configure one interrupt in the GIC
+distributor, a private interrupt in the redistributor (GICv3) or banked distributor
+(GICv2), the CPU interface's priority mask, drop to a lower exception level, or turn the
+MMU on with a small page table.
 :func:`strategies.image.build_guest` turns a list of them into a bare-metal image. Pure
 data: nothing here starts a process.
 
 The guest does not know its configuration when it is built: what depends on it is decided
 at run time (an exception-level drop is a no-op where the CPU is already at or below the
-target; GIC operations pick the GICv3 or GICv2 register frame by ID_AA64PFR0_EL1.GIC).
+target; GIC operations pick the GICv3 or GICv2 register frame by ID_AA64PFR0_EL1.GIC; an
+SVE write does nothing on a CPU without SVE).
 
 A few combinations would make a guest take an exception or lose its stack, so lists never
 hold them (:func:`check_operations`, and the strategies drop them): after
@@ -23,7 +25,7 @@ Lists shrink toward no operations, each operation toward its first kind (a GPR w
 small values; every draw is local to its operation, so deleting one never changes another.
 
 Not covered (yet): secondary CPUs doing anything but parking, AArch32 exception levels,
-Secure EL2, SVE/SME state, ITS tables, GIC list registers.
+Secure EL2, SVE predicate registers and FFR, SME, ITS tables, GIC list registers.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ __all__ = [
     "SetFpReg",
     "SetGpr",
     "SetPriorityMask",
+    "SetSveReg",
     "WriteSysReg",
     "check_operations",
     "daif_settings",
@@ -76,6 +79,7 @@ __all__ = [
     "priority_masks",
     "private_irq_settings",
     "stack_selections",
+    "sve_writes",
     "sysreg_writes",
     "timer_settings",
 ]
@@ -160,6 +164,47 @@ class SetFpReg:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"op": self.kind, "register": self.register, "value": f"{self.value:#x}"}
+
+
+@dataclass(frozen=True)
+class SetSveReg:
+    """Fill the SVE vector Z``register`` with 64-bit elements ``base + i * step``.
+
+    The guest runs SVE at up to 1024 bits (ZCR_ELx.LEN = 7 wherever it can write it), so
+    the state saved depends on the CPU's ``sve-max-vq`` and ``sveN`` properties. With
+    ``full_length`` (in any SVE write: it applies to the whole guest) the limit is 2048
+    bits, the architecture's maximum; strategies never draw it, because QEMU 5.2 to 11.1
+    migrate only the first 1024 bits of each Z register (``cpu/sve/zreg_hi`` holds
+    ``ARM_MAX_VQ - 2`` words where ``ARM_MAX_VQ * 2 - 2`` are needed), so every same-version
+    control would fail; ``tests/qemu/test_guests.py`` keeps that bug pinned.
+
+    Z's low 128 bits are Q``register``: a later FP/SIMD write to that Q clears the rest.
+    Nothing happens on a CPU without SVE.
+    """
+
+    register: int
+    base: int
+    step: int = 0
+    full_length: bool = False
+    kind: ClassVar[str] = "sve"
+
+    def __post_init__(self) -> None:
+        """Refuse a register number or value out of range."""
+        _check_range("register", self.register, 0, 31)
+        _check_range("base", self.base, 0, _U64)
+        _check_range("step", self.step, 0, _U64)
+        if not isinstance(self.full_length, bool):
+            raise InvalidInput(f"full_length={self.full_length!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "register": self.register,
+            "base": f"{self.base:#x}",
+            "step": f"{self.step:#x}",
+            "full_length": self.full_length,
+        }
 
 
 @dataclass(frozen=True)
@@ -409,16 +454,16 @@ class EnableMmu:
 
 
 Operation: TypeAlias = (
-    WriteSysReg | SetGpr | SetFpReg | FillMemory | ArmTimer | SetFlags | SetDaif | ConfigureGic
-    | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
+    WriteSysReg | SetGpr | SetFpReg | SetSveReg | FillMemory | ArmTimer | SetFlags | SetDaif
+    | ConfigureGic | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
 )  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
 _KINDS: Final[dict[str, type[Operation]]] = {
     cls.kind: cls
     for cls in (
-        WriteSysReg, SetGpr, SetFpReg, FillMemory, ArmTimer, SetFlags, SetDaif, ConfigureGic,
-        ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
+        WriteSysReg, SetGpr, SetFpReg, SetSveReg, FillMemory, ArmTimer, SetFlags, SetDaif,
+        ConfigureGic, ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
     )
 }  # fmt: skip
 
@@ -540,6 +585,11 @@ def fpreg_writes() -> st.SearchStrategy[SetFpReg]:
     return st.builds(SetFpReg, st.integers(0, 31), st.integers(0, _U128))
 
 
+def sve_writes() -> st.SearchStrategy[SetSveReg]:
+    """Fills of one of z0..z31 with a constant or stepped pattern, at up to 1024 bits."""
+    return st.builds(SetSveReg, st.integers(0, 31), _u64s, st.one_of(st.just(0), _u64s))
+
+
 def _register_names(registers: Sequence[str] | None) -> tuple[str, ...]:
     if registers is None:
         return tuple(r.name for r in SYSTEM_REGISTERS)
@@ -654,6 +704,7 @@ def operations(
         gpr_writes(),
         fpreg_writes(),
         sysreg_writes(registers=registers),
+        sve_writes(),
         memory_fills(),
         flag_settings(),
         daif_settings(),

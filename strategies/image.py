@@ -15,8 +15,8 @@ What depends on the configuration is decided at run time, so one image runs on e
 ``virt`` configuration: the exception level (CurrentEL), whether EL2 exists
 (ID_AA64PFR0_EL1.EL2) and whether the GIC is a GICv3 (ID_AA64PFR0_EL1.GIC, which QEMU sets
 only when a GICv3 CPU interface is attached). Code for exception-level drops, the MMU,
-SPSel and the GIC redistributor and CPU interface is emitted only when an operation asks
-for it, so a guest without those operations is the same image as before they existed.
+SPSel, SVE and the GIC redistributor and CPU interface is emitted only when an operation
+asks for it, so a guest without those operations is the same image as before they existed.
 
 Reserved registers: x28 (operation scratch, read-back marker pointer, polling), x29
 (operation scratch, UART base while polling), x30 (link register of the read-back call).
@@ -48,11 +48,13 @@ from strategies.asm import (
     CBZ,
     CMP_IMM,
     DSB_SY,
+    EOR,
     ERET,
     FMOV_D_X,
     FMOV_V1_X,
     FMOV_X_D,
     FMOV_X_V1,
+    INDEX_D,
     ISB,
     LDP,
     LDR,
@@ -67,11 +69,13 @@ from strategies.asm import (
     MSR_DAIFSET,
     MSR_SPSEL,
     ORR,
+    RDVL,
     RET,
     SP,
     STP,
     STR,
     STR_W,
+    STR_Z,
     STRB,
     SUB_IMM,
     TBNZ,
@@ -86,6 +90,7 @@ from strategies.asm import (
 )
 from strategies.guests import (
     DATA_BASE,
+    DATA_SIZE,
     ArmTimer,
     ConfigureGic,
     ConfigurePrivateIrq,
@@ -99,6 +104,7 @@ from strategies.guests import (
     SetFpReg,
     SetGpr,
     SetPriorityMask,
+    SetSveReg,
     WriteSysReg,
     check_operations,
     operations_from_json,
@@ -113,6 +119,7 @@ __all__ = [
     "IMAGE_BASE",
     "MMU_ALIAS_OFFSET",
     "STACK_TOP",
+    "SVE_SCRATCH",
     "UART_BASE",
     "build_guest",
     "expected_values",
@@ -132,6 +139,8 @@ GICC_BASE: Final = 0x0801_0000
 """The GICv2 CPU interface on ``virt``."""
 GICR_SGI_BASE: Final = 0x080A_0000 + 0x1_0000
 """CPU 0's GICv3 redistributor SGI/PPI frame on ``virt`` (its second 64 KiB frame)."""
+SVE_SCRATCH: Final = DATA_BASE + DATA_SIZE
+"""256 bytes (one vector at the longest length) the read-back stores a Z register to."""
 MMU_ALIAS_OFFSET: Final = 0x4000_0000
 """With the MMU on, VA ``pa + MMU_ALIAS_OFFSET`` aliases each RAM address ``pa``."""
 
@@ -183,6 +192,16 @@ _MAIR = {1: SysReg(3, 0, 10, 2, 0), 2: SysReg(3, 4, 10, 2, 0), 3: SysReg(3, 6, 1
 _TTBR0 = {1: SysReg(3, 0, 2, 0, 0), 2: SysReg(3, 4, 2, 0, 0), 3: SysReg(3, 6, 2, 0, 0)}
 _TLBI = {1: TLBI_VMALLE1, 2: TLBI_ALLE2, 3: TLBI_ALLE3}
 _ICC_PMR_EL1 = SysReg(3, 0, 4, 6, 0)
+_ZCR = {1: SysReg(3, 0, 1, 2, 0), 2: SysReg(3, 4, 1, 2, 0), 3: SysReg(3, 6, 1, 2, 0)}
+_CPTR_EL3 = _CPTR[3]
+
+# SVE: CPTR_EL3.EZ (bit 8) lets lower ELs use it, CPTR_EL2.TZ (bit 8) would trap it,
+# CPACR_EL1.ZEN (bits 17:16) = 0b11 lets EL1 use it; ZCR_ELx.LEN = 7 asks for 1024 bits,
+# 15 for 2048 (see SetSveReg.full_length).
+_CPTR_EL3_EZ: Final = 1 << 8
+_CPTR_EL2_TZ_CLEAR: Final = _U64 & ~(1 << 8)
+_CPACR_ZEN_HALF: Final = 0x3  # as MOVZ's imm16 at lsl #16
+_ZCR_LEN: Final = {False: 0x7, True: 0xF}
 
 # Exception-level drops.
 _SCR_NS: Final = 1 << 0
@@ -324,6 +343,41 @@ def _gic_private_load(offset: int) -> _Emit:
     return emit
 
 
+def _vector_length(a: Assembler) -> None:
+    """x1 = the current SVE vector length in bytes, 0 without SVE."""
+    done = f"vl_{a.address:x}"
+    _field(a, 1, _ID_AA64PFR0, 32)
+    a.emit(CBZ, 1, done)
+    a.emit(RDVL, 1, 1)
+    a.label(done)
+
+
+def _z_digest(n: int) -> _Emit:
+    """x1 = a digest of all of Z``n`` at the current length, 0 without SVE (no flags)."""
+
+    def emit(a: Assembler) -> None:
+        done, loop = f"z_{a.address:x}", f"zloop_{a.address:x}"
+        _field(a, 1, _ID_AA64PFR0, 32)
+        a.emit(CBZ, 1, done)
+        a.mov_imm64(2, SVE_SCRATCH)
+        a.emit(STR_Z, n, 2)
+        a.emit(RDVL, 3, 1)
+        a.emit(MOVZ, 1, 0)
+        a.label(loop)  # x1 = xorshift(x1 + word), word by word: order-sensitive
+        a.emit(LDR, 4, 2, 0)
+        a.emit(ADD_IMM, 2, 2, 8)
+        a.emit(ADD, 1, 1, 4)
+        a.emit(LSL, 5, 1, 13)
+        a.emit(EOR, 1, 1, 5)
+        a.emit(LSR, 5, 1, 7)
+        a.emit(EOR, 1, 1, 5)
+        a.emit(SUB_IMM, 3, 3, 8)
+        a.emit(CBNZ, 3, loop)
+        a.label(done)
+
+    return emit
+
+
 def _priority_mask(a: Assembler) -> None:
     v2, end = f"pmr_v2_{a.address:x}", f"pmr_end_{a.address:x}"
     _field(a, 1, _ID_AA64PFR0, 24)
@@ -368,8 +422,12 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
         items.append(_Item(_memory_name(address), (_load(address, word=False),)))
     gprs = sorted({op.register for op in operations if isinstance(op, SetGpr)})
     items += [_Item(f"x{n}", (_frame_slot(8 * n),)) for n in gprs]
-    fprs = sorted({op.register for op in operations if isinstance(op, SetFpReg)})
+    fprs = sorted({op.register for op in operations if isinstance(op, SetFpReg | SetSveReg)})
     items += [_Item(f"q{n}", (_q_high(n), _q_low(n))) for n in fprs]
+    zregs = sorted({op.register for op in operations if isinstance(op, SetSveReg)})
+    if zregs:
+        items.append(_Item("sve_vl", (_vector_length,)))
+    items += [_Item(f"z{n}", (_z_digest(n),)) for n in zregs]
     if any(isinstance(op, SelectStack) for op in operations):
         items.append(_Item("spsel", (_mrs(_SPSEL),)))
     items.append(_Item("nzcv", (_frame_slot(_NZCV_SLOT),)))
@@ -415,6 +473,8 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
             gprs[op.register] = op.value
         elif isinstance(op, SetFpReg):
             fprs[op.register] = op.value
+        elif isinstance(op, SetSveReg):
+            fprs.pop(op.register, None)  # its low 128 bits depend on whether there is SVE
         elif isinstance(op, SetFlags):
             nzcv = op.nzcv
         elif isinstance(op, SetDaif):
@@ -442,6 +502,8 @@ class _Builder:
         self._strings: dict[bytes, str] = {}
         self._labels = 0
         self._page_table = False
+        self._sve = False
+        self._zcr_len = _ZCR_LEN[False]
 
     def fresh(self, prefix: str) -> str:
         """A label no other call returns."""
@@ -462,6 +524,9 @@ class _Builder:
 
     def build(self, operations: Sequence[Operation]) -> Assembler:
         a = self.a
+        sve = [op for op in operations if isinstance(op, SetSveReg)]
+        self._sve = bool(sve)
+        self._zcr_len = _ZCR_LEN[any(op.full_length for op in sve)]
         a.emit(B, "start")
         self.vectors()
         a.label("start")
@@ -579,6 +644,8 @@ class _Builder:
                 a.emit(STR_W, 28, 29, _GICD_ISENABLER if op.enable else _GICD_ICENABLER)
             case SetPriorityMask():
                 self.priority_mask(op.mask)
+            case SetSveReg():
+                self.sve_write(op)
             case SelectStack():
                 self.select_stack(op.sp_el0)
             case DropToEl():
@@ -600,6 +667,48 @@ class _Builder:
         a.emit(MOVZ, 28, mask)
         a.emit(STR_W, 28, 29, _GICC_PMR)
         a.label(done)
+
+    def sve_write(self, op: SetSveReg) -> None:
+        a, skip = self.a, self.fresh("sve_skip")
+        _field(a, 28, _ID_AA64PFR0, 32)
+        a.emit(CBZ, 28, skip)
+        _el_dispatch(a, 28, self.fresh("sve_on"), self._enable_sve_from)
+        a.mov_imm64(28, op.base)
+        a.mov_imm64(29, op.step)
+        a.emit(INDEX_D, op.register, 28, 29)
+        a.label(skip)
+
+    def _enable_sve_from(self, el: int) -> None:
+        """At EL``el`` (SVE present): let this EL and every lower one use SVE, up to the
+        guest's vector length."""
+        a = self.a
+        if el == 3:
+            self._orr_into(_CPTR_EL3, _CPTR_EL3_EZ)
+            a.emit(ISB)
+            a.emit(MOVZ, 28, self._zcr_len)
+            a.emit(MSR, _ZCR[3], 28)
+            no_el2 = self.fresh("sve_no_el2")
+            _field(a, 28, _ID_AA64PFR0, 8)
+            a.emit(CBZ, 28, no_el2)
+            self._enable_sve_at_el2()
+            a.label(no_el2)
+        elif el == 2:
+            self._enable_sve_at_el2()
+        self._orr_into(_CPACR_EL1, _CPACR_ZEN_HALF, shift=16)
+        a.emit(ISB)
+        a.emit(MOVZ, 28, self._zcr_len)
+        a.emit(MSR, _ZCR[1], 28)
+        a.emit(ISB)
+
+    def _enable_sve_at_el2(self) -> None:
+        a = self.a
+        a.emit(MRS, 28, _CPTR[2])
+        a.mov_imm64(29, _CPTR_EL2_TZ_CLEAR)
+        a.emit(AND, 28, 28, 29)
+        a.emit(MSR, _CPTR[2], 28)
+        a.emit(ISB)
+        a.emit(MOVZ, 28, self._zcr_len)
+        a.emit(MSR, _ZCR[2], 28)
 
     def select_stack(self, sp_el0: bool) -> None:
         a, done = self.a, self.fresh("spsel_done")
@@ -663,13 +772,25 @@ class _Builder:
         a.label(no_el2)
         scr = _SCR_RW | (0 if secure else _SCR_NS) | (_SCR_HCE if target == 2 else 0)
         self._orr_into(_SCR_EL3, scr)
+        self._sve_below(3)
         self._eret(3, target, done)
         if target == 1:
             a.label(from_el2)
             self._orr_into(_HCR_EL2, _HCR_RW_HALF, shift=16)
             self._orr_into(_CNTHCTL_EL2, _CNTHCTL_EL1_TIMER)
+            self._sve_below(2)
             self._eret(2, 1, done)
         a.label(done)
+
+    def _sve_below(self, el: int) -> None:
+        """In a guest with SVE writes, let the ELs below ``el`` use SVE (if the CPU has it)."""
+        if not self._sve:
+            return
+        a, skip = self.a, self.fresh("drop_sve_skip")
+        _field(a, 28, _ID_AA64PFR0, 32)
+        a.emit(CBZ, 28, skip)
+        self._enable_sve_from(el)
+        a.label(skip)
 
     def enable_mmu(self, *, caches: bool) -> None:
         a = self.a

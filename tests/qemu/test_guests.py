@@ -47,6 +47,7 @@ from strategies.guests import (
     SetFpReg,
     SetGpr,
     SetPriorityMask,
+    SetSveReg,
     WriteSysReg,
     guest_operations,
 )
@@ -219,12 +220,21 @@ CONTROL_GUESTS: dict[str, list[Operation]] = {
         ConfigurePrivateIrq(27, 0xA0, enable=True), ConfigurePrivateIrq(16, 0x10),
         SetPriorityMask(0xF0),
     ],
+    "sve": [SetSveReg(3, 0x1111, 0x10), SetFpReg(4, 7), SetSveReg(4, 5, 1)],
+    "sve-across-a-drop": [SetSveReg(0, 1, 1), DropToEl(1), SetSveReg(31, 2, 3)],
     "everything": [
         SetFlags(3), ConfigureGic(40, 5, enable=True), DropToEl(2), SelectStack(sp_el0=True),
         ConfigurePrivateIrq(30, 0x80, enable=True), DropToEl(1), SetPriorityMask(0x80),
         EnableMmu(caches=True),
     ],
 }  # fmt: skip
+
+
+def _cpu_for(index: int, ops: Sequence[Operation]) -> str:
+    """``max`` for SVE guests (it has SVE), else cortex-a57 and max in turn."""
+    if any(isinstance(op, SetSveReg) for op in ops):
+        return "max"
+    return ("cortex-a57", "max")[index % 2]
 
 
 def _final_el(ops: Sequence[Operation], options: Options) -> int:
@@ -244,7 +254,7 @@ def test_control_operations_take_effect_and_survive_a_same_version_restore(
     """Each control guest on every reset EL and GIC: the EL it ends at, translation through
     the alias, the GIC's private words and SPSel read back as set, before and after A->A."""
     cases = [
-        (MachineConfig(COMMON_MACHINE, ("cortex-a57", "max")[i % 2], machine_options=opts), ops)
+        (MachineConfig(COMMON_MACHINE, _cpu_for(i, ops), machine_options=opts), ops)
         for i, ops in enumerate(CONTROL_GUESTS.values())
         for opts in OPTION_SETS
     ]
@@ -266,3 +276,31 @@ def test_control_operations_take_effect_and_survive_a_same_version_restore(
             assert int(before["GIC_PPI_IPRIORITYR6"], 16) >> 24 == 0xA0, where
             assert int(before["GIC_PPI_ISENABLER0"], 16) & (1 << 27), where
             assert int(before["GIC_PMR"], 16) == 0xF0, where
+        if any(isinstance(op, SetSveReg) for op in ops):
+            assert before["sve_vl"] == f"0x{128:016x}", where  # 1024 bits
+            assert all(int(v, 16) for k, v in before.items() if k.startswith("z")), where
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_z_register_bits_beyond_1024_are_lost_by_a_same_version_restore(
+    binaries: dict[str, QemuBinary], version: str
+) -> None:
+    """A QEMU bug, pinned: ``cpu/sve/zreg_hi`` migrates ``ARM_MAX_VQ - 2`` words of each Z
+    register, not ``ARM_MAX_VQ * 2 - 2``, so at 2048 bits the top half comes back zero.
+
+    If this starts failing because QEMU fixed it, let strategies draw ``full_length``.
+    """
+    full = [SetSveReg(3, 0x1111, 0x10, full_length=True)]
+    cases = [
+        (MachineConfig(COMMON_MACHINE, "max"), full),
+        (MachineConfig(COMMON_MACHINE, "max", cpu_properties=(("sve-max-vq", "8"),)), full),
+        (MachineConfig(COMMON_MACHINE, "max"), [SetSveReg(3, 0x1111, 0x10)]),
+    ]
+    long_vectors, capped_cpu, capped_guest = _run_batch(binaries[version], cases)
+    before = _check_pre_save(full, long_vectors)
+    assert before["sve_vl"] == f"0x{256:016x}"
+    assert long_vectors.load is not None and long_vectors.load.verdict is Verdict.COMPLETED
+    after = parse_transcript(long_vectors.load.details["transcript"])
+    assert [d.name for d in compare_transcripts(before, after)] == ["z3"]
+    for ops, result in ((full, capped_cpu), (cases[2][1], capped_guest)):
+        assert _check_round_trip(ops, result)["sve_vl"] == f"0x{128:016x}"

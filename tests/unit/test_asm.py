@@ -48,6 +48,7 @@ IMMEDIATE_RANGES = {
         for op in ("ldp", "stp")
         for mode in ("pre", "post")
     },
+    ("rdvl", "imm6"): (-32, 31, 1),
     ("tbz", "bit"): (0, 63, 1),
     ("tbnz", "bit"): (0, 63, 1),
     **{(name, "imm16"): (0, 0xFFFF, 1) for name in ("svc", "hvc", "smc", "brk")},
@@ -218,12 +219,12 @@ def test_listing_annotates_each_line_with_address_and_encoding():
     a.word(0x12345678)
     a.emit(asm.B, "start")
     lines = a.listing().splitlines()
-    assert "L_start:" in lines[2]
-    assert lines[2].endswith("// 0x40080000")
-    assert lines[3].split("//")[1].strip() == "0x40080000: d503201f"
-    assert "3 x nop" in lines[4]
-    assert lines[5].split("//")[0].strip() == ".word 0x12345678"
-    assert lines[6].split("//")[1].strip() == "0x40080014: 17fffffb"
+    assert "L_start:" in lines[3]
+    assert lines[3].endswith("// 0x40080000")
+    assert lines[4].split("//")[1].strip() == "0x40080000: d503201f"
+    assert "3 x nop" in lines[5]
+    assert lines[6].split("//")[0].strip() == ".word 0x12345678"
+    assert lines[7].split("//")[1].strip() == "0x40080014: 17fffffb"
     assert a.address == BASE + 0x18
     assert a.address_of("start") == BASE
 

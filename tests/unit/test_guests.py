@@ -38,6 +38,7 @@ from strategies.guests import (
     SetFpReg,
     SetGpr,
     SetPriorityMask,
+    SetSveReg,
     WriteSysReg,
     check_operations,
     guest_operations,
@@ -54,6 +55,8 @@ EVERY_KIND: list[Operation] = [
     SetGpr(0, 1),
     SetGpr(27, (1 << 64) - 1),
     SetFpReg(31, (1 << 128) - 1),
+    SetSveReg(31, (1 << 64) - 1, 3),
+    SetSveReg(0, 1),
     FillMemory(DATA_SIZE - 64, 8, 5, 3),
     FillMemory(DATA_SIZE - 64, 1, 7),
     ArmTimer("virtual", 10, enable=True),
@@ -159,6 +162,30 @@ def test_control_operations_add_their_read_back_items() -> None:
     ]
 
 
+def test_an_sve_write_reads_back_its_z_digest_and_leaves_its_q_unexpected() -> None:
+    ops: list[Operation] = [SetFpReg(2, 5), SetFpReg(3, 6), SetSveReg(3, 1, 1), SetSveReg(9, 0)]
+    names = readback_items(ops)
+    assert names[names.index("q2") :][:6] == ["q2", "q3", "q9", "sve_vl", "z3", "z9"]
+    assert expected_values(ops)["q2"] == f"0x{5:032x}"
+    assert "q3" not in expected_values(ops)  # Z3's low half: set by SVE, or not without it
+    assert expected_values([*ops, SetFpReg(3, 7)])["q3"] == f"0x{7:032x}"
+
+
+def test_sve_length_is_1024_bits_unless_a_write_asks_for_full_length() -> None:
+    def zcr_writes(guest_listing: str) -> set[str]:
+        # "movz x28, #0x7" just before each msr to a ZCR (s3_{0,4,6}_c1_c2_0)
+        lines = guest_listing.splitlines()
+        return {
+            lines[i - 1].split()[2]
+            for i, line in enumerate(lines)
+            if "_c1_c2_0, x28" in line and line.strip().startswith("msr")
+        }
+
+    assert zcr_writes(build_guest([SetSveReg(0, 1)]).listing) == {"#0x7,"}
+    full = build_guest([SetSveReg(0, 1), SetSveReg(1, 2, full_length=True)])
+    assert zcr_writes(full.listing) == {"#0xf,"}
+
+
 def test_spsel_is_expected_unless_a_drop_follows_the_last_selection() -> None:
     selected: list[Operation] = [SelectStack(sp_el0=True), SetGpr(0, 1)]
     assert expected_values(selected)["spsel"] == f"0x{0:016x}"
@@ -225,6 +252,8 @@ def test_every_kind_round_trips_through_json() -> None:
         {"op": "drop_el", "el": 3},
         {"op": "drop_el", "el": 2, "secure": True},
         {"op": "mmu", "caches": "on"},
+        {"op": "sve", "register": 32, "base": "0x0", "step": "0x0"},
+        {"op": "sve", "register": 0, "base": "0x0", "step": "0x0", "full_length": 1},
         "gpr",
     ],
 )
@@ -264,6 +293,7 @@ def test_drawn_lists_are_valid_and_stay_valid_with_any_operation_removed(
     ops: list[Operation], data: st.DataObject
 ) -> None:
     check_operations(ops)
+    assert not any(isinstance(op, SetSveReg) and op.full_length for op in ops)
     if ops:
         index = data.draw(st.integers(0, len(ops) - 1))
         check_operations(ops[:index] + ops[index + 1 :])
