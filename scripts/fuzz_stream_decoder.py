@@ -8,7 +8,7 @@ through ``-timeout`` and ``-rss_limit_mb``) is a crash.
 Usage::
 
     # a seed: a real stream with its RAM pages dropped (keeps every other record; decodes fast)
-    python scripts/fuzz_stream_decoder.py --make-seed /tmp/streams/s11.1-max-virt52.bin seeds/s.bin
+    python scripts/fuzz_stream_decoder.py --make-seed saved.stream seeds/s.bin
     # fuzz, with the usual libFuzzer options and corpus directories
     python scripts/fuzz_stream_decoder.py -max_total_time=60 -timeout=10 work-corpus/ seeds/
 
