@@ -315,21 +315,18 @@ class SetDaif:
 
 
 @dataclass(frozen=True)
-class ConfigureGic:
-    """Set one SPI's priority byte and set or clear its enable bit in the GIC distributor.
-
-    The distributor itself stays disabled (GICD_CTLR is never written), so no interrupt
-    is ever delivered; the state is what migrates.
-    """
+class _InterruptSetting:
+    """One interrupt's priority byte and enable bit; subclasses say which interrupts."""
 
     irq: int
     priority: int
     enable: bool = False
-    kind: ClassVar[str] = "gic"
+    kind: ClassVar[str]
+    irqs: ClassVar[range]
 
     def __post_init__(self) -> None:
-        """Refuse an interrupt outside :data:`GIC_IRQS` or a priority wider than a byte."""
-        _check_range("irq", self.irq, GIC_IRQS.start, GIC_IRQS.stop - 1)
+        """Refuse an interrupt outside the class's ``irqs`` or a priority wider than a byte."""
+        _check_range("irq", self.irq, self.irqs.start, self.irqs.stop - 1)
         _check_range("priority", self.priority, 0, 255)
         if not isinstance(self.enable, bool):
             raise InvalidInput(f"enable={self.enable!r} is not a bool")
@@ -340,28 +337,27 @@ class ConfigureGic:
 
 
 @dataclass(frozen=True)
-class ConfigurePrivateIrq:
+class ConfigureGic(_InterruptSetting):
+    """Set one SPI's priority byte and set or clear its enable bit in the GIC distributor.
+
+    The distributor itself stays disabled (GICD_CTLR is never written), so no interrupt
+    is ever delivered; the state is what migrates.
+    """
+
+    kind: ClassVar[str] = "gic"
+    irqs: ClassVar[range] = GIC_IRQS
+
+
+@dataclass(frozen=True)
+class ConfigurePrivateIrq(_InterruptSetting):
     """Set one PPI's priority byte and set or clear its enable bit for CPU 0.
 
     GICv3 keeps PPIs in CPU 0's redistributor (its SGI frame), GICv2 in the banked
     distributor registers: the guest picks the frame at run time; the offsets are the same.
     """
 
-    irq: int
-    priority: int
-    enable: bool = False
     kind: ClassVar[str] = "gic_ppi"
-
-    def __post_init__(self) -> None:
-        """Refuse an interrupt outside :data:`PRIVATE_IRQS` or a priority wider than a byte."""
-        _check_range("irq", self.irq, PRIVATE_IRQS.start, PRIVATE_IRQS.stop - 1)
-        _check_range("priority", self.priority, 0, 255)
-        if not isinstance(self.enable, bool):
-            raise InvalidInput(f"enable={self.enable!r} is not a bool")
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"op": self.kind, "irq": self.irq, "priority": self.priority, "enable": self.enable}
+    irqs: ClassVar[range] = PRIVATE_IRQS
 
 
 @dataclass(frozen=True)

@@ -162,17 +162,23 @@ _NZCV_SLOT: Final = 224
 _LR_SLOT: Final = 232
 _U64: Final = (1 << 64) - 1
 
+
+def _banked(crn: int, crm: int, op2: int) -> dict[int, SysReg]:
+    """EL -> the register's EL1, EL2 and EL3 copies (op1 0, 4 and 6: VBAR_EL1/2/3 and so on)."""
+    return {el: SysReg(3, op1, crn, crm, op2) for el, op1 in ((1, 0), (2, 4), (3, 6))}
+
+
 # Registers the image itself uses, by encoding.
 _MPIDR = SysReg(3, 0, 0, 0, 5)
 _CURRENT_EL = SysReg(3, 0, 4, 2, 2)
 _NZCV = SysReg(3, 3, 4, 2, 0)
 _DAIF = SysReg(3, 3, 4, 2, 1)
 _CPACR_EL1 = SysReg(3, 0, 1, 0, 2)
-_VBAR = {1: SysReg(3, 0, 12, 0, 0), 2: SysReg(3, 4, 12, 0, 0), 3: SysReg(3, 6, 12, 0, 0)}
+_VBAR = _banked(12, 0, 0)
 _CPTR = {2: SysReg(3, 4, 1, 1, 2), 3: SysReg(3, 6, 1, 1, 2)}
-_ESR = {1: SysReg(3, 0, 5, 2, 0), 2: SysReg(3, 4, 5, 2, 0), 3: SysReg(3, 6, 5, 2, 0)}
-_ELR = {1: SysReg(3, 0, 4, 0, 1), 2: SysReg(3, 4, 4, 0, 1), 3: SysReg(3, 6, 4, 0, 1)}
-_FAR = {1: SysReg(3, 0, 6, 0, 0), 2: SysReg(3, 4, 6, 0, 0), 3: SysReg(3, 6, 6, 0, 0)}
+_ESR = _banked(5, 2, 0)
+_ELR = _banked(4, 0, 1)
+_FAR = _banked(6, 0, 0)
 _TIMERS: Final = {
     # timer -> (CVAL name, CVAL, CTL name, CTL)
     "virtual": ("CNTV_CVAL_EL0", SysReg(3, 3, 14, 3, 2), "CNTV_CTL_EL0", SysReg(3, 3, 14, 3, 1)),
@@ -184,15 +190,15 @@ _CNTHCTL_EL2 = SysReg(3, 4, 14, 1, 0)
 _ID_AA64PFR0 = SysReg(3, 0, 0, 4, 0)
 _SPSEL = SysReg(3, 0, 4, 2, 0)
 _SP_EL0 = SysReg(3, 0, 4, 1, 0)
-_SPSR = {1: SysReg(3, 0, 4, 0, 0), 2: SysReg(3, 4, 4, 0, 0), 3: SysReg(3, 6, 4, 0, 0)}
+_SPSR = _banked(4, 0, 0)
 _SP = {1: SysReg(3, 4, 4, 1, 0), 2: SysReg(3, 6, 4, 1, 0)}  # SP_EL1, SP_EL2
-_SCTLR = {1: SysReg(3, 0, 1, 0, 0), 2: SysReg(3, 4, 1, 0, 0), 3: SysReg(3, 6, 1, 0, 0)}
-_TCR = {1: SysReg(3, 0, 2, 0, 2), 2: SysReg(3, 4, 2, 0, 2), 3: SysReg(3, 6, 2, 0, 2)}
-_MAIR = {1: SysReg(3, 0, 10, 2, 0), 2: SysReg(3, 4, 10, 2, 0), 3: SysReg(3, 6, 10, 2, 0)}
-_TTBR0 = {1: SysReg(3, 0, 2, 0, 0), 2: SysReg(3, 4, 2, 0, 0), 3: SysReg(3, 6, 2, 0, 0)}
+_SCTLR = _banked(1, 0, 0)
+_TCR = _banked(2, 0, 2)
+_MAIR = _banked(10, 2, 0)
+_TTBR0 = _banked(2, 0, 0)
 _TLBI = {1: TLBI_VMALLE1, 2: TLBI_ALLE2, 3: TLBI_ALLE3}
 _ICC_PMR_EL1 = SysReg(3, 0, 4, 6, 0)
-_ZCR = {1: SysReg(3, 0, 1, 2, 0), 2: SysReg(3, 4, 1, 2, 0), 3: SysReg(3, 6, 1, 2, 0)}
+_ZCR = _banked(1, 2, 0)
 _CPTR_EL3 = _CPTR[3]
 
 # SVE: CPTR_EL3.EZ (bit 8) lets lower ELs use it, CPTR_EL2.TZ (bit 8) would trap it,
