@@ -199,7 +199,6 @@ _TTBR0 = _banked(2, 0, 0)
 _TLBI = {1: TLBI_VMALLE1, 2: TLBI_ALLE2, 3: TLBI_ALLE3}
 _ICC_PMR_EL1 = SysReg(3, 0, 4, 6, 0)
 _ZCR = _banked(1, 2, 0)
-_CPTR_EL3 = _CPTR[3]
 
 # SVE: CPTR_EL3.EZ (bit 8) lets lower ELs use it, CPTR_EL2.TZ (bit 8) would trap it,
 # CPACR_EL1.ZEN (bits 17:16) = 0b11 lets EL1 use it; ZCR_ELx.LEN = 7 asks for 1024 bits,
@@ -639,7 +638,7 @@ class _Builder:
                 self.control_operation(op)
 
     def control_operation(self, op: Operation) -> None:
-        """The GIC's private interrupts and CPU interface, SPSel, EL drops and the MMU."""
+        """The GIC's private interrupts and CPU interface, SVE, SPSel, EL drops, the MMU."""
         a = self.a
         match op:
             case ConfigurePrivateIrq():
@@ -689,7 +688,7 @@ class _Builder:
         guest's vector length."""
         a = self.a
         if el == 3:
-            self._orr_into(_CPTR_EL3, _CPTR_EL3_EZ)
+            self._orr_into(_CPTR[3], _CPTR_EL3_EZ)
             a.emit(ISB)
             a.emit(MOVZ, 28, self._zcr_len)
             a.emit(MSR, _ZCR[3], 28)
@@ -708,10 +707,7 @@ class _Builder:
 
     def _enable_sve_at_el2(self) -> None:
         a = self.a
-        a.emit(MRS, 28, _CPTR[2])
-        a.mov_imm64(29, _CPTR_EL2_TZ_CLEAR)
-        a.emit(AND, 28, 28, 29)
-        a.emit(MSR, _CPTR[2], 28)
+        self._and_into(_CPTR[2], _CPTR_EL2_TZ_CLEAR)
         a.emit(ISB)
         a.emit(MOVZ, 28, self._zcr_len)
         a.emit(MSR, _ZCR[2], 28)
@@ -737,6 +733,14 @@ class _Builder:
         a.emit(MRS, 28, reg)
         a.emit(MOVZ, 29, bits, shift)
         a.emit(ORR, 28, 28, 29)
+        a.emit(MSR, reg, 28)
+
+    def _and_into(self, reg: SysReg, mask: int) -> None:
+        """``reg &= mask``."""
+        a = self.a
+        a.emit(MRS, 28, reg)
+        a.mov_imm64(29, mask)
+        a.emit(AND, 28, 28, 29)
         a.emit(MSR, reg, 28)
 
     def _eret(self, source: int, target: int, resume: str) -> None:
@@ -771,10 +775,7 @@ class _Builder:
         a.emit(CBZ, 28, no_el2 if target == 1 else done)
         self._orr_into(_HCR_EL2, _HCR_RW_HALF, shift=16)
         self._orr_into(_CNTHCTL_EL2, _CNTHCTL_EL1_TIMER)
-        a.emit(MRS, 28, _CPTR[2])
-        a.mov_imm64(29, _CPTR_TFP_CLEAR)
-        a.emit(AND, 28, 28, 29)
-        a.emit(MSR, _CPTR[2], 28)
+        self._and_into(_CPTR[2], _CPTR_TFP_CLEAR)
         a.label(no_el2)
         scr = _SCR_RW | (0 if secure else _SCR_NS) | (_SCR_HCE if target == 2 else 0)
         self._orr_into(_SCR_EL3, scr)
