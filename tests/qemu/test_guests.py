@@ -205,7 +205,7 @@ def test_secondary_cpus_park_and_do_not_disturb_the_read_back(
     assert before["TPIDR_EL0"] == f"0x{0x1234:016x}"
 
 
-#: Guests of the control operations: EL drops, SPSel, the MMU, the GIC's private side.
+#: Guests of the control operations: EL drops, SPSel, the MMU, the GIC's private side, SVE.
 CONTROL_GUESTS: dict[str, list[Operation]] = {
     "drop-to-el1": [
         SetFlags(0b1010), SetDaif(0b0101), DropToEl(1), WriteSysReg("TPIDR_EL1", 5),
