@@ -8,22 +8,22 @@ Exit statuses: 0 the command did its job and found no divergence; 1 it found a d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
+import os
 import re
-import signal
-import tempfile
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rich.console import Console
 
 from fuzz import __version__
+from fuzz.campaign import Campaign, Progress, Summary, WorkerLost, worker_spec
 from fuzz.case import Case, MachineConfig
-from fuzz.corpus import entry_folders, iter_entries, load_entry
+from fuzz.corpus import Entry, entry_folders, iter_entries, load_entry
 from fuzz.diagnose import diagnose
+from fuzz.engine import CaseRun
 from fuzz.errors import CorpusError, HarnessError, InvalidInput, MigfuzzError, UsageError
 from fuzz.events import Event, Message, StepFinished
 from fuzz.farm import (
@@ -36,24 +36,23 @@ from fuzz.farm import (
     parse_qemu_option,
 )
 from fuzz.loop import (
-    ControlFailure,
+    CaseJudged,
     FindingSeen,
-    FuzzLoop,
-    Progress,
+    ReproducerUnstable,
     ReproducerWritten,
-    Summary,
     default_pairs,
     parse_pairs,
 )
-from fuzz.oracles import default_oracles
-from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.probe import Capabilities, capabilities
+from fuzz.oracles import ControlFailed, Divergence, InvalidCase
+from fuzz.outcome import TransferOutcome
+from fuzz.probe import Capabilities, capabilities, traced_versions
 from fuzz.replay import ReplayVerdict, replay, rerecord
-from fuzz.runner import save_and_restore
+from fuzz.session import Session
+from fuzz.settings import RunSettings
+from fuzz.store import CorpusStore
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-T = TypeVar("T")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -144,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--budget", default=None, metavar="DURATION", help="e.g. 10m, 30s, 2h")
     fz.add_argument("--max-cases", type=int, default=None, metavar="N", help="stop after N cases")
     fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
+    fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                    help="worker processes (default: one per core)")  # fmt: skip
     fz.add_argument("--corpus", type=Path, default=Path("corpus"), help="reproducer folder")
     fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
     fz.add_argument("--one-sided", action="store_true",
@@ -182,24 +183,6 @@ def build_farm(args: argparse.Namespace) -> Farm:
     return farm
 
 
-def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; SIGTERM cancels it like Ctrl-C, so every ``finally`` reaps QEMU."""
-    with asyncio.Runner() as runner:
-        loop = runner.get_loop()
-        task: asyncio.Task[T] | None = None
-
-        async def main() -> T:
-            nonlocal task
-            task = asyncio.current_task()
-            loop.add_signal_handler(signal.SIGTERM, lambda: task.cancel() if task else None)
-            return await coro_fn()
-
-        try:
-            return runner.run(main())
-        except asyncio.CancelledError:
-            raise KeyboardInterrupt from None
-
-
 def _display(event: Event) -> None:
     if isinstance(event, StepFinished):
         o = event.outcome
@@ -217,9 +200,9 @@ def _where_loading_stopped(result: TransferOutcome) -> str | None:
     return str(path.get("failed") or f"after {path.get('last_field')}")
 
 
-def _tracer(farm: Farm) -> Callable[[QemuBinary], bool]:
-    """Trace the load path on every binary whose probe says tracing works."""
-    return lambda binary: capabilities(binary, farm.cache_dir).trace_works
+def run_settings(farm: Farm, binaries: Sequence[QemuBinary], **kwargs: Any) -> RunSettings:
+    """The settings of a run over ``binaries``: trace the load path wherever it works."""
+    return RunSettings(trace_versions=traced_versions(binaries, farm.cache_dir), **kwargs)
 
 
 def _require(caps: Capabilities, name: str, config: MachineConfig) -> None:
@@ -234,56 +217,63 @@ def _require(caps: Capabilities, name: str, config: MachineConfig) -> None:
         )
 
 
-def cmd_run(args: argparse.Namespace, farm: Farm) -> int:
-    """``migfuzz run``: one case, its control, and the verdict."""
-    src, dst, case = _case_from_args(args, farm)
-    config = case.config
-    dsts = [dst] if args.no_control or src.name == dst.name else [src, dst]
+def _show_transfer(label: str, result: TransferOutcome) -> None:
+    out.print(f"{label:7} {result.summary()}", markup=False)
+    step = result.failing_step
+    for line in step.messages[1:] if step else ():
+        out.print(f"          {line}", style="dim", markup=False)
+    if where := _where_loading_stopped(result):
+        out.print(f"          load path stopped: {where}", style="dim", markup=False)
 
-    async def go() -> list[TransferOutcome]:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-run-") as tmp:
-            return await save_and_restore(
-                src, dsts, case, Path(tmp), emit=_display, trace_load=_tracer(farm)
-            )
 
-    results = run_async(go)
-    if args.json:
-        out.print_json(json.dumps([r.to_json() for r in results]))
-    else:
-        out.print(f"case: {config.describe()}")
-        for r in results:
-            label = "control" if r.src == r.dst else "pair   "
-            out.print(f"{label} {r.summary()}")
-            step = r.failing_step
-            for line in step.messages[1:] if step else ():
-                out.print(f"          {line}", style="dim", markup=False)
-            if where := _where_loading_stopped(r):
-                out.print(f"          load path stopped: {where}", style="dim", markup=False)
-    control = next((r for r in results if r.src == r.dst), None)
-    pair = results[-1]
-    if control is not None and control.verdict is not Verdict.COMPLETED:
-        out.print(
-            f"control did not complete ({control.verdict}): the case is unusable on {src.name}"
-        )
-        return EXIT_HARNESS if control.verdict is not Verdict.SETUP_ERROR else EXIT_USAGE
-    if pair.verdict is Verdict.SETUP_ERROR:
-        out.print(
-            f"verdict: setup error on {pair.dst} (the case is invalid there; not a divergence)"
-        )
+def _exit_status(run: CaseRun) -> int:
+    """Found, agree, unusable control (harness) or invalid case (usage)."""
+    judgement = run.judgement
+    if isinstance(judgement, Divergence):
+        return EXIT_FOUND
+    if isinstance(judgement, ControlFailed):
+        return EXIT_HARNESS
+    if isinstance(judgement, InvalidCase):
         return EXIT_USAGE
-    diverged = control is not None and pair.verdict is not control.verdict
-    out.print("verdict: divergence" if diverged else "verdict: same as control")
-    return EXIT_FOUND if diverged else EXIT_OK
+    return EXIT_OK
+
+
+def _verdict_line(run: CaseRun) -> str:
+    judgement = run.judgement
+    if isinstance(judgement, Divergence):
+        return f"verdict: divergence: {judgement.signature}"
+    if isinstance(judgement, ControlFailed):
+        return f"verdict: the control did not complete: {judgement.reason}"
+    if isinstance(judgement, InvalidCase):
+        return f"verdict: setup error (invalid there; not a divergence): {judgement.reason}"
+    return "verdict: same as control"
+
+
+def cmd_run(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz run``: one case, its control, and the one judge's verdict."""
+    src, dst, case = _case_from_args(args, farm)
+    settings = run_settings(farm, [src, dst], pair_after_failed_control=True)
+    with Session(settings, emit=_display) as session:
+        run = session.run_case(src, dst, case)
+    if args.json:
+        out.print_json(json.dumps({
+            "control": run.control.to_json(), "pair": run.pair.to_json(),
+            "signature": None if run.signature is None else str(run.signature),
+        }))  # fmt: skip
+        return _exit_status(run)
+    out.print(f"case: {case.config.describe()}")
+    _show_transfer("control", run.control)
+    _show_transfer("pair", run.pair)
+    out.print(_verdict_line(run), markup=False)
+    return _exit_status(run)
 
 
 def cmd_diff(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz diff``: outcome, signature, responsible registers, changed fields."""
     src, dst, case = _case_from_args(args, farm)
-    with tempfile.TemporaryDirectory(prefix="migfuzz-diff-") as tmp:
-        report = diagnose(
-            src, dst, case, Path(tmp), oracles=default_oracles(),
-            trace_load=_tracer(farm), localize=not args.no_localize,
-        )  # fmt: skip
+    settings = run_settings(farm, [src, dst], pair_after_failed_control=True)
+    with Session(settings, emit=_display) as session:
+        report = diagnose(session, src, dst, case, localize=not args.no_localize)
     if args.json:
         data = {
             "control": report.control.to_json(),
@@ -308,7 +298,7 @@ def cmd_diff(args: argparse.Namespace, farm: Farm) -> int:
                 f"{len(state.only_before)} only in {result.src}'s stream, "
                 f"{len(state.only_after)} only in {result.dst}'s"
             )
-            say(f"{'':10} round trip: {counts}")
+            say(f"{'':10} {'round trip' if label == 'control' else 'vs control'}: {counts}")
             for change in state.changed[:20]:
                 say(f"{'':12} {change.path}: {change.before} -> {change.after}")
     say(f"signature: {report.signature or 'none (the pair agrees with the control)'}")
@@ -383,27 +373,37 @@ def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
     return EXIT_OK
 
 
-_harness_seen: dict[str, int] = {}
+class _CampaignDisplay:
+    """Turns campaign events into lines on stderr; repeats of a harness problem are counted."""
 
+    def __init__(self) -> None:
+        self.control_seen: set[str] = set()
 
-def _display_loop(event: object) -> None:
-    if isinstance(event, FindingSeen) and event.new:
-        err.print(f"[new] {event.pair[0]} -> {event.pair[1]}: {event.signature}", markup=False)
-        err.print("      shrinking to a minimal reproducer...", style="dim")
-    elif isinstance(event, ReproducerWritten):
-        err.print(
-            f"      reproducer: {event.path} ({event.minimize_tests} minimality checks)",
-            markup=False,
-        )
-    elif isinstance(event, ControlFailure):
-        _harness_seen[event.reason] = _harness_seen.get(event.reason, 0) + 1
-        if _harness_seen[event.reason] == 1:
-            err.print(f"[harness] control failed: {event.reason} (not a finding; the case "
-                      "is skipped, repeats are counted in the summary)", markup=False)  # fmt: skip
-    elif isinstance(event, Progress):
-        rate = event.cases / event.seconds if event.seconds else 0.0
-        err.print(f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s, "
-                  f"{event.signatures} distinct signatures", style="dim")  # fmt: skip
+    def __call__(self, event: object) -> None:
+        if isinstance(event, FindingSeen):
+            err.print(f"[new] {event.pair[0]} -> {event.pair[1]}: {event.signature}", markup=False)
+            err.print(f"      first case written: {event.path}; shrinking...", style="dim",
+                      markup=False)  # fmt: skip
+        elif isinstance(event, ReproducerWritten):
+            err.print(f"      minimal reproducer: {event.path} ({event.minimize_tests} "
+                      "minimality checks)", markup=False)  # fmt: skip
+        elif isinstance(event, ReproducerUnstable):
+            err.print(f"      the minimal case now shows {event.now}; kept the first case in "
+                      f"{event.path}", markup=False)  # fmt: skip
+        elif isinstance(event, CaseJudged) and event.kind == "control-failed":
+            if event.reason not in self.control_seen:
+                self.control_seen.add(event.reason)
+                err.print(f"[harness] control failed: {event.reason} (not a finding; the "
+                          "case is skipped, repeats are counted in the summary)",
+                          markup=False)  # fmt: skip
+        elif isinstance(event, WorkerLost):
+            then = "a new worker takes over" if event.replaced else "not replaced"
+            err.print(f"[worker] worker {event.worker}: {event.reason}; {then}", markup=False)
+        elif isinstance(event, Progress):
+            rate = event.cases / event.seconds if event.seconds else 0.0
+            err.print(f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s, "
+                      f"{event.signatures} distinct signatures, {event.workers} workers",
+                      style="dim")  # fmt: skip
 
 
 def _print_summary(summary: Summary) -> None:
@@ -411,9 +411,13 @@ def _print_summary(summary: Summary) -> None:
     state = "interrupted" if summary.interrupted else "finished"
     out.print(f"fuzz {state}: {summary.cases} cases in {summary.seconds:.0f} s "
               f"({summary.cases_per_second:.2f} cases/s), {summary.invalid} invalid, "
-              f"{summary.control_failures} control failures")  # fmt: skip
-    for reason, count in sorted(_harness_seen.items(), key=lambda kv: -kv[1]):
+              f"{summary.control_failure_count} control failures")  # fmt: skip
+    for reason, count in sorted(summary.control_failures.items(), key=lambda kv: -kv[1]):
         out.print(f"  {count:5d}x control failed: {reason}", markup=False)
+    if summary.workers_lost:
+        out.print(f"  {summary.workers_lost} worker(s) died and were replaced")
+    pairs = " ".join(f"{a}->{b}: {n}" for (a, b), n in sorted(summary.per_pair.items()))
+    out.print(f"cases per pair: {pairs or '-'}", markup=False)
     met = [f for f in summary.findings.values() if f.count]
     out.print(f"distinct divergences met: {len(met)}")
     for f in sorted(met, key=lambda f: -f.count):
@@ -430,21 +434,25 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
 
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError(f"-j {jobs}: must be at least 1")
     budget = parse_duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0
     pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.installed()))
     if not pairs:
         raise UsageError("no version pairs: install at least two versions ('migfuzz qemu install')")
-    loop = FuzzLoop(
+    spec = worker_spec(
         farm, pairs, case_strategy(guests=not args.no_guests, one_sided=args.one_sided),
-        args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed_value=args.seed,
-        oracles=default_oracles(), build_guest=None if args.no_guests else rebuild_guest,
-        emit=_display_loop,
+        args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed=args.seed,
+        build_guest=None if args.no_guests else rebuild_guest,
     )  # fmt: skip
+    known = CorpusStore(args.corpus).known()
+    campaign = Campaign(spec, jobs=jobs, known_paths=known, emit=_CampaignDisplay())
     err.print(f"fuzzing {len(pairs)} pairs: {', '.join(f'{a}->{b}' for a, b in pairs)}; "
-              f"corpus {args.corpus}")  # fmt: skip
-    summary = loop.run()
+              f"{jobs} worker(s); corpus {args.corpus}")  # fmt: skip
+    summary = campaign.run()
     _print_summary(summary)
     if summary.interrupted:
         return EXIT_INTERRUPTED
@@ -462,7 +470,8 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     entry = load_entry(args.path)
     src = _binary_for(farm, entry.src.name, args.src)
     dst = _binary_for(farm, entry.dst.name, args.dst)
-    result = replay(entry, src, dst, oracles=default_oracles(), trace_load=_tracer(farm))
+    with Session(run_settings(farm, [src, dst]), emit=_display) as session:
+        result = replay(session, entry, src, dst)
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
     out.print(f"control:  {result.control.summary()}", markup=False)
@@ -479,31 +488,34 @@ def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
     if not folders:
         raise UsageError(f"{args.corpus}: no corpus entries there")
     failures = 0
-    for item in iter_entries(args.corpus):
-        if isinstance(item, CorpusError):
-            failures += 1
-            out.print(f"ERROR    {item}", markup=False)
-            continue
-        name = item.path.name if item.path else item.name
-        try:
-            result = replay(
-                item, farm.get(item.src.name), farm.get(item.dst.name),
-                oracles=default_oracles(), trace_load=_tracer(farm),
-            )  # fmt: skip
-        except InvalidInput as e:
-            failures += 1
-            out.print(f"ERROR    {name}: {e}", markup=False)
-            continue
-        if result.verdict is ReplayVerdict.SAME:
-            out.print(f"PASS     {name}", markup=False)
-            continue
-        failures += 1
-        out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
-        if args.update and result.verdict is not ReplayVerdict.UNUSABLE and item.path is not None:
-            rerecord(item, result, farm.get(item.src.name), farm.get(item.dst.name))
-            out.print(f"         re-recorded {item.path}", markup=False)
+    with Session() as session:
+        for item in iter_entries(args.corpus):
+            failures += _regress_one(session, item, farm, update=args.update)
     out.print(f"{len(folders) - failures} passed, {failures} failed")
     return EXIT_FOUND if failures and not args.update else EXIT_OK
+
+
+def _regress_one(session: Session, item: Entry | CorpusError, farm: Farm, *, update: bool) -> int:
+    """Replay one entry for ``regress``; prints its line and returns 1 if it failed."""
+    if isinstance(item, CorpusError):
+        out.print(f"ERROR    {item}", markup=False)
+        return 1
+    name = item.path.name if item.path else item.name
+    try:
+        src, dst = farm.get(item.src.name), farm.get(item.dst.name)
+        session.settings = run_settings(farm, [src, dst])
+        result = replay(session, item, src, dst)
+    except InvalidInput as e:
+        out.print(f"ERROR    {name}: {e}", markup=False)
+        return 1
+    if result.verdict is ReplayVerdict.SAME:
+        out.print(f"PASS     {name}", markup=False)
+        return 0
+    out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
+    if update and result.verdict is not ReplayVerdict.UNUSABLE and item.path is not None:
+        rerecord(item, result, src, dst)
+        out.print(f"         re-recorded {item.path}", markup=False)
+    return 1
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {

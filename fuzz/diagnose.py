@@ -1,45 +1,64 @@
 """A full report on one case: outcome, signature, responsible registers, changed state.
 
 ``migfuzz diff`` prints it; the fuzz loop stores its JSON in every reproducer's
-``outcome.json``. It runs the case with re-saves (A -> A -> A and A -> B -> B), compares each
-re-save with A's stream field by field, and localizes a ``cpu`` refusal to registers.
+``outcome.json``. It runs the case through the one case path (:mod:`fuzz.engine`), so its
+verdict is the fuzz loop's and the replay's, then explains it: the control's own round trip
+(the source's stream against A's re-save), the state the pair restored differently from the
+control, and, for a refused ``cpu`` load, the responsible registers.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fuzz.case import Case
+from fuzz.engine import CaseRun
 from fuzz.errors import StreamError
 from fuzz.farm import QemuBinary
 from fuzz.localize import Localization, localize_cpreg_refusal
-from fuzz.oracles import Agree, Divergence, Judgement, Signature, StateOracle, judge
-from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.runner import save_and_restore
-from fuzz.stream.compare import StreamDiff, compare_streams
-from fuzz.stream.decode import decode_file
+from fuzz.machine import private_workdir
+from fuzz.oracles import Judgement, Signature
+from fuzz.outcome import Stage, TransferOutcome, Verdict
+from fuzz.session import Session
+from fuzz.stream.compare import StreamDiff, compare_resaves
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Everything migfuzz can say about one case on one pair."""
+    """Everything migfuzz can say about one case on one pair.
 
-    control: TransferOutcome
-    pair: TransferOutcome
-    judgement: Judgement
+    ``control_state`` compares the source's stream with A's re-save (a same-version round
+    trip); ``pair_state`` compares A's re-save with B's (what the pair restored
+    differently, the state oracle's evidence).
+    """
+
+    run: CaseRun
     control_state: StreamDiff | None
     pair_state: StreamDiff | None
     localization: Localization | None
     notes: tuple[str, ...] = ()
 
     @property
+    def control(self) -> TransferOutcome:
+        """A -> A."""
+        return self.run.control
+
+    @property
+    def pair(self) -> TransferOutcome:
+        """A -> B."""
+        return self.run.pair
+
+    @property
+    def judgement(self) -> Judgement:
+        """The one judge's verdict on the case."""
+        return self.run.judgement
+
+    @property
     def signature(self) -> Signature | None:
         """The divergence signature, if the pair diverged."""
-        return self.judgement.signature if isinstance(self.judgement, Divergence) else None
+        return self.run.signature
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, as stored in ``outcome.json`` under ``findings``."""
@@ -52,74 +71,42 @@ class Diagnosis:
         }
 
 
-def state_divergence(diff: StreamDiff) -> Divergence | None:
-    """A completed restore that changed state is a divergence named by what changed."""
-    if diff.identical:
-        return None
-    sections = sorted({c.path.split("/")[0] for c in diff.changed})
-    return Divergence(
-        Signature("state", f"round trip changed {', '.join(sections)}"),
-        {"changed": [vars(c) for c in diff.changed[:50]]},
-    )
-
-
-def judge_with_state(
-    control: TransferOutcome,
-    pair: TransferOutcome,
-    workdir: Path,
-    oracles: Sequence[StateOracle] = (),
-) -> Judgement:
-    """:func:`~fuzz.oracles.judge`, then the state round-trip oracle on a completed pair.
-
-    Needs the transfers to have been run with ``resave=True`` in ``workdir``.
-    """
-    judgement = judge(control, pair, oracles)
-    if isinstance(judgement, Agree) and pair.verdict is Verdict.COMPLETED:
-        diff = _round_trip(workdir, pair.dst, [])
-        if diff is not None:
-            return state_divergence(diff) or judgement
-    return judgement
-
-
-def _round_trip(workdir: Path, dst: str, notes: list[str]) -> StreamDiff | None:
-    resaved = workdir / f"resave-{dst}.stream"
-    if not resaved.exists():
+def _compared(
+    before: bytes | None, after: bytes | None, what: str, notes: list[str]
+) -> StreamDiff | None:
+    if before is None or after is None:
         return None
     try:
-        return compare_streams(decode_file(workdir / "src.stream"), decode_file(resaved))
+        return compare_resaves(before, after)
     except StreamError as err:
-        notes.append(f"round trip on {dst} not compared: {err}")
+        notes.append(f"{what} not compared: {err}")
         return None
+
+
+def explain(session: Session, run: CaseRun, dst: QemuBinary, *, localize: bool = True) -> Diagnosis:
+    """Explain a case that has already run (see :func:`diagnose`)."""
+    notes: list[str] = []
+    evidence = run.evidence
+    control_state = _compared(
+        run.source_stream, evidence.control_resave, "control round trip", notes
+    )
+    pair_state = _compared(evidence.control_resave, evidence.pair_resave, "pair state", notes)
+    localization = None
+    step = run.pair.failing_step
+    refused_load = step is not None and step.verdict is Verdict.REFUSED and step.stage is Stage.LOAD
+    if localize and refused_load and run.source_stream is not None:
+        with private_workdir("migfuzz-localize-") as tmp:
+            try:
+                localization = localize_cpreg_refusal(
+                    session, run.source_stream, dst, run.case, Path(tmp)
+                )
+            except StreamError as err:
+                notes.append(f"localization impossible: {err}")
+    return Diagnosis(run, control_state, pair_state, localization, tuple(notes))
 
 
 def diagnose(
-    src: QemuBinary,
-    dst: QemuBinary,
-    case: Case,
-    workdir: Path,
-    *,
-    oracles: Sequence[StateOracle] = (),
-    trace_load: Callable[[QemuBinary], bool] = lambda _b: False,
-    localize: bool = True,
+    session: Session, src: QemuBinary, dst: QemuBinary, case: Case, *, localize: bool = True
 ) -> Diagnosis:
-    """Run ``case`` on ``src -> src`` and ``src -> dst`` with re-saves and explain the result."""
-    control, pair = asyncio.run(
-        save_and_restore(src, [src, dst], case, workdir, resave=True, trace_load=trace_load)
-    )
-    notes: list[str] = []
-    control_state = (
-        _round_trip(workdir, src.name, notes) if control.verdict == "completed" else None
-    )
-    pair_state = _round_trip(workdir, dst.name, notes) if pair.verdict == "completed" else None
-    judgement = judge_with_state(control, pair, workdir, oracles)
-    localization = None
-    step = pair.failing_step
-    if localize and step is not None and step.verdict is Verdict.REFUSED and step.stage == "load":
-        try:
-            stream = (workdir / "src.stream").read_bytes()
-            localization = localize_cpreg_refusal(stream, dst, case, workdir)
-        except StreamError as err:
-            notes.append(f"localization impossible: {err}")
-    return Diagnosis(
-        control, pair, judgement, control_state, pair_state, localization, tuple(notes)
-    )
+    """Run ``case`` on ``src -> src`` and ``src -> dst`` (the one case path); explain it."""
+    return explain(session, session.run_case(src, dst, case), dst, localize=localize)

@@ -15,7 +15,6 @@ Each test is one real restore (about 50-80 ms), so the search is bounded by ``ma
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from fuzz.errors import InvalidInput
 from fuzz.farm import QemuBinary
 from fuzz.outcome import Verdict
 from fuzz.runner import FreshDestination, FreshSource
+from fuzz.session import Session
 from fuzz.stream.decode import decode_stream
 from fuzz.stream.patch import (
     CpregPatch,
@@ -69,18 +69,15 @@ class Localization:
         }
 
 
-def loads(dst: QemuBinary, case: Case, data: bytes, workdir: Path, name: str) -> bool:
+def loads(session: Session, dst: QemuBinary, case: Case, data: bytes, workdir: Path) -> bool:
     """Whether ``dst`` completes a restore of the stream ``data``."""
-    path = workdir / name
-    path.write_bytes(data)
-    try:
-        outcome = asyncio.run(FreshDestination(dst, workdir).load(case, path))
-    finally:
-        path.unlink(missing_ok=True)
-    return outcome.verdict is Verdict.COMPLETED
+    destination = FreshDestination(dst, workdir, timeouts=session.settings.timeouts)
+    result = session.run(lambda: destination.load(case, data))
+    return result.outcome.verdict is Verdict.COMPLETED
 
 
 def localize_cpreg_refusal(
+    session: Session,
     src_stream: bytes,
     dst: QemuBinary,
     case: Case,
@@ -90,26 +87,27 @@ def localize_cpreg_refusal(
 ) -> Localization:
     """Find the cpregs of ``src_stream`` that make ``dst`` refuse it.
 
+    :param session: runs the destination's restores.
     :param src_stream: the source's saved stream (which ``dst`` refuses).
     :param workdir: a private folder for the destination's own stream and patched streams.
     :raise StreamError: a stream cannot be decoded or patched.
     :raise HarnessError: the destination cannot save the case itself.
     """
-    own_path = workdir / "dst-own.stream"
-    saved = asyncio.run(FreshSource(dst, workdir).save(case, own_path))
-    if saved.verdict is not Verdict.COMPLETED:
+    source = FreshSource(dst, workdir, timeouts=session.settings.timeouts)
+    saved = session.run(lambda: source.save(case))
+    if saved.stream is None:
         return Localization(
-            (), 0, 0, False, False, f"the destination cannot save this case: {saved.summary()}"
-        )
+            (), 0, 0, False, False,
+            f"the destination cannot save this case: {saved.outcome.summary()}",
+        )  # fmt: skip
     src_decoded = decode_stream(src_stream)
-    dst_decoded = decode_stream(own_path.read_bytes())
+    dst_decoded = decode_stream(saved.stream)
     src_table, dst_table = cpreg_table(src_decoded), cpreg_table(dst_decoded)
     patches = cpreg_differences(src_table, dst_table)
-    counter = iter(range(1 << 30))
 
     def accepted(subset: Sequence[CpregPatch]) -> bool:
         data = rewrite_cpregs(src_stream, src_decoded, apply_patches(src_table, subset))
-        return loads(dst, case, data, workdir, f"patched-{next(counter)}.stream")
+        return loads(session, dst, case, data, workdir)
 
     if not patches:
         return Localization((), 0, 0, False, True, "the cpreg lists are identical")

@@ -1,4 +1,4 @@
-"""The Hypothesis-driven differential fuzz loop: keeps going past findings.
+"""One worker's Hypothesis-driven differential fuzz loop: keeps going past findings.
 
 Hypothesis stops a test at its first failure and shrinks it. migfuzz wants the opposite
 of stopping, so the loop runs Hypothesis repeatedly:
@@ -8,48 +8,49 @@ of stopping, so the loop runs Hypothesis repeatedly:
   that signature. Hypothesis tells bugs apart by exception type, so its shrinker keeps the
   signature stable: a smaller case with another signature is a different bug, not a
   shrink. Several new signatures in one run are shrunk side by side.
+* A new signature is first *claimed* in the shared :class:`~fuzz.store.CorpusStore` (so
+  no other worker shrinks it) and its unshrunk case is written at once: a finding that
+  was announced survives whatever happens to this worker. The minimal case then replaces
+  that entry in place.
 * The last case that raised a signature is the minimal one (Hypothesis replays the minimal
-  example last). A deterministic pass then makes it 1-minimal, and it is written to the
-  corpus atomically.
+  example last). A deterministic pass then makes it 1-minimal.
 * Then the next Hypothesis run starts, with a derived seed, until the budget is spent.
 
-Every case is a pure function of (pair, configuration, guest) and runs in its own temp
-folder, so the same loop can later run in several processes sharing one corpus folder.
+Every case goes through the one case path (:meth:`~fuzz.session.Session.run_case`) and
+the one judge. The loop reports what it does as events; :mod:`fuzz.campaign` adds them up.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
 from fuzz.case import Case
-from fuzz.corpus import Entry, VersionRef, iter_entries, write_entry
-from fuzz.diagnose import diagnose, judge_with_state
-from fuzz.errors import Finding, HarnessError, UsageError
-from fuzz.events import CaseFinished, Event
-from fuzz.farm import Farm, QemuBinary
+from fuzz.corpus import Entry, VersionRef
+from fuzz.diagnose import explain
+from fuzz.engine import CaseRun
+from fuzz.errors import Finding, UsageError
+from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
-from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature, StateOracle
-from fuzz.outcome import TransferOutcome
-from fuzz.probe import Capabilities, capabilities
-from fuzz.runner import save_and_restore
+from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
+from fuzz.probe import Capabilities
+from fuzz.session import Session
+from fuzz.store import CorpusStore
 
 Pair = tuple[str, str]
-#: Draws a case for a pair from both versions' capabilities.
+#: Draws a case for a pair from both versions' capabilities. Must pickle (a module-level
+#: function or a frozen dataclass instance) so that worker processes can receive it.
 CaseStrategy = Callable[[Capabilities, Capabilities], st.SearchStrategy[Case]]
 
-_CASES_PER_RUN = 40
-_SHRINK_GRACE = 300.0
+CASES_PER_RUN = 40
+SHRINK_GRACE = 300.0
 
 
 class BudgetExhausted(BaseException):
@@ -57,17 +58,29 @@ class BudgetExhausted(BaseException):
 
 
 @dataclass(frozen=True)
+class CaseJudged:
+    """One drawn case ran (shrinking steps are not counted)."""
+
+    pair: Pair
+    kind: str
+    """``agree``, ``invalid``, ``control-failed`` or ``divergence``."""
+    signature: Signature | None
+    reason: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class FindingSeen:
-    """A divergence was met: ``new`` if its signature was not known before."""
+    """A new signature was claimed by this worker and its first case written to ``path``."""
 
     signature: Signature
     pair: Pair
-    new: bool
+    path: Path
 
 
 @dataclass(frozen=True)
 class ReproducerWritten:
-    """A minimal reproducer of ``signature`` is in ``path``."""
+    """The minimal reproducer of ``signature`` replaced its first case in ``path``."""
 
     signature: Signature
     path: Path
@@ -75,51 +88,15 @@ class ReproducerWritten:
 
 
 @dataclass(frozen=True)
-class ControlFailure:
-    """A -> A did not complete: a harness or QEMU problem, not a finding."""
-
-    pair: Pair
-    reason: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Periodic: cases run so far, seconds elapsed, distinct signatures."""
-
-    cases: int
-    seconds: float
-    signatures: int
-
-
-LoopEvent = FindingSeen | ReproducerWritten | ControlFailure | Progress
-
-
-@dataclass
-class FindingStats:
-    """What the loop knows about one signature."""
+class ReproducerUnstable:
+    """The minimal case no longer showed ``signature``: the first case is kept as it is."""
 
     signature: Signature
-    count: int = 0
-    pairs: set[Pair] = field(default_factory=set)
-    path: Path | None = None
-    new: bool = False
+    path: Path
+    now: str
 
 
-@dataclass
-class Summary:
-    """The end of a fuzz run."""
-
-    cases: int = 0
-    invalid: int = 0
-    control_failures: int = 0
-    seconds: float = 0.0
-    findings: dict[Signature, FindingStats] = field(default_factory=dict)
-    interrupted: bool = False
-
-    @property
-    def cases_per_second(self) -> float:
-        """Throughput over the whole run."""
-        return self.cases / self.seconds if self.seconds > 0 else 0.0
+LoopEvent = CaseJudged | FindingSeen | ReproducerWritten | ReproducerUnstable
 
 
 def parse_pairs(text: str) -> list[Pair]:
@@ -149,132 +126,128 @@ def _finding_type(signature: Signature) -> type[Finding]:
     return _finding_types[signature]
 
 
+def _kind(run: CaseRun) -> tuple[str, str]:
+    judgement = run.judgement
+    if isinstance(judgement, InvalidCase):
+        return "invalid", judgement.reason
+    if isinstance(judgement, ControlFailed):
+        return "control-failed", judgement.reason
+    if isinstance(judgement, Divergence):
+        return "divergence", str(judgement.signature)
+    return "agree", ""
+
+
+def version_ref(binary: QemuBinary, caps: Capabilities) -> VersionRef:
+    """How an entry records a version: name, binary hash, version line."""
+    return VersionRef(binary.name, binary.content_hash(), caps.version_line)
+
+
 class FuzzLoop:
-    """Runs cases from a case strategy over pairs of versions until the budget is spent."""
+    """Runs cases from a case strategy over pairs of versions until the budget is spent.
+
+    :param deadline: ``time.time()`` after which no new case starts (shrinking a finding
+        may go on for :data:`SHRINK_GRACE` seconds more); None: no time limit.
+    :param max_cases: stop after this many drawn cases; None: no limit.
+    :param seed_value: the campaign's seed; ``worker`` makes each worker's draws distinct.
+    :param should_stop: polled before each case: True ends the loop (a driver's stop).
+    """
 
     def __init__(
         self,
-        farm: Farm,
+        session: Session,
+        binaries: Mapping[str, QemuBinary],
+        caps: Mapping[str, Capabilities],
         pairs: Sequence[Pair],
         case_strategy: CaseStrategy,
-        corpus_dir: Path,
         *,
-        budget_seconds: float | None = None,
+        store: CorpusStore,
+        deadline: float | None = None,
         max_cases: int | None = None,
         seed_value: int = 0,
-        oracles: Sequence[StateOracle] = (),
+        worker: int = 0,
         build_guest: GuestBuilder | None = None,
-        emit: Callable[[Event | LoopEvent], None] = lambda _e: None,
+        emit: Callable[[LoopEvent], None] = lambda _e: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
-        if budget_seconds is None and max_cases is None:
+        if deadline is None and max_cases is None:
             raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
-        self.binaries: dict[str, QemuBinary] = {}
-        for src, dst in pairs:
-            self.binaries[src] = farm.get(src)
-            self.binaries[dst] = farm.get(dst)
-        self.caps = {name: capabilities(b, farm.cache_dir) for name, b in self.binaries.items()}
+        self.session = session
+        self.binaries = binaries
+        self.caps = caps
         self.pairs = list(pairs)
         self.case_strategy = case_strategy
-        self.corpus_dir = corpus_dir
-        self.budget = budget_seconds
+        self.store = store
+        self.deadline = deadline
         self.max_cases = max_cases
         self.seed = seed_value
-        self.oracles = oracles
+        self.worker = worker
         self.build_guest = build_guest
         self.emit = emit
-        self.summary = Summary()
-        self._started = 0.0
-        self._last_progress = 0.0
+        self.should_stop = should_stop
+        self.cases = 0
         self._shrinking = False
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
+        self._claimed: dict[Signature, Path] = {}
         self._strategies: dict[Pair, st.SearchStrategy[tuple[Pair, Case]]] = {}
-        for item in iter_entries(corpus_dir):
-            if not isinstance(item, Exception):
-                self.summary.findings[item.signature] = FindingStats(item.signature, path=item.path)
 
     # -- running one case ------------------------------------------------------------
 
-    def run_case(
-        self, pair: Pair, case: Case
-    ) -> tuple[Any, TransferOutcome, TransferOutcome, bytes | None]:
-        """Save on the pair's source, restore on source and destination, judge.
-
-        :return: (judgement, control, pair outcome, the source stream if it diverged).
-        """
-        src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
-        with tempfile.TemporaryDirectory(prefix="migfuzz-case-") as tmp:
-            workdir = Path(tmp)
-            control, result = asyncio.run(
-                save_and_restore(
-                    src, [src, dst], case, workdir, trace_load=self._traces, resave=True
-                )
-            )
-            judgement = judge_with_state(control, result, workdir, self.oracles)
-            stream = None
-            if isinstance(judgement, Divergence) and (workdir / "src.stream").exists():
-                stream = (workdir / "src.stream").read_bytes()
-        return judgement, control, result, stream
-
-    def _traces(self, binary: QemuBinary) -> bool:
-        return self.caps[binary.name].trace_works
+    def run_case(self, pair: Pair, case: Case) -> CaseRun:
+        """The one case path: save on the pair's source, restore on source and destination."""
+        return self.session.run_case(self.binaries[pair[0]], self.binaries[pair[1]], case)
 
     def signature_of(self, pair: Pair, case: Case) -> Signature | None:
         """The divergence signature of a case, or None if it shows none."""
-        judgement = self.run_case(pair, case)[0]
-        return judgement.signature if isinstance(judgement, Divergence) else None
+        return self.run_case(pair, case).signature
 
     # -- the loop ----------------------------------------------------------------------
 
     def _out_of_budget(self) -> bool:
-        elapsed = time.monotonic() - self._started
-        if self.max_cases is not None and self.summary.cases >= self.max_cases:
+        if self.should_stop():
+            return True
+        if self.max_cases is not None and self.cases >= self.max_cases:
             return not self._shrinking
-        if self.budget is None:
+        if self.deadline is None:
             return False
-        limit = self.budget + (_SHRINK_GRACE if self._shrinking else 0.0)
-        return elapsed >= limit
-
-    def _progress(self) -> None:
-        now = time.monotonic()
-        if now - self._last_progress >= 5.0:
-            self._last_progress = now
-            self.emit(Progress(self.summary.cases, now - self._started, len(self.summary.findings)))
+        return time.time() >= self.deadline + (SHRINK_GRACE if self._shrinking else 0.0)
 
     def _body(self, drawn: tuple[Pair, Case]) -> None:
         if self._out_of_budget():
             raise BudgetExhausted
         pair, case = drawn
         started = time.monotonic()
-        judgement, control, result, _stream = self.run_case(pair, case)
+        run = self.run_case(pair, case)
+        kind, reason = _kind(run)
         if not self._shrinking:
-            self.summary.cases += 1
-            self.emit(CaseFinished(case.key(), (control, result), time.monotonic() - started))
-            self._progress()
-        if isinstance(judgement, InvalidCase):
-            if not self._shrinking:
-                self.summary.invalid += 1
+            self.cases += 1
+            self.emit(CaseJudged(pair, kind, run.signature, reason, time.monotonic() - started))
+        if kind in ("invalid", "control-failed"):
             reject()
-        if isinstance(judgement, ControlFailed):
-            if not self._shrinking:
-                self.summary.control_failures += 1
-                self.emit(ControlFailure(pair, judgement.reason))
-            reject()
-        if not isinstance(judgement, Divergence):
+        sig = run.signature
+        if sig is None:
             return
-        sig = judgement.signature
-        stats = self.summary.findings.get(sig)
-        if not self._shrinking:
-            is_new = stats is None
-            if stats is None:
-                stats = self.summary.findings[sig] = FindingStats(sig, new=True)
-            stats.count += 1
-            stats.pairs.add(pair)
-            self.emit(FindingSeen(sig, pair, is_new and stats.path is None))
-        if stats is not None and stats.path is not None:
-            return  # already has a reproducer: counted, not shrunk again
+        if sig not in self._claimed:
+            if not self.store.claim(sig):
+                return  # known, or another worker is recording it: counted, not shrunk
+            path = self._write(pair, run, findings=dict(run.judgement.details))  # type: ignore[union-attr]
+            self._claimed[sig] = path
+            self.emit(FindingSeen(sig, pair, path))
         self._minimal[sig] = (pair, case)
         self._shrinking = True
         raise _finding_type(sig)(str(sig))
+
+    def _write(self, pair: Pair, run: CaseRun, findings: dict[str, object]) -> Path:
+        src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
+        signature = run.signature
+        assert signature is not None
+        entry = Entry(
+            signature=signature,
+            src=version_ref(src, self.caps[src.name]),
+            dst=version_ref(dst, self.caps[dst.name]),
+            case=run.case, control=run.control, pair=run.pair,
+            findings=findings, stream=run.source_stream,
+        )  # fmt: skip
+        return self.store.save(entry, src, dst)
 
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes
@@ -285,7 +258,7 @@ class FuzzLoop:
         strategy = st.sampled_from(self.pairs).flatmap(self._strategies.__getitem__)
 
         @settings(
-            max_examples=_CASES_PER_RUN,
+            max_examples=CASES_PER_RUN,
             database=None,
             deadline=None,
             phases=[Phase.generate, Phase.shrink],
@@ -293,7 +266,7 @@ class FuzzLoop:
             report_multiple_bugs=True,
             print_blob=False,
         )
-        @seed(self.seed * 1_000_003 + run_index)
+        @seed((self.seed * 1_000_003 + run_index) * 1_009 + self.worker)
         @given(strategy)
         def property_(drawn: tuple[Pair, Case]) -> None:
             self._body(drawn)
@@ -306,62 +279,47 @@ class FuzzLoop:
             pass  # the minimal examples are in self._minimal
         finally:
             self._shrinking = True
-            self._record_minimal()
-            self._shrinking = False
+            try:
+                self._record_minimal()
+            finally:
+                self._shrinking = False
 
     def _record_minimal(self) -> None:
         for sig, (pair, case) in list(self._minimal.items()):
-            stats = self.summary.findings.setdefault(sig, FindingStats(sig, new=True))
-            if stats.path is not None:
-                continue
-            if stats.count == 0:  # first met while shrinking another signature
-                stats.count = 1
-                stats.pairs.add(pair)
+            path = self._claimed[sig]
 
             def still_fails(candidate: Case, pair: Pair = pair, sig: Signature = sig) -> bool:
+                if self._out_of_budget():
+                    raise BudgetExhausted
                 return self.signature_of(pair, candidate) == sig
 
-            minimal, tests = make_one_minimal(case, still_fails, build_guest=self.build_guest)
-            src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
-            with tempfile.TemporaryDirectory(prefix="migfuzz-record-") as tmp:
-                report = diagnose(
-                    src, dst, minimal, Path(tmp), oracles=self.oracles, trace_load=self._traces
-                )
-                stream_path = Path(tmp) / "src.stream"
-                stream = stream_path.read_bytes() if stream_path.exists() else None
-            judgement, control, result = report.judgement, report.control, report.pair
-            if not isinstance(judgement, Divergence) or judgement.signature != sig:
-                continue  # not reproducible any more: flaky, do not record
-            entry = Entry(
-                signature=sig,
-                src=VersionRef(src.name, src.content_hash(), self.caps[src.name].version_line),
-                dst=VersionRef(dst.name, dst.content_hash(), self.caps[dst.name].version_line),
-                case=minimal, control=control, pair=result,
-                findings={**judgement.details, **report.to_json()}, stream=stream,
-            )  # fmt: skip
-            path, _written = write_entry(self.corpus_dir, entry, src, dst)
-            stats.path = path
+            try:
+                minimal, tests = make_one_minimal(case, still_fails, build_guest=self.build_guest)
+            except BudgetExhausted:
+                minimal, tests = case, 0
+            report = explain(self.session, self.run_case(pair, minimal), self.binaries[pair[1]])
+            if report.signature != sig:
+                self.store.release(sig)
+                self.emit(ReproducerUnstable(sig, path, str(report.signature)))
+                continue  # the first case stays the entry
+            findings = {**report.judgement.details, **report.to_json()}  # type: ignore[union-attr]
+            self._write(pair, report.run, findings)
+            self.store.release(sig)
             self.emit(ReproducerWritten(sig, path, tests))
         self._minimal = {}
 
-    def run(self) -> Summary:
-        """Fuzz until the budget or case count is spent (or Ctrl-C); return the summary.
+    def run(self) -> int:
+        """Fuzz until the budget or case count is spent, or the driver says stop.
 
+        :return: the number of cases drawn.
+        :raise KeyboardInterrupt: Ctrl-C or SIGTERM; entries already written stay whole.
         :raise HarnessError: the harness failed in a way that makes going on pointless.
         """
-        self._started = time.monotonic()
         run_index = 0
-        try:
-            while not self._out_of_budget():
-                try:
-                    self._hypothesis_run(run_index)
-                except BudgetExhausted:
-                    break
-                run_index += 1
-        except KeyboardInterrupt:
-            self.summary.interrupted = True
-        except HarnessError:
-            raise
-        finally:
-            self.summary.seconds = time.monotonic() - self._started
-        return self.summary
+        while not self._out_of_budget():
+            try:
+                self._hypothesis_run(run_index)
+            except BudgetExhausted:
+                break
+            run_index += 1
+        return self.cases

@@ -1,4 +1,11 @@
-"""Outcomes in, a judgement out: agree, invalid case, failed control, or a divergence.
+"""Evidence in, a judgement out: agree, invalid case, failed control, or a divergence.
+
+The one judge of migfuzz. :func:`judge` takes the :class:`Evidence` of one case -- the
+control's and the pair's outcomes and, where they completed, their re-saved states -- and
+applies the oracles in a fixed order: the step verdicts, the guest's read-back, then the
+state round trip. Every oracle compares the pair *with the control*, never with the
+source's stream alone: what both sides do the same (the epilogue's own effects, a field
+that changes on every save) is not a divergence.
 
 A divergence carries a :class:`Signature`: a normalized, stable description of *what* went
 wrong, with no addresses, pids, temp paths or timings, and register names instead of raw
@@ -11,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fuzz.errors import CorpusError, InvalidInput
@@ -55,6 +62,20 @@ AGREE = Signature("agree", "")
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What the judge looks at for one case.
+
+    ``control_resave`` and ``pair_resave`` are the destinations' re-saves, taken right
+    after a completed restore while the VM was still paused; None when not taken.
+    """
+
+    control: TransferOutcome
+    pair: TransferOutcome
+    control_resave: bytes | None = field(default=None, repr=False)
+    pair_resave: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Agree:
     """The pair ended as the control did, and every oracle saw the same state."""
 
@@ -83,9 +104,9 @@ class Divergence:
 
 Judgement = Agree | InvalidCase | ControlFailed | Divergence
 
-#: Extra oracles compare completed transfers (guest transcript, stream state) and return
-#: a divergence or None. They run only when both control and pair completed.
-StateOracle = Callable[[TransferOutcome, TransferOutcome], Divergence | None]
+#: Oracles compare completed transfers (guest transcript, stream state) and return a
+#: divergence or None. They run only when both control and pair completed.
+StateOracle = Callable[[Evidence], Divergence | None]
 
 # (pattern, replacement) applied in order to each QEMU error line. Register ids are
 # replaced by names before these run.
@@ -163,13 +184,13 @@ def step_signature(step: StepOutcome) -> Signature:
     return Signature(kind, detail)
 
 
-def judge(
-    control: TransferOutcome, pair: TransferOutcome, oracles: Sequence[StateOracle] = ()
-) -> Judgement:
+def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> Judgement:
     """Compare a cross-version transfer with its same-version control.
 
+    :param oracles: the state oracles, in order; by default :func:`default_oracles`.
     :raise InvalidInput: the two transfers do not share a source.
     """
+    control, pair = evidence.control, evidence.pair
     if control.src != pair.src or control.src != control.dst:
         raise InvalidInput(
             f"control {control.src}->{control.dst} does not match pair {pair.src}->{pair.dst}"
@@ -185,15 +206,16 @@ def judge(
         return Divergence(
             step_signature(step), {"summary": pair.summary(), "messages": list(step.messages)}
         )
-    for oracle in oracles:
-        found = oracle(control, pair)
+    for oracle in default_oracles() if oracles is None else oracles:
+        found = oracle(evidence)
         if found is not None:
             return found
     return Agree()
 
 
-def guest_transcript_oracle(control: TransferOutcome, pair: TransferOutcome) -> Divergence | None:
+def guest_transcript_oracle(evidence: Evidence) -> Divergence | None:
     """The guest-visible oracle: what the guest reads back after A -> B vs after A -> A."""
+    control, pair = evidence.control, evidence.pair
     if control.load is None or pair.load is None:
         return None
     expected = control.load.details.get("transcript")
@@ -212,6 +234,38 @@ def guest_transcript_oracle(control: TransferOutcome, pair: TransferOutcome) -> 
     )
 
 
+def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
+    """The state oracle: what B restored differently from what A restored.
+
+    Compares the pair's re-save with the control's, field by field (by register for
+    cpregs, by content digest for RAM); fields that legitimately differ between runs or
+    versions are left out by rule (:data:`fuzz.stream.compare.VOLATILE_FIELDS`). Re-saves
+    that are the same bytes (but for where RAM passes break) are not decoded at all. A
+    re-save that does not decode tells nothing: no finding (a false finding costs more
+    than a missed one).
+    """
+    a, b = evidence.control_resave, evidence.pair_resave
+    if a is None or b is None:
+        return None
+    from fuzz.errors import StreamError  # noqa: PLC0415
+    from fuzz.stream.compare import compare_resaves, same_saved_state  # noqa: PLC0415
+
+    if same_saved_state(a, b):
+        return None
+    try:
+        diff = compare_resaves(a, b)
+    except StreamError:
+        return None
+    if diff.identical:
+        return None
+    fields = sorted({c.rule_path for c in diff.changed})
+    shown = ", ".join(fields[:4]) + (f" (+{len(fields) - 4} more)" if len(fields) > 4 else "")
+    return Divergence(
+        Signature("state", f"restored state differs: {shown}"),
+        {"state": diff.to_json(), "src": evidence.pair.src, "dst": evidence.pair.dst},
+    )
+
+
 def default_oracles() -> list[StateOracle]:
-    """The state oracles every fuzz run, replay and regression uses."""
-    return [guest_transcript_oracle]
+    """The state oracles of the one judge, in the order they are applied."""
+    return [guest_transcript_oracle, state_round_trip_oracle]

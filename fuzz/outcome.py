@@ -29,6 +29,8 @@ class Verdict(StrEnum):
     """QEMU did not finish in time and was killed."""
     SETUP_ERROR = "setup-error"
     """The case is invalid for this version (it would not even start): not a divergence."""
+    NOT_RUN = "not-run"
+    """The step was not run: the control had already failed, so it could tell nothing."""
 
 
 class Stage(StrEnum):

@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,8 @@ def _as_list(value: object) -> list[Any]:
     if not isinstance(value, list):
         raise MonitorError(f"QEMU answered {type(value).__name__} where a list was expected")
     return value
+
+
+def traced_versions(binaries: Iterable[QemuBinary], cache_dir: Path) -> frozenset[str]:
+    """The versions among ``binaries`` whose destinations can trace their load path."""
+    return frozenset(b.name for b in binaries if capabilities(b, cache_dir).trace_works)

@@ -1,16 +1,15 @@
 """Replaying a corpus entry: same divergence, a different one, or fixed.
 
 Used by ``migfuzz repro`` (one entry, maybe on other binaries), ``migfuzz regress`` (every
-entry, for CI) and the pytest corpus collector. The case is re-run from scratch: saved on
-the source again, restored on the source (control) and the destination.
+entry, for CI) and the pytest corpus collector. The case is re-run from scratch through the
+one case path the fuzz loop recorded it with (:mod:`fuzz.engine`): saved on the source
+again, restored and re-saved on the source (control) and the destination, judged by the
+same judge -- so a state or read-back finding replays as itself, not as *fixed*.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from enum import StrEnum
@@ -18,18 +17,9 @@ from pathlib import Path
 
 from fuzz.corpus import Entry, write_entry
 from fuzz.farm import QemuBinary
-from fuzz.oracles import (
-    AGREE,
-    ControlFailed,
-    Divergence,
-    InvalidCase,
-    Judgement,
-    Signature,
-    StateOracle,
-    judge,
-)
+from fuzz.oracles import AGREE, ControlFailed, Divergence, InvalidCase, Judgement, Signature
 from fuzz.outcome import TransferOutcome
-from fuzz.runner import save_and_restore
+from fuzz.session import Session
 
 
 class ReplayVerdict(StrEnum):
@@ -72,37 +62,33 @@ class Replay:
         return f"unusable: {reason}{changed}"
 
 
-def replay(
-    entry: Entry,
-    src: QemuBinary,
-    dst: QemuBinary,
-    *,
-    oracles: Sequence[StateOracle] = (),
-    trace_load: Callable[[QemuBinary], bool] = lambda _b: False,
-) -> Replay:
+def classify(recorded: Signature, judgement: Judgement) -> ReplayVerdict:
+    """How a replay's judgement compares with the signature an entry recorded."""
+    now = judgement.signature if isinstance(judgement, Divergence) else None
+    if isinstance(judgement, ControlFailed | InvalidCase):
+        return ReplayVerdict.UNUSABLE
+    if (now or AGREE) == recorded:
+        return ReplayVerdict.SAME
+    if now is None:
+        return ReplayVerdict.FIXED
+    return ReplayVerdict.DIFFERENT
+
+
+def replay(session: Session, entry: Entry, src: QemuBinary, dst: QemuBinary) -> Replay:
     """Run ``entry``'s case again on ``src`` -> ``src`` and ``src`` -> ``dst``.
 
-    ``trace_load`` must match how the entry was recorded (the fuzz loop traces wherever the
-    probe says tracing works), since where loading stopped is part of some signatures.
+    The session's settings must trace where the recording did (the fuzz loop traces
+    wherever the probe says tracing works), since where loading stopped is part of some
+    signatures.
     """
-    with tempfile.TemporaryDirectory(prefix="migfuzz-replay-") as tmp:
-        control, pair = asyncio.run(
-            save_and_restore(src, [src, dst], entry.case, Path(tmp), trace_load=trace_load)
-        )
-    judgement = judge(control, pair, oracles)
+    run = session.run_case(src, dst, entry.case)
+    judgement, control, pair = run.judgement, run.control, run.pair
     changed = tuple(
         name for name, ref, binary in (("src", entry.src, src), ("dst", entry.dst, dst))
         if ref.sha256 and ref.sha256 != binary.content_hash()
     )  # fmt: skip
-    now = judgement.signature if isinstance(judgement, Divergence) else None
-    if isinstance(judgement, ControlFailed | InvalidCase):
-        verdict = ReplayVerdict.UNUSABLE
-    elif (now or AGREE) == entry.signature:
-        verdict = ReplayVerdict.SAME
-    elif now is None:
-        verdict = ReplayVerdict.FIXED
-    else:
-        verdict = ReplayVerdict.DIFFERENT
+    verdict = classify(entry.signature, judgement)
+    now = run.signature
     return Replay(entry, verdict, entry.signature, now, judgement, control, pair, changed)
 
 

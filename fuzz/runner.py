@@ -5,8 +5,14 @@ control (A -> A) and the pair (A -> B) load byte-identical input. Each step's en
 classified as one :class:`~fuzz.outcome.Verdict`; harness failures (our own bugs, a broken
 install) raise :class:`~fuzz.errors.HarnessError` instead and are never a verdict.
 
-Today each step starts a fresh QEMU (about 40 ms of CPU). :class:`Destination` is the seam
-for a later destination that stays up and loads many streams (``snapshot-load``).
+What a step produces besides its outcome is typed (:class:`SaveResult`, :class:`LoadResult`):
+the source's stream and a destination's re-save are bytes, not files named by convention.
+A destination re-saves right after the load completes, while the VM is still paused and
+before the guest runs its read-back epilogue: the re-save is the state the destination
+restored, not what the guest did afterwards.
+
+Each step starts a fresh QEMU (about 40 ms of CPU). :class:`Destination` is the seam for a
+destination that stays up and loads many streams.
 """
 
 from __future__ import annotations
@@ -25,19 +31,10 @@ from fuzz.errors import LaunchError, MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
 from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
+from fuzz.outcome import Stage, StepOutcome, Verdict, qemu_error_lines
+from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
 
 _ABORT_STATUSES = {134, -6}  # SIGABRT as exit status through a shell, or as a signal
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds each phase may take before the step is classified as hung."""
-
-    start: float = 20.0
-    checkpoint: float = 15.0
-    migrate: float = 30.0
-    transcript: float = 15.0
 
 
 def _noop(_event: Event) -> None:
@@ -122,8 +119,21 @@ async def _wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[st
         if status in ("completed", "failed", "cancelled"):
             return status, info if isinstance(info, dict) else {}
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, 0.01)
     return "timeout", {}
+
+
+#: No bandwidth limit: a paused VM's whole RAM then goes out in one pass, so two saves of
+#: one state are the same bytes (with the default 128 MiB/s limit, where QEMU splits the
+#: RAM into iterations depends on timing), and equal re-saves need no decoding.
+_UNLIMITED_BANDWIDTH = 1 << 40
+
+
+async def _save_to(vm: QemuMachine, path: Path, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Migrate the (stopped) VM into the file ``path``; the end as :func:`_wait_migration`."""
+    await vm.execute("migrate-set-parameters", {"max-bandwidth": _UNLIMITED_BANDWIDTH})
+    await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(path))}"})
+    return await _wait_migration(vm, timeout)
 
 
 class _StepRecorder:
@@ -158,31 +168,55 @@ class _StepRecorder:
         return None if code is None else self.done(_classify_exit(code))
 
 
-class Source(Protocol):
-    """Something that saves a case to a stream file."""
+@dataclass(frozen=True)
+class SaveResult:
+    """A save: how it ended and, if it completed, the stream it wrote."""
 
-    async def save(self, case: Case, stream: Path) -> StepOutcome:
-        """Run ``case`` to its checkpoint and save it to ``stream``."""
+    outcome: StepOutcome
+    stream: bytes | None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A restore: how it ended and, if asked for and possible, the re-saved state."""
+
+    outcome: StepOutcome
+    resave: bytes | None = None
+
+
+class Source(Protocol):
+    """Something that saves a case to a stream."""
+
+    async def save(self, case: Case) -> SaveResult:
+        """Run ``case`` to its checkpoint and save it."""
         ...
 
 
 class Destination(Protocol):
-    """Something that restores stream files for one configuration.
+    """Something that restores streams for one configuration.
 
     A fresh-process destination starts one QEMU per :meth:`load`; a persistent one may keep
     a QEMU and reload it. Callers must not care which.
     """
 
-    async def load(self, case: Case, stream: Path, *, resave_to: Path | None = None) -> StepOutcome:
-        """Restore ``stream``, run the guest's epilogue, optionally save again to ``resave_to``."""
+    async def load(self, case: Case, stream: bytes | Path, *, resave: bool = False) -> LoadResult:
+        """Restore ``stream`` (bytes, or a file or fifo to read), optionally re-save it at
+        once, then run the guest's epilogue."""
         ...
+
+
+def _read_stream(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 class FreshSource:
     """Saves each case on a newly started QEMU of one version."""
 
     def __init__(
-        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = Timeouts(),
+        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
         emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.binary = binary
@@ -190,9 +224,10 @@ class FreshSource:
         self.timeouts = timeouts
         self.emit = emit
 
-    async def save(self, case: Case, stream: Path) -> StepOutcome:
-        """Start, run the guest to its checkpoint, stop, migrate to ``stream``, quit."""
+    async def save(self, case: Case) -> SaveResult:
+        """Start, run the guest to its checkpoint, stop, migrate to a stream, quit."""
         self.emit(StepStarted(stage=Stage.SAVE, version=self.binary.name))
+        stream = self.workdir / f"save-{self.binary.name}.stream"
         image = None
         if case.guest is not None:
             image = self.workdir / f"guest-{case.guest.digest()}.bin"
@@ -203,7 +238,9 @@ class FreshSource:
         )  # fmt: skip
         outcome = await self._save(vm, case, stream)
         self.emit(StepFinished(outcome=outcome))
-        return outcome
+        data = _read_stream(stream) if outcome.verdict is Verdict.COMPLETED else None
+        stream.unlink(missing_ok=True)
+        return SaveResult(outcome, data)
 
     async def _save(self, vm: QemuMachine, case: Case, stream: Path) -> StepOutcome:
         step = _StepRecorder(vm, Stage.SAVE, self.binary.name)
@@ -226,8 +263,7 @@ class FreshSource:
                         console=console,
                     )
                 await vm.execute("stop")
-            await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(stream))}"})
-            status, info = await _wait_migration(vm, self.timeouts.migrate)
+            status, info = await _save_to(vm, stream, self.timeouts.migrate)
             if status == "completed":
                 console = bytes(vm.console_output).decode("latin-1")
                 return done(Verdict.COMPLETED, **({"console": console} if case.guest else {}))
@@ -256,7 +292,7 @@ class FreshDestination:
     """
 
     def __init__(
-        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = Timeouts(),
+        self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
         emit: Callable[[Event], None] = _noop, trace_load: bool = False,
     ) -> None:  # fmt: skip
         self.binary = binary
@@ -265,9 +301,20 @@ class FreshDestination:
         self.emit = emit
         self.trace_load = trace_load
 
-    async def load(self, case: Case, stream: Path, *, resave_to: Path | None = None) -> StepOutcome:
-        """Start with ``-incoming defer``, ``migrate-incoming`` the file, classify the end."""
+    async def load(self, case: Case, stream: bytes | Path, *, resave: bool = False) -> LoadResult:
+        """Start with ``-incoming defer``, ``migrate-incoming`` the stream, classify the end.
+
+        :param stream: the stream's bytes, or a file (or fifo) QEMU reads it from.
+        :param resave: save a completed load again at once, still paused, into
+            :attr:`LoadResult.resave`.
+        """
         self.emit(StepStarted(stage=Stage.LOAD, version=self.binary.name))
+        if isinstance(stream, Path):
+            stream_path, ours = stream, False
+        else:
+            stream_path, ours = self.workdir / f"load-{self.binary.name}.stream", True
+            stream_path.write_bytes(stream)
+        resave_path = self.workdir / f"resave-{self.binary.name}.stream"
         args = destination_args(case)
         trace_file = self.workdir / f"load-trace-{self.binary.name}.log"
         if self.trace_load:
@@ -276,11 +323,19 @@ class FreshDestination:
             self.binary, args, self.workdir,
             console=case.guest is not None, start_timeout=self.timeouts.start,
         )  # fmt: skip
-        outcome = await self._load(vm, case, stream, resave_to)
-        if self.trace_load and outcome.verdict is not Verdict.COMPLETED and trace_file.exists():
-            outcome.details["load_path"] = load_path(trace_file.read_text(errors="replace"))
+        try:
+            outcome = await self._load(vm, case, stream_path, resave_path if resave else None)
+            if self.trace_load and outcome.verdict is not Verdict.COMPLETED and trace_file.exists():
+                outcome.details["load_path"] = load_path(trace_file.read_text(errors="replace"))
+            resaved = None
+            if resave and outcome.details.get("resave") == "completed":
+                resaved = _read_stream(resave_path)
+        finally:
+            for path in (stream_path if ours else None, resave_path, trace_file):
+                if path is not None:
+                    path.unlink(missing_ok=True)
         self.emit(StepFinished(outcome=outcome))
-        return outcome
+        return LoadResult(outcome, resaved)
 
     async def _load(
         self, vm: QemuMachine, case: Case, stream: Path, resave_to: Path | None
@@ -301,15 +356,14 @@ class FreshDestination:
                 # QEMU may stay up after a failed load (exit-on-error=off); still a refusal.
                 return done(Verdict.REFUSED, [str(info.get("error-desc", f"migration {status}"))])
             details: dict[str, Any] = {}
-            if case.guest is not None:
+            if resave_to is not None:
+                # Still paused (-S): the re-save is exactly the state that was restored.
+                resaved, _ = await _save_to(vm, resave_to, self.timeouts.migrate)
+                details["resave"] = resaved
+            if case.guest is not None and vm.returncode is None:
                 transcript = await self._transcript(vm, case.guest)
                 details["transcript"] = transcript
                 details["transcript_complete"] = case.guest.done.decode("latin-1") in transcript
-            if resave_to is not None:
-                await vm.execute("stop")
-                await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(resave_to))}"})
-                resaved, _ = await _wait_migration(vm, self.timeouts.migrate)
-                details["resave"] = resaved
             if vm.returncode is not None:
                 return done(_classify_exit(vm.returncode), **details)
             return done(Verdict.COMPLETED, **details)
@@ -327,38 +381,3 @@ class FreshDestination:
         await vm.console_write(guest.resume)
         await vm.wait_console(guest.done, self.timeouts.transcript, start=start)
         return bytes(vm.console_output[start:]).decode("latin-1")
-
-
-async def save_and_restore(
-    src: QemuBinary,
-    dsts: Sequence[QemuBinary],
-    case: Case,
-    workdir: Path,
-    *,
-    timeouts: Timeouts = Timeouts(),
-    emit: Callable[[Event], None] = _noop,
-    resave: bool = False,
-    trace_load: Callable[[QemuBinary], bool] = lambda _b: False,
-) -> list[TransferOutcome]:
-    """Save ``case`` once on ``src`` and restore that stream on each of ``dsts`` in turn.
-
-    :param workdir: a private folder for this case; the stream is ``workdir/src.stream``
-        and re-saves (with ``resave``) ``workdir/resave-<dst>.stream``.
-    :param trace_load: which destinations trace their load path (see :class:`FreshDestination`).
-    :return: one :class:`TransferOutcome` per destination, in order.
-    :raise HarnessError: the harness failed (never a verdict).
-    """
-    stream = workdir / "src.stream"
-    saved = await FreshSource(src, workdir, timeouts=timeouts, emit=emit).save(case, stream)
-    results = []
-    for dst in dsts:
-        if saved.verdict is not Verdict.COMPLETED:
-            results.append(TransferOutcome(src=src.name, dst=dst.name, save=saved, load=None))
-            continue
-        resave_to = workdir / f"resave-{dst.name}.stream" if resave else None
-        destination = FreshDestination(
-            dst, workdir, timeouts=timeouts, emit=emit, trace_load=trace_load(dst)
-        )
-        loaded = await destination.load(case, stream, resave_to=resave_to)
-        results.append(TransferOutcome(src=src.name, dst=dst.name, save=saved, load=loaded))
-    return results

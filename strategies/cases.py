@@ -6,7 +6,8 @@ The guest part shrinks toward "no guest operations" and the configuration part t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -33,23 +34,33 @@ def _case(config: MachineConfig, operations: list[Operation] | None) -> Case:
     return Case(config=config, guest=guest)
 
 
-def case_strategy(
-    *, guests: bool = True, one_sided: bool = False, max_ops: int = 8
-) -> Callable[[Capabilities, Capabilities], st.SearchStrategy[Case]]:
+@dataclass(frozen=True)
+class PairCases:
     """The loop's case strategy: ``(src caps, dst caps) -> cases`` for that pair.
+
+    A frozen dataclass, not a closure, so that it pickles to worker processes.
 
     :param guests: run a generated guest to its checkpoint before saving; without, the
         machine is saved paused at reset.
     :param one_sided: also draw options only one side accepts (expected refusals).
+    :param max_ops: the most guest operations a case has.
     """
 
-    def for_pair(src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
+    guests: bool = True
+    one_sided: bool = False
+    max_ops: int = 8
+
+    def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
+        """The cases of one pair."""
         ops: st.SearchStrategy[list[Operation] | None] = (
-            guest_operations(max_ops=max_ops) if guests else st.none()
+            guest_operations(max_ops=self.max_ops) if self.guests else st.none()
         )
-        configs = configurations(src, dst, one_sided=one_sided)
-        if guests:
+        configs = configurations(src, dst, one_sided=self.one_sided)
+        if self.guests:
             configs = configs.filter(_runs_aarch64)
         return st.builds(_case, configs, ops)
 
-    return for_pair
+
+def case_strategy(*, guests: bool = True, one_sided: bool = False, max_ops: int = 8) -> PairCases:
+    """The loop's case strategy (see :class:`PairCases`)."""
+    return PairCases(guests=guests, one_sided=one_sided, max_ops=max_ops)

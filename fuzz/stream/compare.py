@@ -7,6 +7,7 @@ lists differ in length across versions); RAM by each block's content digest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,36 @@ from fuzz.stream.patch import cpreg_table
 _CPREG_ARRAYS = ("cpreg_vmstate_array_len", "cpreg_vmstate_indexes", "cpreg_vmstate_values")
 
 
+_INSTANCE = re.compile(r"^([^/]+)/\d+(/|$)")
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def rule_path(path: str) -> str:
+    """A field's path without instance numbers and array indices: the field, not the slot.
+
+    ``cpu/0/env.xregs[2]`` -> ``cpu/env.xregs``; ``cpu/1/cpreg/SCTLR_EL1`` ->
+    ``cpu/cpreg/SCTLR_EL1``. Signatures and the volatile-field rules use this form, so one
+    cause shows as one name whichever CPU or array slot it hit.
+    """
+    return _INDEX.sub("", _INSTANCE.sub(r"\1\2", path))
+
+
+#: Fields whose value legitimately differs between two restores of one stream, by rule
+#: (never by case): each is matched against :func:`rule_path` and says why.
+VOLATILE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^timer/cpu_(ticks|clock)_offset$"),
+        "host-clock offsets of the VM clock, taken when each process paused",
+    ),
+)
+
+
+def is_volatile(path: str) -> bool:
+    """Whether ``path`` (a :func:`state_map` key) may differ between two faithful restores."""
+    key = rule_path(path)
+    return any(pattern.search(key) for pattern, _why in VOLATILE_FIELDS)
+
+
 @dataclass(frozen=True)
 class FieldChange:
     """A field both streams have, with different values."""
@@ -24,6 +55,11 @@ class FieldChange:
     path: str
     before: str
     after: str
+
+    @property
+    def rule_path(self) -> str:
+        """The field without instance and index (see :func:`rule_path`)."""
+        return rule_path(self.path)
 
 
 @dataclass(frozen=True)
@@ -104,3 +140,37 @@ def compare_streams(before: Stream, after: Stream) -> StreamDiff:
         only_after=tuple(p for p in b if p not in a),
         compared=len(common),
     )
+
+
+#: Where QEMU ends one pass over RAM and starts the next: the RAM ``EOS`` word, the section
+#: footer and a ``PART`` header of the same section. Where it does so depends on timing.
+_RAM_PASS_BREAK = re.compile(rb"\x00{7}\x10\x7e(.{4})\x02\1", re.DOTALL)
+
+
+def same_saved_state(a: bytes, b: bytes) -> bool:
+    """Whether two saves are the same bytes but for where QEMU split RAM into passes.
+
+    A cheap test that needs no decoding: two saves of one state by one version usually
+    pass it. False says nothing (the saves may still hold the same state in another
+    layout); True is exact but for the pass breaks.
+    """
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) % 18:
+        return False
+    return _RAM_PASS_BREAK.sub(b"", a) == _RAM_PASS_BREAK.sub(b"", b)
+
+
+def compare_resaves(control: bytes, pair: bytes) -> StreamDiff:
+    """Compare the pair's re-save with the control's (both are re-saves of one stream).
+
+    ``before`` is the control's value and ``after`` the pair's; fields that
+    :func:`is_volatile` names are left out.
+
+    :raise StreamError: a re-save does not decode.
+    """
+    from fuzz.stream.decode import decode_stream  # noqa: PLC0415
+
+    diff = compare_streams(decode_stream(control), decode_stream(pair))
+    kept = tuple(c for c in diff.changed if not is_volatile(c.path))
+    return StreamDiff(kept, diff.only_before, diff.only_after, diff.compared, diff.notes)

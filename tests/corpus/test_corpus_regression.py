@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from fuzz.corpus import entry_folders, load_entry
-from fuzz.oracles import default_oracles
-from fuzz.probe import capabilities
+from fuzz.probe import traced_versions
 from fuzz.replay import ReplayVerdict, replay
+from fuzz.session import Session
+from fuzz.settings import RunSettings
 
 CORPUS = Path(os.environ.get("MIGFUZZ_CORPUS", Path(__file__).parents[2] / "corpus"))
 ENTRIES = entry_folders(CORPUS)
@@ -26,11 +27,8 @@ pytestmark = pytest.mark.qemu
 @pytest.mark.parametrize("folder", ENTRIES, ids=[f.name for f in ENTRIES])
 def test_entry_replays_as_recorded(folder: Path, farm) -> None:
     entry = load_entry(folder)
-    result = replay(
-        entry,
-        farm.get(entry.src.name),
-        farm.get(entry.dst.name),
-        oracles=default_oracles(),
-        trace_load=lambda b: capabilities(b, farm.cache_dir).trace_works,
-    )
+    src, dst = farm.get(entry.src.name), farm.get(entry.dst.name)
+    settings = RunSettings(trace_versions=traced_versions([src, dst], farm.cache_dir))
+    with Session(settings) as session:
+        result = replay(session, entry, src, dst)
     assert result.verdict is ReplayVerdict.SAME, f"{folder.name}: {result.describe()}"

@@ -10,11 +10,32 @@ import pytest
 
 from fuzz.case import Case, MachineConfig
 from fuzz.farm import QemuBinary
-from fuzz.outcome import Verdict
-from fuzz.runner import FreshSource
+from fuzz.outcome import TransferOutcome
+from fuzz.runner import FreshDestination, FreshSource, SaveResult
+from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
 
 #: The one machine type all four Debian versions have (11.1 dropped everything older).
 COMMON_MACHINE = "virt-5.2"
+
+
+async def transfer(
+    src: QemuBinary,
+    dst: QemuBinary,
+    case: Case,
+    workdir: Path,
+    *,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+) -> tuple[SaveResult, TransferOutcome]:
+    """One save on ``src`` and one restore on ``dst``: the runner's steps, without a judge.
+
+    For tests of the steps themselves (verdicts, guests); a whole case goes through
+    :func:`fuzz.engine.execute_case`.
+    """
+    saved = await FreshSource(src, workdir, timeouts=timeouts).save(case)
+    if saved.stream is None:
+        return saved, TransferOutcome(src.name, dst.name, saved.outcome, None)
+    loaded = await FreshDestination(dst, workdir, timeouts=timeouts).load(case, saved.stream)
+    return saved, TransferOutcome(src.name, dst.name, saved.outcome, loaded.outcome)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +56,9 @@ def stream_of(binaries: dict[str, QemuBinary], stream_dir: Path) -> Callable[[st
         if (version, cpu) not in saved:
             path = stream_dir / f"s{version}-{cpu}.stream"
             case = Case(MachineConfig(COMMON_MACHINE, cpu))
-            outcome = asyncio.run(FreshSource(binaries[version], stream_dir).save(case, path))
-            assert outcome.verdict is Verdict.COMPLETED, outcome.summary()
+            result = asyncio.run(FreshSource(binaries[version], stream_dir).save(case))
+            assert result.stream is not None, result.outcome.summary()
+            path.write_bytes(result.stream)
             saved[version, cpu] = path
         return saved[version, cpu]
 

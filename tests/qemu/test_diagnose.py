@@ -12,6 +12,7 @@ from fuzz.diagnose import diagnose
 from fuzz.localize import loads, patched_stream
 from fuzz.outcome import Verdict
 from fuzz.probe import capabilities
+from fuzz.session import Session
 from fuzz.stream.compare import compare_streams
 from fuzz.stream.decode import decode_file, decode_stream
 from fuzz.stream.patch import cpreg_table, rewrite_cpregs
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.qemu
 def test_same_version_round_trip_changes_no_field(binaries, farm, version, cpu, tmp_path) -> None:
     binary = binaries[version]
     case = Case(MachineConfig(capabilities(binary, farm.cache_dir).default_virt, cpu))
-    report = diagnose(binary, binary, case, tmp_path, localize=False)
+    with Session() as session:
+        report = diagnose(session, binary, binary, case, localize=False)
     assert report.control.verdict is Verdict.COMPLETED
     state = report.control_state
     assert state is not None and state.compared > 5000
@@ -47,7 +49,8 @@ def test_a_changed_field_is_seen(binaries, stream_of, tmp_path) -> None:
 
 def test_10_0_to_11_1_names_id_aa64isar0_only_in_incoming_stream(binaries, tmp_path) -> None:
     case = Case(MachineConfig("virt-10.0", "cortex-a57"))
-    report = diagnose(binaries["10.0"], binaries["11.1"], case, tmp_path)
+    with Session() as session:
+        report = diagnose(session, binaries["10.0"], binaries["11.1"], case)
     assert (
         str(report.signature) == "refused-on-load: cpreg only in incoming stream: ID_AA64ISAR0_EL1"
     )
@@ -60,21 +63,23 @@ def test_7_2_to_10_0_registers_found_by_patching_are_exactly_what_is_needed(
     binaries, tmp_path
 ) -> None:
     case = Case(MachineConfig("virt-7.2", "cortex-a57"))
-    report = diagnose(binaries["7.2"], binaries["10.0"], case, tmp_path)
-    assert report.pair.verdict is Verdict.REFUSED
-    loc = report.localization
-    assert loc is not None and loc.explained and loc.complete
-    names = {p.register for p in loc.responsible}
-    assert "ID_DFR0_EL1" in names
-    source = (tmp_path / "src.stream").read_bytes()
-    dst = binaries["10.0"]
-    assert not loads(dst, case, source, tmp_path, "unpatched.stream")
-    assert loads(dst, case, patched_stream(source, loc.responsible), tmp_path, "all.stream")
-    for i, patch in enumerate(loc.responsible):
-        fewer = loc.responsible[:i] + loc.responsible[i + 1 :]
-        assert not loads(dst, case, patched_stream(source, fewer), tmp_path, "fewer.stream"), (
-            f"{patch.register} is not needed"
-        )
+    with Session() as session:
+        report = diagnose(session, binaries["7.2"], binaries["10.0"], case)
+        assert report.pair.verdict is Verdict.REFUSED
+        loc = report.localization
+        assert loc is not None and loc.explained and loc.complete
+        names = {p.register for p in loc.responsible}
+        assert "ID_DFR0_EL1" in names
+        source = report.run.source_stream
+        assert source is not None
+        dst = binaries["10.0"]
+        assert not loads(session, dst, case, source, tmp_path)
+        assert loads(session, dst, case, patched_stream(source, loc.responsible), tmp_path)
+        for i, patch in enumerate(loc.responsible):
+            fewer = loc.responsible[:i] + loc.responsible[i + 1 :]
+            assert not loads(session, dst, case, patched_stream(source, fewer), tmp_path), (
+                f"{patch.register} is not needed"
+            )
 
 
 @pytest.mark.parametrize("version", VERSIONS)

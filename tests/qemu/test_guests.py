@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from fuzz.case import Case, MachineConfig
 from fuzz.farm import QemuBinary
 from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.runner import save_and_restore
 from fuzz.transcript import (
     EXCEPTION_ITEM,
     compare_transcripts,
@@ -54,7 +53,7 @@ from strategies.guests import (
 from strategies.image import build_guest, expected_values, readback_items
 from strategies.sysregs import SYSTEM_REGISTERS
 from tests.conftest import VERSIONS
-from tests.qemu.conftest import COMMON_MACHINE
+from tests.qemu.conftest import COMMON_MACHINE, transfer
 
 pytestmark = pytest.mark.qemu
 
@@ -85,7 +84,7 @@ def _run_batch(
     async def one(config: MachineConfig, ops: list[Operation]) -> TransferOutcome:
         case = Case(config, build_guest(ops, smp=config.smp))
         with tempfile.TemporaryDirectory(prefix="migfuzz-guest-") as tmp:
-            [result] = await save_and_restore(binary, [binary], case, Path(tmp))
+            _, result = await transfer(binary, binary, case, Path(tmp))
         return result
 
     async def all_cases() -> list[TransferOutcome]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
+from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
-from fuzz.loop import FuzzLoop
 from fuzz.probe import Capabilities
 
 pytestmark = pytest.mark.qemu
@@ -36,8 +36,8 @@ def tiny_cases(src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
 @pytest.fixture(scope="module")
 def fuzzed_corpus(farm, tmp_path_factory) -> tuple[Path, object]:
     corpus = tmp_path_factory.mktemp("corpus")
-    loop = FuzzLoop(farm, [("10.0", "11.1")], tiny_cases, corpus, max_cases=6, seed_value=1)
-    summary = loop.run()
+    spec = worker_spec(farm, [("10.0", "11.1")], tiny_cases, corpus, max_cases=6, seed=1)
+    summary = Campaign(spec, jobs=1).run()
     return corpus, summary
 
 

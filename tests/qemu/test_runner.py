@@ -9,33 +9,37 @@ from pathlib import Path
 import pytest
 
 from fuzz.case import Case, MachineConfig
+from fuzz.engine import execute_case
 from fuzz.farm import QemuBinary
 from fuzz.outcome import Verdict
 from fuzz.probe import capabilities
-from fuzz.runner import FreshDestination, Timeouts, save_and_restore
+from fuzz.runner import FreshDestination
+from fuzz.settings import RunSettings, Timeouts
 from tests.conftest import VERSIONS
+from tests.qemu.conftest import transfer
 
 pytestmark = pytest.mark.qemu
 
 
-def _run(src: QemuBinary, dsts: list[QemuBinary], case: Case, tmp: Path):  # type: ignore[no-untyped-def]
-    return asyncio.run(save_and_restore(src, dsts, case, tmp))
+def _run(src: QemuBinary, dst: QemuBinary, case: Case, tmp: Path):  # type: ignore[no-untyped-def]
+    return asyncio.run(transfer(src, dst, case, tmp))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("cpu", ["cortex-a57", "max"])
 def test_same_version_round_trip_completes(binaries, farm, version, cpu, tmp_path) -> None:
     machine = capabilities(binaries[version], farm.cache_dir).default_virt
-    [result] = _run(
-        binaries[version], [binaries[version]], Case(MachineConfig(machine, cpu)), tmp_path
+    saved, result = _run(
+        binaries[version], binaries[version], Case(MachineConfig(machine, cpu)), tmp_path
     )
     assert result.verdict is Verdict.COMPLETED, result.summary()
-    assert (tmp_path / "src.stream").stat().st_size > 1000
+    assert saved.stream is not None and len(saved.stream) > 1000
 
 
 def test_10_0_to_11_1_is_refused_with_the_destination_message(binaries, tmp_path) -> None:
     case = Case(MachineConfig("virt-10.0", "cortex-a57"))
-    control, pair = _run(binaries["10.0"], [binaries["10.0"], binaries["11.1"]], case, tmp_path)
+    run = asyncio.run(execute_case(binaries["10.0"], binaries["11.1"], case, RunSettings()))
+    control, pair = run.control, run.pair
     assert control.verdict is Verdict.COMPLETED
     assert pair.verdict is Verdict.REFUSED
     assert pair.load is not None and pair.load.returncode == 1
@@ -45,7 +49,7 @@ def test_10_0_to_11_1_is_refused_with_the_destination_message(binaries, tmp_path
 
 def test_11_1_to_10_0_crash_is_classified_as_crashed(binaries, tmp_path) -> None:
     case = Case(MachineConfig("virt-10.0", "cortex-a57"))
-    [pair] = _run(binaries["11.1"], [binaries["10.0"]], case, tmp_path)
+    _, pair = _run(binaries["11.1"], binaries["10.0"], case, tmp_path)
     assert pair.verdict is Verdict.CRASHED
     assert pair.load is not None and pair.load.returncode is not None and pair.load.returncode < 0
     assert any("Assertion" in m for m in pair.load.messages)
@@ -53,17 +57,16 @@ def test_11_1_to_10_0_crash_is_classified_as_crashed(binaries, tmp_path) -> None
 
 def test_a_case_the_version_cannot_start_is_a_setup_error(binaries, tmp_path) -> None:
     case = Case(MachineConfig("virt-7.2", "cortex-a57", cpu_properties=(("sve", "on"),)))
-    [result] = _run(binaries["7.2"], [binaries["7.2"]], case, tmp_path)
+    _, result = _run(binaries["7.2"], binaries["7.2"], case, tmp_path)
     assert result.verdict is Verdict.SETUP_ERROR and result.load is None
     assert any("sve" in m for m in result.save.messages)
 
 
 def test_truncated_stream_is_refused_not_crashed(binaries, stream_of, tmp_path) -> None:
     data = stream_of("10.0", "cortex-a57").read_bytes()
-    cut = tmp_path / "cut.stream"
-    cut.write_bytes(data[: len(data) // 2])
     case = Case(MachineConfig("virt-5.2", "cortex-a57"))
-    outcome = asyncio.run(FreshDestination(binaries["10.0"], tmp_path).load(case, cut))
+    destination = FreshDestination(binaries["10.0"], tmp_path)
+    outcome = asyncio.run(destination.load(case, data[: len(data) // 2])).outcome
     assert outcome.verdict is Verdict.REFUSED, outcome.summary()
 
 
@@ -75,7 +78,7 @@ def test_a_stream_that_never_ends_is_hung_and_killed(binaries, tmp_path) -> None
     # Keep the fifo open for writing so the reader blocks instead of seeing end-of-file.
     fd = os.open(fifo, os.O_RDWR)
     try:
-        outcome = asyncio.run(dest.load(case, fifo))
+        outcome = asyncio.run(dest.load(case, fifo)).outcome
     finally:
         os.close(fd)
     assert outcome.verdict is Verdict.HUNG

@@ -1,0 +1,376 @@
+"""A campaign: one or many workers running the fuzz loop, and the summary of what they met.
+
+The driver never runs a case itself. It hands each worker a picklable
+:class:`WorkerSpec` through a ``concurrent.futures.Executor``-shaped interface (a local
+process pool here; any executor with ``submit`` and futures fits), gathers the workers'
+events from a queue, and adds them up in a :class:`Summary`. Workers share nothing but
+the corpus folder, whose claims keep them from shrinking or writing the same signature
+twice.
+
+A worker process that dies (SIGKILL, out of memory) breaks a stdlib process pool and
+fails every pending future with ``BrokenProcessPool``: the driver then builds a new pool
+and starts fresh workers with new seeds for the time that is left. What the dead worker
+had announced is already on disk, and its QEMU processes died with it (they are started
+with a parent-death signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import queue
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fuzz.errors import UsageError
+from fuzz.farm import Farm, QemuBinary
+from fuzz.loop import (
+    CaseJudged,
+    CaseStrategy,
+    FindingSeen,
+    FuzzLoop,
+    LoopEvent,
+    Pair,
+    ReproducerUnstable,
+    ReproducerWritten,
+)
+from fuzz.minimize import GuestBuilder
+from fuzz.oracles import Signature
+from fuzz.probe import Capabilities, capabilities, traced_versions
+from fuzz.session import Session
+from fuzz.settings import RunSettings
+from fuzz.store import CorpusStore
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything one worker needs; pickled to its process."""
+
+    binaries: Mapping[str, QemuBinary]
+    caps: Mapping[str, Capabilities]
+    pairs: tuple[Pair, ...]
+    case_strategy: CaseStrategy
+    corpus_dir: Path
+    settings: RunSettings
+    seed: int
+    worker: int
+    deadline: float | None
+    max_cases: int | None
+    build_guest: GuestBuilder | None
+
+
+def worker_spec(
+    farm: Farm,
+    pairs: Sequence[Pair],
+    case_strategy: CaseStrategy,
+    corpus_dir: Path,
+    *,
+    budget_seconds: float | None = None,
+    max_cases: int | None = None,
+    seed: int = 0,
+    build_guest: GuestBuilder | None = None,
+) -> WorkerSpec:
+    """The spec every worker of a campaign gets (``worker`` is set per worker).
+
+    :raise UsageError: an unknown version, or neither a budget nor a case count.
+    """
+    if budget_seconds is None and max_cases is None:
+        raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
+    binaries = {name: farm.get(name) for pair in pairs for name in pair}
+    caps = {name: capabilities(b, farm.cache_dir) for name, b in binaries.items()}
+    traced = traced_versions(binaries.values(), farm.cache_dir)
+    return WorkerSpec(
+        binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
+        corpus_dir=corpus_dir, settings=RunSettings(trace_versions=traced), seed=seed, worker=0,
+        deadline=None if budget_seconds is None else time.time() + budget_seconds,
+        max_cases=max_cases, build_guest=build_guest,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerStarted:
+    """A worker (by its seed slot) started."""
+
+    worker: int
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A worker died; ``replaced`` says whether a new one took its place."""
+
+    worker: int
+    reason: str
+    replaced: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Periodic: cases run so far, seconds elapsed, distinct signatures, workers alive."""
+
+    cases: int
+    seconds: float
+    signatures: int
+    workers: int
+
+
+CampaignEvent = LoopEvent | WorkerStarted | WorkerLost | Progress
+
+
+@dataclass
+class FindingStats:
+    """What the campaign knows about one signature."""
+
+    signature: Signature
+    count: int = 0
+    pairs: set[Pair] = field(default_factory=set)
+    path: Path | None = None
+    new: bool = False
+
+
+@dataclass
+class Summary:
+    """The end of a campaign, built only from the workers' events."""
+
+    cases: int = 0
+    invalid: int = 0
+    control_failures: dict[str, int] = field(default_factory=dict)
+    per_pair: dict[Pair, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    findings: dict[Signature, FindingStats] = field(default_factory=dict)
+    workers_lost: int = 0
+    interrupted: bool = False
+
+    @property
+    def cases_per_second(self) -> float:
+        """Throughput over the whole run."""
+        return self.cases / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def control_failure_count(self) -> int:
+        """How many cases had a control that did not complete."""
+        return sum(self.control_failures.values())
+
+    def add(self, event: object) -> None:
+        """Account for one event."""
+        if isinstance(event, CaseJudged):
+            self.cases += 1
+            self.per_pair[event.pair] = self.per_pair.get(event.pair, 0) + 1
+            if event.kind == "invalid":
+                self.invalid += 1
+            elif event.kind == "control-failed":
+                self.control_failures[event.reason] = self.control_failures.get(event.reason, 0) + 1
+            elif event.signature is not None:
+                stats = self._stats(event.signature)
+                stats.count += 1
+                stats.pairs.add(event.pair)
+        elif isinstance(event, FindingSeen):
+            stats = self._stats(event.signature)
+            stats.new, stats.path = True, event.path
+            stats.pairs.add(event.pair)
+            stats.count = max(stats.count, 1)
+        elif isinstance(event, ReproducerWritten | ReproducerUnstable):
+            self._stats(event.signature).path = event.path
+        elif isinstance(event, WorkerLost):
+            self.workers_lost += 1
+
+    def _stats(self, signature: Signature) -> FindingStats:
+        if signature not in self.findings:
+            self.findings[signature] = FindingStats(signature)
+        return self.findings[signature]
+
+
+# -- the worker side --------------------------------------------------------------------
+
+_events: Any = None
+_stop: Any = None
+
+
+def _die_with_driver() -> None:
+    """Ask the kernel to SIGTERM this worker when the driver dies (even by SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def _init_worker(events: Any, stop: Any) -> None:
+    global _events, _stop
+    _events, _stop = events, stop
+    _die_with_driver()
+    # Ctrl-C in a terminal reaches the whole process group: the driver decides, via _stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
+    """Run one worker's loop to its end in this process; returns the cases it drew."""
+    with Session(spec.settings) as session:
+        loop = FuzzLoop(
+            session, spec.binaries, spec.caps, spec.pairs, spec.case_strategy,
+            store=CorpusStore(spec.corpus_dir), deadline=spec.deadline, max_cases=spec.max_cases,
+            seed_value=spec.seed, worker=spec.worker, build_guest=spec.build_guest,
+            emit=emit, should_stop=stop,
+        )  # fmt: skip
+        return loop.run()
+
+
+def _worker_main(spec: WorkerSpec) -> int:
+    """The body of a worker process (see :func:`_init_worker`)."""
+    events, stop = _events, _stop
+    events.put(WorkerStarted(spec.worker))
+    try:
+        return run_worker(spec, events.put, stop.is_set)
+    except KeyboardInterrupt:
+        return 0
+
+
+# -- the driver side --------------------------------------------------------------------
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class Campaign:
+    """Runs workers until the budget is spent and adds up their events.
+
+    :param jobs: worker processes; 1 runs the loop in this process (no pool).
+    :param emit: receives every event, for display; the summary is built here.
+    """
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        *,
+        jobs: int = 1,
+        known: Sequence[Signature] = (),
+        known_paths: Mapping[Signature, Path] | None = None,
+        emit: Callable[[object], None] = lambda _e: None,
+    ) -> None:
+        self.spec = spec
+        self.jobs = max(1, jobs)
+        self.emit = emit
+        self.summary = Summary()
+        for sig, path in (known_paths or {}).items():
+            self.summary.findings[sig] = FindingStats(sig, path=path)
+        for sig in known:
+            self.summary.findings.setdefault(sig, FindingStats(sig))
+        self._started = 0.0
+        self._last_progress = 0.0
+        self._alive = 0
+
+    def _event(self, event: object) -> None:
+        self.summary.add(event)
+        self.emit(event)
+        now = time.monotonic()
+        if now - self._last_progress >= 5.0:
+            self._last_progress = now
+            self.emit(
+                Progress(self.summary.cases, now - self._started,
+                         sum(1 for f in self.summary.findings.values() if f.count), self._alive)
+            )  # fmt: skip
+
+    def run(self) -> Summary:
+        """Run the campaign; Ctrl-C or SIGTERM ends it cleanly (``summary.interrupted``)."""
+        self._started = time.monotonic()
+        try:
+            if self.jobs == 1:
+                self._alive = 1
+                run_worker(self.spec, self._event, lambda: False)
+            else:
+                self._run_pool()
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+        finally:
+            self.summary.seconds = time.monotonic() - self._started
+        return self.summary
+
+    def _share(self, index: int, of: int, total: int | None) -> int | None:
+        if total is None:
+            return None
+        return total // of + (1 if index < total % of else 0)
+
+    def _run_pool(self) -> None:
+        """Workers in a process pool; a pool broken by a dead worker is rebuilt."""
+        ctx = multiprocessing.get_context("spawn")
+        events, stop = ctx.Queue(), ctx.Event()
+        old_term = signal.signal(signal.SIGTERM, _interrupt)
+        total = self.spec.max_cases
+        pending = {i: self._share(i, self.jobs, total) for i in range(self.jobs)}
+        pending = {slot: share for slot, share in pending.items() if share != 0}
+        next_slot = len(pending)
+        try:
+            while pending:
+                lost = self._run_generation(ctx, events, stop, pending)
+                if not lost:
+                    break
+                left = None if total is None else max(0, total - self.summary.cases)
+                replace = not self._past_deadline() and left != 0
+                for slot in lost:
+                    self._event(WorkerLost(slot, "worker process died", replace))
+                pending = {}
+                if replace:
+                    for i in range(len(lost)):
+                        pending[next_slot] = self._share(i, len(lost), left)
+                        next_slot += 1
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            with contextlib.suppress(KeyboardInterrupt):
+                self._drain(events, timeout=0.0)
+
+    def _run_generation(
+        self, ctx: Any, events: Any, stop: Any, slots: Mapping[int, int | None]
+    ) -> list[int]:
+        """One pool running ``slots`` to their end; returns the slots whose worker died."""
+        lost: list[int] = []
+        with ProcessPoolExecutor(
+            len(slots), mp_context=ctx, initializer=_init_worker, initargs=(events, stop)
+        ) as pool:
+            futures = {
+                pool.submit(_worker_main, replace(self.spec, worker=slot, max_cases=share)): slot
+                for slot, share in slots.items()
+            }
+            self._alive = len(futures)
+            try:
+                while futures:
+                    self._drain(events, timeout=0.2)
+                    for future in [f for f in futures if f.done()]:
+                        slot = futures.pop(future)
+                        self._alive = len(futures)
+                        try:
+                            future.result()
+                        except BrokenProcessPool:
+                            lost.append(slot)
+            except KeyboardInterrupt:
+                # Workers see the stop flag before their next case and reap their QEMU;
+                # leaving the 'with' waits for them.
+                stop.set()
+                with contextlib.suppress(KeyboardInterrupt):
+                    while any(not f.done() for f in futures):
+                        self._drain(events, timeout=0.2)
+                raise
+        return lost
+
+    def _past_deadline(self) -> bool:
+        return self.spec.deadline is not None and time.time() >= self.spec.deadline
+
+    def _drain(self, events: Any, *, timeout: float) -> None:
+        try:
+            event = events.get(timeout=timeout) if timeout > 0 else events.get_nowait()
+        except queue.Empty:
+            return
+        self._event(event)
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                return
+            self._event(event)

@@ -1,0 +1,109 @@
+"""One owner for the event loop, the SIGTERM bridge and the QEMU processes of a command.
+
+qemu.qmp is asynchronous; migfuzz's commands and Hypothesis's test bodies are not. A
+:class:`Session` owns one event loop for its whole life (as qemu.qmp's own sync shim
+does) and runs coroutines on it, so long-lived processes can outlive a single case while
+never outliving the session. SIGTERM is turned into the same path as Ctrl-C: the running
+coroutine is cancelled (every ``finally`` reaps its QEMU) and :class:`KeyboardInterrupt`
+reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Coroutine
+from types import FrameType, TracebackType
+from typing import Any, Self, TypeVar
+
+from fuzz.case import Case
+from fuzz.engine import CaseRun, execute_case
+from fuzz.events import Event
+from fuzz.farm import QemuBinary
+from fuzz.settings import RunSettings
+
+T = TypeVar("T")
+
+
+def _noop(_event: Event) -> None:
+    return None
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class Session:
+    """The event loop and processes of one command or one worker.
+
+    Use as a context manager::
+
+        with Session(settings) as session:
+            result = session.run_case(src, dst, case)
+    """
+
+    def __init__(
+        self, settings: RunSettings | None = None, *, emit: Callable[[Event], None] = _noop
+    ) -> None:
+        self.settings = settings or RunSettings()
+        self.emit = emit
+        self._runner: asyncio.Runner | None = None
+        self._old_sigterm: Any = None
+
+    def __enter__(self) -> Self:
+        self._runner = asyncio.Runner()
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the loop (every process of the session is reaped by then)."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+    def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run one coroutine to its end on the session's loop.
+
+        :raise KeyboardInterrupt: Ctrl-C or SIGTERM arrived; the coroutine was cancelled
+            first, so its processes are gone.
+        """
+        if self._runner is None:
+            raise RuntimeError("Session.run outside 'with Session()'")
+        loop = self._runner.get_loop()
+        task: asyncio.Task[T] | None = None
+
+        async def main() -> T:
+            nonlocal task
+            task = asyncio.current_task()
+            return await coro_fn()
+
+        bridged = threading.current_thread() is threading.main_thread()
+        if bridged:
+            loop.add_signal_handler(signal.SIGTERM, lambda: task.cancel() if task else None)
+        try:
+            return self._runner.run(main())
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        finally:
+            if bridged:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    loop.remove_signal_handler(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def run_case(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
+        """The one case path (:func:`~fuzz.engine.execute_case`) on this session's loop."""
+        return self.run(lambda: execute_case(src, dst, case, self.settings, emit=self.emit))

@@ -1,0 +1,48 @@
+"""Every knob of a run in one typed place: time-outs and what a case records.
+
+A campaign writes these into its record so that a run can be repeated exactly; commands
+build them from their flags. Nothing here starts a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds each phase may take before the step is classified as hung."""
+
+    start: float = 20.0
+    checkpoint: float = 15.0
+    migrate: float = 30.0
+    transcript: float = 15.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How one case is run.
+
+    :param timeouts: per-phase time-outs.
+    :param resave: re-save each completed restore at once (the state round-trip oracle).
+    :param trace_versions: the versions whose destination traces its load path
+        (``vmstate_load*``): where loading stopped is part of some signatures, so a replay
+        must trace exactly where the recording did; the probe says where tracing works.
+    :param pair_after_failed_control: restore on B even when A -> A did not complete
+        (``run``/``diff`` show both; the fuzz loop skips the pointless restore).
+    """
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    resave: bool = True
+    trace_versions: frozenset[str] = frozenset()
+    pair_after_failed_control: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for a campaign's record)."""
+        data = asdict(self)
+        data["trace_versions"] = sorted(self.trace_versions)
+        return data

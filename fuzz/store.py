@@ -1,0 +1,132 @@
+"""The corpus as a small storage interface shared by parallel workers.
+
+In the spirit of Hypothesis's ``ExampleDatabase`` (save/fetch/delete and nothing else), a
+:class:`CorpusStore` answers three questions and does one thing:
+
+* :meth:`~CorpusStore.known` -- which signatures already have an entry (one folder each,
+  named from the signature, so the answer is a file-name lookup);
+* :meth:`~CorpusStore.claim` -- may this worker record that signature? A claim is a file
+  created with ``O_EXCL``: exactly one worker wins it, so no two workers shrink the same
+  signature and no entry is written twice. A claim whose owner process is gone is stale
+  and is taken over, so a killed worker blocks nothing;
+* :meth:`~CorpusStore.save` -- write an entry atomically (see :func:`fuzz.corpus.write_entry`):
+  first the unshrunk case, at once, then its minimal form in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+from fuzz.corpus import Entry, iter_entries, write_entry
+from fuzz.errors import CorpusError
+from fuzz.farm import QemuBinary
+from fuzz.oracles import Signature
+
+_CLAIMS = ".claims"
+
+
+def _entry_name(signature: Signature) -> str:
+    return f"{signature.slug()}-{signature.short_hash()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CorpusStore:
+    """Reproducer entries under one folder, safe to share between worker processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, signature: Signature) -> Path:
+        """Where the entry of ``signature`` lives (whether or not it exists yet)."""
+        return self.root / _entry_name(signature)
+
+    def has(self, signature: Signature) -> bool:
+        """Whether ``signature`` already has an entry."""
+        return (self.path_for(signature) / "outcome.json").is_file()
+
+    def known(self) -> dict[Signature, Path]:
+        """Every signature with a readable entry; corrupt entries are skipped, not fatal."""
+        found: dict[Signature, Path] = {}
+        for item in iter_entries(self.root):
+            if not isinstance(item, CorpusError) and item.path is not None:
+                found[item.signature] = item.path
+        return found
+
+    def corrupt(self) -> list[CorpusError]:
+        """The errors of entries that do not read (each names its folder and problem)."""
+        return [e for e in iter_entries(self.root) if isinstance(e, CorpusError)]
+
+    def _claim_path(self, signature: Signature) -> Path:
+        return self.root / _CLAIMS / _entry_name(signature)
+
+    def claim(self, signature: Signature) -> bool:
+        """Try to become the one worker that records ``signature``.
+
+        :return: True if this process holds the claim now (it did already, or it won it,
+            or it took over a stale one); False if another live worker holds it or the
+            entry already exists.
+        """
+        if self.has(signature):
+            return False
+        path = self._claim_path(signature)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _attempt in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = self._owner(path)
+                if owner == me:
+                    return True
+                if owner is not None and not self._stale(owner):
+                    return False
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return True
+        return False
+
+    @staticmethod
+    def _owner(path: Path) -> str | None:
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            return None
+
+    @staticmethod
+    def _stale(owner: str) -> bool:
+        host, _, pid = owner.rpartition(" ")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another machine's claim: never taken over from here
+        return not _pid_alive(int(pid))
+
+    def release(self, signature: Signature) -> None:
+        """Drop this process's claim on ``signature`` (its entry, if any, stays).
+
+        The claims folder goes too once it is empty: a corpus with no shrink in progress
+        holds nothing but entries.
+        """
+        path = self._claim_path(signature)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+    def save(self, entry: Entry, src: QemuBinary, dst: QemuBinary) -> Path:
+        """Write (or replace, whole) the entry of ``entry.signature``; returns its folder."""
+        path, _written = write_entry(self.root, entry, src, dst, replace=True)
+        return path
