@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import multiprocessing
 import queue
+import resource
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -77,8 +78,11 @@ def worker_spec(
     max_cases: int | None = None,
     seed: int = 0,
     build_guest: GuestBuilder | None = None,
+    reuse: bool = True,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
+
+    :param reuse: run cases on long-lived processes first (see :mod:`fuzz.engine`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -87,9 +91,11 @@ def worker_spec(
     binaries = {name: farm.get(name) for pair in pairs for name in pair}
     caps = {name: capabilities(b, farm.cache_dir) for name, b in binaries.items()}
     traced = traced_versions(binaries.values(), farm.cache_dir)
+    snapshots = frozenset(name for name, c in caps.items() if c.has_snapshot_load)
     return WorkerSpec(
         binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
-        corpus_dir=corpus_dir, settings=RunSettings(trace_versions=traced), seed=seed, worker=0,
+        corpus_dir=corpus_dir, seed=seed, worker=0,
+        settings=RunSettings(trace_versions=traced, reuse=reuse, snapshot_versions=snapshots),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest,
     )  # fmt: skip
@@ -100,6 +106,16 @@ class WorkerStarted:
     """A worker (by its seed slot) started."""
 
     worker: int
+
+
+@dataclass(frozen=True)
+class WorkerFinished:
+    """A worker ended normally: how its cases ran, and the CPU time it and its QEMUs used."""
+
+    worker: int
+    engine: dict[str, int]
+    python_seconds: float
+    qemu_seconds: float
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,7 @@ class Progress:
     workers: int
 
 
-CampaignEvent = LoopEvent | WorkerStarted | WorkerLost | Progress
+CampaignEvent = LoopEvent | WorkerStarted | WorkerFinished | WorkerLost | Progress
 
 
 @dataclass
@@ -147,6 +163,9 @@ class Summary:
     findings: dict[Signature, FindingStats] = field(default_factory=dict)
     workers_lost: int = 0
     interrupted: bool = False
+    engine: dict[str, int] = field(default_factory=dict)
+    python_seconds: float = 0.0
+    qemu_seconds: float = 0.0
 
     @property
     def cases_per_second(self) -> float:
@@ -180,6 +199,11 @@ class Summary:
             self._stats(event.signature).path = event.path
         elif isinstance(event, WorkerLost):
             self.workers_lost += 1
+        elif isinstance(event, WorkerFinished):
+            for key, count in event.engine.items():
+                self.engine[key] = self.engine.get(key, 0) + count
+            self.python_seconds += event.python_seconds
+            self.qemu_seconds += event.qemu_seconds
 
     def _stats(self, signature: Signature) -> FindingStats:
         if signature not in self.findings:
@@ -207,8 +231,19 @@ def _init_worker(events: Any, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _cpu() -> tuple[float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
 def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
-    """Run one worker's loop to its end in this process; returns the cases it drew."""
+    """Run one worker's loop to its end in this process; returns the cases it drew.
+
+    Ends with a :class:`WorkerFinished` event (after every QEMU of the worker is reaped,
+    so their CPU time is counted).
+    """
+    python_before, qemu_before = _cpu()
     with Session(spec.settings) as session:
         loop = FuzzLoop(
             session, spec.binaries, spec.caps, spec.pairs, spec.case_strategy,
@@ -216,7 +251,15 @@ def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[
             seed_value=spec.seed, worker=spec.worker, build_guest=spec.build_guest,
             emit=emit, should_stop=stop,
         )  # fmt: skip
-        return loop.run()
+        try:
+            cases = loop.run()
+        finally:
+            engine = dict(session.cases.stats)
+    python_after, qemu_after = _cpu()
+    emit(
+        WorkerFinished(spec.worker, engine, python_after - python_before, qemu_after - qemu_before)
+    )
+    return cases
 
 
 def _worker_main(spec: WorkerSpec) -> int:

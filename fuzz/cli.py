@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
     fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                     help="worker processes (default: one per core)")  # fmt: skip
+    fz.add_argument("--fresh-processes", action="store_true",
+                    help="every case on fresh QEMU processes (no long-lived ones)")  # fmt: skip
     fz.add_argument("--corpus", type=Path, default=Path("corpus"), help="reproducer folder")
     fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
     fz.add_argument("--one-sided", action="store_true",
@@ -409,13 +411,22 @@ class _CampaignDisplay:
 def _print_summary(summary: Summary) -> None:
     out.print()
     state = "interrupted" if summary.interrupted else "finished"
-    out.print(f"fuzz {state}: {summary.cases} cases in {summary.seconds:.0f} s "
+    out.print(f"fuzz {state}: {summary.cases} cases in {summary.seconds:.1f} s "
               f"({summary.cases_per_second:.2f} cases/s), {summary.invalid} invalid, "
               f"{summary.control_failure_count} control failures")  # fmt: skip
     for reason, count in sorted(summary.control_failures.items(), key=lambda kv: -kv[1]):
         out.print(f"  {count:5d}x control failed: {reason}", markup=False)
     if summary.workers_lost:
         out.print(f"  {summary.workers_lost} worker(s) died and were replaced")
+    if summary.engine and summary.cases:
+        e = summary.engine
+        out.print(f"engine: {e.get('reused', 0)} runs on long-lived processes, "
+                  f"{e.get('confirmed', 0)} confirmed and {e.get('sampled', 0)} sampled on "
+                  f"fresh ones, {e.get('fresh', 0)} fresh only; {e.get('disagreed', 0)} "
+                  "disagreements")  # fmt: skip
+        per_case = 1000 / summary.cases
+        out.print(f"time: cpu per case {summary.python_seconds * per_case:.0f} ms migfuzz "
+                  f"(Python) + {summary.qemu_seconds * per_case:.0f} ms QEMU")  # fmt: skip
     pairs = " ".join(f"{a}->{b}: {n}" for (a, b), n in sorted(summary.per_pair.items()))
     out.print(f"cases per pair: {pairs or '-'}", markup=False)
     met = [f for f in summary.findings.values() if f.count]
@@ -446,7 +457,7 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     spec = worker_spec(
         farm, pairs, case_strategy(guests=not args.no_guests, one_sided=args.one_sided),
         args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed=args.seed,
-        build_guest=None if args.no_guests else rebuild_guest,
+        build_guest=None if args.no_guests else rebuild_guest, reuse=not args.fresh_processes,
     )  # fmt: skip
     known = CorpusStore(args.corpus).known()
     campaign = Campaign(spec, jobs=jobs, known_paths=known, emit=_CampaignDisplay())

@@ -1,18 +1,26 @@
 """One case, one path: save on A, restore on A (the control) and on B (the pair), judge.
 
 Every command that runs a case -- ``fuzz``, ``diff``, ``run``, ``repro``, ``regress`` and the
-corpus tests -- calls :func:`execute_case` (through :class:`~fuzz.session.Session`), so a
-case is run and judged the same way wherever it comes from: a finding recorded by the fuzz
-loop replays under the very same property.
+corpus tests -- goes through :class:`CaseRunner` (owned by a :class:`~fuzz.session.Session`),
+so a case is run and judged the same way wherever it comes from: a finding recorded by the
+fuzz loop replays under the very same property.
 
-The source is saved once; the control and the pair restore byte-identical input. Each
-completed restore is re-saved at once (still paused), and the judge compares the two
-re-saves field by field, so the state oracle sees what B restored differently from A.
+The source is saved once; the control and the pair restore identical input. Each completed
+restore is re-saved at once (still paused), and the judge compares the two re-saves field by
+field, so the state oracle sees what B restored differently from A.
+
+Where the steps run is the runner's choice, not the caller's. :func:`execute_case` starts a
+fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record.
+With ``RunSettings.reuse``, cases first run on long-lived processes (:mod:`fuzz.persistent`),
+about four times cheaper; a case they do not pass cleanly is run again on fresh processes,
+whose result is the one reported, and one clean case in ``fresh_sample_every`` is too. Where
+the two disagree although the long-lived source saved the case, that is a finding of its own
+kind (``reuse``): QEMU's result depended on the process's history or on the load path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +28,10 @@ from fuzz.case import Case
 from fuzz.events import Event
 from fuzz.farm import QemuBinary
 from fuzz.machine import private_workdir
-from fuzz.oracles import Divergence, Evidence, Judgement, Signature, judge
+from fuzz.oracles import Agree, Divergence, Evidence, Judgement, Signature, judge
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
-from fuzz.runner import FreshDestination, FreshSource, LoadResult
+from fuzz.persistent import ProcessPool
+from fuzz.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
 from fuzz.settings import RunSettings
 
 
@@ -32,12 +41,17 @@ def _noop(_event: Event) -> None:
 
 @dataclass(frozen=True)
 class CaseRun:
-    """Everything one run of a case produced: outcomes, artifacts and the judgement."""
+    """Everything one run of a case produced: outcomes, artifacts and the judgement.
+
+    ``source_stream`` is the source's migration stream when the case ran on fresh
+    processes (what reproducers store); None when it ran on long-lived ones.
+    """
 
     case: Case
     evidence: Evidence
     source_stream: bytes | None
     judgement: Judgement
+    reused: bool = False
 
     @property
     def control(self) -> TransferOutcome:
@@ -55,6 +69,45 @@ class CaseRun:
         return self.judgement.signature if isinstance(self.judgement, Divergence) else None
 
 
+async def _steps(
+    src: QemuBinary,
+    dst: QemuBinary,
+    case: Case,
+    settings: RunSettings,
+    *,
+    save: Callable[[], Awaitable[SaveResult]],
+    destination: Callable[[QemuBinary], Awaitable[Destination]],
+) -> tuple[SaveResult, Evidence]:
+    """Save once, restore on the control and (if it completed) on the pair; the evidence."""
+    saved = await save()
+
+    async def restore(binary: QemuBinary) -> LoadResult | None:
+        state = saved.state
+        if state is None:
+            return None
+        return await (await destination(binary)).load(case, state, resave=settings.resave)
+
+    control = await restore(src)
+    control_done = control is not None and control.outcome.verdict is Verdict.COMPLETED
+    if control_done or settings.pair_after_failed_control:
+        pair = await restore(dst)
+    elif saved.state is not None:
+        pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
+    else:
+        pair = None
+    evidence = Evidence(
+        control=TransferOutcome(src.name, src.name, saved.outcome, _outcome(control)),
+        pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
+        control_resave=None if control is None else control.resave,
+        pair_resave=None if pair is None else pair.resave,
+    )
+    return saved, evidence
+
+
+def _outcome(result: LoadResult | None) -> StepOutcome | None:
+    return None if result is None else result.outcome
+
+
 async def execute_case(
     src: QemuBinary,
     dst: QemuBinary,
@@ -63,7 +116,7 @@ async def execute_case(
     *,
     emit: Callable[[Event], None] = _noop,
 ) -> CaseRun:
-    """Run ``case`` on ``src -> src`` and ``src -> dst`` and judge it.
+    """Run ``case`` on fresh processes, ``src -> src`` and ``src -> dst``, and judge it.
 
     Runs in a private temp folder that is gone when this returns.
 
@@ -71,33 +124,114 @@ async def execute_case(
     """
     with private_workdir("migfuzz-case-") as tmp:
         workdir = Path(tmp)
-        saved = await FreshSource(src, workdir, timeouts=settings.timeouts, emit=emit).save(case)
+        source = FreshSource(src, workdir, timeouts=settings.timeouts, emit=emit)
 
-        async def restore(binary: QemuBinary) -> LoadResult | None:
-            if saved.stream is None:
-                return None
-            destination = FreshDestination(
+        async def destination(binary: QemuBinary) -> Destination:
+            return FreshDestination(
                 binary, workdir, timeouts=settings.timeouts, emit=emit,
                 trace_load=binary.name in settings.trace_versions,
             )  # fmt: skip
-            return await destination.load(case, saved.stream, resave=settings.resave)
 
-        control = await restore(src)
-        control_done = control is not None and control.outcome.verdict is Verdict.COMPLETED
-        if control_done or settings.pair_after_failed_control:
-            pair = await restore(dst)
-        elif saved.stream is not None:
-            pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
-        else:
-            pair = None
-    evidence = Evidence(
-        control=TransferOutcome(src.name, src.name, saved.outcome, _outcome(control)),
-        pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
-        control_resave=None if control is None else control.resave,
-        pair_resave=None if pair is None else pair.resave,
-    )
+        saved, evidence = await _steps(
+            src, dst, case, settings, save=lambda: source.save(case), destination=destination
+        )
     return CaseRun(case, evidence, saved.stream, judge(evidence))
 
 
-def _outcome(result: LoadResult | None) -> StepOutcome | None:
-    return None if result is None else result.outcome
+async def execute_case_reused(
+    src: QemuBinary, dst: QemuBinary, case: Case, settings: RunSettings, pool: ProcessPool
+) -> CaseRun:
+    """Run ``case`` on the pool's long-lived processes and judge it (a first look)."""
+    with private_workdir("migfuzz-reused-") as tmp:
+        snapshot = Path(tmp) / "state.qcow2"
+
+        async def save() -> SaveResult:
+            return await (await pool.source(src, case)).save(case, snapshot)
+
+        async def destination(binary: QemuBinary) -> Destination:
+            return await pool.destination(binary, case)
+
+        _saved, evidence = await _steps(
+            src, dst, case, settings, save=save, destination=destination
+        )
+    return CaseRun(case, evidence, None, judge(evidence), reused=True)
+
+
+def reuse_divergence(reused: CaseRun, fresh: CaseRun) -> Divergence | None:
+    """A finding when long-lived processes judged a case otherwise than fresh ones.
+
+    Only when the long-lived source saved the case: a guest that did not reach its
+    checkpoint on a reused source says nothing about QEMU's loading.
+    """
+    if reused.control.save.verdict is not Verdict.COMPLETED:
+        return None
+    if type(reused.judgement) is type(fresh.judgement) and reused.signature == fresh.signature:
+        return None
+    if not isinstance(fresh.judgement, Agree):
+        return None  # the fresh result is reported as it is
+    said = str(reused.signature) if reused.signature else type(reused.judgement).__name__
+    return Divergence(
+        Signature("reuse", f"long-lived processes: {said}; fresh processes agree"),
+        {
+            "reused_control": reused.control.to_json(),
+            "reused_pair": reused.pair.to_json(),
+            "reused_judgement": said,
+        },
+    )
+
+
+class CaseRunner:
+    """Runs cases for one session: on long-lived processes where that pays, fresh otherwise.
+
+    :param workdir: where long-lived processes keep their files (the session's folder).
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        workdir: Path,
+        *,
+        emit: Callable[[Event], None] = _noop,
+    ) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.pool = (
+            ProcessPool(
+                workdir, snapshot_commands=lambda b: b.name in settings.snapshot_versions,
+                timeouts=settings.timeouts, emit=emit,
+            )
+            if settings.reuse
+            else None
+        )  # fmt: skip
+        self._fresh_only: set[tuple[str, str, tuple[str, ...]]] = set()
+        self._reused = 0
+        self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
+
+    async def run(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
+        """The case's judgement, from fresh processes wherever it is not cleanly agreed."""
+        key = (src.name, dst.name, tuple(case.config.qemu_args()))
+        if self.pool is None or key in self._fresh_only:
+            self.stats["fresh"] += 1
+            return await execute_case(src, dst, case, self.settings, emit=self.emit)
+        reused = await execute_case_reused(src, dst, case, self.settings, self.pool)
+        self._reused += 1
+        self.stats["reused"] += 1
+        clean = isinstance(reused.judgement, Agree)
+        if clean and self._reused % max(1, self.settings.fresh_sample_every):
+            return reused
+        self.stats["sampled" if clean else "confirmed"] += 1
+        fresh = await execute_case(src, dst, case, self.settings, emit=self.emit)
+        if not isinstance(fresh.judgement, Agree):
+            # This pair does not load this configuration cleanly: a long-lived destination
+            # would be retired after every load, so fresh processes are as cheap.
+            self._fresh_only.add(key)
+        finding = reuse_divergence(reused, fresh)
+        if finding is None:
+            return fresh
+        self.stats["disagreed"] += 1
+        return CaseRun(case, fresh.evidence, fresh.source_stream, finding)
+
+    async def close(self) -> None:
+        """End every long-lived process."""
+        if self.pool is not None:
+            await self.pool.close()

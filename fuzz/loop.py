@@ -51,6 +51,9 @@ CaseStrategy = Callable[[Capabilities, Capabilities], st.SearchStrategy[Case]]
 
 CASES_PER_RUN = 40
 SHRINK_GRACE = 300.0
+#: Signature kinds recorded as first met, not shrunk: a ``reuse`` divergence depends on what
+#: a long-lived process did before, which a shrinker replaying one case cannot hold still.
+UNSHRINKABLE_KINDS = frozenset({"reuse"})
 
 
 class BudgetExhausted(BaseException):
@@ -232,6 +235,9 @@ class FuzzLoop:
             path = self._write(pair, run, findings=dict(run.judgement.details))  # type: ignore[union-attr]
             self._claimed[sig] = path
             self.emit(FindingSeen(sig, pair, path))
+            if sig.kind in UNSHRINKABLE_KINDS:
+                self.store.release(sig)
+                return
         self._minimal[sig] = (pair, case)
         self._shrinking = True
         raise _finding_type(sig)(str(sig))

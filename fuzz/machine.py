@@ -60,6 +60,8 @@ class QemuMachine:
     :param args: QEMU arguments describing the machine.
     :param workdir: a private folder for this process's logs; it must exist.
     :param console: whether to attach the first serial port to a socket we read.
+    :param qtest: whether to attach a qtest channel (alongside TCG), through which
+        :meth:`qtest` writes guest memory: how a long-lived source gets each new guest.
     :param start_timeout: seconds QEMU may take to bring up its monitor.
     """
 
@@ -70,6 +72,7 @@ class QemuMachine:
         workdir: Path,
         *,
         console: bool = False,
+        qtest: bool = False,
         start_timeout: float = 20.0,
     ) -> None:
         self.binary = binary
@@ -77,6 +80,9 @@ class QemuMachine:
         self.workdir = workdir
         self.start_timeout = start_timeout
         self.want_console = console
+        self.want_qtest = qtest
+        self._qtest_sock: socket.socket | None = None
+        self._qtest_buffer = b""
         self.qmp = QMPClient(f"qemu-{binary.name}")
         self.console_output = bytearray()
         self.console_changed = asyncio.Event()
@@ -100,28 +106,31 @@ class QemuMachine:
     ) -> None:
         await self.shutdown()
 
+    def _channels(self) -> tuple[socket.socket, list[socket.socket], list[str]]:
+        """Socket pairs for monitor, console and qtest: (our monitor end, QEMU's ends, args)."""
+        mon_ours, mon_theirs = socket.socketpair()
+        theirs = [mon_theirs]
+        extra = ["-chardev", f"socket,id=mon0,fd={mon_theirs.fileno()}", "-qmp", "chardev:mon0"]
+        if self.want_console:
+            self._console_sock, con_theirs = socket.socketpair()
+            theirs.append(con_theirs)
+            extra += ["-chardev", f"socket,id=ser0,fd={con_theirs.fileno()}"]
+            extra += ["-serial", "chardev:ser0"]
+        if self.want_qtest:
+            self._qtest_sock, qtest_theirs = socket.socketpair()
+            theirs.append(qtest_theirs)
+            extra += ["-chardev", f"socket,id=qt0,fd={qtest_theirs.fileno()}"]
+            extra += ["-qtest", "chardev:qt0", "-qtest-log", "/dev/null"]
+        return mon_ours, theirs, extra
+
     async def launch(self) -> None:
         """Start QEMU and complete the QMP handshake.
 
         :raise LaunchError: QEMU exited or did not greet within ``start_timeout``; the
             error carries the command line, exit code and stderr tail.
         """
-        mon_ours, mon_theirs = socket.socketpair()
-        pass_fds = [mon_theirs.fileno()]
-        extra = [
-            "-chardev", f"socket,id=mon0,fd={mon_theirs.fileno()}",
-            "-qmp", "chardev:mon0",
-        ]  # fmt: skip
-        con_theirs: socket.socket | None = None
-        if self.want_console:
-            self._console_sock, con_theirs = socket.socketpair()
-            pass_fds.append(con_theirs.fileno())
-            extra += [
-                "-chardev",
-                f"socket,id=ser0,fd={con_theirs.fileno()}",
-                "-serial",
-                "chardev:ser0",
-            ]
+        mon_ours, theirs, extra = self._channels()
+        pass_fds = [sock.fileno() for sock in theirs]
         self.argv = [*self.binary.command(), "-nodefaults", "-display", "none", *extra, *self.args]
         logger.debug("launching %s", " ".join(self.argv))
         try:
@@ -156,9 +165,8 @@ class QemuMachine:
             await self.kill()
             raise
         finally:
-            mon_theirs.close()
-            if con_theirs is not None:
-                con_theirs.close()
+            for sock in theirs:
+                sock.close()
         if self._console_sock is not None:
             self._console_task = asyncio.create_task(self._read_console(self._console_sock))
         try:
@@ -225,6 +233,9 @@ class QemuMachine:
         if self._console_sock is not None:
             self._console_sock.close()
             self._console_sock = None
+        if self._qtest_sock is not None:
+            self._qtest_sock.close()
+            self._qtest_sock = None
 
     # -- state ------------------------------------------------------------------------
 
@@ -242,6 +253,26 @@ class QemuMachine:
     def qmp_connected(self) -> bool:
         """Whether the monitor session is up."""
         return self.qmp.runstate.name == "RUNNING"
+
+    def stderr_size(self) -> int:
+        """How many bytes QEMU has written on stdout/stderr so far."""
+        try:
+            return self._stderr_path.stat().st_size
+        except OSError:
+            return 0
+
+    def stderr_since(self, offset: int, limit: int = _STDERR_TAIL) -> str:
+        """What QEMU wrote after byte ``offset``: at most about ``limit`` bytes, whole lines."""
+        try:
+            with open(self._stderr_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return ""
+        if len(data) > limit:
+            data = data[-limit:]
+            data = data[data.find(b"\n") + 1 :]  # never start inside a line
+        return data.decode("utf-8", "replace")
 
     def stderr_tail(self, limit: int = _STDERR_TAIL) -> str:
         """What QEMU wrote on stdout/stderr: at most about ``limit`` bytes, whole lines only."""
@@ -286,6 +317,38 @@ class QemuMachine:
             "human-monitor-command", {"command-line": command_line}, timeout=timeout
         )
         return str(out)
+
+    # -- qtest ------------------------------------------------------------------------
+
+    async def qtest(self, line: str, *, timeout: float = 10.0) -> str:
+        """Send one qtest command (e.g. ``b64write ADDR SIZE DATA``) and return its answer.
+
+        :raise MonitorError: no qtest channel, QEMU went away, or it answered ``FAIL``.
+        """
+        sock = self._qtest_sock
+        if sock is None:
+            raise MonitorError("this machine was launched without a qtest channel")
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_sendall(sock, line.encode() + b"\n"), timeout)
+            while True:
+                while b"\n" not in self._qtest_buffer:
+                    data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
+                    if not data:
+                        raise MonitorError(f"QEMU {self.binary.name}: qtest channel closed")
+                    self._qtest_buffer += data
+                answer, _, self._qtest_buffer = self._qtest_buffer.partition(b"\n")
+                text = answer.decode("latin-1").strip()
+                if not text.startswith("IRQ"):
+                    break
+        except (OSError, TimeoutError) as err:
+            raise MonitorError(
+                f"QEMU {self.binary.name}: qtest '{line[:40]}' failed: {err!r}"
+            ) from err
+        if not text.startswith("OK"):
+            raise MonitorError(f"QEMU {self.binary.name}: qtest '{line[:40]}' answered {text!r}")
+        return text
 
     # -- console ----------------------------------------------------------------------
 

@@ -96,13 +96,13 @@ def load_path(trace_text: str) -> dict[str, str]:
     return found
 
 
-def _classify_exit(returncode: int | None) -> Verdict:
+def classify_exit(returncode: int | None) -> Verdict:
     if returncode is not None and (returncode < 0 or returncode in _ABORT_STATUSES):
         return Verdict.CRASHED
     return Verdict.REFUSED
 
 
-async def _wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[str, Any]]:
+async def wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[str, Any]]:
     """Poll ``query-migrate`` until completed/failed; ("exited", {}) if QEMU went away."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -129,27 +129,32 @@ async def _wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[st
 _UNLIMITED_BANDWIDTH = 1 << 40
 
 
-async def _save_to(vm: QemuMachine, path: Path, timeout: float) -> tuple[str, dict[str, Any]]:
-    """Migrate the (stopped) VM into the file ``path``; the end as :func:`_wait_migration`."""
+async def save_to(vm: QemuMachine, path: Path, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Migrate the (stopped) VM into the file ``path``; the end as :func:`wait_migration`."""
     await vm.execute("migrate-set-parameters", {"max-bandwidth": _UNLIMITED_BANDWIDTH})
     await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(path))}"})
-    return await _wait_migration(vm, timeout)
+    return await wait_migration(vm, timeout)
 
 
-class _StepRecorder:
-    """Builds the :class:`StepOutcome` of one step: QEMU's messages, exit status, timing."""
+class StepRecorder:
+    """Builds the :class:`StepOutcome` of one step: QEMU's messages, exit status, timing.
+
+    Only what QEMU wrote on stderr since the recorder was made counts: a long-lived process
+    keeps one stderr for many steps.
+    """
 
     def __init__(self, vm: QemuMachine, stage: Stage, version: str) -> None:
         self.vm = vm
         self.stage = stage
         self.version = version
         self.started = time.monotonic()
+        self.stderr_from = vm.stderr_size()
 
     def done(self, verdict: Verdict, extra: Sequence[str] = (), **details: Any) -> StepOutcome:
         """The outcome, with ``extra`` messages before QEMU's own error lines."""
         return StepOutcome(
             stage=self.stage, version=self.version, verdict=verdict,
-            messages=(*extra, *qemu_error_lines(self.vm.stderr_tail())),
+            messages=(*extra, *qemu_error_lines(self.vm.stderr_since(self.stderr_from))),
             returncode=self.vm.returncode, seconds=time.monotonic() - self.started,
             details={"argv": self.vm.argv, **details},
         )  # fmt: skip
@@ -165,15 +170,29 @@ class _StepRecorder:
     async def ended(self) -> StepOutcome | None:
         """After a monitor error: the outcome if QEMU has exited, else None (a harness fault)."""
         code = await self.vm.wait_exit(2.0)
-        return None if code is None else self.done(_classify_exit(code))
+        return None if code is None else self.done(classify_exit(code))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved state held as the internal snapshot ``tag`` of the qcow2 file ``path``."""
+
+    path: Path
+    tag: str
 
 
 @dataclass(frozen=True)
 class SaveResult:
-    """A save: how it ended and, if it completed, the stream it wrote."""
+    """A save: how it ended and, if it completed, the stream or snapshot it wrote."""
 
     outcome: StepOutcome
     stream: bytes | None
+    snapshot: Snapshot | None = None
+
+    @property
+    def state(self) -> bytes | Snapshot | None:
+        """What a destination loads: the stream, else the snapshot; None if the save failed."""
+        return self.stream if self.stream is not None else self.snapshot
 
 
 @dataclass(frozen=True)
@@ -185,7 +204,7 @@ class LoadResult:
 
 
 class Source(Protocol):
-    """Something that saves a case to a stream."""
+    """Something that saves a case: to a stream, or to a snapshot."""
 
     async def save(self, case: Case) -> SaveResult:
         """Run ``case`` to its checkpoint and save it."""
@@ -199,9 +218,11 @@ class Destination(Protocol):
     a QEMU and reload it. Callers must not care which.
     """
 
-    async def load(self, case: Case, stream: bytes | Path, *, resave: bool = False) -> LoadResult:
-        """Restore ``stream`` (bytes, or a file or fifo to read), optionally re-save it at
-        once, then run the guest's epilogue."""
+    async def load(
+        self, case: Case, state: bytes | Path | Snapshot, *, resave: bool = False
+    ) -> LoadResult:
+        """Restore ``state`` (a stream's bytes, a file or fifo to read it from, or a
+        snapshot), optionally re-save it at once, then run the guest's epilogue."""
         ...
 
 
@@ -243,7 +264,7 @@ class FreshSource:
         return SaveResult(outcome, data)
 
     async def _save(self, vm: QemuMachine, case: Case, stream: Path) -> StepOutcome:
-        step = _StepRecorder(vm, Stage.SAVE, self.binary.name)
+        step = StepRecorder(vm, Stage.SAVE, self.binary.name)
         done = step.done
         if (failed := await step.launch()) is not None:
             return failed
@@ -256,14 +277,14 @@ class FreshSource:
                 console = bytes(vm.console_output).decode("latin-1")
                 if not reached:
                     if vm.returncode is not None:
-                        return done(_classify_exit(vm.returncode), console=console)
+                        return done(classify_exit(vm.returncode), console=console)
                     return done(
                         Verdict.SETUP_ERROR,
                         [f"guest did not reach its checkpoint: {console[-200:]!r}"],
                         console=console,
                     )
                 await vm.execute("stop")
-            status, info = await _save_to(vm, stream, self.timeouts.migrate)
+            status, info = await save_to(vm, stream, self.timeouts.migrate)
             if status == "completed":
                 console = bytes(vm.console_output).decode("latin-1")
                 return done(Verdict.COMPLETED, **({"console": console} if case.guest else {}))
@@ -271,7 +292,7 @@ class FreshSource:
                 await vm.kill()
                 return done(Verdict.HUNG, ["save did not finish in time"])
             if status == "exited":
-                return done(_classify_exit(await vm.wait_exit(2.0)))
+                return done(classify_exit(await vm.wait_exit(2.0)))
             error = str(info.get("error-desc", status))
             return done(Verdict.SETUP_ERROR, [f"save failed: {error}"])
         except MonitorError:
@@ -301,13 +322,17 @@ class FreshDestination:
         self.emit = emit
         self.trace_load = trace_load
 
-    async def load(self, case: Case, stream: bytes | Path, *, resave: bool = False) -> LoadResult:
+    async def load(
+        self, case: Case, stream: bytes | Path | Snapshot, *, resave: bool = False
+    ) -> LoadResult:
         """Start with ``-incoming defer``, ``migrate-incoming`` the stream, classify the end.
 
         :param stream: the stream's bytes, or a file (or fifo) QEMU reads it from.
         :param resave: save a completed load again at once, still paused, into
             :attr:`LoadResult.resave`.
         """
+        if isinstance(stream, Snapshot):
+            raise TypeError("a fresh destination restores streams, not snapshots")
         self.emit(StepStarted(stage=Stage.LOAD, version=self.binary.name))
         if isinstance(stream, Path):
             stream_path, ours = stream, False
@@ -340,32 +365,32 @@ class FreshDestination:
     async def _load(
         self, vm: QemuMachine, case: Case, stream: Path, resave_to: Path | None
     ) -> StepOutcome:
-        step = _StepRecorder(vm, Stage.LOAD, self.binary.name)
+        step = StepRecorder(vm, Stage.LOAD, self.binary.name)
         done = step.done
         if (failed := await step.launch()) is not None:
             return failed
         try:
             await vm.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(stream))}"})
-            status, info = await _wait_migration(vm, self.timeouts.migrate)
+            status, info = await wait_migration(vm, self.timeouts.migrate)
             if status == "timeout":
                 await vm.kill()
                 return done(Verdict.HUNG, ["restore did not finish in time"])
             if status == "exited":
-                return done(_classify_exit(await vm.wait_exit(2.0)))
+                return done(classify_exit(await vm.wait_exit(2.0)))
             if status != "completed":
                 # QEMU may stay up after a failed load (exit-on-error=off); still a refusal.
                 return done(Verdict.REFUSED, [str(info.get("error-desc", f"migration {status}"))])
             details: dict[str, Any] = {}
             if resave_to is not None:
                 # Still paused (-S): the re-save is exactly the state that was restored.
-                resaved, _ = await _save_to(vm, resave_to, self.timeouts.migrate)
+                resaved, _ = await save_to(vm, resave_to, self.timeouts.migrate)
                 details["resave"] = resaved
             if case.guest is not None and vm.returncode is None:
                 transcript = await self._transcript(vm, case.guest)
                 details["transcript"] = transcript
                 details["transcript_complete"] = case.guest.done.decode("latin-1") in transcript
             if vm.returncode is not None:
-                return done(_classify_exit(vm.returncode), **details)
+                return done(classify_exit(vm.returncode), **details)
             return done(Verdict.COMPLETED, **details)
         except MonitorError:
             if (ended := await step.ended()) is not None:
@@ -375,9 +400,13 @@ class FreshDestination:
             await vm.shutdown()
 
     async def _transcript(self, vm: QemuMachine, guest: GuestProgram) -> str:
-        """Resume the guest after the restore and collect what its epilogue prints."""
-        start = len(vm.console_output)
-        await vm.execute("cont")
-        await vm.console_write(guest.resume)
-        await vm.wait_console(guest.done, self.timeouts.transcript, start=start)
-        return bytes(vm.console_output[start:]).decode("latin-1")
+        return await read_transcript(vm, guest, self.timeouts.transcript)
+
+
+async def read_transcript(vm: QemuMachine, guest: GuestProgram, timeout: float) -> str:
+    """Resume the guest after a restore and collect what its epilogue prints."""
+    start = len(vm.console_output)
+    await vm.execute("cont")
+    await vm.console_write(guest.resume)
+    await vm.wait_console(guest.done, timeout, start=start)
+    return bytes(vm.console_output[start:]).decode("latin-1")

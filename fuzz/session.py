@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
 
 from fuzz.case import Case
-from fuzz.engine import CaseRun, execute_case
+from fuzz.engine import CaseRun, CaseRunner
 from fuzz.events import Event
 from fuzz.farm import QemuBinary
 from fuzz.settings import RunSettings
@@ -51,6 +53,19 @@ class Session:
         self.emit = emit
         self._runner: asyncio.Runner | None = None
         self._old_sigterm: Any = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._cases: CaseRunner | None = None
+
+    @property
+    def cases(self) -> CaseRunner:
+        """The session's case runner (and its long-lived processes), made on first use."""
+        if self._cases is None or self._cases.settings is not self.settings:
+            if self._cases is not None:
+                self.run(self._cases.close)
+            if self._workdir is None:
+                self._workdir = tempfile.TemporaryDirectory(prefix="migfuzz-session-")
+            self._cases = CaseRunner(self.settings, Path(self._workdir.name), emit=self.emit)
+        return self._cases
 
     def __enter__(self) -> Self:
         self._runner = asyncio.Runner()
@@ -67,10 +82,19 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Close the loop (every process of the session is reaped by then)."""
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
+        """End the long-lived processes, close the loop, remove the session's folder."""
+        try:
+            if self._cases is not None and self._runner is not None:
+                cases, self._cases = self._cases, None
+                with contextlib.suppress(KeyboardInterrupt):
+                    self.run(cases.close)
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+            if self._workdir is not None:
+                self._workdir.cleanup()
+                self._workdir = None
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
@@ -105,5 +129,6 @@ class Session:
                 signal.signal(signal.SIGTERM, _raise_interrupt)
 
     def run_case(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
-        """The one case path (:func:`~fuzz.engine.execute_case`) on this session's loop."""
-        return self.run(lambda: execute_case(src, dst, case, self.settings, emit=self.emit))
+        """The one case path (:class:`~fuzz.engine.CaseRunner`) on this session's loop."""
+        cases = self.cases
+        return self.run(lambda: cases.run(src, dst, case))

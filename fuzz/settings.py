@@ -34,15 +34,25 @@ class RunSettings:
         must trace exactly where the recording did; the probe says where tracing works.
     :param pair_after_failed_control: restore on B even when A -> A did not complete
         (``run``/``diff`` show both; the fuzz loop skips the pointless restore).
+    :param reuse: run cases first on long-lived processes (the fuzz loop); the others run
+        every case on fresh processes, the canonical path reproducers record.
+    :param fresh_sample_every: with ``reuse``, also run one clean case in this many on
+        fresh processes and compare.
+    :param snapshot_versions: the versions with QMP ``snapshot-save``/``snapshot-load``
+        (QEMU >= 6.0); long-lived processes of the others use HMP ``savevm``/``loadvm``.
     """
 
     timeouts: Timeouts = field(default_factory=Timeouts)
     resave: bool = True
     trace_versions: frozenset[str] = frozenset()
     pair_after_failed_control: bool = False
+    reuse: bool = False
+    fresh_sample_every: int = 20
+    snapshot_versions: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a campaign's record)."""
         data = asdict(self)
         data["trace_versions"] = sorted(self.trace_versions)
+        data["snapshot_versions"] = sorted(self.snapshot_versions)
         return data

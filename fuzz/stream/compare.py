@@ -39,6 +39,12 @@ VOLATILE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"^timer/cpu_(ticks|clock)_offset$"),
         "host-clock offsets of the VM clock, taken when each process paused",
     ),
+    (
+        re.compile(r"^globalstate/"),
+        "the run state of the process that re-saved (prelaunch, paused, postmigrate), which "
+        "says what that process did before, not what it restored; the buffer's tail after "
+        "the NUL is stale bytes",
+    ),
 )
 
 

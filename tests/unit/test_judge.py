@@ -97,11 +97,16 @@ def test_a_failed_save_is_invalid_not_a_divergence() -> None:
             "refused-on-load: cpreg only in incoming stream: ID_AA64ISAR0_EL1",
         ),
         (
-            step(Stage.LOAD, Verdict.CRASHED, ASSERTION, -6,
-                 load_path={"last_field": "cpu/wfxt-timer:wfxt_timer"}),
+            step(
+                Stage.LOAD,
+                Verdict.CRASHED,
+                ASSERTION,
+                -6,
+                load_path={"last_field": "cpu/wfxt-timer:wfxt_timer"},
+            ),
             "crashed-on-load: assertion in vmstate_load_state: first_elem || !n_elems || !size"
             " after cpu/wfxt-timer:wfxt_timer",
-        ),  # fmt: skip
+        ),
         (step(Stage.LOAD, Verdict.HUNG, ["restore did not finish in time"]), "hung-on-load"),
     ],
 )

@@ -1,0 +1,425 @@
+"""Long-lived QEMU processes: a source that saves guest after guest, destinations that load
+state after state.
+
+Starting a QEMU costs about 40 ms of CPU, more than a save or a load. A process is
+therefore kept per (version, configuration) and reused:
+
+* :class:`LongLivedSource` is reset (``system_reset``), gets the next guest image through a
+  qtest channel (QEMU's test protocol works alongside TCG), runs it to its checkpoint and
+  saves it as a qcow2 internal snapshot (``snapshot-save``; HMP ``savevm`` before QEMU 6.0).
+  QEMU 11.1 refuses a second ``migrate`` from one process, while snapshots repeat.
+* :class:`LongLivedDestination` loads each snapshot (``snapshot-load``; HMP ``loadvm``),
+  which resets the machine and then restores it as an incoming migration would, re-saves
+  it at once with ``migrate`` when asked, and runs the guest's epilogue.
+
+QEMU promises nothing about a process after a load that did not complete (measured: the
+next valid load then fails with -22, or QEMU aborts in ``cpu_pre_load``). So a process is
+retired after any step that did not complete, after :data:`MAX_USES` steps, and on
+anything unexpected; the :class:`ProcessPool` then starts a fresh one. Outcomes of these
+processes are only a fast first look: :mod:`fuzz.engine` confirms every case they do not
+pass cleanly on fresh processes, and samples clean ones too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import shutil
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fuzz.case import Case
+from fuzz.errors import MonitorError
+from fuzz.events import Event, StepFinished, StepStarted
+from fuzz.farm import QemuBinary
+from fuzz.machine import QemuMachine
+from fuzz.outcome import Stage, StepOutcome, Verdict
+from fuzz.runner import (
+    DETERMINISM_ARGS,
+    LoadResult,
+    SaveResult,
+    Snapshot,
+    StepRecorder,
+    classify_exit,
+    read_transcript,
+    save_to,
+)
+from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
+
+#: Steps a process serves before it is replaced anyway (bounds what a leak could do).
+MAX_USES = 200
+_NODE = "migfuzz-state"
+_TAG = "migfuzz"
+_QTEST_CHUNK = 32 * 1024
+_job_ids = itertools.count()
+
+
+def _noop(_event: Event) -> None:
+    return None
+
+
+def _qcow2_node(path: Path) -> dict[str, Any]:
+    return {
+        "driver": "qcow2", "node-name": _NODE, "read-only": False,
+        "file": {"driver": "file", "filename": str(path)},
+    }  # fmt: skip
+
+
+async def _job(vm: QemuMachine, command: str, args: dict[str, Any], timeout: float) -> str | None:
+    """Run a QMP job to its end; its error text, or None if it succeeded.
+
+    :raise MonitorError: QEMU went away or the job did not conclude in time.
+    """
+    job_id = f"migfuzz-{next(_job_ids)}"
+    await vm.execute(command, {"job-id": job_id, **args})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.001
+    while True:
+        jobs = await vm.execute("query-jobs")
+        mine = [j for j in jobs if j.get("id") == job_id] if isinstance(jobs, list) else []
+        if mine and mine[0].get("status") == "concluded":
+            await vm.execute("job-dismiss", {"id": job_id})
+            error = mine[0].get("error")
+            return None if error is None else str(error)
+        if loop.time() > deadline:
+            raise MonitorError(f"QEMU {vm.binary.name}: {command} did not conclude in {timeout} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+async def make_empty_qcow2(vm: QemuMachine, path: Path, timeout: float = 10.0) -> None:
+    """Create an empty qcow2 file at ``path`` with QEMU's own ``blockdev-create``.
+
+    (``qemu-img`` is not part of ``qemu-system-arm``.) A snapshot's saved state lives past
+    the virtual disk's end, so 1 MiB of disk is plenty.
+
+    :raise MonitorError: QEMU could not create it.
+    """
+    path.write_bytes(b"")
+    proto = f"{_NODE}-proto"
+    for args in (
+        {"options": {"driver": "file", "filename": str(path), "size": 0}},
+        None,
+        {"options": {"driver": "qcow2", "file": proto, "size": 1 << 20}},
+    ):
+        if args is None:
+            await vm.execute(
+                "blockdev-add", {"driver": "file", "node-name": proto, "filename": str(path)}
+            )
+            continue
+        if (error := await _job(vm, "blockdev-create", args, timeout)) is not None:
+            raise MonitorError(f"QEMU {vm.binary.name}: cannot create {path.name}: {error}")
+    await vm.execute("blockdev-del", {"node-name": proto})
+
+
+class _LongLived:
+    """What sources and destinations share: one QEMU, its uses, and its retirement."""
+
+    def __init__(
+        self, binary: QemuBinary, args: list[str], workdir: Path, *, console: bool,
+        qtest: bool = False, timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        snapshot_commands: bool = True, emit: Callable[[Event], None] = _noop,
+    ) -> None:  # fmt: skip
+        self.binary = binary
+        self.args = args
+        self.workdir = workdir
+        self.console = console
+        self.qtest = qtest
+        self.timeouts = timeouts
+        self.snapshot_commands = snapshot_commands
+        self.emit = emit
+        self.vm: QemuMachine | None = None
+        self.uses = 0
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is up and may serve another step."""
+        return self.vm is not None and self.vm.returncode is None and self.uses < MAX_USES
+
+    async def _up(self, stage: Stage) -> tuple[StepRecorder, StepOutcome | None]:
+        """A recorder on the running process (started if needed), and a launch failure."""
+        if self.vm is not None and not self.alive:
+            await self.retire()
+        if self.vm is not None:
+            return StepRecorder(self.vm, stage, self.binary.name), None
+        vm = QemuMachine(
+            self.binary, self.args, self.workdir, console=self.console, qtest=self.qtest,
+            start_timeout=self.timeouts.start,
+        )  # fmt: skip
+        step = StepRecorder(vm, stage, self.binary.name)
+        if (failed := await step.launch()) is not None:
+            return step, failed
+        self.vm = vm
+        return step, None
+
+    async def retire(self) -> None:
+        """End the process (QMP quit, then kill); the next step starts a new one."""
+        vm, self.vm = self.vm, None
+        self.uses = 0
+        if vm is not None:
+            await vm.shutdown(timeout=1.0)
+
+    async def _ended(self, step: StepRecorder) -> StepOutcome | None:
+        outcome = await step.ended()
+        await self.retire()
+        return outcome
+
+
+class LongLivedSource(_LongLived):
+    """Saves case after case of one configuration in one QEMU.
+
+    The guest image is written into RAM through qtest after each reset; every CPU starts
+    at the guest's entry (``-device loader``), as on a fresh source. RAM the previous guest
+    touched is not cleared: both destinations load the same snapshot, so the differential
+    judgement is unaffected, and any case that is not clean is re-run on fresh processes.
+    """
+
+    def __init__(
+        self, binary: QemuBinary, case: Case, workdir: Path, template: Callable[[], Path], **kw: Any
+    ) -> None:
+        args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
+        if case.guest is not None:
+            for cpu in range(case.config.smp):
+                args += ["-device", f"loader,addr={case.guest.entry:#x},cpu-num={cpu}"]
+        super().__init__(
+            binary, args, workdir, console=case.guest is not None, qtest=case.guest is not None,
+            **kw,
+        )  # fmt: skip
+        self.template = template
+
+    async def save(self, case: Case, path: Path) -> SaveResult:
+        """Reset, load the guest, run it to its checkpoint, save it into ``path`` (qcow2)."""
+        self.emit(StepStarted(stage=Stage.SAVE, version=self.binary.name))
+        outcome = await self._save(case, path)
+        if outcome.verdict is not Verdict.COMPLETED:
+            await self.retire()
+        else:
+            self.uses += 1
+        self.emit(StepFinished(outcome=outcome))
+        snapshot = Snapshot(path, _TAG) if outcome.verdict is Verdict.COMPLETED else None
+        return SaveResult(outcome, None, snapshot)
+
+    async def _save(self, case: Case, path: Path) -> StepOutcome:
+        fresh = self.vm is None
+        step, failed = await self._up(Stage.SAVE)
+        if failed is not None:
+            return failed
+        vm, done = step.vm, step.done
+        try:
+            if not fresh:
+                await vm.execute("system_reset")
+            details: dict[str, Any] = {}
+            if case.guest is not None:
+                image = case.guest.image
+                for at in range(0, len(image), _QTEST_CHUNK):
+                    chunk = image[at : at + _QTEST_CHUNK]
+                    address = case.guest.load_address + at
+                    encoded = base64.b64encode(chunk).decode()
+                    await vm.qtest(f"b64write {address:#x} {len(chunk):#x} {encoded}")
+                start = len(vm.console_output)
+                await vm.execute("cont")
+                guest = case.guest
+                reached = await vm.wait_console(
+                    guest.checkpoint, self.timeouts.checkpoint, start=start, give_up=guest.done
+                )
+                console = bytes(vm.console_output[start:]).decode("latin-1")
+                if not reached:
+                    if vm.returncode is not None:
+                        return done(classify_exit(vm.returncode), console=console)
+                    why = f"guest did not reach its checkpoint: {console[-200:]!r}"
+                    return done(Verdict.SETUP_ERROR, [why], console=console)
+                await vm.execute("stop")
+                details["console"] = console
+            shutil.copyfile(self.template(), path)
+            error = await self._snapshot(vm, path)
+            if error is not None:
+                return done(Verdict.SETUP_ERROR, [f"save failed: {error}"])
+            return done(Verdict.COMPLETED, **details)
+        except MonitorError:
+            if (ended := await self._ended(step)) is not None:
+                return ended
+            raise
+
+    async def _snapshot(self, vm: QemuMachine, path: Path) -> str | None:
+        await vm.execute("blockdev-add", _qcow2_node(path))
+        try:
+            if self.snapshot_commands:
+                args = {"tag": _TAG, "vmstate": _NODE, "devices": [_NODE]}
+                return await _job(vm, "snapshot-save", args, self.timeouts.migrate)
+            return (await vm.human(f"savevm {_TAG}", timeout=self.timeouts.migrate)) or None
+        finally:
+            await vm.execute("blockdev-del", {"node-name": _NODE})
+
+    async def ensure_template(self, path: Path) -> None:
+        """Create the empty qcow2 template at ``path`` in this process (started if needed).
+
+        :raise MonitorError: it could not be created.
+        """
+        step, failed = await self._up(Stage.SAVE)
+        if failed is not None:
+            raise MonitorError(f"QEMU {self.binary.name} did not start: {failed.summary()}")
+        await make_empty_qcow2(step.vm, path)
+
+
+class LongLivedDestination(_LongLived):
+    """Loads snapshot after snapshot of one configuration in one QEMU."""
+
+    def __init__(self, binary: QemuBinary, case: Case, workdir: Path, **kw: Any) -> None:
+        args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
+        super().__init__(binary, args, workdir, console=case.guest is not None, **kw)
+
+    async def load(
+        self, case: Case, state: bytes | Path | Snapshot, *, resave: bool = False
+    ) -> LoadResult:
+        """Load the snapshot ``state``, optionally re-save at once, run the epilogue."""
+        if not isinstance(state, Snapshot):
+            raise TypeError("a long-lived destination loads snapshots, not streams")
+        self.emit(StepStarted(stage=Stage.LOAD, version=self.binary.name))
+        resave_path = self.workdir / f"resave-{self.binary.name}.stream"
+        try:
+            outcome = await self._load(case, state, resave_path if resave else None)
+            resaved = None
+            if resave and outcome.details.get("resave") == "completed":
+                with contextlib.suppress(OSError):
+                    resaved = resave_path.read_bytes()
+        finally:
+            resave_path.unlink(missing_ok=True)
+        if outcome.verdict is not Verdict.COMPLETED:
+            await self.retire()
+        else:
+            self.uses += 1
+        self.emit(StepFinished(outcome=outcome))
+        return LoadResult(outcome, resaved)
+
+    async def _load(self, case: Case, state: Snapshot, resave_to: Path | None) -> StepOutcome:
+        step, failed = await self._up(Stage.LOAD)
+        if failed is not None:
+            return failed
+        vm, done = step.vm, step.done
+        own = self.workdir / f"load-{self.binary.name}.qcow2"
+        try:
+            shutil.copyfile(state.path, own)  # loading writes the qcow2 (snapshot goto)
+            error = await self._load_snapshot(vm, own, state.tag)
+            if vm.returncode is not None:
+                return done(classify_exit(vm.returncode))
+            if error is not None:
+                return done(Verdict.REFUSED, [error])
+            details: dict[str, Any] = {}
+            if resave_to is not None:
+                status, _ = await save_to(vm, resave_to, self.timeouts.migrate)
+                details["resave"] = status
+            if case.guest is not None:
+                transcript = await read_transcript(vm, case.guest, self.timeouts.transcript)
+                details["transcript"] = transcript
+                details["transcript_complete"] = case.guest.done.decode("latin-1") in transcript
+            if resave_to is not None or case.guest is not None:
+                # Leave 'postmigrate'/'running' for 'paused': the next save may migrate again.
+                if case.guest is None:
+                    await vm.execute("cont")
+                await vm.execute("stop")
+            if vm.returncode is not None:
+                return done(classify_exit(vm.returncode), **details)
+            return done(Verdict.COMPLETED, **details)
+        except MonitorError:
+            if (ended := await self._ended(step)) is not None:
+                return ended
+            raise
+        finally:
+            own.unlink(missing_ok=True)
+
+    async def _load_snapshot(self, vm: QemuMachine, path: Path, tag: str) -> str | None:
+        await vm.execute("blockdev-add", _qcow2_node(path))
+        try:
+            if self.snapshot_commands:
+                args = {"tag": tag, "vmstate": _NODE, "devices": [_NODE]}
+                return await _job(vm, "snapshot-load", args, self.timeouts.migrate)
+            return (await vm.human(f"loadvm {tag}", timeout=self.timeouts.migrate)) or None
+        finally:
+            if vm.returncode is None:
+                await vm.execute("blockdev-del", {"node-name": _NODE})
+
+
+Key = tuple[str, str, tuple[str, ...], bool]
+
+
+class ProcessPool:
+    """The long-lived processes of one session, at most ``capacity`` of them.
+
+    Keyed by (role, version, configuration, with guest): a process serves only cases whose
+    command line would be exactly its own. The least recently used process is retired
+    when a new one is needed beyond ``capacity``. :meth:`close` ends them all.
+
+    :param snapshot_commands: version name -> whether it has ``snapshot-save``/``-load``
+        (QEMU >= 6.0); the others use HMP ``savevm``/``loadvm``.
+    """
+
+    def __init__(
+        self, workdir: Path, *, snapshot_commands: Callable[[QemuBinary], bool],
+        timeouts: Timeouts = DEFAULT_TIMEOUTS, capacity: int = 8,
+        emit: Callable[[Event], None] = _noop,
+    ) -> None:  # fmt: skip
+        self.workdir = workdir
+        self.snapshot_commands = snapshot_commands
+        self.timeouts = timeouts
+        self.capacity = capacity
+        self.emit = emit
+        self._live: OrderedDict[Key, _LongLived] = OrderedDict()
+        self._template: Path | None = None
+
+    def _key(self, role: str, binary: QemuBinary, case: Case) -> Key:
+        return (role, binary.name, tuple(case.config.qemu_args()), case.guest is not None)
+
+    async def _get(self, key: Key, make: Callable[[], _LongLived]) -> _LongLived:
+        if key in self._live:
+            self._live.move_to_end(key)
+            return self._live[key]
+        while len(self._live) >= self.capacity:
+            _old_key, old = self._live.popitem(last=False)
+            await old.retire()
+        self._live[key] = process = make()
+        return process
+
+    async def source(self, binary: QemuBinary, case: Case) -> LongLivedSource:
+        """The long-lived source of ``case``'s configuration on ``binary``."""
+        process = await self._get(
+            self._key("source", binary, case),
+            lambda: LongLivedSource(
+                binary, case, self.workdir, self.template, timeouts=self.timeouts,
+                snapshot_commands=self.snapshot_commands(binary), emit=self.emit,
+            ),
+        )  # fmt: skip
+        assert isinstance(process, LongLivedSource)
+        if self._template is None:
+            path = self.workdir / "empty.qcow2"
+            await process.ensure_template(path)
+            self._template = path
+        return process
+
+    def template(self) -> Path:
+        """The empty qcow2 every snapshot starts from."""
+        if self._template is None:
+            raise MonitorError("no qcow2 template yet: ask for a source first")
+        return self._template
+
+    async def destination(self, binary: QemuBinary, case: Case) -> LongLivedDestination:
+        """The long-lived destination of ``case``'s configuration on ``binary``."""
+        process = await self._get(
+            self._key("destination", binary, case),
+            lambda: LongLivedDestination(
+                binary, case, self.workdir, timeouts=self.timeouts,
+                snapshot_commands=self.snapshot_commands(binary), emit=self.emit,
+            ),
+        )  # fmt: skip
+        assert isinstance(process, LongLivedDestination)
+        return process
+
+    async def close(self) -> None:
+        """Retire every process (always reaped, also on cancellation)."""
+        while self._live:
+            _key, process = self._live.popitem()
+            await process.retire()
