@@ -78,11 +78,12 @@ def worker_spec(
     max_cases: int | None = None,
     seed: int = 0,
     build_guest: GuestBuilder | None = None,
-    reuse: bool = True,
+    reuse: bool = False,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
-    :param reuse: run cases on long-lived processes first (see :mod:`fuzz.engine`).
+    :param reuse: run cases on long-lived processes first (experimental; see
+        :mod:`fuzz.engine`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -224,6 +225,7 @@ def _die_with_driver() -> None:
 
 
 def _init_worker(events: Any, stop: Any) -> None:
+    """Set up a worker process: the driver's event queue and stop flag, signals."""
     global _events, _stop
     _events, _stop = events, stop
     _die_with_driver()

@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import re
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -145,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
     fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                     help="worker processes (default: one per core)")  # fmt: skip
-    fz.add_argument("--fresh-processes", action="store_true",
-                    help="every case on fresh QEMU processes (no long-lived ones)")  # fmt: skip
+    fz.add_argument("--reuse", action="store_true",
+                    help="experimental: a first look at each case on long-lived QEMU processes "
+                         "(see README)")  # fmt: skip
     fz.add_argument("--corpus", type=Path, default=Path("corpus"), help="reproducer folder")
     fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
     fz.add_argument("--one-sided", action="store_true",
@@ -457,7 +460,7 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     spec = worker_spec(
         farm, pairs, case_strategy(guests=not args.no_guests, one_sided=args.one_sided),
         args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed=args.seed,
-        build_guest=None if args.no_guests else rebuild_guest, reuse=not args.fresh_processes,
+        build_guest=None if args.no_guests else rebuild_guest, reuse=args.reuse,
     )  # fmt: skip
     known = CorpusStore(args.corpus).known()
     campaign = Campaign(spec, jobs=jobs, known_paths=known, emit=_CampaignDisplay())
@@ -540,8 +543,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
 }
 
 
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``migfuzz`` console script and of ``python -m fuzz``."""
+    # SIGTERM ends every command the way Ctrl-C does: cleanly, exit 130, no QEMU left.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome
+from fuzz.outcome import Stage, StepOutcome
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,10 @@ class StepFinished:
 
 
 @dataclass(frozen=True)
-class CaseFinished:
-    """A whole case (one source, its control and its destinations) ended."""
-
-    case_key: str
-    outcomes: tuple[TransferOutcome, ...]
-    seconds: float
-
-
-@dataclass(frozen=True)
 class Message:
     """Free text for the user (install progress and the like)."""
 
     text: str
 
 
-Event = StepStarted | StepFinished | CaseFinished | Message
+Event = StepStarted | StepFinished | Message

@@ -40,14 +40,18 @@ from fuzz.errors import Finding, UsageError
 from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
+from fuzz.outcome import Stage
 from fuzz.probe import Capabilities
 from fuzz.session import Session
 from fuzz.store import CorpusStore
 
 Pair = tuple[str, str]
-#: Draws a case for a pair from both versions' capabilities. Must pickle (a module-level
-#: function or a frozen dataclass instance) so that worker processes can receive it.
-CaseStrategy = Callable[[Capabilities, Capabilities], st.SearchStrategy[Case]]
+#: Draws a case for a pair from both versions' capabilities -- or a group of cases that
+#: share one configuration (several guests on it). Must pickle (a module-level function or
+#: a frozen dataclass instance) so that worker processes can receive it.
+CaseStrategy = Callable[
+    [Capabilities, Capabilities], st.SearchStrategy[Case] | st.SearchStrategy[tuple[Case, ...]]
+]
 
 CASES_PER_RUN = 40
 SHRINK_GRACE = 300.0
@@ -191,7 +195,7 @@ class FuzzLoop:
         self._shrinking = False
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
         self._claimed: dict[Signature, Path] = {}
-        self._strategies: dict[Pair, st.SearchStrategy[tuple[Pair, Case]]] = {}
+        self._strategies: dict[Pair, st.SearchStrategy[tuple[Pair, Case | tuple[Case, ...]]]] = {}
 
     # -- running one case ------------------------------------------------------------
 
@@ -214,30 +218,48 @@ class FuzzLoop:
             return False
         return time.time() >= self.deadline + (SHRINK_GRACE if self._shrinking else 0.0)
 
-    def _body(self, drawn: tuple[Pair, Case]) -> None:
-        if self._out_of_budget():
-            raise BudgetExhausted
-        pair, case = drawn
+    def _body(self, drawn: tuple[Pair, Case | tuple[Case, ...]]) -> None:
+        """Run a drawn configuration's guests in turn (one case, or a group sharing it).
+
+        Guests on one configuration share long-lived processes. Once the pair refuses or
+        crashes on loading the configuration, its remaining guests are not run: the load
+        fails before any guest state matters.
+        """
+        pair, cases = drawn
+        group = cases if isinstance(cases, tuple) else (cases,)
+        valid = 0
+        for case in group:
+            if self._out_of_budget():
+                raise BudgetExhausted
+            run = self._one(pair, case)
+            kind = _kind(run)[0]
+            valid += kind not in ("invalid", "control-failed")
+            step = run.pair.failing_step
+            if step is not None and step.stage is Stage.LOAD and kind == "divergence":
+                break
+        if not valid:
+            reject()
+
+    def _one(self, pair: Pair, case: Case) -> CaseRun:
+        """Run and count one case; raise the :class:`Finding` of a new signature."""
         started = time.monotonic()
         run = self.run_case(pair, case)
         kind, reason = _kind(run)
         if not self._shrinking:
             self.cases += 1
             self.emit(CaseJudged(pair, kind, run.signature, reason, time.monotonic() - started))
-        if kind in ("invalid", "control-failed"):
-            reject()
         sig = run.signature
         if sig is None:
-            return
+            return run
         if sig not in self._claimed:
             if not self.store.claim(sig):
-                return  # known, or another worker is recording it: counted, not shrunk
+                return run  # known, or another worker is recording it: counted, not shrunk
             path = self._write(pair, run, findings=dict(run.judgement.details))  # type: ignore[union-attr]
             self._claimed[sig] = path
             self.emit(FindingSeen(sig, pair, path))
             if sig.kind in UNSHRINKABLE_KINDS:
                 self.store.release(sig)
-                return
+                return run
         self._minimal[sig] = (pair, case)
         self._shrinking = True
         raise _finding_type(sig)(str(sig))
@@ -274,7 +296,7 @@ class FuzzLoop:
         )
         @seed((self.seed * 1_000_003 + run_index) * 1_009 + self.worker)
         @given(strategy)
-        def property_(drawn: tuple[Pair, Case]) -> None:
+        def property_(drawn: tuple[Pair, Case | tuple[Case, ...]]) -> None:
             self._body(drawn)
 
         self._shrinking = False

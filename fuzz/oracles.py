@@ -199,6 +199,10 @@ def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> J
         return InvalidCase(control.summary())
     if control.verdict is not Verdict.COMPLETED:
         return ControlFailed(control.summary())
+    if control.load is not None and control.load.details.get("transcript_complete") is False:
+        # A read-back the control never finished compares as equal to any other: without
+        # this, two silent guests would agree.
+        return ControlFailed(f"{control.src} -> {control.dst}: guest read-back incomplete")
     if pair.verdict is Verdict.SETUP_ERROR:
         return InvalidCase(pair.summary())
     step = pair.failing_step

@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
@@ -50,8 +51,14 @@ from fuzz.runner import (
 )
 from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
 
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
 #: Steps a process serves before it is replaced anyway (bounds what a leak could do).
 MAX_USES = 200
+#: A read-back takes milliseconds; a long-lived destination waits this long at most (a case
+#: it does not finish is run again on fresh processes, with the full time-out).
+LONG_LIVED_TRANSCRIPT_TIMEOUT = 2.0
 _NODE = "migfuzz-state"
 _TAG = "migfuzz"
 _QTEST_CHUNK = 32 * 1024
@@ -195,7 +202,9 @@ class LongLivedSource(_LongLived):
     async def save(self, case: Case, path: Path) -> SaveResult:
         """Reset, load the guest, run it to its checkpoint, save it into ``path`` (qcow2)."""
         self.emit(StepStarted(stage=Stage.SAVE, version=self.binary.name))
+        logger.debug("save on long-lived %s (use %d)", self.binary.name, self.uses)
         outcome = await self._save(case, path)
+        logger.debug("save: %s (%.3f s)", outcome.summary(), outcome.seconds)
         if outcome.verdict is not Verdict.COMPLETED:
             await self.retire()
         else:
@@ -280,6 +289,7 @@ class LongLivedDestination(_LongLived):
         if not isinstance(state, Snapshot):
             raise TypeError("a long-lived destination loads snapshots, not streams")
         self.emit(StepStarted(stage=Stage.LOAD, version=self.binary.name))
+        logger.debug("load on long-lived %s (use %d)", self.binary.name, self.uses)
         resave_path = self.workdir / f"resave-{self.binary.name}.stream"
         try:
             outcome = await self._load(case, state, resave_path if resave else None)
@@ -289,6 +299,8 @@ class LongLivedDestination(_LongLived):
                     resaved = resave_path.read_bytes()
         finally:
             resave_path.unlink(missing_ok=True)
+        logger.debug("load: %s (%.3f s) %s", outcome.summary(), outcome.seconds,
+                     {k: v for k, v in outcome.details.items() if k != "argv"})  # fmt: skip
         if outcome.verdict is not Verdict.COMPLETED:
             await self.retire()
         else:
@@ -314,9 +326,13 @@ class LongLivedDestination(_LongLived):
                 status, _ = await save_to(vm, resave_to, self.timeouts.migrate)
                 details["resave"] = status
             if case.guest is not None:
-                transcript = await read_transcript(vm, case.guest, self.timeouts.transcript)
+                timeout = min(self.timeouts.transcript, LONG_LIVED_TRANSCRIPT_TIMEOUT)
+                transcript = await read_transcript(vm, case.guest, timeout)
                 details["transcript"] = transcript
-                details["transcript_complete"] = case.guest.done.decode("latin-1") in transcript
+                complete = case.guest.done.decode("latin-1") in transcript
+                details["transcript_complete"] = complete
+                if not complete:
+                    self.uses = MAX_USES  # unexpected: retired after this step
             if resave_to is not None or case.guest is not None:
                 # Leave 'postmigrate'/'running' for 'paused': the next save may migrate again.
                 if case.guest is None:

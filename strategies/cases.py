@@ -29,6 +29,10 @@ def _runs_aarch64(config: MachineConfig) -> bool:
     return ("aarch64", "off") not in config.cpu_properties
 
 
+def _group(config: MachineConfig, operations: list[list[Operation]]) -> tuple[Case, ...]:
+    return tuple(_case(config, ops) for ops in operations)
+
+
 def _case(config: MachineConfig, operations: list[Operation] | None) -> Case:
     guest = None if operations is None else build_guest(operations, smp=config.smp)
     return Case(config=config, guest=guest)
@@ -44,21 +48,25 @@ class PairCases:
         machine is saved paused at reset.
     :param one_sided: also draw options only one side accepts (expected refusals).
     :param max_ops: the most guest operations a case has.
+    :param guests_per_config: with guests, the most guests drawn for one configuration:
+        they run one after another on the same long-lived processes, which is where those
+        pay. Shrinks toward one guest.
     """
 
     guests: bool = True
     one_sided: bool = False
     max_ops: int = 8
+    guests_per_config: int = 4
 
-    def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
-        """The cases of one pair."""
-        ops: st.SearchStrategy[list[Operation] | None] = (
-            guest_operations(max_ops=self.max_ops) if self.guests else st.none()
-        )
+    def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[tuple[Case, ...]]:
+        """The cases of one pair: a configuration and its guests, as a group."""
         configs = configurations(src, dst, one_sided=self.one_sided)
-        if self.guests:
-            configs = configs.filter(_runs_aarch64)
-        return st.builds(_case, configs, ops)
+        if not self.guests:
+            return st.builds(lambda config: (_case(config, None),), configs)
+        groups = st.lists(
+            guest_operations(max_ops=self.max_ops), min_size=1, max_size=self.guests_per_config
+        )
+        return st.builds(_group, configs.filter(_runs_aarch64), groups)
 
 
 def case_strategy(*, guests: bool = True, one_sided: bool = False, max_ops: int = 8) -> PairCases:

@@ -153,18 +153,36 @@ def compare_streams(before: Stream, after: Stream) -> StreamDiff:
 _RAM_PASS_BREAK = re.compile(rb"\x00{7}\x10\x7e(.{4})\x02\1", re.DOTALL)
 
 
+#: The ``globalstate`` section's idstr as it appears in a section header (length byte first);
+#: its payload starts 8 bytes later (instance and version ids): a be32 size and the run-state
+#: string in a 100-byte buffer.
+_GLOBALSTATE = b"\x0bglobalstate"
+_GLOBALSTATE_PAYLOAD = 4 + 100
+
+
+def _without_volatile_bytes(data: bytes) -> bytes:
+    """``data`` with its RAM pass breaks removed and the ``globalstate`` payload blanked."""
+    data = _RAM_PASS_BREAK.sub(b"", data)
+    at = data.rfind(_GLOBALSTATE)
+    if at >= 0:
+        start = at + len(_GLOBALSTATE) + 8
+        data = data[:start] + bytes(_GLOBALSTATE_PAYLOAD) + data[start + _GLOBALSTATE_PAYLOAD :]
+    return data
+
+
 def same_saved_state(a: bytes, b: bytes) -> bool:
-    """Whether two saves are the same bytes but for where QEMU split RAM into passes.
+    """Whether two saves are the same bytes but for what :data:`VOLATILE_FIELDS` allows.
 
     A cheap test that needs no decoding: two saves of one state by one version usually
-    pass it. False says nothing (the saves may still hold the same state in another
-    layout); True is exact but for the pass breaks.
+    pass it. It ignores where QEMU split RAM into passes (timing) and the ``globalstate``
+    run state (the re-saving process's history). False says nothing (the saves may still
+    hold the same state in another layout); True is exact but for those bytes.
     """
     if a == b:
         return True
     if abs(len(a) - len(b)) % 18:
         return False
-    return _RAM_PASS_BREAK.sub(b"", a) == _RAM_PASS_BREAK.sub(b"", b)
+    return _without_volatile_bytes(a) == _without_volatile_bytes(b)
 
 
 def compare_resaves(control: bytes, pair: bytes) -> StreamDiff:

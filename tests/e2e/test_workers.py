@@ -20,7 +20,7 @@ pytestmark = pytest.mark.qemu
 
 
 def test_a_clean_pair_with_guests_reports_no_divergence(farm, tmp_path) -> None:
-    """11.1 -> 11.1 must agree on every drawn guest, on long-lived and on fresh processes."""
+    """11.1 -> 11.1 must agree on every drawn guest: the state and read-back oracles included."""
     corpus = tmp_path / "corpus"
     r = subprocess.run(
         [sys.executable, "-m", "fuzz", "fuzz", "--pairs", "11.1:11.1", "--max-cases", "24",
@@ -31,8 +31,6 @@ def test_a_clean_pair_with_guests_reports_no_divergence(farm, tmp_path) -> None:
     assert "fuzz finished: 24 cases" in r.stdout
     assert "distinct divergences met: 0" in r.stdout, r.stdout
     assert entry_folders(corpus) == []
-    engine = re.search(r"engine: (\d+) runs on long-lived processes", r.stdout)
-    assert engine is not None and int(engine[1]) > 0, r.stdout
 
 
 def _workers(driver: int) -> list[int]:
@@ -47,7 +45,7 @@ def test_a_killed_worker_loses_no_announced_finding(farm, tmp_path) -> None:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fuzz", "fuzz", "--pairs", "10.0:11.1,11.1:10.0",
-             "--no-guests", "--budget", "45s", "-j", "2", "--corpus", str(corpus),
+             "--no-guests", "--budget", "20s", "-j", "2", "--corpus", str(corpus),
              "--seed", "3"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

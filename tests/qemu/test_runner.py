@@ -11,10 +11,14 @@ import pytest
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_case
 from fuzz.farm import QemuBinary
-from fuzz.outcome import Verdict
+from fuzz.oracles import Agree, Divergence, Evidence, judge
+from fuzz.outcome import TransferOutcome, Verdict
 from fuzz.probe import capabilities
-from fuzz.runner import FreshDestination
+from fuzz.runner import FreshDestination, FreshSource
 from fuzz.settings import RunSettings, Timeouts
+from fuzz.stream.cpregs import from_kvm_id
+from fuzz.stream.decode import decode_stream
+from fuzz.stream.patch import cpreg_table, rewrite_cpregs
 from tests.conftest import VERSIONS
 from tests.qemu.conftest import transfer
 
@@ -83,3 +87,38 @@ def test_a_stream_that_never_ends_is_hung_and_killed(binaries, tmp_path) -> None
         os.close(fd)
     assert outcome.verdict is Verdict.HUNG
     assert outcome.returncode is not None  # killed and reaped
+
+
+def test_a_register_only_the_pair_restored_differently_is_a_state_divergence(
+    binaries, tmp_path
+) -> None:
+    """The state oracle on real QEMU: the pair restores a stream whose TPIDR_EL0 differs."""
+    binary = binaries["11.1"]
+    case = Case(MachineConfig("virt-11.1", "cortex-a57"))
+
+    async def go():  # type: ignore[no-untyped-def]
+        saved = await FreshSource(binary, tmp_path).save(case)
+        assert saved.stream is not None
+        stream = decode_stream(saved.stream)
+        table = cpreg_table(stream)
+        tpidr = next(k for k in table if from_kvm_id(k).name == "TPIDR_EL0")
+        patched = rewrite_cpregs(saved.stream, stream, {**table, tpidr: 0x1234})
+        control = await FreshDestination(binary, tmp_path).load(case, saved.stream, resave=True)
+        pair = await FreshDestination(binary, tmp_path).load(case, patched, resave=True)
+        return saved, control, pair
+
+    saved, control, pair = asyncio.run(go())
+    evidence = Evidence(
+        TransferOutcome("11.1", "11.1", saved.outcome, control.outcome),
+        TransferOutcome("11.1", "11.1", saved.outcome, pair.outcome),
+        control.resave,
+        pair.resave,
+    )
+    judgement = judge(evidence)
+    assert isinstance(judgement, Divergence), judgement
+    assert str(judgement.signature) == "state: restored state differs: cpu/cpreg/TPIDR_EL0"
+    [change] = judgement.details["state"]["changed"]
+    assert (change["before"], change["after"]) == ("0x0", "0x1234")
+    # And the control against itself: the same stream restored twice agrees.
+    assert isinstance(judge(Evidence(evidence.control, evidence.control, control.resave,
+                                     control.resave)), Agree)  # fmt: skip

@@ -201,3 +201,12 @@ def test_ram_pass_breaks_do_not_count() -> None:
 def test_field_rules(path, rule, volatile) -> None:
     assert rule_path(path) == rule
     assert is_volatile(path) is volatile
+
+
+def test_the_resaving_process_run_state_does_not_count() -> None:
+    header = b"\x04\x00\x00\x00\x09\x0bglobalstate" + bytes(8)
+    prelaunch = header + (10).to_bytes(4, "big") + b"prelaunch".ljust(100, b"\x00")
+    paused = header + (7).to_bytes(4, "big") + b"paused".ljust(100, b"\x00")
+    tail = b"\x00" * 8 + b"\x10"
+    assert same_saved_state(b"QEVM" + prelaunch + tail, b"QEVM" + paused + tail)
+    assert not same_saved_state(b"QEVM" + prelaunch + tail, b"QEVM" + paused + b"\x01" + tail[1:])
