@@ -104,7 +104,7 @@ async def _save(binary: QemuBinary, config: MachineConfig, limit: asyncio.Semaph
     async with limit:
         with private_workdir("migfuzz-test-config-") as tmp:
             source = FreshSource(binary, Path(tmp))
-            return await source.save(Case(config), Path(tmp) / "src.stream")
+            return (await source.save(Case(config))).outcome
 
 
 async def _start_all(jobs: Sequence[tuple[QemuBinary, MachineConfig]]) -> list[Started]:
