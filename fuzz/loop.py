@@ -255,11 +255,11 @@ class FuzzLoop:
             if not self.store.claim(sig):
                 return run  # known, or another worker is recording it: counted, not shrunk
             path = self._write(pair, run, findings=dict(run.judgement.details))  # type: ignore[union-attr]
-            self._claimed[sig] = path
             self.emit(FindingSeen(sig, pair, path))
             if sig.kind in UNSHRINKABLE_KINDS:
                 self.store.release(sig)
                 return run
+            self._claimed[sig] = path  # being shrunk in this Hypothesis run
         self._minimal[sig] = (pair, case)
         self._shrinking = True
         raise _finding_type(sig)(str(sig))
@@ -314,7 +314,8 @@ class FuzzLoop:
 
     def _record_minimal(self) -> None:
         for sig, (pair, case) in list(self._minimal.items()):
-            path = self._claimed[sig]
+            # Recorded from here on: a later meeting only counts it (the store knows it).
+            path = self._claimed.pop(sig)
 
             def still_fails(candidate: Case, pair: Pair = pair, sig: Signature = sig) -> bool:
                 if self._out_of_budget():

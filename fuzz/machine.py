@@ -276,14 +276,7 @@ class QemuMachine:
 
     def stderr_tail(self, limit: int = _STDERR_TAIL) -> str:
         """What QEMU wrote on stdout/stderr: at most about ``limit`` bytes, whole lines only."""
-        try:
-            data = self._stderr_path.read_bytes()
-        except OSError:
-            return ""
-        if len(data) > limit:
-            data = data[-limit:]
-            data = data[data.find(b"\n") + 1 :]  # never start inside a line
-        return data.decode("utf-8", "replace")
+        return self.stderr_since(0, limit)
 
     async def wait_exit(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for QEMU to exit on its own; None if it did not."""

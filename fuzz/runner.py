@@ -11,8 +11,9 @@ A destination re-saves right after the load completes, while the VM is still pau
 before the guest runs its read-back epilogue: the re-save is the state the destination
 restored, not what the guest did afterwards.
 
-Each step starts a fresh QEMU (about 40 ms of CPU). :class:`Destination` is the seam for a
-destination that stays up and loads many streams.
+Each step here starts a fresh QEMU (about 40 ms of CPU); :mod:`fuzz.persistent` provides
+the same steps on long-lived processes behind the same :class:`Source`/:class:`Destination`
+protocols.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def load_path(trace_text: str) -> dict[str, str]:
 
 
 def classify_exit(returncode: int | None) -> Verdict:
+    """How a QEMU that exited during a step ended it: a signal or abort is a crash."""
     if returncode is not None and (returncode < 0 or returncode in _ABORT_STATUSES):
         return Verdict.CRASHED
     return Verdict.REFUSED

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
+from fuzz.loop import FindingSeen, ReproducerWritten
 from fuzz.probe import Capabilities
 
 pytestmark = pytest.mark.qemu
@@ -37,8 +38,17 @@ def tiny_cases(src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Case]:
 def fuzzed_corpus(farm, tmp_path_factory) -> tuple[Path, object]:
     corpus = tmp_path_factory.mktemp("corpus")
     spec = worker_spec(farm, [("10.0", "11.1")], tiny_cases, corpus, max_cases=6, seed=1)
-    summary = Campaign(spec, jobs=1).run()
+    events: list[object] = []
+    summary = Campaign(spec, jobs=1, emit=events.append).run()
+    summary.events = events  # type: ignore[attr-defined]
     return corpus, summary
+
+
+def test_a_recorded_signature_is_counted_not_shrunk_again(fuzzed_corpus) -> None:
+    _, summary = fuzzed_corpus
+    written = [e for e in summary.events if isinstance(e, ReproducerWritten)]
+    announced = [e for e in summary.events if isinstance(e, FindingSeen)]
+    assert len(announced) == len(written) == 1, (announced, written)
 
 
 def test_loop_records_one_entry_per_signature(fuzzed_corpus) -> None:
