@@ -420,7 +420,7 @@ def _print_summary(summary: Summary) -> None:
     for reason, count in sorted(summary.control_failures.items(), key=lambda kv: -kv[1]):
         out.print(f"  {count:5d}x control failed: {reason}", markup=False)
     if summary.workers_lost:
-        out.print(f"  {summary.workers_lost} worker(s) died and were replaced")
+        out.print(f"  {summary.workers_lost} worker process(es) died (see [worker] lines)")
     if summary.engine and summary.cases:
         e = summary.engine
         out.print(f"engine: {e.get('reused', 0)} runs on long-lived processes, "

@@ -66,7 +66,10 @@ def test_a_killed_worker_loses_no_announced_finding(farm, tmp_path) -> None:
                 proc.wait()
     text = log.read_text()
     assert proc.returncode == 1, text
-    assert "worker process died; a new worker takes over" in text, text
+    # Replaced while there is budget left; after the deadline (e.g. killed while shrinking)
+    # the campaign finishes with the workers it has.
+    assert re.search(r"worker \d+: worker process died; (a new worker takes over|not replaced)",
+                     text), text  # fmt: skip
     assert "Traceback" not in text
     announced = re.findall(r"first case written: (\S+);", text)
     assert announced, text
