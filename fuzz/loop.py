@@ -248,13 +248,14 @@ class FuzzLoop:
         if not self._shrinking:
             self.cases += 1
             self.emit(CaseJudged(pair, kind, run.signature, reason, time.monotonic() - started))
-        sig = run.signature
-        if sig is None:
+        judgement = run.judgement
+        if not isinstance(judgement, Divergence):
             return run
+        sig = judgement.signature
         if sig not in self._claimed:
             if not self.store.claim(sig):
                 return run  # known, or another worker is recording it: counted, not shrunk
-            path = self._write(pair, run, findings=dict(run.judgement.details))  # type: ignore[union-attr]
+            path = self._write(pair, run, findings=dict(judgement.details))
             self.emit(FindingSeen(sig, pair, path))
             if sig.kind in UNSHRINKABLE_KINDS:
                 self.store.release(sig)
@@ -327,11 +328,12 @@ class FuzzLoop:
             except BudgetExhausted:
                 minimal, tests = case, 0
             report = explain(self.session, self.run_case(pair, minimal), self.binaries[pair[1]])
-            if report.signature != sig:
+            judgement = report.judgement
+            if not isinstance(judgement, Divergence) or judgement.signature != sig:
                 self.store.release(sig)
                 self.emit(ReproducerUnstable(sig, path, str(report.signature)))
                 continue  # the first case stays the entry
-            findings = {**report.judgement.details, **report.to_json()}  # type: ignore[union-attr]
+            findings = {**judgement.details, **report.to_json()}
             self._write(pair, report.run, findings)
             self.store.release(sig)
             self.emit(ReproducerWritten(sig, path, tests))
