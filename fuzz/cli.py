@@ -127,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="save one case on --src and restore it on --dst")
     _add_case_args(run)
-    run.add_argument("--no-control", action="store_true", help="skip the src -> src control")
     run.add_argument("--json", action="store_true", help="print outcomes as JSON")
 
     diff = sub.add_parser(

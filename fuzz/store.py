@@ -64,10 +64,6 @@ class CorpusStore:
                 found[item.signature] = item.path
         return found
 
-    def corrupt(self) -> list[CorpusError]:
-        """The errors of entries that do not read (each names its folder and problem)."""
-        return [e for e in iter_entries(self.root) if isinstance(e, CorpusError)]
-
     def _claim_path(self, signature: Signature) -> Path:
         return self.root / _CLAIMS / _entry_name(signature)
 

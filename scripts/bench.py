@@ -21,8 +21,8 @@ For one pair of versions (default 11.1 -> 11.1), with each job count in ``--jobs
 
 The CLI runs get ``-j J``. CPU time is user + sys of the measured processes and everything
 they waited for (QEMU included); the CLI's own ``engine:`` and ``time:`` lines say how its
-cases ran and how their CPU time splits between migfuzz and QEMU. ``--machine`` and ``--cpu`` apply to ``plain`` only: migfuzz
-draws its own. Usage::
+cases ran and how their CPU time splits between migfuzz and QEMU. ``--machine`` and
+``--cpu`` apply to ``plain`` only: migfuzz draws its own. Usage::
 
     .venv/bin/python scripts/bench.py [--src 11.1] [--dst 11.1] [--seconds 30] \\
         [--jobs 1,8] [--only plain,paused,guests,campaign] [--campaign-seconds 60]
