@@ -24,6 +24,7 @@ from fuzz import __version__
 from fuzz.campaign import Campaign, Progress, Summary, WorkerLost, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import Entry, entry_folders, iter_entries, load_entry
+from fuzz.describe import diff_layouts, save_layout
 from fuzz.diagnose import diagnose
 from fuzz.engine import CaseRun
 from fuzz.errors import CorpusError, HarnessError, InvalidInput, MigfuzzError, UsageError
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_case_args(diff)
     diff.add_argument("--no-localize", action="store_true", help="skip register localization")
     diff.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    desc = sub.add_parser(
+        "describe", help="what --src and --dst write differently for one paused configuration"
+    )
+    _add_case_args(desc)
+    desc.add_argument("--json", action="store_true", help="print the difference as JSON")
 
     fz = sub.add_parser("fuzz", help="differential fuzz campaign over pairs of versions")
     fz.add_argument(
@@ -320,6 +327,25 @@ def cmd_diff(args: argparse.Namespace, farm: Farm) -> int:
     for note in report.notes:
         say(f"note:      {note}")
     return EXIT_FOUND if report.signature else EXIT_OK
+
+
+def cmd_describe(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz describe``: both versions' stream layouts for one configuration, compared."""
+    src, dst, case = _case_from_args(args, farm)
+    with Session() as session:
+        a = session.run(lambda: save_layout(src, case))
+        b = session.run(lambda: save_layout(dst, case))
+    difference = diff_layouts(a, b)
+    if args.json:
+        out.print_json(json.dumps({
+            "a": src.name, "b": dst.name, "config": case.config.to_json(),
+            **difference.to_json(),
+        }))  # fmt: skip
+        return EXIT_OK
+    out.print(f"case: {case.config.describe()}; A = {src.name}, B = {dst.name}", markup=False)
+    for line in difference.lines(src.name, dst.name):
+        out.print(line, markup=False)
+    return EXIT_OK
 
 
 def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
@@ -534,6 +560,7 @@ def _regress_one(session: Session, item: Entry | CorpusError, farm: Farm, *, upd
 COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
     "run": cmd_run,
     "diff": cmd_diff,
+    "describe": cmd_describe,
     "fuzz": cmd_fuzz,
     "repro": cmd_repro,
     "regress": cmd_regress,
