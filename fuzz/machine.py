@@ -82,6 +82,7 @@ class QemuMachine:
         self.want_console = console
         self.want_qtest = qtest
         self._qtest_sock: socket.socket | None = None
+        self._qtest_listener: socket.socket | None = None
         self._qtest_buffer = b""
         self.qmp = QMPClient(f"qemu-{binary.name}")
         self.console_output = bytearray()
@@ -117,11 +118,37 @@ class QemuMachine:
             extra += ["-chardev", f"socket,id=ser0,fd={con_theirs.fileno()}"]
             extra += ["-serial", "chardev:ser0"]
         if self.want_qtest:
-            self._qtest_sock, qtest_theirs = socket.socketpair()
-            theirs.append(qtest_theirs)
-            extra += ["-chardev", f"socket,id=qt0,fd={qtest_theirs.fileno()}"]
-            extra += ["-qtest", "chardev:qt0", "-qtest-log", "/dev/null"]
+            # Not '-qtest chardev:ID' on a passed fd: QEMU 7.x aborts on that (its qtest
+            # server looks the chardev up by the name "qtest", not by ID). A socket that
+            # QEMU connects to works in every version; it is accepted after the handshake.
+            path = self.workdir / f"qtest-{os.getpid()}-{id(self)}.sock"
+            path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(path))
+            listener.listen(1)
+            self._qtest_listener = listener
+            extra += ["-qtest", f"unix:{path}", "-qtest-log", "/dev/null"]
         return mon_ours, theirs, extra
+
+    async def _accept_qtest(self) -> None:
+        """Take QEMU's qtest connection (made while it started) off the listening socket."""
+        listener = self._qtest_listener
+        if listener is None:
+            return
+        try:
+            listener.setblocking(False)
+            loop = asyncio.get_running_loop()
+            conn, _ = await asyncio.wait_for(loop.sock_accept(listener), self.start_timeout)
+            self._qtest_sock = conn
+        finally:
+            self._drop_qtest_listener()
+
+    def _drop_qtest_listener(self) -> None:
+        listener, self._qtest_listener = self._qtest_listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                Path(listener.getsockname()).unlink(missing_ok=True)
+            listener.close()
 
     async def launch(self) -> None:
         """Start QEMU and complete the QMP handshake.
@@ -156,6 +183,7 @@ class QemuMachine:
                     raise
         except OSError as err:
             mon_ours.close()
+            self._drop_qtest_listener()
             raise LaunchError(
                 f"cannot start QEMU {self.binary.name}: {err}",
                 argv=self.argv, returncode=None, stderr_tail="",
@@ -171,6 +199,7 @@ class QemuMachine:
             self._console_task = asyncio.create_task(self._read_console(self._console_sock))
         try:
             await asyncio.wait_for(self.qmp.connect(mon_ours), self.start_timeout)
+            await self._accept_qtest()
         except (QMPError, OSError, EOFError, TimeoutError) as err:
             mon_ours.close()
             returncode = await self._reap(grace=2.0)
@@ -236,6 +265,7 @@ class QemuMachine:
         if self._qtest_sock is not None:
             self._qtest_sock.close()
             self._qtest_sock = None
+        self._drop_qtest_listener()
 
     # -- state ------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fuzz.case import Case
+from fuzz.case import Case, GuestProgram
 from fuzz.errors import MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
 from fuzz.farm import QemuBinary
@@ -122,6 +122,23 @@ async def make_empty_qcow2(vm: QemuMachine, path: Path, timeout: float = 10.0) -
         if (error := await _job(vm, "blockdev-create", args, timeout)) is not None:
             raise MonitorError(f"QEMU {vm.binary.name}: cannot create {path.name}: {error}")
     await vm.execute("blockdev-del", {"node-name": proto})
+
+
+async def drop_stale_translations(vm: QemuMachine, guest: GuestProgram) -> None:
+    """After a snapshot load, make TCG forget code it translated from the guest image.
+
+    A snapshot load writes RAM behind TCG's back. QEMU 11.1 (not 5.2, 7.2 or 10.0) then
+    goes on running the code it translated from the *previous* guest at those addresses:
+    a destination that ran guest A and loads guest B's snapshot prints A's read-back
+    with B's data, or garbage (found by this engine's fresh re-runs; see the README's
+    findings). Writing the image's own bytes back through qtest is an ordinary guest-memory
+    write, which invalidates those translations; the state is unchanged. Guest code only
+    ever runs from the image, so that is the whole range that matters.
+    """
+    size = len(guest.image)
+    answer = await vm.qtest(f"b64read {guest.load_address:#x} {size:#x}")
+    data = answer.split()[-1]
+    await vm.qtest(f"b64write {guest.load_address:#x} {size:#x} {data}")
 
 
 class _LongLived:
@@ -280,7 +297,8 @@ class LongLivedDestination(_LongLived):
 
     def __init__(self, binary: QemuBinary, case: Case, workdir: Path, **kw: Any) -> None:
         args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
-        super().__init__(binary, args, workdir, console=case.guest is not None, **kw)
+        with_guest = case.guest is not None
+        super().__init__(binary, args, workdir, console=with_guest, qtest=with_guest, **kw)
 
     async def load(
         self, case: Case, state: bytes | Path | Snapshot, *, resave: bool = False
@@ -321,18 +339,7 @@ class LongLivedDestination(_LongLived):
                 return done(classify_exit(vm.returncode))
             if error is not None:
                 return done(Verdict.REFUSED, [error])
-            details: dict[str, Any] = {}
-            if resave_to is not None:
-                status, _ = await save_to(vm, resave_to, self.timeouts.migrate)
-                details["resave"] = status
-            if case.guest is not None:
-                timeout = min(self.timeouts.transcript, LONG_LIVED_TRANSCRIPT_TIMEOUT)
-                transcript = await read_transcript(vm, case.guest, timeout)
-                details["transcript"] = transcript
-                complete = case.guest.done.decode("latin-1") in transcript
-                details["transcript_complete"] = complete
-                if not complete:
-                    self.uses = MAX_USES  # unexpected: retired after this step
+            details = await self._after_load(vm, case, resave_to)
             if resave_to is not None or case.guest is not None:
                 # Leave 'postmigrate'/'running' for 'paused': the next save may migrate again.
                 if case.guest is None:
@@ -347,6 +354,26 @@ class LongLivedDestination(_LongLived):
             raise
         finally:
             own.unlink(missing_ok=True)
+
+    async def _after_load(
+        self, vm: QemuMachine, case: Case, resave_to: Path | None
+    ) -> dict[str, Any]:
+        """Re-save (if asked) and run the guest's epilogue; the step's details."""
+        details: dict[str, Any] = {}
+        if case.guest is not None:
+            await drop_stale_translations(vm, case.guest)
+        if resave_to is not None:
+            status, _ = await save_to(vm, resave_to, self.timeouts.migrate)
+            details["resave"] = status
+        if case.guest is not None:
+            timeout = min(self.timeouts.transcript, LONG_LIVED_TRANSCRIPT_TIMEOUT)
+            transcript = await read_transcript(vm, case.guest, timeout)
+            details["transcript"] = transcript
+            complete = case.guest.done.decode("latin-1") in transcript
+            details["transcript_complete"] = complete
+            if not complete:
+                self.uses = MAX_USES  # unexpected: retired after this step
+        return details
 
     async def _load_snapshot(self, vm: QemuMachine, path: Path, tag: str) -> str | None:
         await vm.execute("blockdev-add", _qcow2_node(path))
