@@ -1,6 +1,7 @@
 """Every corpus entry is a test: replaying it must give the signature it recorded.
 
-The corpus is ``corpus/`` at the top of the checkout, or ``$MIGFUZZ_CORPUS``. Test ids are
+The corpus is ``corpus/`` at the top of the checkout, or ``$MIGFUZZ_CORPUS``; finding no
+entry there fails the tier (a wrong path must not pass as nothing to check). Test ids are
 the entry folder names, so a CI log names the entry that changed and how. After a
 deliberate change, ``migfuzz regress --update`` re-records.
 """
@@ -22,6 +23,14 @@ CORPUS = Path(os.environ.get("MIGFUZZ_CORPUS", Path(__file__).parents[2] / "corp
 ENTRIES = entry_folders(CORPUS)
 
 pytestmark = pytest.mark.qemu
+
+
+def test_the_corpus_has_entries() -> None:
+    """An empty or mistyped ``$MIGFUZZ_CORPUS`` must fail the tier, not pass it as a skip."""
+    if not ENTRIES:
+        where = "$MIGFUZZ_CORPUS" if "MIGFUZZ_CORPUS" in os.environ else "the default corpus"
+        state = "is not a folder" if not CORPUS.is_dir() else "has no entry folder"
+        pytest.fail(f"no corpus entry to replay: {where} {CORPUS} {state}", pytrace=False)
 
 
 @pytest.mark.parametrize("folder", ENTRIES, ids=[f.name for f in ENTRIES])

@@ -160,10 +160,11 @@ def test_field_ranges_are_the_architectural_ones():
 
 @st.composite
 def programs(draw: st.DrawFn) -> asm.Assembler:
-    """Every form at least once plus extra forms and directives, shuffled, with four labels."""
+    """Every form and directive at least once plus extra ones, shuffled, with four labels."""
     forms: list[asm.Form | str] = list(asm.FORMS.values())
-    extra = draw(st.lists(st.sampled_from([*forms, "align", "word", "quad"]), max_size=60))
-    steps = draw(st.permutations([*forms, *LABELS, *extra]))
+    directives = ["align", "word", "quad"]
+    extra = draw(st.lists(st.sampled_from([*forms, *directives]), max_size=60))
+    steps = draw(st.permutations([*forms, *directives, *LABELS, *extra]))
     a = asm.Assembler(BASE)
     for step in steps:
         if isinstance(step, asm.Form):

@@ -39,11 +39,59 @@ def test_result_fails_and_every_single_removal_does_not(
         have = {o["register"] for o in c.guest.operations}
         return needed_m <= set(c.config.machine_options) and needed_o <= have
 
-    minimal, tests = make_one_minimal(case, fails, build_guest=fake_guest)
+    calls: list[Case] = []
+
+    def counted(c: Case) -> bool:
+        calls.append(c)
+        return fails(c)
+
+    minimal, tests = make_one_minimal(case, counted, build_guest=fake_guest)
+    assert tests == len(calls)
     assert fails(minimal)
     assert set(minimal.config.machine_options) == needed_m
     assert minimal.config.cpu_properties == ()
     assert minimal.config.smp == 1 and minimal.config.memory_mib == 64
-    for simpler in simplifications(minimal, fake_guest):
+    final_pass = list(simplifications(minimal, fake_guest))
+    for simpler in final_pass:
         assert not fails(simpler)
-    assert tests <= 200
+    # Each accepted step removes one thing; each pass tries at most every simplification of
+    # the case (never more than the first case has) and ends at its first success; the last
+    # pass tries every simplification of the result and none succeeds.
+    assert minimal.guest is not None
+    dropped_operations = len(operations) - len(minimal.guest.operations)
+    dropped_options = len(mopts) - len(minimal.config.machine_options)
+    accepted = dropped_operations + dropped_options + len(cprops) + (smp != 1) + 1  # 256 -> 64
+    assert accepted + len(final_pass) <= tests
+    assert tests <= (accepted + 1) * len(list(simplifications(case, fake_guest)))
+    assert calls[len(calls) - len(final_pass) :] == final_pass
+
+
+def test_counts_every_test_of_a_known_case() -> None:
+    """The greedy passes on a known case, test by test (a bug needs operation r1 and option b).
+
+    1: drop r0, kept. 2: drop r1, lost; 3: drop r2, kept. 4: drop r1, lost; 5: drop a, kept.
+    6-7: r1, b lost; 8: drop c, kept. 9-10 lost; 11: smp 1, kept. 12-13 lost; 14: 64 MiB,
+    kept. 15-16: the last pass, r1 and b, both lost: 16 tests.
+    """
+    operations = [{"op": "gpr", "register": r} for r in (0, 1, 2)]
+    case = Case(
+        MachineConfig("virt-7.2", "max", (("a", "on"), ("b", "on")), (("c", "on"),), 2, 256),
+        guest=fake_guest(operations, 2),
+    )
+
+    def fails(c: Case) -> bool:
+        assert c.guest is not None
+        have = {o["register"] for o in c.guest.operations}
+        return 1 in have and ("b", "on") in c.config.machine_options
+
+    minimal, tests = make_one_minimal(case, fails, build_guest=fake_guest)
+    assert minimal.config == MachineConfig("virt-7.2", "max", (("b", "on"),), (), 1, 64)
+    assert minimal.guest == fake_guest([{"op": "gpr", "register": 1}], 1)
+    assert tests == 16
+
+
+def test_a_spent_budget_stops_at_the_simplest_case_so_far() -> None:
+    case = Case(MachineConfig("virt-7.2", "max", (("a", "on"), ("b", "on")), (), 1, 256))
+    minimal, tests = make_one_minimal(case, lambda c: True, max_tests=2)
+    assert tests == 2
+    assert minimal.config.machine_options == () and minimal.config.memory_mib == 256
