@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -120,11 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     qemu = sub.add_parser("qemu", help="install and list QEMU versions")
     qsub = qemu.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
     inst = qsub.add_parser("install", help="install Debian's QEMU versions side by side")
-    inst.add_argument("names", nargs="*", default=list(DEBIAN_SUITES),
-                      help=f"versions to install (default: {' '.join(DEBIAN_SUITES)})")  # fmt: skip
+    inst.add_argument("names", nargs="*", default=list(DEBIAN_SUITES), metavar="VERSION",
+                      help="a version name, a QEMU release or Debian version some suite serves "
+                           "(10.0.2, 1:10.0.2+ds-2+deb13u1~bpo12+1) or NAME=VERSION "
+                           f"(default: {' '.join(DEBIAN_SUITES)})")  # fmt: skip
     inst.add_argument("--force", action="store_true", help="reinstall even if installed")
+    inst.add_argument("--update", action="store_true",
+                      help="install what Debian serves now, not what the lock pins, and "
+                           "rewrite the lock")  # fmt: skip
     lst = qsub.add_parser("list", help="show installed versions and what each can do")
     lst.add_argument("--json", action="store_true", help="print the probed capabilities as JSON")
+    avail = qsub.add_parser("available", help="QEMU versions the Debian archive serves, by suite")
+    avail.add_argument("--refresh", action="store_true", help="fetch the package lists again")
+    avail.add_argument("--json", action="store_true", help="print the versions as JSON")
+    for qp in (inst, lst):
+        qp.add_argument("--lock", type=Path, default=None, metavar="FILE",
+                        help="the lock file (default: $MIGFUZZ_LOCK, else qemu.lock of this "
+                             "checkout)")  # fmt: skip
 
     run = sub.add_parser("run", help="save one case on --src and restore it on --dst")
     _add_case_args(run)
@@ -349,17 +362,45 @@ def cmd_describe(args: argparse.Namespace, farm: Farm) -> int:
 
 
 def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
-    """``migfuzz qemu install``: Debian versions into the cache."""
-    farm.install(args.names, force=args.force, progress=err.print)
-    for name in args.names:
-        capabilities(farm.get(name), farm.cache_dir)
-    out.print(f"installed in {farm.qemu_dir}: {', '.join(args.names)}")
+    """``migfuzz qemu install``: Debian versions into the cache, as the lock pins them."""
+    if args.lock is not None:
+        farm.lock_file = args.lock
+    binaries = farm.install(args.names, force=args.force, update=args.update, progress=err.print)
+    for binary in binaries:
+        capabilities(binary, farm.cache_dir)
+    out.print(f"installed in {farm.qemu_dir}: {', '.join(b.name for b in binaries)}")
+    return EXIT_OK
+
+
+def cmd_qemu_available(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz qemu available``: every qemu-system-arm the Debian archive serves."""
+    index = farm.available(refresh=args.refresh, progress=err.print)
+    if args.json:
+        out.print_json(json.dumps({
+            "mirror": index.mirror, "arch": index.arch, "absent": list(index.absent),
+            "versions": [{"suite": o.suite, "qemu": o.upstream, "debian_version": o.version,
+                          "name": o.name} for o in index.offers],
+        }))  # fmt: skip
+        return EXIT_OK
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(index.fetched))
+    out.print(f"qemu-system-arm in {index.mirror} ({index.arch}; lists of {when})", markup=False)
+    rows = [("suite", "QEMU", "Debian version", "install as")]
+    rows += [(o.suite, o.upstream, o.version, o.name) for o in index.offers]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                  markup=False)  # fmt: skip
+    if index.absent:
+        out.print(f"not on this mirror: {' '.join(index.absent)}", markup=False)
     return EXIT_OK
 
 
 def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
-    """``migfuzz qemu list``: a table of versions and their probed capabilities."""
+    """``migfuzz qemu list``: a table of versions, their probed capabilities and lock state."""
+    if args.lock is not None:
+        farm.lock_file = args.lock
     versions = farm.installed()
+    states = farm.lock_states()
     if not versions:
         err.print("no QEMU versions installed: run 'migfuzz qemu install'")
         return EXIT_USAGE
@@ -368,16 +409,23 @@ def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
     ]
     if args.json:
         out.print_json(
-            json.dumps({b.name: {"binary": b.to_json(), **c.to_json()} for b, c in probed})
+            json.dumps(
+                {
+                    b.name: {"binary": b.to_json(), "lock": states.get(b.name), **c.to_json()}
+                    for b, c in probed
+                }
+            )
         )
         return EXIT_OK
-    rows = [("name", "QEMU", "origin", "virt machine types", "AArch64 CPUs", "trace", "sha256")]
+    rows = [("name", "QEMU", "origin", "virt machine types", "AArch64 CPUs", "trace", "sha256",
+             "lock")]  # fmt: skip
     for b, c in probed:
         virt = c.virt_machine_types()
         rows.append((
             b.name, c.version, b.origin,
             f"{virt[0]}..{virt[-1]} ({len(virt)})" if virt else "-",
             str(len(c.aarch64_cpu_models)), "yes" if c.trace_works else "no", c.binary_hash[:12],
+            states.get(b.name, "-"),
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out.print(f"QEMU versions in {farm.qemu_dir}")
@@ -400,6 +448,14 @@ def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
         snap = ", snapshot-load" if c.has_snapshot_load else ", loadvm (HMP) only"
         out.print(f"  migration: {' '.join(c.migration_transports)}{snap}")
         out.print(f"  binary: {b.path}")
+    lock = farm.lock_file or "the lock"
+    for name, state in states.items():
+        if state == "differs":
+            out.print(f"note: {name}: sha256 differs from {lock}; 'migfuzz qemu install --force "
+                      f"{name}' installs the locked binary", markup=False)  # fmt: skip
+        elif state == "unlocked":
+            out.print(f"note: {name}: not in {lock}; 'migfuzz qemu install {name}' records it",
+                      markup=False)  # fmt: skip
     return EXIT_OK
 
 
@@ -566,6 +622,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
     "regress": cmd_regress,
     "qemu install": cmd_qemu_install,
     "qemu list": cmd_qemu_list,
+    "qemu available": cmd_qemu_available,
 }
 
 

@@ -13,6 +13,11 @@ nothing outside the cache folder, so it needs no root beyond what apt itself nee
 An install is built in a temporary folder next to its final place and renamed into place
 only when the binary has run; a folder without its ``installed.json`` is never taken for an
 installed version.
+
+The lock file (:mod:`fuzz.lock`, ``qemu.lock`` at the repository root) pins every package
+of each version to the exact Debian version it had when the version was first installed;
+``--update`` takes what Debian serves today. Beyond the four default names, any QEMU release
+a Debian suite serves (backports included) installs under its own name (``10.0.2``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,28 @@ import platform
 import re
 import shutil
 import subprocess
+import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fuzz.errors import FarmError, UsageError
+from fuzz.lock import (
+    QEMU_PACKAGE,
+    Lock,
+    LockedVersion,
+    check_served,
+    debian_version_key,
+    lock_status,
+    parse_deb_filename,
+    parse_packages_index,
+    read_lock,
+    upstream_version,
+    version_series,
+    write_lock,
+)
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -43,6 +64,14 @@ DEBIAN_SUITES: Mapping[str, str] = {
     "10.0": "trixie",
     "11.1": "sid",
 }
+
+#: Every suite ``migfuzz qemu available`` asks the archive about, oldest first.
+ARCHIVE_SUITES: tuple[str, ...] = (
+    "bullseye", "bullseye-backports", "bookworm", "bookworm-backports",
+    "trixie", "trixie-backports", "forky", "sid",
+)  # fmt: skip
+#: How long ``migfuzz qemu available`` trusts its cached package indexes.
+INDEX_MAX_AGE_SECONDS = 24 * 3600
 
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _MARKER = "installed.json"
@@ -134,6 +163,17 @@ def default_config_file() -> Path:
     return Path(xdg) / "migfuzz" / "config.toml"
 
 
+def default_lock_file() -> Path | None:
+    """``$MIGFUZZ_LOCK``, else ``qemu.lock`` at the root of the checkout migfuzz runs from.
+
+    ``None`` (no lock) when migfuzz runs from an installed package rather than a checkout.
+    """
+    if env := os.environ.get("MIGFUZZ_LOCK"):
+        return Path(env)
+    root = Path(__file__).resolve().parent.parent
+    return root / "qemu.lock" if (root / "pyproject.toml").exists() else None
+
+
 def _host_multiarch() -> tuple[str, str, str]:
     machine = platform.machine()
     if machine not in _MULTIARCH:
@@ -208,12 +248,66 @@ def config_binaries(config_file: Path) -> list[QemuBinary]:
 # -- the farm -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Offer:
+    """One ``qemu-system-arm`` a Debian suite serves today."""
+
+    suite: str
+    version: str
+
+    @property
+    def upstream(self) -> str:
+        """The QEMU release: ``1:10.0.2+ds-2+deb13u1~bpo12+1`` -> ``10.0.2``."""
+        return upstream_version(self.version)
+
+    @property
+    def name(self) -> str:
+        """The version name it installs as: a default name for its suite, else its release."""
+        series = version_series(self.upstream)
+        return series if DEBIAN_SUITES.get(series) == self.suite else self.upstream
+
+    def matches(self, spec: str) -> bool:
+        """Whether ``spec`` (a release or a Debian version, epoch optional) names this."""
+        return spec in (self.version, self.version.partition(":")[2], self.upstream)
+
+
+@dataclass(frozen=True)
+class ArchiveIndex:
+    """What the Debian archive serves: every ``qemu-system-arm`` of every suite it has."""
+
+    mirror: str
+    arch: str
+    offers: tuple[Offer, ...]
+    absent: tuple[str, ...]
+    fetched: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to install one version name: its suite, and what to pin."""
+
+    name: str
+    suite: str
+    locked: LockedVersion | None
+    qemu_version: str = ""
+
+    def pins(self) -> list[str]:
+        if self.locked is not None:
+            return self.locked.pins()
+        return [f"{QEMU_PACKAGE}={self.qemu_version}" if self.qemu_version else QEMU_PACKAGE]
+
+
 @dataclass
 class Farm:
-    """The QEMU versions this user has: Debian roots in the cache, plus their own binaries."""
+    """The QEMU versions this user has: Debian roots in the cache, plus their own binaries.
+
+    ``lock_file`` (default :func:`default_lock_file`) pins the Debian packages of each
+    version; ``None`` installs whatever the archive serves and records nothing.
+    """
 
     cache_dir: Path = field(default_factory=default_cache_dir)
     extra: dict[str, QemuBinary] = field(default_factory=dict)
+    lock_file: Path | None = field(default_factory=default_lock_file)
 
     @property
     def qemu_dir(self) -> Path:
@@ -223,6 +317,13 @@ class Farm:
     def add(self, binary: QemuBinary) -> None:
         """Register a user binary; it shadows an installed version of the same name."""
         self.extra[binary.name] = binary
+
+    def lock(self) -> Lock:
+        """The lock file's entries (none without a lock file).
+
+        :raise InvalidInput: the lock file is not a valid lock.
+        """
+        return Lock() if self.lock_file is None else read_lock(self.lock_file)
 
     def installed(self) -> dict[str, QemuBinary]:
         """Every usable version by name: complete Debian installs, then user binaries."""
@@ -235,6 +336,18 @@ class Farm:
         found.update(self.extra)
         return dict(sorted(found.items(), key=lambda kv: version_sort_key(kv[0])))
 
+    def lock_states(self) -> dict[str, str]:
+        """Each installed Debian version against the lock: ``locked``, ``differs``, ``unlocked``.
+
+        User binaries are not Debian's and have no entry.
+        """
+        lock, (_, _, arch) = self.lock(), _host_multiarch()
+        return {
+            name: lock_status(lock.get(name, arch), binary.content_hash())
+            for name, binary in self.installed().items()
+            if binary.origin.startswith("debian:")
+        }
+
     def get(self, name: str) -> QemuBinary:
         """The version called ``name``.
 
@@ -246,7 +359,7 @@ class Farm:
         have = ", ".join(versions) or "none"
         hint = (
             f"run 'migfuzz qemu install {name}'"
-            if name in DEBIAN_SUITES
+            if name in DEBIAN_SUITES or re.fullmatch(r"\d+\.\d+\.\d+", name)
             else (
                 "install a Debian one with 'migfuzz qemu install' "
                 "or add yours with --qemu NAME=PATH"
@@ -254,45 +367,174 @@ class Farm:
         )
         raise UsageError(f"unknown QEMU version {name!r} (installed: {have}); {hint}")
 
+    def available(
+        self, *, refresh: bool = False, progress: Callable[[str], None] = lambda _msg: None
+    ) -> ArchiveIndex:
+        """Every ``qemu-system-arm`` the Debian archive serves, in :data:`ARCHIVE_SUITES`.
+
+        The package indexes are kept in the cache and fetched again when older than
+        :data:`INDEX_MAX_AGE_SECONDS` or when ``refresh``; suites the mirror lacks are
+        listed in ``absent``.
+
+        :raise FarmError: apt is missing, or no index could be fetched.
+        """
+        _require_apt()
+        _, _, arch = _host_multiarch()
+        mirror = debian_mirror()
+        index = self.cache_dir / "debian" / arch
+        with _flock(index / ".lock"):
+            apt_dir = index / "apt"
+            lists = apt_dir / "lists"
+            sources = "".join(
+                f"deb [signed-by={_KEYRING}] {mirror} {suite} main\n" for suite in ARCHIVE_SUITES
+            )
+            source_file = apt_dir / "etc/sources.list"
+            fetched = [p.stat().st_mtime for p in lists.glob("*_Release")] + [
+                p.stat().st_mtime for p in lists.glob("*_InRelease")
+            ]
+            stale = (
+                refresh
+                or not fetched
+                or not source_file.exists()
+                or source_file.read_text() != sources
+                or time.time() - min(fetched) > INDEX_MAX_AGE_SECONDS
+            )
+            opts = _apt_options(apt_dir, arch, keep_cache=True)
+            failure = ""
+            if stale:
+                for sub in ("lists/partial", "archives/partial", "etc"):
+                    (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+                (apt_dir / "status").touch()
+                source_file.write_text(sources)
+                progress(f"reading the package lists of {len(ARCHIVE_SUITES)} Debian suites")
+                proc = _tool(["apt-get", *opts, "update"], "apt-get update")
+                if proc.returncode != 0:  # a suite the mirror lacks fails the update
+                    failure = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            present = [s for s in ARCHIVE_SUITES if list(lists.glob(f"*_dists_{s}_*Release"))]
+            if not present:
+                raise FarmError(f"no Debian package list could be fetched from {mirror}: {failure}")
+            proc = _tool(["apt-cache", *opts, "madison", QEMU_PACKAGE], "apt-cache madison")
+            offers = []
+            for line in proc.stdout.splitlines():
+                cells = [c.strip() for c in line.split("|")]
+                if len(cells) == 3 and cells[0] == QEMU_PACKAGE and len(cells[2].split()) > 1:
+                    suite = cells[2].split()[1].split("/")[0]
+                    offers.append(Offer(suite=suite, version=cells[1]))
+            rank = {s: i for i, s in enumerate(ARCHIVE_SUITES)}
+            offers.sort(key=lambda o: (rank.get(o.suite, len(rank)), debian_version_key(o.version)))
+            when = min(p.stat().st_mtime for p in lists.glob("*Release"))
+        return ArchiveIndex(
+            mirror=mirror, arch=arch, offers=tuple(offers),
+            absent=tuple(s for s in ARCHIVE_SUITES if s not in present), fetched=when,
+        )  # fmt: skip
+
     def install(
         self,
-        names: Iterable[str],
+        specs: Iterable[str],
         *,
         progress: Callable[[str], None] = lambda _msg: None,
         force: bool = False,
+        update: bool = False,
     ) -> list[QemuBinary]:
-        """Install Debian's QEMU of each version name (default set: :data:`DEBIAN_SUITES`).
+        """Install Debian's QEMU for each spec (default set: :data:`DEBIAN_SUITES`).
 
-        Idempotent: an installed version is left alone unless ``force``.
+        A spec is a version name of :data:`DEBIAN_SUITES` or of the lock, a QEMU release
+        or Debian version some suite serves (``10.0.2``, ``1:10.0.2+ds-2+deb13u1~bpo12+1``,
+        installed as ``10.0.2``), or ``NAME=VERSION``. A locked name installs exactly its
+        locked packages; an unlocked one takes what its suite serves and is added to the lock;
+        ``update`` takes what is served even for a locked name and rewrites its entry.
+        Idempotent: an installed version is left alone unless ``force`` or ``update``.
 
-        :raise UsageError: a name is not one of the Debian versions migfuzz knows.
-        :raise FarmError: apt or dpkg-deb is missing or failed, or the result does not run.
+        :raise UsageError: a spec names nothing migfuzz knows and no suite serves.
+        :raise FarmError: the archive no longer serves a locked package version, apt or
+            dpkg-deb is missing or failed, or the result does not run or differs from the lock.
         """
-        names = list(names)
-        for name in names:
-            if name not in DEBIAN_SUITES:
-                known = ", ".join(DEBIAN_SUITES)
-                raise UsageError(f"no Debian QEMU {name!r} to install (known: {known})")
+        specs = list(specs)
+        _, _, arch = _host_multiarch()
         result = []
         self.qemu_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.qemu_dir / ".install.lock", "w") as lock:
-            # One installer at a time per cache; a second one waits, then finds the work done.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # One installer at a time per cache; a second one waits, then finds the work done.
+        with _flock(self.qemu_dir / ".install.lock"):
             for stale in self.qemu_dir.glob(".*.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            for name in names:
-                final = self.qemu_dir / name
-                if (final / _MARKER).exists() and not force:
-                    progress(f"{name}: already installed")
+            lock = self.lock()
+            lock_name = self.lock_file.name if self.lock_file else "the lock"
+            for spec in specs:
+                plan = self._plan(spec, lock, arch, update=update, progress=progress)
+                final = self.qemu_dir / plan.name
+                if (final / _MARKER).exists() and not force and not update:
+                    progress(f"{plan.name}: already installed")
+                    sha = _file_sha256(final / "root/usr/bin/qemu-system-aarch64")
+                    if plan.locked is not None and plan.locked.sha256 != sha:
+                        progress(f"{plan.name}: the installed binary differs from {lock_name}; "
+                                 f"'migfuzz qemu install --force {plan.name}' installs the "
+                                 "locked one")  # fmt: skip
                 else:
-                    _install_debian(name, DEBIAN_SUITES[name], final, progress)
-        for name in names:
-            final = self.qemu_dir / name
-            binary = _binary_from_marker(final / _MARKER)
-            if binary is None:
-                raise FarmError(f"{name}: install finished but {final / _MARKER} is unreadable")
-            result.append(binary)
+                    _install_debian(plan, final, progress, lock_name)
+                if plan.locked is None and self.lock_file is not None:
+                    lock = lock.with_entry(_locked_from_marker(final, arch))
+                    write_lock(self.lock_file, lock)
+                    progress(f"{plan.name}: recorded in {self.lock_file}")
+                binary = _binary_from_marker(final / _MARKER)
+                if binary is None:
+                    raise FarmError(
+                        f"{plan.name}: install finished but {final / _MARKER} is unreadable"
+                    )
+                result.append(binary)
         return result
+
+    def _plan(
+        self, spec: str, lock: Lock, arch: str, *, update: bool, progress: Callable[[str], None]
+    ) -> _Plan:
+        """Resolve one install spec to a version name, a suite and what to pin."""
+        name, sep, version = spec.partition("=")
+        if not sep:
+            if (locked := lock.get(spec, arch)) is not None and not update:
+                return _Plan(check_version_name(spec), locked.suite, locked)
+            if spec in DEBIAN_SUITES:
+                return _Plan(spec, DEBIAN_SUITES[spec], None)
+            name, version = "", spec
+        if not version:
+            raise UsageError(f"qemu install {spec!r}: expected NAME=VERSION, e.g. 10.0.2")
+        if not re.fullmatch(r"(?:\d+:)?\d[A-Za-z0-9.+~-]*", version):
+            raise UsageError(
+                f"no Debian QEMU {version!r} to install: give one of {', '.join(DEBIAN_SUITES)} "
+                "or a release a Debian suite serves ('migfuzz qemu available' lists them)"
+            )
+        offer = self._find_offer(version, progress)
+        name = check_version_name(name or offer.upstream)
+        locked = lock.get(name, arch)
+        if locked is not None and not update:
+            if locked.qemu_version == offer.version:
+                return _Plan(name, locked.suite, locked)
+            raise UsageError(
+                f"{name} is locked to {QEMU_PACKAGE} {locked.qemu_version}, not {offer.version}: "
+                f"'--update' moves it, or name it: 'migfuzz qemu install NAME={version}'"
+            )
+        progress(f"{name}: {QEMU_PACKAGE} {offer.version} from Debian {offer.suite}")
+        return _Plan(name, offer.suite, None, qemu_version=offer.version)
+
+    def _find_offer(self, version: str, progress: Callable[[str], None]) -> Offer:
+        """The suite's package serving ``version``: stable suites before backports, then
+        the highest Debian revision.
+
+        :raise UsageError: no suite serves it (the message lists what its series has).
+        """
+        index = self.available(progress=progress)
+        matches = [o for o in index.offers if o.matches(version)]
+        if not matches:
+            series = version_series(upstream_version(version))
+            same = [o for o in index.offers if version_series(o.upstream) == series]
+            listed = ", ".join(
+                f"{o.upstream} ({o.suite}: {o.version})" for o in same or index.offers
+            )
+            what = f"the {series} series has {listed}" if same else f"served: {listed}"
+            raise UsageError(f"no Debian suite serves QEMU {version}; {what}")
+        rank = {s: i for i, s in enumerate(ARCHIVE_SUITES)}
+        suite = min((o.suite for o in matches), key=lambda s: ("backports" in s, rank.get(s, 99)))
+        return max(
+            (o for o in matches if o.suite == suite), key=lambda o: debian_version_key(o.version)
+        )
 
 
 def version_sort_key(name: str) -> tuple[tuple[int, object], ...]:
@@ -358,18 +600,17 @@ def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
     )
 
 
-def _run_tool(argv: list[str], what: str) -> None:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
-    except OSError as err:
-        raise FarmError(f"{what}: cannot run {argv[0]}: {err}") from err
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise FarmError(f"{what} failed (exit {proc.returncode}): {' / '.join(tail)}")
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created, with its folder) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
-def _install_debian(name: str, suite: str, final: Path, progress: Callable[[str], None]) -> None:
-    for tool in ("apt-get", "dpkg-deb"):
+def _require_apt() -> None:
+    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
         if shutil.which(tool) is None:
             raise FarmError(
                 f"{tool} not found: installing Debian's QEMU needs apt-get and dpkg-deb "
@@ -377,19 +618,13 @@ def _install_debian(name: str, suite: str, final: Path, progress: Callable[[str]
             )
     if not _KEYRING.exists():
         raise FarmError(f"{_KEYRING} is missing: install the debian-archive-keyring package")
-    triplet, loader_name, arch = _host_multiarch()
-    mirror = debian_mirror()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = final.parent / f".{name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    apt_dir = work / "apt"
-    for sub in ("lists/partial", "archives/partial", "etc"):
-        (apt_dir / sub).mkdir(parents=True)
-    status = apt_dir / "status"
-    status.touch()
-    (apt_dir / "etc/sources.list").write_text(f"deb [signed-by={_KEYRING}] {mirror} {suite} main\n")
+
+
+def _apt_options(apt_dir: Path, arch: str, *, keep_cache: bool = False) -> list[str]:
+    """apt options for a private configuration in ``apt_dir``: its own lists, sources and
+    an empty dpkg status; nothing of the system's apt state is read or written."""
     opts = [
-        "-o", f"Dir::State={apt_dir}", "-o", f"Dir::State::status={status}",
+        "-o", f"Dir::State={apt_dir}", "-o", f"Dir::State::status={apt_dir}/status",
         "-o", f"Dir::Cache={apt_dir}", "-o", f"Dir::Etc::SourceList={apt_dir}/etc/sources.list",
         "-o", "Dir::Etc::SourceParts=/nonexistent",
         "-o", f"Dir::Etc::Preferences={apt_dir}/etc/none",
@@ -398,40 +633,122 @@ def _install_debian(name: str, suite: str, final: Path, progress: Callable[[str]
         "-o", "APT::Sandbox::User=root" if os.geteuid() == 0 else "APT::Sandbox::User=",
         "-q",
     ]  # fmt: skip
+    if keep_cache:  # a binary cache of the lists: apt-cache answers in milliseconds
+        opts += ["-o", f"Dir::Cache::pkgcache={apt_dir}/pkgcache.bin",
+                 "-o", "Dir::Cache::srcpkgcache="]  # fmt: skip
+    return opts
+
+
+def _tool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
     try:
-        progress(f"{name}: reading Debian {suite} package lists")
+        return subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
+    except OSError as err:
+        raise FarmError(f"{what}: cannot run {argv[0]}: {err}") from err
+
+
+def _run_tool(argv: list[str], what: str) -> str:
+    proc = _tool(argv, what)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FarmError(f"{what} failed (exit {proc.returncode}): {' / '.join(tail)}")
+    return proc.stdout
+
+
+def _locked_from_marker(final: Path, arch: str) -> LockedVersion:
+    """The lock entry of an installed version: its marker's packages, its binary's hash."""
+    try:
+        data = json.loads((final / _MARKER).read_text())
+        packages = [parse_deb_filename(str(d))[:2] for d in data["packages"]]
+        return LockedVersion(
+            name=str(data["name"]), arch=arch, suite=str(data["suite"]),
+            packages=tuple(sorted(packages)),
+            sha256=_file_sha256(final / "root/usr/bin/qemu-system-aarch64"),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FarmError(f"{final}: cannot read what was installed there: {err}") from err
+
+
+def _unpack(name: str, debs: list[Path], root: Path) -> tuple[Path, str]:
+    """Unpack ``debs`` into ``root`` and run the QEMU there: its loader and version line."""
+    triplet, loader_name, _ = _host_multiarch()
+    root.mkdir()
+    for deb in debs:
+        _run_tool(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb -x {deb.name}")
+    loader = next(
+        (
+            p
+            for d in (f"lib/{triplet}", f"usr/lib/{triplet}")
+            if (p := root / d / loader_name).exists()
+        ),
+        None,
+    )
+    if loader is None:
+        raise FarmError(f"{name}: no {loader_name} in the unpacked packages")
+    binary = root / "usr/bin/qemu-system-aarch64"
+    libpath = ":".join(str(root / d) for d in (f"lib/{triplet}", f"usr/lib/{triplet}"))
+    out = subprocess.run(
+        [str(loader), "--library-path", libpath, str(binary), "--version"],
+        capture_output=True, text=True, errors="replace", check=False, timeout=30,
+    )  # fmt: skip
+    m = re.search(r"QEMU emulator version (\S+)", out.stdout)
+    if out.returncode != 0 or m is None:
+        raise FarmError(f"{name}: the unpacked QEMU does not run: {out.stderr.strip()[-300:]}")
+    return loader, out.stdout.splitlines()[0]
+
+
+def _install_debian(
+    plan: _Plan, final: Path, progress: Callable[[str], None], lock_name: str
+) -> None:
+    _require_apt()
+    name, suite, locked = plan.name, plan.suite, plan.locked
+    _, _, arch = _host_multiarch()
+    mirror = debian_mirror()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = final.parent / f".{name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    apt_dir = work / "apt"
+    for sub in ("lists/partial", "archives/partial", "etc"):
+        (apt_dir / sub).mkdir(parents=True)
+    (apt_dir / "status").touch()
+    # A backports suite holds only what it backports: the rest comes from its base suite.
+    suites = [suite.removesuffix("-backports"), suite] if suite.endswith("-backports") else [suite]
+    (apt_dir / "etc/sources.list").write_text(
+        "".join(f"deb [signed-by={_KEYRING}] {mirror} {s} main\n" for s in suites)
+    )
+    opts = _apt_options(apt_dir, arch)
+    try:
+        progress(f"{name}: reading Debian {' + '.join(suites)} package lists")
         _run_tool(["apt-get", *opts, "update"], f"apt-get update for {suite}")
-        progress(f"{name}: downloading qemu-system-arm and its dependencies from {suite}")
+        if locked is not None:
+            shown = _tool(["apt-cache", *opts, "show", *(p for p, _ in locked.packages)],
+                          "apt-cache show").stdout  # fmt: skip
+            check_served(locked, parse_packages_index(shown), lock_name)
+        how = f"as pinned in {lock_name}" if locked else "as served"
+        progress(f"{name}: downloading qemu-system-arm and its dependencies from {suite} ({how})")
         _run_tool(
             ["apt-get", *opts, "install", "-y", "--download-only", "--no-install-recommends",
-             "qemu-system-arm"],
+             *(["-t", suite] if len(suites) > 1 else []), *plan.pins()],
             f"apt-get download of qemu-system-arm from {suite}",
         )  # fmt: skip
-        root = work / "root"
-        root.mkdir()
         debs = sorted((apt_dir / "archives").glob("*.deb"))
+        got = {parse_deb_filename(d.name)[:2] for d in debs}
+        if locked is not None and got != set(locked.packages):
+            extra = sorted(got - set(locked.packages))
+            lacking = sorted(set(locked.packages) - got)
+            raise FarmError(
+                f"{name}: apt chose other packages than {lock_name} pins "
+                f"(not pinned: {extra[:3]}, pinned but not chosen: {lacking[:3]})"
+            )
+        root = work / "root"
         progress(f"{name}: unpacking {len(debs)} packages")
-        for deb in debs:
-            _run_tool(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb -x {deb.name}")
-        loader = next(
-            (
-                p
-                for d in (f"lib/{triplet}", f"usr/lib/{triplet}")
-                if (p := root / d / loader_name).exists()
-            ),
-            None,
-        )
-        if loader is None:
-            raise FarmError(f"{name}: no {loader_name} in the unpacked packages")
+        loader, version_line = _unpack(name, debs, root)
         binary = root / "usr/bin/qemu-system-aarch64"
-        libpath = ":".join(str(root / d) for d in (f"lib/{triplet}", f"usr/lib/{triplet}"))
-        out = subprocess.run(
-            [str(loader), "--library-path", libpath, str(binary), "--version"],
-            capture_output=True, text=True, errors="replace", check=False, timeout=30,
-        )  # fmt: skip
-        m = re.search(r"QEMU emulator version (\S+)", out.stdout)
-        if out.returncode != 0 or m is None:
-            raise FarmError(f"{name}: the unpacked QEMU does not run: {out.stderr.strip()[-300:]}")
+        sha256 = _file_sha256(binary)
+        if locked is not None and sha256 != locked.sha256:
+            raise FarmError(
+                f"{name}: the locked packages gave a binary with sha256 {sha256[:12]}, "
+                f"{lock_name} says {locked.sha256[:12]}"
+            )
         shutil.rmtree(apt_dir / "archives", ignore_errors=True)
         shutil.rmtree(apt_dir / "lists", ignore_errors=True)
         marker = {
@@ -439,8 +756,10 @@ def _install_debian(name: str, suite: str, final: Path, progress: Callable[[str]
             "name": name,
             "origin": f"debian:{suite}",
             "suite": suite,
-            "qemu_version": m.group(1),
-            "version_line": out.stdout.splitlines()[0],
+            "qemu_version": version_line.split()[3],
+            "debian_version": dict(got).get(QEMU_PACKAGE, ""),
+            "sha256": sha256,
+            "version_line": version_line,
             "loader": str(loader.relative_to(root)),
             "packages": [d.name for d in debs],
         }

@@ -9,13 +9,16 @@ import pytest
 
 from fuzz.errors import UsageError
 from fuzz.farm import (
+    ArchiveIndex,
     Farm,
+    Offer,
     check_version_name,
     config_binaries,
     debian_mirror,
     parse_qemu_option,
     version_sort_key,
 )
+from fuzz.lock import Lock
 
 
 def test_versions_sort_numerically_then_words() -> None:
@@ -92,8 +95,33 @@ def test_complete_install_is_found(tmp_path: Path) -> None:
 
 
 def test_unknown_debian_version_to_install(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"no Debian QEMU '9\.9'"):
-        Farm(cache_dir=tmp_path).install(["9.9"])
+    with pytest.raises(UsageError, match=r"no Debian QEMU 'dev' to install: give one of 5\.2"):
+        Farm(cache_dir=tmp_path, lock_file=None).install(["dev"])
+
+
+def test_a_release_no_suite_serves_names_what_its_series_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offers = (
+        Offer("bookworm-backports", "1:10.0.2+ds-2+deb13u1~bpo12+1"),
+        Offer("trixie", "1:10.0.13+ds-0+deb13u1"),
+        Offer("sid", "1:11.1.3+ds-1"),
+    )
+    index = ArchiveIndex("http://deb.example/debian", "amd64", offers, ("bullseye-backports",), 0)
+    farm = Farm(cache_dir=tmp_path, lock_file=None)
+    monkeypatch.setattr(farm, "available", lambda **_kw: index)
+    with pytest.raises(UsageError) as info:
+        farm.install(["10.0.9"])
+    assert str(info.value) == (
+        "no Debian suite serves QEMU 10.0.9; the 10.0 series has "
+        "10.0.2 (bookworm-backports: 1:10.0.2+ds-2+deb13u1~bpo12+1), "
+        "10.0.13 (trixie: 1:10.0.13+ds-0+deb13u1)"
+    )
+    plan = farm._plan(
+        "1:10.0.2+ds-2+deb13u1~bpo12+1", Lock(), "amd64", update=False, progress=print
+    )
+    assert (plan.name, plan.suite) == ("10.0.2", "bookworm-backports")
+    assert plan.pins() == ["qemu-system-arm=1:10.0.2+ds-2+deb13u1~bpo12+1"]
 
 
 def test_mirror_comes_from_the_systems_deb822_sources(
