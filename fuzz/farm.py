@@ -529,7 +529,7 @@ class Farm:
                 f"{o.upstream} ({o.suite}: {o.version})" for o in same or index.offers
             )
             what = f"the {series} series has {listed}" if same else f"served: {listed}"
-            raise UsageError(f"no Debian suite serves QEMU {version}; {what}")
+            raise UsageError(f"no Debian QEMU {version!r} to install: no suite serves it; {what}")
         rank = {s: i for i, s in enumerate(ARCHIVE_SUITES)}
         suite = min((o.suite for o in matches), key=lambda s: ("backports" in s, rank.get(s, 99)))
         return max(

@@ -113,7 +113,7 @@ def test_a_release_no_suite_serves_names_what_its_series_has(
     with pytest.raises(UsageError) as info:
         farm.install(["10.0.9"])
     assert str(info.value) == (
-        "no Debian suite serves QEMU 10.0.9; the 10.0 series has "
+        "no Debian QEMU '10.0.9' to install: no suite serves it; the 10.0 series has "
         "10.0.2 (bookworm-backports: 1:10.0.2+ds-2+deb13u1~bpo12+1), "
         "10.0.13 (trixie: 1:10.0.13+ds-0+deb13u1)"
     )
