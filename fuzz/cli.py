@@ -50,7 +50,15 @@ from fuzz.loop import (
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.outcome import TransferOutcome
 from fuzz.probe import Capabilities, capabilities, traced_versions
-from fuzz.replay import ReplayVerdict, replay, rerecord
+from fuzz.replay import (
+    SHORT_HASH,
+    RegressKind,
+    ReplayVerdict,
+    current_ref,
+    is_failure,
+    replay,
+    rerecord,
+)
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore
@@ -183,9 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dst", default=None, metavar="NAME=PATH", help="replay with this destination binary"
     )
 
-    rg = sub.add_parser("regress", help="replay every corpus entry; fail on any change")
+    rg = sub.add_parser(
+        "regress", help="replay every corpus entry; fail on any change on the recorded binaries"
+    )
     rg.add_argument("corpus", type=Path, nargs="?", default=Path("corpus"))
     rg.add_argument("--update", action="store_true", help="re-record entries whose outcome changed")
+    rg.add_argument("--strict", action="store_true",
+                    help="also fail on outcomes that changed with the binary (another build of "
+                         "the same version name)")  # fmt: skip
     return p
 
 
@@ -566,9 +579,11 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     src = _binary_for(farm, entry.src.name, args.src)
     dst = _binary_for(farm, entry.dst.name, args.dst)
     with Session(run_settings(farm, [src, dst]), emit=_display) as session:
-        result = replay(session, entry, src, dst)
+        result = replay(session, entry, src, dst, cache_dir=farm.cache_dir)
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
+    for check in result.binaries_changed:
+        out.print(f"binary:   {check.describe()}", markup=False)
     out.print(f"control:  {result.control.summary()}", markup=False)
     out.print(f"pair:     {result.pair.summary()}", markup=False)
     out.print(f"verdict:  {result.describe()}", markup=False)
@@ -578,39 +593,80 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
 
 
 def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
-    """``migfuzz regress``: every entry must replay to its recorded signature."""
+    """``migfuzz regress``: every entry must replay to its recorded signature.
+
+    On the recorded binaries a change fails; on another build of the same version name it
+    is reported as *changed with the binary* and fails only with ``--strict``.
+    """
     folders = entry_folders(args.corpus)
     if not folders:
         raise UsageError(f"{args.corpus}: no corpus entries there")
-    failures = 0
+    items = list(iter_entries(args.corpus))
+    _print_regress_binaries(farm, items)
+    counts = dict.fromkeys(RegressKind, 0)
+    errors = failures = 0
     with Session() as session:
-        for item in iter_entries(args.corpus):
-            failures += _regress_one(session, item, farm, update=args.update)
+        for item in items:
+            kind = _regress_one(session, item, farm, update=args.update, strict=args.strict)
+            if kind is None:
+                errors += 1
+                failures += 1
+            else:
+                counts[kind] += 1
+                failures += is_failure(kind, strict=args.strict)
+    out.print("summary: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+              + f", {errors} error{'s' if errors != 1 else ''}", markup=False)  # fmt: skip
     out.print(f"{len(folders) - failures} passed, {failures} failed")
     return EXIT_FOUND if failures and not args.update else EXIT_OK
 
 
-def _regress_one(session: Session, item: Entry | CorpusError, farm: Farm, *, update: bool) -> int:
-    """Replay one entry for ``regress``; prints its line and returns 1 if it failed."""
+def _print_regress_binaries(farm: Farm, items: Sequence[Entry | CorpusError]) -> None:
+    """Name the exact binaries a regress run uses: version, short SHA-256, version line."""
+    entries = [e for e in items if isinstance(e, Entry)]
+    names = dict.fromkeys(n for e in entries for n in (e.src.name, e.dst.name))
+    out.print("binaries:")
+    width = max((len(n) for n in names), default=0)
+    for name in sorted(names, key=lambda n: [int(w) if w.isdigit() else -1 for w in n.split(".")]):
+        try:
+            ref = current_ref(farm.get(name), farm.cache_dir)
+        except InvalidInput as e:
+            out.print(f"  {name.ljust(width)}  not available: {e}", markup=False)
+            continue
+        out.print(f"  {name.ljust(width)}  {ref.sha256[:SHORT_HASH]}  {ref.version_line}",
+                  markup=False)  # fmt: skip
+
+
+def _regress_one(
+    session: Session, item: Entry | CorpusError, farm: Farm, *, update: bool, strict: bool
+) -> RegressKind | None:
+    """Replay one entry for ``regress``; prints its line, returns its kind (None: error)."""
     if isinstance(item, CorpusError):
         out.print(f"ERROR    {item}", markup=False)
-        return 1
+        return None
     name = item.path.name if item.path else item.name
     try:
         src, dst = farm.get(item.src.name), farm.get(item.dst.name)
         session.settings = run_settings(farm, [src, dst])
-        result = replay(session, item, src, dst)
+        result = replay(session, item, src, dst, cache_dir=farm.cache_dir)
     except InvalidInput as e:
         out.print(f"ERROR    {name}: {e}", markup=False)
-        return 1
-    if result.verdict is ReplayVerdict.SAME:
+        return None
+    kind = result.kind
+    if kind is RegressKind.SAME:
         out.print(f"PASS     {name}", markup=False)
-        return 0
-    out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
+        return kind
+    if kind is RegressKind.CHANGED_WITH_BINARY:
+        verdict = " (--strict: a failure)" if strict else ""
+        out.print(f"BINARY   {name}: changed with the binary{verdict}: "
+                  f"{result.describe_binary_change()}", markup=False)  # fmt: skip
+    elif kind is RegressKind.UNUSABLE:
+        out.print(f"UNUSABLE {name}: {result.describe()}", markup=False)
+    else:
+        out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
     if update and result.verdict is not ReplayVerdict.UNUSABLE and item.path is not None:
         rerecord(item, result, src, dst)
         out.print(f"         re-recorded {item.path}", markup=False)
-    return 1
+    return kind
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
