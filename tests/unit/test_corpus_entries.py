@@ -234,6 +234,7 @@ def edit_json(folder: Path, name: str, change) -> None:
         ),
         (shutil.rmtree, r"not a corpus entry folder"),
     ],
+    ids=lambda value: None if callable(value) else re.sub(r"\W+", "-", value).strip("-"),
 )
 def test_a_damaged_entry_is_a_corpus_error(entry_copy: Path, damage, message: str) -> None:
     damage(entry_copy)
