@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import queue
 import resource
 import signal
@@ -26,13 +27,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fuzz.errors import UsageError
+from fuzz.errors import CorpusError, UsageError
 from fuzz.farm import Farm, QemuBinary
+from fuzz.folder import CampaignFolder
 from fuzz.loop import (
     CaseJudged,
     CaseStrategy,
@@ -48,7 +50,7 @@ from fuzz.oracles import Signature
 from fuzz.probe import Capabilities, capabilities, traced_versions
 from fuzz.session import Session
 from fuzz.settings import RunSettings
-from fuzz.store import CorpusStore
+from fuzz.store import CorpusStore, known_in
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,14 @@ class WorkerSpec:
     deadline: float | None
     max_cases: int | None
     build_guest: GuestBuilder | None
+    known_dirs: tuple[Path, ...] = ()
+    """Other corpora whose signatures count as known (never recorded again)."""
+    hypothesis_dir: Path | None = None
+    """Hypothesis's example database folder, or None."""
+    first_runs: Mapping[int, int] = field(default_factory=dict)
+    """Worker slot -> its first Hypothesis run index (a resumed campaign goes on)."""
+    replay: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    """Worker slot -> signatures it recorded in the run it resumes (see FuzzLoop)."""
 
 
 def worker_spec(
@@ -79,6 +89,10 @@ def worker_spec(
     seed: int = 0,
     build_guest: GuestBuilder | None = None,
     reuse: bool = False,
+    known_dirs: Sequence[Path] = (),
+    hypothesis_dir: Path | None = None,
+    first_runs: Mapping[int, int] | None = None,
+    replay: Mapping[int, frozenset[str]] | None = None,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
@@ -98,7 +112,9 @@ def worker_spec(
         corpus_dir=corpus_dir, seed=seed, worker=0,
         settings=RunSettings(trace_versions=traced, reuse=reuse, snapshot_versions=snapshots),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
-        max_cases=max_cases, build_guest=build_guest,
+        max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
+        hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
+        replay=dict(replay or {}),
     )  # fmt: skip
 
 
@@ -117,6 +133,8 @@ class WorkerFinished:
     engine: dict[str, int]
     python_seconds: float
     qemu_seconds: float
+    complete: bool = True
+    """False when the driver stopped it before its share of the work was done."""
 
 
 @dataclass(frozen=True)
@@ -130,12 +148,21 @@ class WorkerLost:
 
 @dataclass(frozen=True)
 class Progress:
-    """Periodic: cases run so far, seconds elapsed, distinct signatures, workers alive."""
+    """Periodic: cases run so far, seconds elapsed, distinct signatures, workers alive.
+
+    ``since_new`` is the time since the last new signature (None: none yet);
+    ``control_failures`` counts cases whose A -> A control did not complete;
+    ``shrinking`` names the signatures being shrunk now.
+    """
 
     cases: int
     seconds: float
     signatures: int
     workers: int
+    new: int = 0
+    since_new: float | None = None
+    control_failures: int = 0
+    shrinking: tuple[str, ...] = ()
 
 
 CampaignEvent = LoopEvent | WorkerStarted | WorkerFinished | WorkerLost | Progress
@@ -216,6 +243,7 @@ class Summary:
 
 _events: Any = None
 _stop: Any = None
+_driver_pid = 0
 
 
 def _die_with_driver() -> None:
@@ -226,8 +254,8 @@ def _die_with_driver() -> None:
 
 def _init_worker(events: Any, stop: Any) -> None:
     """Set up a worker process: the driver's event queue and stop flag, signals."""
-    global _events, _stop
-    _events, _stop = events, stop
+    global _events, _stop, _driver_pid
+    _events, _stop, _driver_pid = events, stop, os.getppid()
     _die_with_driver()
     # Ctrl-C in a terminal reaches the whole process group: the driver decides, via _stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -237,6 +265,12 @@ def _cpu() -> tuple[float, float]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
+def worker_store(spec: WorkerSpec) -> CorpusStore:
+    """The corpus store a worker records into, knowing the other corpora's signatures."""
+    known = frozenset(known_in(spec.known_dirs))
+    return CorpusStore(spec.corpus_dir, known_elsewhere=known)
 
 
 def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
@@ -249,8 +283,10 @@ def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[
     with Session(spec.settings) as session:
         loop = FuzzLoop(
             session, spec.binaries, spec.caps, spec.pairs, spec.case_strategy,
-            store=CorpusStore(spec.corpus_dir), deadline=spec.deadline, max_cases=spec.max_cases,
+            store=worker_store(spec), deadline=spec.deadline, max_cases=spec.max_cases,
             seed_value=spec.seed, worker=spec.worker, build_guest=spec.build_guest,
+            first_run=spec.first_runs.get(spec.worker, 0), database=spec.hypothesis_dir,
+            replaying=spec.replay.get(spec.worker, frozenset()),
             emit=emit, should_stop=stop,
         )  # fmt: skip
         try:
@@ -258,9 +294,8 @@ def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[
         finally:
             engine = dict(session.cases.stats)
     python_after, qemu_after = _cpu()
-    emit(
-        WorkerFinished(spec.worker, engine, python_after - python_before, qemu_after - qemu_before)
-    )
+    python, qemu = python_after - python_before, qemu_after - qemu_before
+    emit(WorkerFinished(spec.worker, engine, python, qemu, complete=not stop()))
     return cases
 
 
@@ -272,6 +307,11 @@ def _worker_main(spec: WorkerSpec) -> int:
         return run_worker(spec, events.put, stop.is_set)
     except KeyboardInterrupt:
         return 0
+    finally:
+        # The driver died (its SIGTERM got us here, its QEMUs are reaped): a pool worker
+        # would otherwise wait for its next task for ever, holding its corpus claims.
+        if os.getppid() != _driver_pid:
+            os._exit(0)
 
 
 # -- the driver side --------------------------------------------------------------------
@@ -281,11 +321,42 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def even_share(index: int, of: int, total: int | None) -> int | None:
+    """Slot ``index``'s part of ``total`` cases split over ``of`` slots (None: no limit)."""
+    if total is None:
+        return None
+    return total // of + (1 if index < total % of else 0)
+
+
+def event_record(event: object) -> tuple[str, dict[str, Any]]:
+    """An event as the campaign's log keeps it: its class name and plain JSON fields."""
+    if not is_dataclass(event) or isinstance(event, type):
+        return type(event).__name__, {"value": str(event)}
+    return type(event).__name__, {f.name: _plain(getattr(event, f.name)) for f in fields(event)}
+
+
+def _plain(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Signature | Path):
+        return str(value)
+    if isinstance(value, tuple | list | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
 class Campaign:
     """Runs workers until the budget is spent and adds up their events.
 
     :param jobs: worker processes; 1 runs the loop in this process (no pool).
     :param emit: receives every event, for display; the summary is built here.
+    :param folder: the campaign folder: every event goes to its log, and a progress
+        sample to its time series every few seconds.
+    :param shares: worker slot -> the cases it runs (None: until the deadline); by
+        default ``spec.max_cases`` split evenly over ``jobs`` slots. A resumed campaign
+        gives each slot what it had left, so that it draws what it would have drawn.
     """
 
     def __init__(
@@ -296,11 +367,20 @@ class Campaign:
         known: Sequence[Signature] = (),
         known_paths: Mapping[Signature, Path] | None = None,
         emit: Callable[[object], None] = lambda _e: None,
+        folder: CampaignFolder | None = None,
+        shares: Mapping[int, int | None] | None = None,
     ) -> None:
         self.spec = spec
         self.jobs = max(1, jobs)
+        total = spec.max_cases
+        self.shares = dict(shares) if shares is not None else {
+            i: even_share(i, self.jobs, total) for i in range(self.jobs)
+        }  # fmt: skip
         self.emit = emit
+        self.folder = folder
         self.summary = Summary()
+        self._last_new: float | None = None
+        self._shrinking: dict[Signature, Pair] = {}
         for sig, path in (known_paths or {}).items():
             self.summary.findings[sig] = FindingStats(sig, path=path)
         for sig in known:
@@ -311,57 +391,105 @@ class Campaign:
 
     def _event(self, event: object) -> None:
         self.summary.add(event)
+        if isinstance(event, FindingSeen):
+            self._last_new = time.monotonic()
+            self._shrinking[event.signature] = event.pair
+        elif isinstance(event, ReproducerWritten | ReproducerUnstable):
+            self._shrinking.pop(event.signature, None)
+        if self.folder is not None:
+            kind, data = event_record(event)
+            self.folder.log_event(kind, **data)
         self.emit(event)
         now = time.monotonic()
         if now - self._last_progress >= 5.0:
             self._last_progress = now
-            self.emit(
-                Progress(self.summary.cases, now - self._started,
-                         sum(1 for f in self.summary.findings.values() if f.count), self._alive)
-            )  # fmt: skip
+            self._progress(now)
 
-    def run(self) -> Summary:
-        """Run the campaign; Ctrl-C or SIGTERM ends it cleanly (``summary.interrupted``)."""
+    def _progress(self, now: float) -> None:
+        summary = self.summary
+        progress = Progress(
+            cases=summary.cases, seconds=now - self._started,
+            signatures=sum(1 for f in summary.findings.values() if f.count), workers=self._alive,
+            new=sum(1 for f in summary.findings.values() if f.new),
+            since_new=None if self._last_new is None else now - self._last_new,
+            control_failures=summary.control_failure_count,
+            shrinking=tuple(str(s) for s in self._shrinking),
+        )  # fmt: skip
+        if self.folder is not None:
+            _kind, data = event_record(progress)
+            rate = progress.cases / progress.seconds if progress.seconds > 0 else 0.0
+            self.folder.log_sample(**data, cases_per_second=round(rate, 3))
+        self.emit(progress)
+
+    def finish_shrinks(self, entries: Sequence[Path]) -> None:
+        """Shrink, in this process, findings whose first case was written but whose shrink
+        was cut short (a resumed campaign). Entries that no longer load are skipped."""
+        if not entries:
+            return
+        from fuzz.corpus import load_entry  # noqa: PLC0415 (only a resume needs it)
+
+        with Session(self.spec.settings) as session:
+            loop = FuzzLoop(
+                session, self.spec.binaries, self.spec.caps, self.spec.pairs,
+                self.spec.case_strategy, store=worker_store(self.spec), max_cases=0,
+                build_guest=self.spec.build_guest, emit=self._event,
+            )  # fmt: skip
+            for path in entries:
+                try:
+                    entry = load_entry(path)
+                except CorpusError as err:
+                    self._event(WorkerLost(-1, f"cannot finish shrinking {path}: {err}", False))
+                    continue
+                pair = (entry.src.name, entry.dst.name)
+                if pair[0] not in self.spec.binaries or pair[1] not in self.spec.binaries:
+                    continue
+                self._event(FindingSeen(entry.signature, pair, path))
+                loop.finish_shrink(entry.signature, pair, entry.case)
+
+    def run(self, *, finish: Sequence[Path] = ()) -> Summary:
+        """Run the campaign; Ctrl-C or SIGTERM ends it cleanly (``summary.interrupted``).
+
+        :param finish: entries whose shrink an earlier session left unfinished; shrunk
+            first (see :meth:`finish_shrinks`).
+        """
         self._started = time.monotonic()
         try:
-            if self.jobs == 1:
+            self.finish_shrinks(finish)
+            pending = {slot: n for slot, n in self.shares.items() if n != 0}
+            if len(pending) == 1 and self.jobs == 1:
+                ((slot, share),) = pending.items()
                 self._alive = 1
-                run_worker(self.spec, self._event, lambda: False)
-            else:
-                self._run_pool()
+                run_worker(replace(self.spec, worker=slot, max_cases=share), self._event,
+                           lambda: False)  # fmt: skip
+            elif pending:
+                self._run_pool(pending)
         except KeyboardInterrupt:
             self.summary.interrupted = True
         finally:
             self.summary.seconds = time.monotonic() - self._started
         return self.summary
 
-    def _share(self, index: int, of: int, total: int | None) -> int | None:
-        if total is None:
-            return None
-        return total // of + (1 if index < total % of else 0)
-
-    def _run_pool(self) -> None:
+    def _run_pool(self, pending: dict[int, int | None]) -> None:
         """Workers in a process pool; a pool broken by a dead worker is rebuilt."""
         ctx = multiprocessing.get_context("spawn")
         events, stop = ctx.Queue(), ctx.Event()
         old_term = signal.signal(signal.SIGTERM, _interrupt)
-        total = self.spec.max_cases
-        pending = {i: self._share(i, self.jobs, total) for i in range(self.jobs)}
-        pending = {slot: share for slot, share in pending.items() if share != 0}
-        next_slot = len(pending)
+        total = None if self.spec.max_cases is None else sum(n or 0 for n in pending.values())
+        done_before = self.summary.cases
+        next_slot = max(self.shares, default=-1) + 1
         try:
             while pending:
                 lost = self._run_generation(ctx, events, stop, pending)
                 if not lost:
                     break
-                left = None if total is None else max(0, total - self.summary.cases)
+                left = None if total is None else max(0, total - self.summary.cases + done_before)
                 replace = not self._past_deadline() and left != 0
                 for slot in lost:
                     self._event(WorkerLost(slot, "worker process died", replace))
                 pending = {}
                 if replace:
                     for i in range(len(lost)):
-                        pending[next_slot] = self._share(i, len(lost), left)
+                        pending[next_slot] = even_share(i, len(lost), left)
                         next_slot += 1
         except KeyboardInterrupt:
             stop.set()

@@ -15,6 +15,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,13 +23,28 @@ from typing import Any
 from rich.console import Console
 
 from fuzz import __version__
-from fuzz.campaign import Campaign, Progress, Summary, WorkerLost, worker_spec
+from fuzz.campaign import (
+    Campaign,
+    Progress,
+    Summary,
+    WorkerLost,
+    WorkerSpec,
+    even_share,
+    worker_spec,
+)
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import Entry, entry_folders, iter_entries, load_entry
 from fuzz.describe import diff_layouts, save_layout
 from fuzz.diagnose import diagnose
 from fuzz.engine import CaseRun
-from fuzz.errors import CorpusError, HarnessError, InvalidInput, MigfuzzError, UsageError
+from fuzz.errors import (
+    CampaignError,
+    CorpusError,
+    HarnessError,
+    InvalidInput,
+    MigfuzzError,
+    UsageError,
+)
 from fuzz.events import Event, Message, StepFinished
 from fuzz.farm import (
     DEBIAN_SUITES,
@@ -39,9 +55,11 @@ from fuzz.farm import (
     default_config_file,
     parse_qemu_option,
 )
+from fuzz.folder import CampaignFolder, ResumeState, default_folder
 from fuzz.loop import (
     CaseJudged,
     FindingSeen,
+    Pair,
     ReproducerUnstable,
     ReproducerWritten,
     default_pairs,
@@ -61,7 +79,7 @@ from fuzz.replay import (
 )
 from fuzz.session import Session
 from fuzz.settings import RunSettings
-from fuzz.store import CorpusStore
+from fuzz.store import CorpusStore, known_in
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -109,6 +127,37 @@ def _case_from_args(args: argparse.Namespace, farm: Farm) -> tuple[QemuBinary, Q
     for binary in {src.name: src, dst.name: dst}.values():
         _require(capabilities(binary, farm.cache_dir), binary.name, config)
     return src, dst, Case(config=config)
+
+
+def _add_fuzz_parser(sub: Any) -> None:
+    """The ``fuzz`` subcommand's options."""
+    fz = sub.add_parser("fuzz", help="differential fuzz campaign over pairs of versions")
+    fz.add_argument(
+        "--pairs", default="", metavar="A:B,...",
+        help="ordered pairs (default: all ordered pairs of installed versions)",
+    )  # fmt: skip
+    fz.add_argument("--budget", default=None, metavar="DURATION", help="e.g. 10m, 30s, 2h")
+    fz.add_argument("--max-cases", type=int, default=None, metavar="N", help="stop after N cases")
+    fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
+    fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                    help="worker processes (default: one per core)")  # fmt: skip
+    fz.add_argument("--reuse", action="store_true",
+                    help="experimental: a first look at each case on long-lived QEMU processes "
+                         "(see README)")  # fmt: skip
+    fz.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="the campaign folder (default: campaigns/<UTC time>/): its record, "
+                         "new reproducers, event log, time series")  # fmt: skip
+    fz.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                    help="continue the campaign in DIR where it stopped")  # fmt: skip
+    fz.add_argument("--known", type=Path, action="append", default=[], metavar="DIR",
+                    help="a corpus whose signatures count as known: met, never recorded "
+                         "again (repeatable; default: the repository's corpus/)")  # fmt: skip
+    fz.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                    help="no campaign folder: write reproducers straight into DIR "
+                         "(scripts)")  # fmt: skip
+    fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
+    fz.add_argument("--one-sided", action="store_true",
+                    help="also draw options one side lacks (tests clean refusals)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,23 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_case_args(desc)
     desc.add_argument("--json", action="store_true", help="print the difference as JSON")
 
-    fz = sub.add_parser("fuzz", help="differential fuzz campaign over pairs of versions")
-    fz.add_argument(
-        "--pairs", default="", metavar="A:B,...",
-        help="ordered pairs (default: all ordered pairs of installed versions)",
-    )  # fmt: skip
-    fz.add_argument("--budget", default=None, metavar="DURATION", help="e.g. 10m, 30s, 2h")
-    fz.add_argument("--max-cases", type=int, default=None, metavar="N", help="stop after N cases")
-    fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
-    fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                    help="worker processes (default: one per core)")  # fmt: skip
-    fz.add_argument("--reuse", action="store_true",
-                    help="experimental: a first look at each case on long-lived QEMU processes "
-                         "(see README)")  # fmt: skip
-    fz.add_argument("--corpus", type=Path, default=Path("corpus"), help="reproducer folder")
-    fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
-    fz.add_argument("--one-sided", action="store_true",
-                    help="also draw options one side lacks (tests clean refusals)")  # fmt: skip
+    _add_fuzz_parser(sub)
 
     rp = sub.add_parser("repro", help="replay one reproducer: same, different, or fixed")
     rp.add_argument("path", type=Path, help="a corpus entry folder")
@@ -536,35 +569,264 @@ def _print_summary(summary: Summary) -> None:
         out.print(f"         reproducer: {f.path or '(not written)'}", markup=False)
 
 
-def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
-    """``migfuzz fuzz``: a campaign; ends with the findings summary."""
-    from strategies import case_strategy, rebuild_guest  # noqa: PLC0415 (Hypothesis is heavy)
+#: The repository's own corpus (a checkout): its signatures are always known to a campaign.
+REPO_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
+
+@dataclass(frozen=True)
+class FuzzOptions:
+    """What a campaign is asked to do: from the command line, or from a campaign record."""
+
+    pairs: tuple[Pair, ...]
+    seed: int
+    budget_seconds: float | None
+    max_cases: int | None
+    guests: bool
+    one_sided: bool
+    reuse: bool
+    known: tuple[Path, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's part that a resume reads back."""
+        return {
+            "pairs": [f"{a}:{b}" for a, b in self.pairs], "seed": self.seed,
+            "budget_seconds": self.budget_seconds, "max_cases": self.max_cases,
+            "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
+            "known": [str(k) for k in self.known],
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: Path) -> FuzzOptions:
+        """Parse :meth:`to_json` output from ``where``'s record.
+
+        :raise CampaignError: a field is missing or has the wrong type.
+        """
+        try:
+            return cls(
+                pairs=tuple(parse_pairs(",".join(data["pairs"]))), seed=int(data["seed"]),
+                budget_seconds=_optional_float(data["budget_seconds"]),
+                max_cases=None if data["max_cases"] is None else int(data["max_cases"]),
+                guests=bool(data["guests"]), one_sided=bool(data["one_sided"]),
+                reuse=bool(data["reuse"]), known=tuple(Path(k) for k in data["known"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as err:
+            raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(str(value))
+
+
+def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
-    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if jobs < 1:
-        raise UsageError(f"-j {jobs}: must be at least 1")
     budget = parse_duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0
     pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.installed()))
     if not pairs:
         raise UsageError("no version pairs: install at least two versions ('migfuzz qemu install')")
-    spec = worker_spec(
-        farm, pairs, case_strategy(guests=not args.no_guests, one_sided=args.one_sided),
-        args.corpus, budget_seconds=budget, max_cases=args.max_cases, seed=args.seed,
-        build_guest=None if args.no_guests else rebuild_guest, reuse=args.reuse,
+    # A campaign folder starts from the repository's corpus; --corpus (scripts, CI) from
+    # that corpus alone, as it always did.
+    default = [REPO_CORPUS] if args.corpus is None and REPO_CORPUS.is_dir() else []
+    known = list(args.known) or default
+    for k in known:
+        if not k.is_dir():
+            raise UsageError(f"--known {k}: no such folder")
+    return FuzzOptions(
+        tuple(pairs), args.seed, budget, args.max_cases, not args.no_guests, args.one_sided,
+        args.reuse, tuple(known),
     )  # fmt: skip
-    known = CorpusStore(args.corpus).known()
-    campaign = Campaign(spec, jobs=jobs, known_paths=known, emit=_CampaignDisplay())
-    err.print(f"fuzzing {len(pairs)} pairs: {', '.join(f'{a}->{b}' for a, b in pairs)}; "
-              f"{jobs} worker(s); corpus {args.corpus}")  # fmt: skip
-    summary = campaign.run()
-    _print_summary(summary)
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FOUND if any(f.count for f in summary.findings.values()) else EXIT_OK
+
+
+def _campaign_record(options: FuzzOptions, spec: WorkerSpec, jobs: int) -> dict[str, Any]:
+    versions = {
+        name: {**b.to_json(), "sha256": b.content_hash(),
+               "version_line": spec.caps[name].version_line}
+        for name, b in spec.binaries.items()
+    }  # fmt: skip
+    return {
+        **options.to_json(), "jobs": jobs, "versions": versions,
+        "settings": spec.settings.to_json(), "migfuzz": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+
+
+def _changed_binaries(record: dict[str, Any], spec: WorkerSpec) -> list[str]:
+    """The versions whose binary is not the one the campaign started with."""
+    versions = record.get("versions", {})
+    return [
+        name for name, b in spec.binaries.items()
+        if isinstance(versions.get(name), dict) and versions[name].get("sha256") != b.content_hash()
+    ]  # fmt: skip
+
+
+def _recheck(folder: CampaignFolder, farm: Farm, changed: Sequence[str]) -> None:
+    """Replay the campaign's own entries that involve a changed binary; log what they do."""
+    for item in iter_entries(folder.corpus_dir):
+        if isinstance(item, CorpusError):
+            err.print(f"[recheck] {item}", markup=False)
+            continue
+        if item.src.name not in changed and item.dst.name not in changed:
+            continue
+        with Session(RunSettings()) as session:
+            result = replay(session, item, farm.get(item.src.name), farm.get(item.dst.name))
+        err.print(f"[recheck] {item.name}: {result.describe()}", markup=False)
+        folder.log_event("Rechecked", entry=str(item.path), verdict=str(result.verdict))
+
+
+def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz fuzz``: a campaign; ends with the findings summary.
+
+    By default the campaign gets its own folder (:mod:`fuzz.folder`); ``--resume`` goes
+    on with one; ``--corpus`` writes reproducers straight into a corpus folder instead.
+    """
+    if args.resume is not None and (args.out is not None or args.corpus is not None):
+        raise UsageError("--resume DIR goes on with DIR's campaign: no --out or --corpus with it")
+    if args.out is not None and args.corpus is not None:
+        raise UsageError("--out (a campaign folder) and --corpus (no folder): give one")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: must be at least 1")
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if args.resume is not None:
+        with CampaignFolder.reopen(args.resume) as folder:
+            record = folder.record()
+            options = FuzzOptions.from_json(record, folder.record_path)
+            if args.jobs is None and isinstance(record.get("jobs"), int):
+                jobs = max(1, record["jobs"])
+            state = folder.resume_state()
+            # Entries a killed worker had written but never got to announce, or to shrink.
+            for path in CorpusStore(folder.corpus_dir).recover_stale_claims():
+                if path not in state.unshrunk:
+                    state.unshrunk.append(path)
+            command = _FuzzCommand(farm, jobs, options, folder, state)
+            return command.run(recorded_jobs=record.get("jobs"))
+    options = _fuzz_options(args, farm)
+    if args.corpus is not None:
+        return _FuzzCommand(farm, jobs, options, None, ResumeState(), corpus=args.corpus).run()
+    with CampaignFolder.create(args.out or default_folder(), {}) as folder:
+        return _FuzzCommand(farm, jobs, options, folder, ResumeState()).run()
+
+
+class _FuzzCommand:
+    """One session of a campaign: a new one, a resumed one, or one without a folder."""
+
+    def __init__(
+        self, farm: Farm, jobs: int, options: FuzzOptions, folder: CampaignFolder | None,
+        state: ResumeState, *, corpus: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.farm, self.jobs, self.options = farm, jobs, options
+        self.folder, self.state = folder, state
+        self.known_dirs = list(options.known)
+        if folder is not None:
+            self.corpus_dir = folder.corpus_dir
+        else:
+            assert corpus is not None
+            self.corpus_dir = corpus
+            self.known_dirs.append(corpus)
+
+    def _remaining(self) -> tuple[float | None, int | None]:
+        """The budget and case count left after the earlier sessions."""
+        budget, cases = self.options.budget_seconds, self.options.max_cases
+        if budget is not None:
+            budget -= self.state.seconds
+        if cases is not None:
+            cases -= self.state.cases
+        return budget, cases
+
+    def _spec(self, budget: float | None, max_cases: int | None) -> WorkerSpec:
+        from strategies import case_strategy, rebuild_guest  # noqa: PLC0415 (Hypothesis: heavy)
+
+        o = self.options
+        return worker_spec(
+            self.farm, o.pairs, case_strategy(guests=o.guests, one_sided=o.one_sided),
+            self.corpus_dir, budget_seconds=budget, max_cases=max_cases, seed=o.seed,
+            build_guest=rebuild_guest if o.guests else None, reuse=o.reuse,
+            known_dirs=self.known_dirs, first_runs=self.state.next_run,
+            replay={slot: frozenset(sigs) for slot, sigs in self.state.replay.items()},
+            hypothesis_dir=None if self.folder is None else self.folder.hypothesis_dir,
+        )  # fmt: skip
+
+    def _shares(self, recorded_jobs: object) -> dict[int, int | None] | None:
+        """Each worker slot's cases on a resume with the campaign's own job count: what
+        it had left when its interrupted run began (None: split what is left evenly)."""
+        if not self.state.sessions or recorded_jobs != self.jobs:
+            return None
+        total = self.options.max_cases
+        shares: dict[int, int | None] = {}
+        for slot in range(self.jobs):
+            if slot in self.state.finished:
+                continue
+            share = even_share(slot, self.jobs, total)
+            shares[slot] = None if share is None else share - self.state.slot_cases.get(slot, 0)
+        return shares
+
+    def run(self, *, recorded_jobs: object = None) -> int:
+        """Run the session; the exit status says what happened."""
+        shares = self._shares(recorded_jobs)
+        budget, max_cases = self._remaining()
+        if shares is not None and max_cases is not None:
+            max_cases = sum(n or 0 for n in shares.values())
+        if (budget is not None and budget <= 0) or (max_cases is not None and max_cases <= 0):
+            out.print(f"the campaign already spent its budget ({self.state.cases} cases in "
+                      f"{self.state.seconds:.0f} s): nothing to resume")  # fmt: skip
+            return EXIT_OK
+        spec = self._spec(budget, max_cases)
+        folder = self.folder
+        if folder is not None and not self.state.sessions:
+            _write_record(folder, _campaign_record(self.options, spec, self.jobs))
+        elif folder is not None and (changed := _changed_binaries(folder.record(), spec)):
+            err.print(f"[recheck] binaries changed since the campaign began: "
+                      f"{', '.join(changed)}; replaying its entries on them first",
+                      markup=False)  # fmt: skip
+            _recheck(folder, self.farm, changed)
+        known = known_in([*self.known_dirs, spec.corpus_dir])
+        campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=_CampaignDisplay(),
+                            folder=folder, shares=shares)  # fmt: skip
+        pairs = ", ".join(f"{a}->{b}" for a, b in self.options.pairs)
+        where = f"campaign folder {folder.root}" if folder else f"corpus {spec.corpus_dir}"
+        verb = f"resuming (session {self.state.sessions + 1})" if self.state.sessions else "fuzzing"
+        err.print(f"{verb} {len(self.options.pairs)} pairs: {pairs}; {self.jobs} worker(s); "
+                  f"{where}", markup=False)  # fmt: skip
+        if folder is not None:
+            folder.log_event("CampaignStarted", jobs=self.jobs, resumed=bool(self.state.sessions))
+        summary = campaign.run(finish=self._unshrunk_not_replayed())
+        if folder is not None:
+            folder.log_event("CampaignStopped", interrupted=summary.interrupted,
+                             cases=summary.cases, seconds=round(summary.seconds, 3))  # fmt: skip
+        _print_summary(summary)
+        return self._status(summary)
+
+    def _unshrunk_not_replayed(self) -> list[Path]:
+        """Unfinished shrinks that no resumed worker will redo by replaying its run."""
+        replayed = set().union(*self.state.replay.values()) if self.state.replay else set()
+        unshrunk = []
+        for path in self.state.unshrunk:
+            try:
+                signature = str(load_entry(path).signature)
+            except CorpusError:
+                signature = ""
+            if signature not in replayed:
+                unshrunk.append(path)
+        return unshrunk
+
+    def _status(self, summary: Summary) -> int:
+        if summary.interrupted:
+            return EXIT_INTERRUPTED
+        if summary.cases == 0 and not self.state.unshrunk:
+            err.print("migfuzz: error: no case ran: nothing was tested", markup=False)
+            return EXIT_HARNESS
+        if summary.cases and summary.control_failure_count == summary.cases:
+            err.print(f"migfuzz: error: all {summary.cases} controls failed: nothing was "
+                      "compared", markup=False)  # fmt: skip
+            return EXIT_HARNESS
+        return EXIT_FOUND if any(f.new for f in summary.findings.values()) else EXIT_OK
+
+
+def _write_record(folder: CampaignFolder, record: dict[str, Any]) -> None:
+    tmp = folder.record_path.with_name(".campaign.json.tmp")
+    tmp.write_text(json.dumps({"format": 1, **record}, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder.record_path)
 
 
 def _binary_for(farm: Farm, recorded: str, override: str | None) -> QemuBinary:

@@ -74,3 +74,7 @@ class CorpusError(InvalidInput):
 
 class Finding(MigfuzzError, AssertionError):
     """A divergence between a cross-version case and its same-version control."""
+
+
+class CampaignError(InvalidInput):
+    """A campaign folder cannot be used: not empty, not a campaign, or in use by another."""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
 from fuzz.case import Case
@@ -74,6 +75,7 @@ class CaseJudged:
     signature: Signature | None
     reason: str
     seconds: float
+    worker: int = -1
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class FindingSeen:
     signature: Signature
     pair: Pair
     path: Path
+    worker: int = -1
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,18 @@ class ReproducerUnstable:
     now: str
 
 
-LoopEvent = CaseJudged | FindingSeen | ReproducerWritten | ReproducerUnstable
+@dataclass(frozen=True)
+class RunStarted:
+    """Worker ``worker`` started Hypothesis run ``run_index`` (its seed is derived from it).
+
+    A resumed campaign starts each worker at the run after the last one it started.
+    """
+
+    worker: int
+    run_index: int
+
+
+LoopEvent = CaseJudged | FindingSeen | ReproducerWritten | ReproducerUnstable | RunStarted
 
 
 def parse_pairs(text: str) -> list[Pair]:
@@ -156,6 +170,13 @@ class FuzzLoop:
         may go on for :data:`SHRINK_GRACE` seconds more); None: no time limit.
     :param max_cases: stop after this many drawn cases; None: no limit.
     :param seed_value: the campaign's seed; ``worker`` makes each worker's draws distinct.
+    :param first_run: the first Hypothesis run index (a resumed worker goes on from where
+        it stopped rather than redrawing the same cases).
+    :param database: a folder for Hypothesis's example database (the failing examples it
+        shrank), or None for none.
+    :param replaying: signatures this worker recorded in the run it is resuming: met again
+        in that run, they are shrunk again as the first time instead of only counted, so
+        that Hypothesis takes the very path it took then (and draws the same cases).
     :param should_stop: polled before each case: True ends the loop (a driver's stop).
     """
 
@@ -172,6 +193,9 @@ class FuzzLoop:
         max_cases: int | None = None,
         seed_value: int = 0,
         worker: int = 0,
+        first_run: int = 0,
+        database: Path | None = None,
+        replaying: frozenset[str] = frozenset(),
         build_guest: GuestBuilder | None = None,
         emit: Callable[[LoopEvent], None] = lambda _e: None,
         should_stop: Callable[[], bool] = lambda: False,
@@ -188,6 +212,9 @@ class FuzzLoop:
         self.max_cases = max_cases
         self.seed = seed_value
         self.worker = worker
+        self.first_run = first_run
+        self._replaying = set(replaying)
+        self.database = None if database is None else DirectoryBasedExampleDatabase(database)
         self.build_guest = build_guest
         self.emit = emit
         self.should_stop = should_stop
@@ -247,16 +274,22 @@ class FuzzLoop:
         kind, reason = _kind(run)
         if not self._shrinking:
             self.cases += 1
-            self.emit(CaseJudged(pair, kind, run.signature, reason, time.monotonic() - started))
+            seconds = time.monotonic() - started
+            self.emit(CaseJudged(pair, kind, run.signature, reason, seconds, self.worker))
         judgement = run.judgement
         if not isinstance(judgement, Divergence):
             return run
         sig = judgement.signature
-        if sig not in self._claimed:
+        if sig not in self._claimed and str(sig) in self._replaying:
+            self._replaying.discard(str(sig))
+            if not self.store.claim_again(sig):
+                return run
+            self._claimed[sig] = self.store.path_for(sig)
+        elif sig not in self._claimed:
             if not self.store.claim(sig):
                 return run  # known, or another worker is recording it: counted, not shrunk
             path = self._write(pair, run, findings=dict(judgement.details))
-            self.emit(FindingSeen(sig, pair, path))
+            self.emit(FindingSeen(sig, pair, path, self.worker))
             if sig.kind in UNSHRINKABLE_KINDS:
                 self.store.release(sig)
                 return run
@@ -288,7 +321,7 @@ class FuzzLoop:
 
         @settings(
             max_examples=CASES_PER_RUN,
-            database=None,
+            database=self.database,
             deadline=None,
             phases=[Phase.generate, Phase.shrink],
             suppress_health_check=list(HealthCheck),
@@ -302,16 +335,40 @@ class FuzzLoop:
 
         self._shrinking = False
         self._minimal = {}
+        self.emit(RunStarted(self.worker, run_index))
         try:
             property_()
-        except (Finding, ExceptionGroup, Flaky):
+        except (Finding, Flaky):
             pass  # the minimal examples are in self._minimal
+        except ExceptionGroup as group:
+            # Several findings at once; anything else in the group (a harness error, a
+            # bug of ours) must not be swallowed with them.
+            _findings, rest = group.split((Finding, Flaky))
+            if rest is not None:
+                raise rest from None
         finally:
             self._shrinking = True
             try:
                 self._record_minimal()
             finally:
                 self._shrinking = False
+
+    def finish_shrink(self, signature: Signature, pair: Pair, case: Case) -> None:
+        """Shrink a finding whose first case was written but whose shrink was cut short
+        (a resumed campaign): claim it, make ``case`` minimal, replace its entry.
+
+        Does nothing if another live worker holds the claim.
+        """
+        path = self.store.path_for(signature)
+        if not self.store.claim_again(signature):
+            return
+        self._claimed[signature] = path
+        self._minimal = {signature: (pair, case)}
+        self._shrinking = True
+        try:
+            self._record_minimal()
+        finally:
+            self._shrinking = False
 
     def _record_minimal(self) -> None:
         for sig, (pair, case) in list(self._minimal.items()):
@@ -346,11 +403,12 @@ class FuzzLoop:
         :raise KeyboardInterrupt: Ctrl-C or SIGTERM; entries already written stay whole.
         :raise HarnessError: the harness failed in a way that makes going on pointless.
         """
-        run_index = 0
+        run_index = self.first_run
         while not self._out_of_budget():
             try:
                 self._hypothesis_run(run_index)
             except BudgetExhausted:
                 break
             run_index += 1
+            self._replaying.clear()  # only the resumed run is replayed
         return self.cases

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 from fuzz.corpus import Entry, iter_entries, write_entry
@@ -42,18 +43,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class CorpusStore:
-    """Reproducer entries under one folder, safe to share between worker processes."""
+def known_in(folders: Iterable[Path]) -> dict[Signature, Path]:
+    """Every signature with a readable entry in any of ``folders`` (missing ones are empty;
+    corrupt entries are skipped)."""
+    found: dict[Signature, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            found.update(CorpusStore(folder).known())
+    return found
 
-    def __init__(self, root: Path) -> None:
+
+class CorpusStore:
+    """Reproducer entries under one folder, safe to share between worker processes.
+
+    :param known_elsewhere: signatures recorded in other corpora (the repository's, a
+        campaign's ``--known`` folders): counted when met, never recorded again here.
+    """
+
+    def __init__(self, root: Path, known_elsewhere: frozenset[Signature] = frozenset()) -> None:
         self.root = root
+        self.known_elsewhere = known_elsewhere
 
     def path_for(self, signature: Signature) -> Path:
         """Where the entry of ``signature`` lives (whether or not it exists yet)."""
         return self.root / _entry_name(signature)
 
     def has(self, signature: Signature) -> bool:
-        """Whether ``signature`` already has an entry."""
+        """Whether ``signature`` already has an entry (here, or in a known corpus)."""
+        if signature in self.known_elsewhere:
+            return True
         return (self.path_for(signature) / "outcome.json").is_file()
 
     def known(self) -> dict[Signature, Path]:
@@ -76,6 +94,11 @@ class CorpusStore:
         """
         if self.has(signature):
             return False
+        return self.claim_again(signature)
+
+    def claim_again(self, signature: Signature) -> bool:
+        """Claim ``signature`` even though its entry exists: to finish its shrink (a
+        resumed campaign). False if another live worker holds the claim."""
         path = self._claim_path(signature)
         path.parent.mkdir(parents=True, exist_ok=True)
         me = f"{socket.gethostname()} {os.getpid()}"
@@ -121,6 +144,23 @@ class CorpusStore:
             path.unlink()
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+
+    def recover_stale_claims(self) -> list[Path]:
+        """Remove the claims of workers that are gone (a killed campaign); return the
+        entries they were shrinking that were already written (first case only)."""
+        claims = self.root / _CLAIMS
+        unfinished = []
+        for claim in sorted(claims.glob("*")) if claims.is_dir() else []:
+            owner = self._owner(claim)
+            if owner is not None and not self._stale(owner):
+                continue
+            if (self.root / claim.name / "outcome.json").is_file():
+                unfinished.append(self.root / claim.name)
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+        with contextlib.suppress(OSError):
+            claims.rmdir()
+        return unfinished
 
     def save(self, entry: Entry, src: QemuBinary, dst: QemuBinary) -> Path:
         """Write (or replace, whole) the entry of ``entry.signature``; returns its folder."""

@@ -40,3 +40,20 @@ def tagged_qemus(tag: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes of any kind (workers, QEMUs) whose environment carries the tag."""
+    needle = f"MIGFUZZ_TEST_TAG={tag}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state != "Z":
+            pids.append(int(entry))
+    return pids

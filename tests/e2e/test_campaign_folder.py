@@ -1,0 +1,114 @@
+"""Campaign folders as a user meets them: killed and resumed, refused when busy or full."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fuzz.corpus import entry_folders, load_entry
+from tests.e2e.procs import tagged
+
+pytestmark = pytest.mark.qemu
+
+#: Paused cases on pairs whose refusals are many and fast; --known EMPTY makes them new.
+#: One worker: with two, which worker records a signature both meet is a race, and so is
+#: what each draws next (Hypothesis shrinks only what its own worker recorded).
+CAMPAIGN = ["--pairs", "10.0:11.1,5.2:11.1", "--no-guests", "--max-cases", "12", "--seed", "3",
+            "-j", "1"]  # fmt: skip
+
+
+def _fuzz(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzz", "fuzz", *args],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+
+
+def _signatures(folder: Path) -> set[str]:
+    return {str(load_entry(path).signature) for path in entry_folders(folder / "corpus")}
+
+
+def _announced(folder: Path) -> bool:
+    events = folder / "events.jsonl"
+    return events.is_file() and '"type": "FindingSeen"' in events.read_text(errors="replace")
+
+
+def test_a_campaign_killed_mid_shrink_resumes_to_the_same_signatures(farm, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    whole = tmp_path / "whole"
+    r = _fuzz(*CAMPAIGN, "--known", str(empty), "--out", str(whole))
+    assert r.returncode == 1, r.stdout + r.stderr  # new findings
+    expected = _signatures(whole)
+    assert expected
+
+    killed = tmp_path / "killed"
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "MIGFUZZ_TEST_TAG": tag}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzz", "fuzz", *CAMPAIGN, "--known", str(empty),
+         "--out", str(killed)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not _announced(killed):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the campaign ended before it announced a finding"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 30  # workers get SIGTERM from the kernel and clean up
+    while time.monotonic() < deadline and tagged(tag):
+        time.sleep(0.2)
+    assert tagged(tag) == [], "a worker or QEMU outlived the killed driver"
+
+    r = _fuzz("--resume", str(killed))
+    assert r.returncode in (0, 1) and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "resuming (session 2)" in r.stderr
+    assert _signatures(killed) == expected
+    names = [p.name for p in entry_folders(killed / "corpus")]
+    assert len(names) == len(set(names)) == len(expected)  # no entry twice
+    leftovers = [p.name for p in (killed / "corpus").iterdir() if p.name.startswith(".")]
+    claims = {c.name: c.read_text() for c in (killed / "corpus" / ".claims").glob("*")}
+    assert leftovers == [], (claims, r.stderr[-3000:])  # no claim, no half-written entry
+    events = [json.loads(line) for line in (killed / "events.jsonl").read_text().splitlines()]
+    assert [e["type"] for e in events].count("CampaignStarted") == 2
+
+
+def test_a_busy_or_full_campaign_folder_is_refused_in_one_line(farm, tmp_path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("keep me")
+    r = _fuzz("--pairs", "11.1:11.1", "--max-cases", "1", "--out", str(full))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "--resume" in r.stderr
+    assert (full / "mine.txt").read_text() == "keep me"
+
+    busy = tmp_path / "busy"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzz", "fuzz", "--pairs", "11.1:11.1", "--budget", "60s",
+         "-j", "1", "--out", str(busy)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (busy / "campaign.json").is_file():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        r = _fuzz("--resume", str(busy))
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "in use by pid" in r.stderr and r.stderr.strip().count("\n") == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
