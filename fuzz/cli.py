@@ -77,6 +77,7 @@ from fuzz.replay import (
     replay,
     rerecord,
 )
+from fuzz.report_junit import JUnitCase, regress_case, write_junit
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore, known_in
@@ -232,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--strict", action="store_true",
                     help="also fail on outcomes that changed with the binary (another build of "
                          "the same version name)")  # fmt: skip
+    rg.add_argument("--junit-xml", type=Path, default=None, metavar="FILE",
+                    help="also write the verdicts as JUnit XML: a testcase per entry")  # fmt: skip
+
+    rep = sub.add_parser("report", help="write a campaign folder's HTML report")
+    rep.add_argument("folder", type=Path, help="a campaign folder ('migfuzz fuzz --out DIR')")
+    rep.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                     help="where to write the page (default: FOLDER/report.html)")  # fmt: skip
     return p
 
 
@@ -867,9 +875,15 @@ def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
     _print_regress_binaries(farm, items)
     counts = dict.fromkeys(RegressKind, 0)
     errors = failures = 0
+    junit: list[JUnitCase] = []
     with Session() as session:
-        for item in items:
-            kind = _regress_one(session, item, farm, update=args.update, strict=args.strict)
+        for folder, item in zip(folders, items, strict=True):
+            began = time.monotonic()
+            with out.capture() as said:  # shown below, and kept for --junit-xml
+                kind = _regress_one(session, item, farm, update=args.update, strict=args.strict)
+            out.print(said.get(), end="", markup=False, emoji=False, highlight=False)
+            junit.append(regress_case(folder.name, kind, said.get(), strict=args.strict,
+                                      seconds=time.monotonic() - began))  # fmt: skip
             if kind is None:
                 errors += 1
                 failures += 1
@@ -879,7 +893,31 @@ def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
     out.print("summary: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
               + f", {errors} error{'s' if errors != 1 else ''}", markup=False)  # fmt: skip
     out.print(f"{len(folders) - failures} passed, {failures} failed")
+    if args.junit_xml is not None:
+        _write_or_fail(lambda: write_junit(junit, args.junit_xml), args.junit_xml)
+        out.print(f"JUnit XML: {args.junit_xml}", markup=False)
     return EXIT_FOUND if failures and not args.update else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, _farm: Farm) -> int:
+    """``migfuzz report``: one self-contained HTML page about a campaign folder."""
+    from fuzz.report import gather  # noqa: PLC0415 (matplotlib loads only for a report)
+    from fuzz.report_html import write_report  # noqa: PLC0415
+
+    data = gather(args.folder)
+    target = args.output or args.folder / "report.html"
+    _write_or_fail(lambda: write_report(data, target), target)
+    empty = " (an empty campaign: no case was judged)" if data.cases == 0 else ""
+    out.print(f"report: {target}{empty}", markup=False)
+    return EXIT_OK
+
+
+def _write_or_fail(write: Callable[[], object], target: Path) -> None:
+    """Run ``write``; a file that cannot be written is bad input (one line, exit 2)."""
+    try:
+        write()
+    except OSError as e:
+        raise UsageError(f"{target}: cannot write it ({e.strerror or e})") from None
 
 
 def _print_regress_binaries(farm: Farm, items: Sequence[Entry | CorpusError]) -> None:
@@ -938,6 +976,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
     "fuzz": cmd_fuzz,
     "repro": cmd_repro,
     "regress": cmd_regress,
+    "report": cmd_report,
     "qemu install": cmd_qemu_install,
     "qemu list": cmd_qemu_list,
     "qemu available": cmd_qemu_available,

@@ -1,0 +1,243 @@
+"""The campaign report's data (``fuzz.report``), its JUnit sibling and the CLI, without QEMU.
+
+The folder is hand-made (``tests/report_fixture.py``): every number asserted here can be
+counted from its events by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from fuzz.cli import main
+from fuzz.errors import CampaignError
+from fuzz.replay import RegressKind
+from fuzz.report import Severity, gather, severity_of, version_key
+from fuzz.report_html import render_html
+from fuzz.report_junit import CLASSNAME, junit_xml, regress_case
+from tests.report_fixture import CONTROL_REASON, CRASH, INVALID_REASON, Campaign, make_campaign
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Campaign:
+    return make_campaign(tmp_path / "camp")
+
+
+def test_severities_are_ordered_as_the_matrix_colours_them():
+    assert Severity.AGREE < Severity.CONTROL_FAILED < Severity.STATE < Severity.REFUSED
+    assert Severity.REFUSED < Severity.CRASHED
+    assert severity_of("crashed-on-load") is Severity.CRASHED
+    assert severity_of("hung-on-save") is Severity.CRASHED
+    assert severity_of("refused-on-load") is Severity.REFUSED
+    assert severity_of("state") is Severity.STATE
+    assert severity_of("reuse") is Severity.STATE  # unknown kinds: a divergence all the same
+
+
+def test_versions_sort_by_number_not_text():
+    assert sorted(["11.1", "5.2", "mine", "10.0"], key=version_key) == [
+        "5.2", "10.0", "11.1", "mine",
+    ]  # fmt: skip
+
+
+def test_header_counts_and_sessions(campaign: Campaign):
+    data = gather(campaign.root)
+    assert data.pairs[1:] == (("11.1", "10.0"), ("11.1", "11.1"))
+    assert (data.seed, data.budget_seconds, data.jobs) == (7, 60.0, 2)
+    assert data.version_names == ("5.2", "10.0", "11.1")
+    assert data.versions[2].version_line == "QEMU emulator version 11.1.0"
+    assert data.cases == 7  # the torn last line is not a case
+    assert [s.ended for s in data.sessions] == ["killed", "interrupted"]
+    assert [s.cases for s in data.sessions] == [3, 4]
+    assert data.seconds == pytest.approx(10.0)  # 4 s + 6 s, the gap between left out
+    assert data.cases_per_second == pytest.approx(0.7)
+    assert data.interrupted
+
+
+def test_matrix_cells_take_the_worst_outcome_per_pair(campaign: Campaign):
+    data = gather(campaign.root)
+    cells = {(c.src, c.dst): c for c in data.cells}
+    assert len(cells) == 9  # every source x destination over the campaign's versions
+    entry_cell = cells[campaign.pair]
+    assert entry_cell.cases == 4
+    assert entry_cell.worst is Severity.REFUSED  # a refusal beats a failed control
+    assert entry_cell.signatures == 1
+    assert dict(entry_cell.kinds) == {"divergence": 2, "control-failed": 2}
+    crash_cell = cells["11.1", "10.0"]
+    assert (crash_cell.cases, crash_cell.worst, crash_cell.signatures) == (
+        2, Severity.CRASHED, 1,
+    )  # fmt: skip
+    assert cells["11.1", "11.1"].worst is Severity.AGREE
+    assert cells["11.1", "11.1"].signatures == 0
+    assert cells["10.0", "5.2"].worst is None  # not run
+    assert cells["10.0", "5.2"].cases == 0
+    assert sum(c.cases for c in data.cells) == data.cases
+
+
+def test_series_counts_cases_and_signatures_in_campaign_time(campaign: Campaign):
+    series = gather(campaign.root).series
+    assert series[0].seconds == 0 and series[0].cases == 0
+    assert [p.cases for p in series] == list(range(8))
+    assert [p.signatures for p in series] == [0, 0, 1, 1, 2, 2, 2, 2]
+    assert [p.seconds for p in series[1:]] == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def test_signatures_with_their_counts_pairs_and_entry(campaign: Campaign):
+    signatures = gather(campaign.root).signatures
+    assert [s.signature for s in signatures] == [CRASH, campaign.signature]  # worst first
+    crash, found = signatures
+    assert (crash.count, crash.pairs, crash.entry, crash.unstable) == (
+        1, (("11.1", "10.0", 1),), None, True,
+    )  # fmt: skip
+    assert crash.severity is Severity.CRASHED
+    assert crash.first_seen == 5.0
+    assert found.count == 2
+    assert found.pairs == ((*campaign.pair, 2),)
+    assert found.versions == tuple(sorted(campaign.pair, key=version_key))
+    assert found.first_seen == 2.0
+    entry = found.entry
+    assert entry is not None
+    assert entry.path == campaign.entry
+    assert dict(entry.config)["machine"].startswith("virt")
+    assert entry.repro_path == campaign.entry / "repro.sh"
+    assert entry.repro == (campaign.entry / "repro.sh").read_text()
+    assert entry.listing == (campaign.entry / "guest.s").read_text()
+    assert [(r.name, r.a, r.b, r.note) for r in entry.registers] == [
+        ("ID_AA64ISAR0_EL1", "0x11120", None, "drop"),
+    ]
+    assert [(f.name, f.a, f.b) for f in entry.fields] == [
+        ("cpu/0/env.pc", "0x40101000", "0x40101004"),
+    ]
+    assert entry.fields_source == "restored state"
+
+
+def test_control_failures_invalid_cases_and_harness_problems_apart(campaign: Campaign):
+    data = gather(campaign.root)
+    assert data.control_failures == ((CONTROL_REASON, 2),)
+    assert data.invalid_cases == ((INVALID_REASON, 1),)
+    problems = "\n".join(data.harness_problems)
+    assert "worker 1 lost (replaced): exit code -9" in problems
+    assert f"shrink of '{CRASH}'" in problems
+    assert "broken-entry" in problems
+    assert CRASH not in {r for r, _ in data.control_failures}
+
+
+def test_a_finding_never_shrunk_is_a_problem_once_the_campaign_stopped(campaign: Campaign):
+    events = campaign.root / "events.jsonl"
+    lines = [line for line in events.read_text().splitlines() if "ReproducerWritten" not in line]
+    events.write_text("\n".join(lines) + "\n")
+    assert any("never shrunk" in p for p in gather(campaign.root).harness_problems)
+
+
+def test_an_empty_campaign_still_gathers_and_renders(tmp_path: Path):
+    root = tmp_path / "empty"
+    (root / "corpus").mkdir(parents=True)
+    (root / "campaign.json").write_text(json.dumps({"format": 1, "pairs": ["10.0:11.1"]}))
+    (root / "events.jsonl").write_text(
+        '{"type": "CampaignStarted", "t": 5.0}\n'
+        '{"type": "CampaignStopped", "t": 6.0, "interrupted": false}\n'
+    )
+    data = gather(root)
+    assert (data.cases, data.series, data.signatures) == (0, (), ())
+    assert data.version_names == ("10.0", "11.1")
+    assert all(c.worst is None for c in data.cells)
+    assert data.cases_per_second == 0.0
+    page = render_html(data)
+    assert "this campaign is empty" in page
+    assert "No divergence was found." in page
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("campaign.json", "is not a campaign folder (no campaign.json)"),
+        ("events.jsonl", "without events.jsonl"),
+        ("corpus", "without its corpus/ folder"),
+        ("garbled", "cannot read the campaign record"),
+        ("format", "not a format-1 campaign record"),
+        ("pairs", "is not 'SRC:DST'"),
+    ],
+)
+def test_a_damaged_folder_is_one_clear_error(campaign: Campaign, damage: str, message: str):
+    root = campaign.root
+    record = root / "campaign.json"
+    if damage == "corpus":
+        for p in sorted((root / "corpus").rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        (root / "corpus").rmdir()
+    elif damage == "garbled":
+        record.write_text("{not json")
+    elif damage == "format":
+        record.write_text(json.dumps({"format": 99}))
+    elif damage == "pairs":
+        record.write_text(json.dumps({"format": 1, "pairs": ["10.0-11.1"]}))
+    else:
+        (root / damage).unlink()
+    with pytest.raises(CampaignError, match=re.escape(message)) as info:
+        gather(root)
+    assert "\n" not in str(info.value)
+
+
+def test_html_escapes_campaign_text(campaign: Campaign):
+    page = render_html(gather(campaign.root))
+    assert "<b>&amp;</b>" not in page  # the signature's markup is text, not markup
+    assert "x &lt;b&gt;&amp;amp;&lt;/b&gt; y" in page
+    assert page.count('id="sig-') == 2
+    assert "data:image/png;base64," in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_report_command_writes_the_page_and_refuses_a_non_campaign(
+    campaign: Campaign, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["report", str(campaign.root)]) == 0
+    assert (campaign.root / "report.html").read_text().startswith("<!DOCTYPE html>")
+    target = tmp_path / "elsewhere.html"
+    assert main(["report", str(campaign.root), "-o", str(target)]) == 0
+    assert target.is_file()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "strict", "status"),
+    [
+        (RegressKind.SAME, False, "passed"),
+        (RegressKind.CHANGED, False, "failed"),
+        (RegressKind.UNUSABLE, False, "failed"),
+        (RegressKind.CHANGED_WITH_BINARY, False, "skipped"),
+        (RegressKind.CHANGED_WITH_BINARY, True, "failed"),
+        (None, False, "failed"),
+    ],
+)
+def test_junit_status_follows_regress(kind: RegressKind | None, strict: bool, status: str):
+    assert regress_case("entry", kind, "line\n", strict=strict).status == status
+
+
+def test_junit_xml_is_valid_and_escaped():
+    cases = [
+        regress_case("a-pass", RegressKind.SAME, "PASS     a-pass\n", strict=False),
+        regress_case("b-changed", RegressKind.CHANGED, "CHANGED  b: <now> & \x1b[0m\n",
+                     strict=False),
+        regress_case("c-binary", RegressKind.CHANGED_WITH_BINARY, "BINARY   c\n", strict=False),
+        regress_case("d-broken", None, "ERROR    d: case.json: missing\n", strict=False),
+    ]  # fmt: skip
+    root = ET.fromstring(junit_xml(cases).encode())
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "1")
+    testcases = suite.findall("testcase")
+    assert [t.get("name") for t in testcases] == ["a-pass", "b-changed", "c-binary", "d-broken"]
+    assert {t.get("classname") for t in testcases} == {CLASSNAME}
+    assert testcases[0].find("failure") is None and testcases[0].find("skipped") is None
+    assert testcases[0].findtext("system-out") == "PASS     a-pass\n"
+    assert testcases[1].find("failure") is not None
+    assert "<now> &" in (testcases[1].findtext("system-out") or "")
+    assert testcases[2].find("skipped") is not None
+    failure = testcases[3].find("failure")
+    assert failure is not None
+    assert "case.json: missing" in (failure.get("message") or "")
