@@ -215,9 +215,10 @@ class Summary:
             elif event.kind == "control-failed":
                 self.control_failures[event.reason] = self.control_failures.get(event.reason, 0) + 1
             elif event.signature is not None:
-                stats = self._stats(event.signature)
-                stats.count += 1
-                stats.pairs.add(event.pair)
+                for signature in event.causes or (event.signature,):
+                    stats = self._stats(signature)
+                    stats.count += 1
+                    stats.pairs.add(event.pair)
         elif isinstance(event, FindingSeen):
             stats = self._stats(event.signature)
             stats.new, stats.path = True, event.path

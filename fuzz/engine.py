@@ -84,6 +84,12 @@ class CaseRun:
         """The divergence's signature, or None when the case showed none."""
         return self.judgement.signature if isinstance(self.judgement, Divergence) else None
 
+    @property
+    def causes(self) -> tuple[Signature, ...]:
+        """Every root cause of the divergence (none when the case showed none)."""
+        judgement = self.judgement
+        return judgement.signatures() if isinstance(judgement, Divergence) else ()
+
 
 async def _steps(
     src: QemuBinary,

@@ -76,6 +76,8 @@ class CaseJudged:
     reason: str
     seconds: float
     worker: int = -1
+    causes: tuple[Signature, ...] = ()
+    """Every root cause the case showed (the headline ``signature`` first)."""
 
 
 @dataclass(frozen=True)
@@ -230,9 +232,9 @@ class FuzzLoop:
         """The one case path: save on the pair's source, restore on source and destination."""
         return self.session.run_case(self.binaries[pair[0]], self.binaries[pair[1]], case)
 
-    def signature_of(self, pair: Pair, case: Case) -> Signature | None:
-        """The divergence signature of a case, or None if it shows none."""
-        return self.run_case(pair, case).signature
+    def causes_of(self, pair: Pair, case: Case) -> tuple[Signature, ...]:
+        """The root causes a case shows (none if it shows no divergence)."""
+        return self.run_case(pair, case).causes
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -275,33 +277,50 @@ class FuzzLoop:
         if not self._shrinking:
             self.cases += 1
             seconds = time.monotonic() - started
-            self.emit(CaseJudged(pair, kind, run.signature, reason, seconds, self.worker))
+            self.emit(
+                CaseJudged(pair, kind, run.signature, reason, seconds, self.worker, run.causes)
+            )
         judgement = run.judgement
         if not isinstance(judgement, Divergence):
             return run
-        sig = judgement.signature
-        if sig not in self._claimed and str(sig) in self._replaying:
+        # Each root cause is recorded on its own; the case is the first example of every
+        # new one. Hypothesis shrinks toward the first cause being recorded here; the
+        # others are made minimal by the 1-minimal pass after the run.
+        shrinking = [sig for sig in judgement.signatures() if self._take(sig, pair, run)]
+        if not shrinking:
+            return run
+        for sig in shrinking:
+            self._minimal[sig] = (pair, case)
+        self._shrinking = True
+        raise _finding_type(shrinking[0])(str(shrinking[0]))
+
+    def _take(self, sig: Signature, pair: Pair, run: CaseRun) -> bool:
+        """Whether this worker shrinks ``sig`` in this run (claiming and first recording
+        it if it is new); False if it is known, another worker's, or never shrunk."""
+        if sig in self._claimed:
+            return True
+        if str(sig) in self._replaying:
             self._replaying.discard(str(sig))
             if not self.store.claim_again(sig):
-                return run
+                return False
             self._claimed[sig] = self.store.path_for(sig)
-        elif sig not in self._claimed:
-            if not self.store.claim(sig):
-                return run  # known, or another worker is recording it: counted, not shrunk
-            path = self._write(pair, run, findings=dict(judgement.details))
-            self.emit(FindingSeen(sig, pair, path, self.worker))
-            if sig.kind in UNSHRINKABLE_KINDS:
-                self.store.release(sig)
-                return run
-            self._claimed[sig] = path  # being shrunk in this Hypothesis run
-        self._minimal[sig] = (pair, case)
-        self._shrinking = True
-        raise _finding_type(sig)(str(sig))
+            return True
+        if not self.store.claim(sig):
+            return False  # known, or another worker is recording it: counted, not shrunk
+        judgement = run.judgement
+        assert isinstance(judgement, Divergence)
+        path = self._write(pair, run, sig, findings=dict(judgement.details))
+        self.emit(FindingSeen(sig, pair, path, self.worker))
+        if sig.kind in UNSHRINKABLE_KINDS:
+            self.store.release(sig)
+            return False
+        self._claimed[sig] = path  # being shrunk in this Hypothesis run
+        return True
 
-    def _write(self, pair: Pair, run: CaseRun, findings: dict[str, object]) -> Path:
+    def _write(
+        self, pair: Pair, run: CaseRun, signature: Signature, findings: dict[str, object]
+    ) -> Path:
         src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
-        signature = run.signature
-        assert signature is not None
         entry = Entry(
             signature=signature,
             src=version_ref(src, self.caps[src.name]),
@@ -378,7 +397,7 @@ class FuzzLoop:
             def still_fails(candidate: Case, pair: Pair = pair, sig: Signature = sig) -> bool:
                 if self._out_of_budget():
                     raise BudgetExhausted
-                return self.signature_of(pair, candidate) == sig
+                return sig in self.causes_of(pair, candidate)
 
             try:
                 minimal, tests = make_one_minimal(case, still_fails, build_guest=self.build_guest)
@@ -386,12 +405,16 @@ class FuzzLoop:
                 minimal, tests = case, 0
             report = explain(self.session, self.run_case(pair, minimal), self.binaries[pair[1]])
             judgement = report.judgement
-            if not isinstance(judgement, Divergence) or judgement.signature != sig:
+            if not isinstance(judgement, Divergence) or sig not in judgement.signatures():
                 self.store.release(sig)
                 self.emit(ReproducerUnstable(sig, path, str(report.signature)))
                 continue  # the first case stays the entry
-            findings = {**judgement.details, **report.to_json()}
-            self._write(pair, report.run, findings)
+            # The entry stands for ``sig``, one of the case's causes, all listed.
+            findings = {
+                **judgement.details, **report.to_json(), "signature": str(sig),
+                "causes": [str(c) for c in judgement.signatures()],
+            }  # fmt: skip
+            self._write(pair, report.run, sig, findings)
             self.store.release(sig)
             self.emit(ReproducerWritten(sig, path, tests))
         self._minimal = {}

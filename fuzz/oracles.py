@@ -10,7 +10,16 @@ that changes on every save) is not a divergence.
 A divergence carries a :class:`Signature`: a normalized, stable description of *what* went
 wrong, with no addresses, pids, temp paths or timings, and register names instead of raw
 ids. Two cases with the same signature are the same bug; the fuzz loop keeps one reproducer
-per signature, and a shrink that changes the signature has found a different bug.
+per signature, and a shrink that loses the signature has found a different bug.
+
+A signature names one root cause, not a symptom's whole text. Where QEMU's refusal lists
+several independent causes -- one "cpreg only in incoming stream" line per register the
+destination does not know -- the divergence carries each cause (:attr:`Divergence.causes`):
+the set of registers changes with the configuration (EL2 or not, AArch32 or not), the
+reason each one is refused does not. An AArch64 register is a cause by itself; AArch32
+coprocessor registers go by family (coprocessor and opc1: ``P15_4_*`` are the Hyp
+registers, which come and go together with EL2), since a family is what a version adds
+or drops, one register at a time being an artefact of the configuration.
 """
 
 from __future__ import annotations
@@ -96,10 +105,19 @@ class ControlFailed:
 
 @dataclass(frozen=True)
 class Divergence:
-    """The pair's outcome or state differs from the control's."""
+    """The pair's outcome or state differs from the control's.
+
+    ``signature`` is the headline (the first cause); ``causes`` every root cause the case
+    shows, in order (empty: the headline is the only one; use :meth:`signatures`).
+    """
 
     signature: Signature
     details: dict[str, Any]
+    causes: tuple[Signature, ...] = ()
+
+    def signatures(self) -> tuple[Signature, ...]:
+        """Every root cause of this divergence, the headline first."""
+        return self.causes or (self.signature,)
 
 
 Judgement = Agree | InvalidCase | ControlFailed | Divergence
@@ -155,18 +173,43 @@ def normalize_message(line: str) -> str:
     return text
 
 
+#: Refusal lines that QEMU prints once per register, each register a cause. ("missing from
+#: incoming stream" lines are not: QEMU 11.1 prints them and loads anyway.)
+PER_REGISTER_CAUSES = ("cpreg only in incoming stream: ",)
+_AARCH32_FAMILY = re.compile(r"^(P1[45]_\d+)_")
+
+
+def register_cause(name: str) -> str:
+    """The root cause a refused register stands for: its own name (AArch64), or its
+    AArch32 family ``P15_4_*`` (coprocessor and opc1)."""
+    family = _AARCH32_FAMILY.match(name)
+    return f"{family.group(1)}_*" if family else name
+
+
 def step_signature(step: StepOutcome) -> Signature:
-    """The signature of a step that did not complete."""
+    """The signature of a step that did not complete: its first root cause."""
+    return step_causes(step)[0]
+
+
+def step_causes(step: StepOutcome) -> tuple[Signature, ...]:
+    """The root causes of a step that did not complete (at least one), sorted."""
     kind = f"{step.verdict}-on-{step.stage}"
     if step.verdict is Verdict.HUNG:
-        return Signature(kind, "")
+        return (Signature(kind, ""),)
     errors = [m for m in step.messages if not m.lower().startswith("warning:")]
     normalized = [normalize_message(m) for m in errors]
-    # QEMU names one register per line; the signature names the whole set, sorted.
-    for kind_prefix in ("cpreg only in incoming stream: ",):
-        names = sorted({n[len(kind_prefix) :] for n in normalized if n.startswith(kind_prefix)})
-        if names:
-            return Signature(kind, kind_prefix + ", ".join(names))
+    # QEMU names one register per line; each register is a cause.
+    causes = sorted({
+        Signature(kind, prefix + register_cause(name.strip()))
+        for n in normalized for prefix in PER_REGISTER_CAUSES if n.startswith(prefix)
+        for name in n[len(prefix):].split(",")
+    })  # fmt: skip
+    if causes:
+        return tuple(causes)
+    return (_single_step_signature(step, kind, normalized),)
+
+
+def _single_step_signature(step: StepOutcome, kind: str, normalized: list[str]) -> Signature:
     # The most specific line: a named register or an assertion beats the generic wrapper.
     detail = next(
         (n for prefix in _SPECIFIC for n in normalized if n.startswith(prefix)),
@@ -207,9 +250,9 @@ def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> J
         return InvalidCase(pair.summary())
     step = pair.failing_step
     if step is not None:
-        return Divergence(
-            step_signature(step), {"summary": pair.summary(), "messages": list(step.messages)}
-        )
+        causes = step_causes(step)
+        details = {"summary": pair.summary(), "messages": list(step.messages)}
+        return Divergence(causes[0], details, causes if len(causes) > 1 else ())
     for oracle in default_oracles() if oracles is None else oracles:
         found = oracle(evidence)
         if found is not None:

@@ -44,14 +44,27 @@ _PREFIX = re.compile(r"^(?:\S*/)?qemu-system-\w+:\s*")
 
 
 def qemu_error_lines(text: str, limit: int = 40) -> tuple[str, ...]:
-    """QEMU's error lines from a stderr text, without the ``qemu-system-aarch64:`` prefix."""
+    """QEMU's error lines from a stderr text, without the ``qemu-system-aarch64:`` prefix.
+
+    At most ``limit`` lines, in their order. Errors are kept before warnings: a refusal
+    that follows a page of deprecation warnings must not lose the line that names its
+    cause (5.2 -> 11.1 printed 39 warnings before it).
+    """
     lines = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
         lines.append(_PREFIX.sub("", line))
-    return tuple(lines[-limit:])
+    if len(lines) <= limit:
+        return tuple(lines)
+    errors = [i for i, line in enumerate(lines) if not line.lower().startswith("warning:")]
+    keep = set(errors[-limit:])
+    for i in reversed(range(len(lines))):
+        if len(keep) >= limit:
+            break
+        keep.add(i)
+    return tuple(lines[i] for i in sorted(keep))
 
 
 @dataclass(frozen=True)

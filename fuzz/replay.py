@@ -201,7 +201,8 @@ def classify(recorded: Signature, judgement: Judgement) -> ReplayVerdict:
     now = judgement.signature if isinstance(judgement, Divergence) else None
     if isinstance(judgement, ControlFailed | InvalidCase):
         return ReplayVerdict.UNUSABLE
-    if (now or AGREE) == recorded:
+    causes = judgement.signatures() if isinstance(judgement, Divergence) else (AGREE,)
+    if recorded in causes:  # the recorded root cause is still one of the case's causes
         return ReplayVerdict.SAME
     if now is None:
         return ReplayVerdict.FIXED

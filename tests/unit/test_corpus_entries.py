@@ -99,7 +99,7 @@ def test_a_committed_entry_reads_back_whole() -> None:
 def test_the_committed_corpus_reads_entry_by_entry() -> None:
     folders = entry_folders(CORPUS)
     assert folders == sorted(p for p in CORPUS.iterdir() if p.is_dir())
-    assert len(folders) >= 16
+    assert len(folders) >= 10  # one per root cause (README: signatures)
     entries = list(iter_entries(CORPUS))
     assert all(isinstance(e, Entry) for e in entries)
     assert [e.path for e in entries if isinstance(e, Entry)] == folders

@@ -31,7 +31,7 @@ from fuzz.replay import (
 ENTRY = (
     Path(__file__).parents[2]
     / "corpus"
-    / "refused-on-load-cpreg-only-in-incoming-stream-dacr32-el2-id-0aeb30d2"
+    / "refused-on-load-cpreg-only-in-incoming-stream-p15-6-880406ec"
 )
 A = "a" * 64
 B = "b" * 64

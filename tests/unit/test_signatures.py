@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.errors import CorpusError
-from fuzz.oracles import AGREE, Signature, normalize_message, step_signature
+from fuzz.oracles import AGREE, Signature, normalize_message, step_causes, step_signature
 from fuzz.outcome import Stage, StepOutcome, Verdict
 
 CORPUS = Path(__file__).parents[2] / "corpus"
@@ -147,8 +147,8 @@ AFTER_IRQ = {"last_field": "cpu/irq-line-state:env.irq_line_state", "failed": "c
 @pytest.mark.parametrize(
     ("outcome", "signature"),
     [
-        # 11.1: every register named once, sorted, whatever the order and the warnings;
-        # where loading stopped is left out (the names say it).
+        # 11.1: one cause per register, sorted, whatever the order and the warnings; the
+        # headline is the first; where loading stopped is left out (the names say it).
         (
             step(
                 Verdict.REFUSED,
@@ -162,7 +162,7 @@ AFTER_IRQ = {"last_field": "cpu/irq-line-state:env.irq_line_state", "failed": "c
                 1,
                 load_path=AFTER_IRQ,
             ),
-            "refused-on-load: cpreg only in incoming stream: CNTHP_TVAL_EL2, ID_AA64ISAR0_EL1",
+            "refused-on-load: cpreg only in incoming stream: CNTHP_TVAL_EL2",
         ),
         # 11.1 whose only error line is the generic one: where it failed tells it apart.
         (
@@ -224,7 +224,8 @@ def test_every_committed_entry_keeps_its_recorded_signature(entry: Path) -> None
     """The pair's recorded outcome (QEMU's real messages) still gives the entry's signature."""
     outcome = json.loads((entry / "outcome.json").read_text())
     recorded = Signature.from_json(outcome["signature"])
-    assert step_signature(StepOutcome.from_json(outcome["pair"]["load"])) == recorded
+    # The entry stands for one root cause of its case (the smallest case showing it).
+    assert recorded in step_causes(StepOutcome.from_json(outcome["pair"]["load"]))
     # The folder is named by the signature: slug, then the hash of the whole signature.
     assert entry.name == f"{recorded.slug()}-{recorded.short_hash()}"
 
@@ -356,3 +357,19 @@ def test_signatures_order_and_round_trip() -> None:
 def test_a_bad_signature_is_a_corpus_error(data: object) -> None:
     with pytest.raises(CorpusError, match="signature must be an object with a 'kind'"):
         Signature.from_json(data)
+
+
+def test_each_refused_register_is_a_cause_and_aarch32_ones_go_by_family() -> None:
+    """README: an AArch64 register is a cause by itself; AArch32 ones by coprocessor+opc1."""
+    line = "handle_cpreg_only_in_incoming_stream: system register {} in the incoming stream"
+    ids = ("0x1013c030", "0x200f3a00", "0x200f0c10", "0x200f0c11", "0x1013e710")
+    outcome = step(Verdict.REFUSED, [line.format(i) for i in ids], 1)
+    details = [c.detail.removeprefix("cpreg only in incoming stream: ") for c in
+               step_causes(outcome)]  # fmt: skip
+    assert details == sorted(details)
+    assert "ID_AA64ISAR0_EL1" in details and "CNTHP_TVAL_EL2" in details
+    assert all("," not in d for d in details)
+    assert [d for d in details if d.startswith("P15_")] == sorted(
+        {d for d in details if d.startswith("P15_")}
+    )
+    assert step_signature(outcome) == step_causes(outcome)[0]
