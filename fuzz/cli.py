@@ -23,6 +23,8 @@ from typing import Any
 from rich.console import Console
 
 from fuzz import __version__
+from fuzz.bisect import Axis, Point, Role, bisect_axis
+from fuzz.bugreport import bug_report
 from fuzz.campaign import (
     Campaign,
     Progress,
@@ -240,7 +242,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("folder", type=Path, help="a campaign folder ('migfuzz fuzz --out DIR')")
     rep.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                      help="where to write the page (default: FOLDER/report.html)")  # fmt: skip
+    _add_bisect_parsers(sub)
     return p
+
+
+def _add_bisect_parsers(sub: Any) -> None:
+    bis = sub.add_parser(
+        "bisect", help="replay one reproducer over every version: where its cause appears"
+    )
+    bug = sub.add_parser("bug", help="write a QEMU bug report (markdown) for one reproducer")
+    for bp in (bis, bug):
+        bp.add_argument("path", type=Path, help="a corpus entry folder")
+        bp.add_argument("--versions", default=None, metavar="A,B,...",
+                        help="bisect over these versions (default: every installed version "
+                             "and user build); the entry's own are always included")  # fmt: skip
+        bp.add_argument("--axis", choices=("dst", "src", "both"), default="both",
+                        help="vary the destination (source held), the source (destination "
+                             "held), or both (default)")  # fmt: skip
+    bis.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    bug.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                     help="write the report here (default: standard output)")  # fmt: skip
+    bug.add_argument("--no-bisect", action="store_true",
+                     help="leave out the version range (runs no QEMU)")  # fmt: skip
 
 
 def parse_duration(text: str) -> float:
@@ -912,6 +935,78 @@ def cmd_report(args: argparse.Namespace, _farm: Farm) -> int:
     return EXIT_OK
 
 
+_AXES: dict[str, tuple[Role, ...]] = {
+    "dst": ("destination",),
+    "src": ("source",),
+    "both": ("destination", "source"),
+}
+
+
+def _bisect(args: argparse.Namespace, farm: Farm, entry: Entry) -> list[Axis]:
+    """Run ``bisect``'s axes for ``entry``; each version's verdict goes to stderr as it comes."""
+    binaries = farm.installed()
+    if args.versions is not None:
+        names = [n.strip() for n in args.versions.split(",") if n.strip()]
+        if not names:
+            raise UsageError(f"--versions {args.versions!r}: expected names like 5.2,7.2,11.1")
+        binaries = {n: farm.get(n) for n in names}
+    for name in (entry.src.name, entry.dst.name):
+        binaries.setdefault(name, farm.get(name))
+
+    def show(point: Point) -> None:
+        err.print(f"  {point.label:<18} {point.status:<17} {point.detail}", markup=False)
+
+    axes = []
+    with Session(run_settings(farm, list(binaries.values()))) as session:
+        for role in _AXES[args.axis]:
+            held = entry.src.name if role == "destination" else entry.dst.name
+            err.print(f"{role}s, {'source' if role == 'destination' else 'destination'} "
+                      f"{held}:", markup=False)  # fmt: skip
+            axes.append(bisect_axis(session, entry, binaries, role, cache_dir=farm.cache_dir,
+                                    progress=show))  # fmt: skip
+    return axes
+
+
+def cmd_bisect(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz bisect``: where an entry's cause first appears, and where it is fixed.
+
+    Exit 0 when the bisect ran (whatever it found), like ``describe``.
+    """
+    entry = load_entry(args.path)
+    axes = _bisect(args, farm, entry)
+    if args.json:
+        out.print_json(data={
+            "entry": str(args.path),
+            "signature": str(entry.signature),
+            "src": entry.src.name,
+            "dst": entry.dst.name,
+            "axes": [axis.to_json() for axis in axes],
+        })  # fmt: skip
+        return EXIT_OK
+    out.print(f"entry:    {args.path}", markup=False)
+    out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
+    for axis in axes:
+        held = "source" if axis.role == "destination" else "destination"
+        out.print(f"{axis.role}s ({held} {axis.fixed}):", markup=False)
+        for point in axis.points:
+            out.print(f"  {point.label:<18} {point.status}", markup=False)
+        out.print(f"  conclusion: {axis.conclusion()}", markup=False)
+    return EXIT_OK
+
+
+def cmd_bug(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz bug``: a markdown QEMU bug report for one entry (with its version range)."""
+    entry = load_entry(args.path)
+    axes = [] if args.no_bisect else _bisect(args, farm, entry)
+    text = bug_report(entry, lock=farm.lock(), axes=axes)
+    if args.output is None:
+        out.print(text, end="", markup=False, emoji=False, highlight=False)
+        return EXIT_OK
+    _write_or_fail(lambda: args.output.write_text(text), args.output)
+    err.print(f"bug report: {args.output}", markup=False)
+    return EXIT_OK
+
+
 def _write_or_fail(write: Callable[[], object], target: Path) -> None:
     """Run ``write``; a file that cannot be written is bad input (one line, exit 2)."""
     try:
@@ -977,6 +1072,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
     "repro": cmd_repro,
     "regress": cmd_regress,
     "report": cmd_report,
+    "bisect": cmd_bisect,
+    "bug": cmd_bug,
     "qemu install": cmd_qemu_install,
     "qemu list": cmd_qemu_list,
     "qemu available": cmd_qemu_available,

@@ -29,7 +29,10 @@ whatever Capstone prints for ``MRS x0, <reg>`` built from its fields (upper-case
 ``ID_AA64ISAR0_EL1``, or the generic ``S3_0_C0_C7_3`` when Capstone does not know it).
 Capstone prints no names for AArch32 ``MRC``/``MRRC``, so AArch32 registers get their
 generic name (``P15_0_C1_C0_0``, ``P15_0_C7`` for 64-bit ones), suffixed ``_S`` for the
-secure bank as QEMU itself names them.
+secure bank as QEMU itself names them. That generic name is what signatures use and it
+never changes; for people (bug reports) :attr:`CpReg.architectural_name` also names the
+common AArch32 cp15/cp14 registers (``HSCTLR``, ``PAR``, ``DACR``) from a small table of
+Arm ARM encodings typed here, since no maintained source we depend on has them.
 """
 
 from __future__ import annotations
@@ -183,6 +186,35 @@ class CpReg:
         return base if self.ns else f"{base}_S"
 
     @property
+    def architectural_name(self) -> str | None:
+        """The register's architectural name, for people; None when unknown.
+
+        AArch64: what Capstone prints (``SCTLR_EL1``). AArch32: from this module's table of
+        common cp15/cp14 registers (``HSCTLR``, ``PAR`` for the 64-bit one), suffixed
+        ``_S`` for QEMU's secure-bank copy as QEMU names it. Signatures keep using
+        :attr:`name`, so adding a name here never changes a signature.
+        """
+        if self.state == "aa64":
+            return _aa64_capstone_name(self.op0, self.op1, self.crn, self.crm, self.op2)
+        key = (self.cp, self.opc1, self.crn, self.crm, self.opc2, self.is64)
+        known = _AA32_NAMES.get(key) or _AA32_QEMU_ENCODINGS.get(key, (None, ""))[0]
+        if known is None:
+            return None
+        return known if self.ns else f"{known}_S"
+
+    @property
+    def encoding_note(self) -> str:
+        """A warning when QEMU defines this register at an encoding the Arm ARM does not use.
+
+        E.g. QEMU's DBGDEVID1 sits at ``p14, 0, c7, c0, 1``; the Arm ARM puts it at
+        ``c7, c1, 7``. ``""`` for every other register.
+        """
+        if self.state == "aa64":
+            return ""
+        key = (self.cp, self.opc1, self.crn, self.crm, self.opc2, self.is64)
+        return _AA32_QEMU_ENCODINGS.get(key, ("", ""))[1]
+
+    @property
     def name(self) -> str:
         """The architectural name Capstone knows (``SCTLR_EL1``), else :attr:`generic_name`."""
         if self.state == "aa64":
@@ -190,6 +222,93 @@ class CpReg:
             if known is not None:
                 return known
         return self.generic_name
+
+
+# Common AArch32 registers by Arm ARM encoding (DDI 0487, chapter G8): (cp, opc1, CRn, CRm,
+# opc2, is64) -> name; a 64-bit (MRRC) register has CRn = opc2 = 0. Kept to the registers
+# corpus entries name and the common system registers; anything else keeps its generic name.
+_AA32_32BIT: dict[tuple[int, int, int, int, int], str] = {
+    # identification (CRn 0)
+    (15, 0, 0, 0, 0): "MIDR", (15, 0, 0, 0, 1): "CTR", (15, 0, 0, 0, 2): "TCMTR",
+    (15, 0, 0, 0, 3): "TLBTR", (15, 0, 0, 0, 5): "MPIDR", (15, 0, 0, 0, 6): "REVIDR",
+    (15, 0, 0, 1, 0): "ID_PFR0", (15, 0, 0, 1, 1): "ID_PFR1", (15, 0, 0, 1, 2): "ID_DFR0",
+    (15, 0, 0, 1, 3): "ID_AFR0", (15, 0, 0, 1, 4): "ID_MMFR0", (15, 0, 0, 1, 5): "ID_MMFR1",
+    (15, 0, 0, 1, 6): "ID_MMFR2", (15, 0, 0, 1, 7): "ID_MMFR3", (15, 0, 0, 2, 0): "ID_ISAR0",
+    (15, 0, 0, 2, 1): "ID_ISAR1", (15, 0, 0, 2, 2): "ID_ISAR2", (15, 0, 0, 2, 3): "ID_ISAR3",
+    (15, 0, 0, 2, 4): "ID_ISAR4", (15, 0, 0, 2, 5): "ID_ISAR5", (15, 0, 0, 2, 6): "ID_MMFR4",
+    (15, 0, 0, 2, 7): "ID_ISAR6", (15, 0, 0, 3, 4): "ID_PFR2", (15, 0, 0, 3, 5): "ID_DFR1",
+    (15, 0, 0, 3, 6): "ID_MMFR5", (15, 1, 0, 0, 0): "CCSIDR", (15, 1, 0, 0, 1): "CLIDR",
+    (15, 1, 0, 0, 2): "CCSIDR2", (15, 1, 0, 0, 7): "AIDR", (15, 2, 0, 0, 0): "CSSELR",
+    (15, 4, 0, 0, 0): "VPIDR", (15, 4, 0, 0, 5): "VMPIDR",
+    # system control (CRn 1)
+    (15, 0, 1, 0, 0): "SCTLR", (15, 0, 1, 0, 1): "ACTLR", (15, 0, 1, 0, 2): "CPACR",
+    (15, 0, 1, 0, 3): "ACTLR2", (15, 0, 1, 1, 0): "SCR", (15, 0, 1, 1, 1): "SDER",
+    (15, 0, 1, 1, 2): "NSACR", (15, 4, 1, 0, 0): "HSCTLR", (15, 4, 1, 0, 1): "HACTLR",
+    (15, 4, 1, 0, 3): "HACTLR2", (15, 4, 1, 1, 0): "HCR", (15, 4, 1, 1, 1): "HDCR",
+    (15, 4, 1, 1, 2): "HCPTR", (15, 4, 1, 1, 3): "HSTR", (15, 4, 1, 1, 4): "HCR2",
+    (15, 4, 1, 1, 7): "HACR",
+    # translation, domains, faults (CRn 2, 3, 5, 6), PAR (CRn 7)
+    (15, 0, 2, 0, 0): "TTBR0", (15, 0, 2, 0, 1): "TTBR1", (15, 0, 2, 0, 2): "TTBCR",
+    (15, 0, 2, 0, 3): "TTBCR2", (15, 4, 2, 0, 2): "HTCR", (15, 4, 2, 1, 2): "VTCR",
+    (15, 0, 3, 0, 0): "DACR", (15, 0, 5, 0, 0): "DFSR", (15, 0, 5, 0, 1): "IFSR",
+    (15, 0, 5, 1, 0): "ADFSR", (15, 0, 5, 1, 1): "AIFSR", (15, 4, 5, 1, 0): "HADFSR",
+    (15, 4, 5, 1, 1): "HAIFSR", (15, 4, 5, 2, 0): "HSR", (15, 0, 6, 0, 0): "DFAR",
+    (15, 0, 6, 0, 2): "IFAR", (15, 4, 6, 0, 0): "HDFAR", (15, 4, 6, 0, 2): "HIFAR",
+    (15, 4, 6, 0, 4): "HPFAR", (15, 0, 7, 4, 0): "PAR",
+    # performance monitors (CRn 9)
+    (15, 0, 9, 12, 0): "PMCR", (15, 0, 9, 12, 1): "PMCNTENSET", (15, 0, 9, 12, 2): "PMCNTENCLR",
+    (15, 0, 9, 12, 3): "PMOVSR", (15, 0, 9, 12, 5): "PMSELR", (15, 0, 9, 12, 6): "PMCEID0",
+    (15, 0, 9, 12, 7): "PMCEID1", (15, 0, 9, 13, 0): "PMCCNTR", (15, 0, 9, 13, 1): "PMXEVTYPER",
+    (15, 0, 9, 13, 2): "PMXEVCNTR", (15, 0, 9, 14, 0): "PMUSERENR", (15, 0, 9, 14, 1): "PMINTENSET",
+    (15, 0, 9, 14, 2): "PMINTENCLR", (15, 0, 9, 14, 3): "PMOVSSET",
+    # memory attributes (CRn 10)
+    (15, 0, 10, 2, 0): "PRRR", (15, 0, 10, 2, 1): "NMRR", (15, 0, 10, 3, 0): "AMAIR0",
+    (15, 0, 10, 3, 1): "AMAIR1", (15, 4, 10, 2, 0): "HMAIR0", (15, 4, 10, 2, 1): "HMAIR1",
+    (15, 4, 10, 3, 0): "HAMAIR0", (15, 4, 10, 3, 1): "HAMAIR1",
+    # vectors, process and thread ids (CRn 12, 13)
+    (15, 0, 12, 0, 0): "VBAR", (15, 0, 12, 0, 1): "MVBAR", (15, 0, 12, 0, 2): "RMR",
+    (15, 0, 12, 1, 0): "ISR", (15, 4, 12, 0, 0): "HVBAR", (15, 4, 12, 0, 2): "HRMR",
+    (15, 0, 13, 0, 0): "FCSEIDR", (15, 0, 13, 0, 1): "CONTEXTIDR", (15, 0, 13, 0, 2): "TPIDRURW",
+    (15, 0, 13, 0, 3): "TPIDRURO", (15, 0, 13, 0, 4): "TPIDRPRW", (15, 4, 13, 0, 2): "HTPIDR",
+    # generic timer (CRn 14)
+    (15, 0, 14, 0, 0): "CNTFRQ", (15, 0, 14, 1, 0): "CNTKCTL", (15, 0, 14, 2, 0): "CNTP_TVAL",
+    (15, 0, 14, 2, 1): "CNTP_CTL", (15, 0, 14, 3, 0): "CNTV_TVAL", (15, 0, 14, 3, 1): "CNTV_CTL",
+    (15, 4, 14, 1, 0): "CNTHCTL", (15, 4, 14, 2, 0): "CNTHP_TVAL", (15, 4, 14, 2, 1): "CNTHP_CTL",
+    # debug (cp14)
+    (14, 0, 0, 0, 0): "DBGDIDR", (14, 0, 0, 1, 0): "DBGDSCRint", (14, 0, 0, 0, 2): "DBGDTRRXext",
+    (14, 0, 0, 2, 2): "DBGDSCRext", (14, 0, 0, 3, 2): "DBGDTRTXext", (14, 0, 0, 6, 0): "DBGWFAR",
+    (14, 0, 0, 7, 0): "DBGVCR", (14, 0, 1, 0, 0): "DBGDRAR", (14, 0, 2, 0, 0): "DBGDSAR",
+    (14, 0, 1, 0, 4): "DBGOSLAR", (14, 0, 1, 1, 4): "DBGOSLSR", (14, 0, 1, 3, 4): "DBGOSDLR",
+    (14, 0, 1, 4, 4): "DBGPRCR", (14, 0, 7, 8, 6): "DBGCLAIMSET", (14, 0, 7, 9, 6): "DBGCLAIMCLR",
+    (14, 0, 7, 14, 6): "DBGAUTHSTATUS", (14, 0, 7, 2, 7): "DBGDEVID", (14, 0, 7, 1, 7): "DBGDEVID1",
+    (14, 0, 7, 0, 7): "DBGDEVID2",
+    **{(14, 0, 0, n, 4): f"DBGBVR{n}" for n in range(16)},
+    **{(14, 0, 0, n, 5): f"DBGBCR{n}" for n in range(16)},
+    **{(14, 0, 0, n, 6): f"DBGWVR{n}" for n in range(16)},
+    **{(14, 0, 0, n, 7): f"DBGWCR{n}" for n in range(16)},
+    **{(14, 0, 1, n, 1): f"DBGBXVR{n}" for n in range(16)},
+}  # fmt: skip
+# MRRC/MCRR registers: (cp, opc1, CRm) -> name.
+_AA32_64BIT: dict[tuple[int, int, int], str] = {
+    (15, 0, 2): "TTBR0", (15, 1, 2): "TTBR1", (15, 4, 2): "HTTBR", (15, 6, 2): "VTTBR",
+    (15, 0, 7): "PAR", (15, 0, 14): "CNTPCT", (15, 1, 14): "CNTVCT", (15, 2, 14): "CNTP_CVAL",
+    (15, 3, 14): "CNTV_CVAL", (15, 4, 14): "CNTVOFF", (15, 6, 14): "CNTHP_CVAL",
+    (15, 8, 14): "CNTPCTSS", (15, 9, 14): "CNTVCTSS", (15, 0, 12): "ICC_SGI1R",
+    (15, 1, 12): "ICC_ASGI1R", (15, 2, 12): "ICC_SGI0R", (14, 0, 1): "DBGDRAR",
+    (14, 0, 2): "DBGDSAR",
+}  # fmt: skip
+_AA32_NAMES: dict[tuple[int, int, int, int, int, bool], str] = {
+    **{(*k, False): v for k, v in _AA32_32BIT.items()},
+    **{(cp, opc1, 0, crm, 0, True): v for (cp, opc1, crm), v in _AA32_64BIT.items()},
+}
+# Registers QEMU (target/arm/debug_helper.c, 7.1 and later) defines at an encoding the Arm
+# ARM does not use: its DBGDEVID* entries set CRn twice and leave CRm 0, so they sit at
+# p14, 0, c7, c0, {2, 1, 0}. Named, with a note, since they do turn up in streams.
+_AA32_QEMU_ENCODINGS: dict[tuple[int, int, int, int, int, bool], tuple[str, str]] = {
+    (14, 0, 7, 0, 2, False): ("DBGDEVID", "QEMU's encoding; the Arm ARM's is p14, 0, c7, c2, 7"),
+    (14, 0, 7, 0, 1, False): ("DBGDEVID1", "QEMU's encoding; the Arm ARM's is p14, 0, c7, c1, 7"),
+    (14, 0, 7, 0, 0, False): ("DBGDEVID2", "QEMU's encoding; the Arm ARM's is p14, 0, c7, c0, 7"),
+}
 
 
 def _check_width(value: object, bits: int, what: str) -> int:
