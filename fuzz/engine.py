@@ -122,6 +122,7 @@ async def _steps(
         pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
         control_resave=None if control is None else control.resave,
         pair_resave=None if pair is None else pair.resave,
+        source_stream=saved.stream,
     )
     return saved, evidence
 

@@ -82,6 +82,8 @@ class Evidence:
     pair: TransferOutcome
     control_resave: bytes | None = field(default=None, repr=False)
     pair_resave: bytes | None = field(default=None, repr=False)
+    source_stream: bytes | None = field(default=None, repr=False)
+    """The source's own stream (fresh processes), for the same-version state oracle."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,19 @@ class InvalidCase:
 
 @dataclass(frozen=True)
 class ControlFailed:
-    """A -> A did not complete: a harness or QEMU problem, never reported as a finding."""
+    """A -> A gave nothing to compare with, for a reason that may be the harness's (its
+    read-back never finished): never reported as a finding. A control that QEMU refused,
+    crashed or restored differently is a finding instead (:data:`SAME_VERSION`)."""
 
     reason: str
+
+
+#: How a step ends when QEMU itself failed it (not the harness, not the case).
+QEMU_FAILURES = frozenset({Verdict.REFUSED, Verdict.CRASHED, Verdict.HUNG})
+
+#: The kind prefix of a same-version divergence: A -> A refused, crashed, hung, or came
+#: back different from what A saved. A QEMU bug like any other, judged before the pair.
+SAME_VERSION = "same-version-"
 
 
 @dataclass(frozen=True)
@@ -240,12 +252,20 @@ def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> J
         )
     if control.verdict is Verdict.SETUP_ERROR:
         return InvalidCase(control.summary())
+    failed = control.failing_step
+    if failed is not None and failed.verdict in QEMU_FAILURES:
+        causes = tuple(Signature(SAME_VERSION + c.kind, c.detail) for c in step_causes(failed))
+        details = {"summary": control.summary(), "messages": list(failed.messages)}
+        return Divergence(causes[0], details, causes if len(causes) > 1 else ())
     if control.verdict is not Verdict.COMPLETED:
         return ControlFailed(control.summary())
     if control.load is not None and control.load.details.get("transcript_complete") is False:
         # A read-back the control never finished compares as equal to any other: without
         # this, two silent guests would agree.
         return ControlFailed(f"{control.src} -> {control.dst}: guest read-back incomplete")
+    for oracle in SAME_VERSION_ORACLES:
+        if (found := oracle(evidence)) is not None:
+            return found
     if pair.verdict is Verdict.SETUP_ERROR:
         return InvalidCase(pair.summary())
     step = pair.failing_step
@@ -311,6 +331,68 @@ def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
         Signature("state", f"restored state differs: {shown}"),
         {"state": diff.to_json(), "src": evidence.pair.src, "dst": evidence.pair.dst},
     )
+
+
+#: Guest read-back items that change on their own between the save and the read-back
+#: after a restore, as the VM clock runs on: a timer's TVAL counts down, its CTL.ISTATUS
+#: rises once CVAL is passed, the counters count. Left out of the same-version comparison
+#: (the pair is compared with the control, read back just as late).
+TIME_VARYING_ITEMS = re.compile(r"^CNT\w*_(CTL|TVAL)_EL\d$|^CNT\w*CT(SS)?_EL0$")
+
+
+def control_readback_oracle(evidence: Evidence) -> Divergence | None:
+    """Same version: what the guest reads back after A -> A vs what it read before the
+    save, item by item (time-varying items aside)."""
+    save, load = evidence.control.save, evidence.control.load
+    if load is None:
+        return None
+    console, transcript = save.details.get("console"), load.details.get("transcript")
+    if not isinstance(console, str) or not isinstance(transcript, str):
+        return None
+    from fuzz.transcript import compare_transcripts, parse_transcript  # noqa: PLC0415
+
+    before, after = parse_transcript(console), parse_transcript(transcript)
+    differences = [
+        d for d in compare_transcripts(before, after)
+        if d.name in before and d.name in after and not TIME_VARYING_ITEMS.match(d.name)
+    ]  # fmt: skip
+    if not differences:
+        return None
+    names = sorted({d.name for d in differences})
+    return Divergence(
+        Signature(SAME_VERSION + "state", f"guest read-back differs: {', '.join(names)}"),
+        {"differences": [vars(d) for d in differences], "version": evidence.control.src},
+    )
+
+
+def control_state_oracle(evidence: Evidence) -> Divergence | None:
+    """Same version: what A -> A restored (its re-save) vs what A saved (the source's
+    stream), field by field, volatile fields aside. No stream (a long-lived source) or
+    one that does not decode: no finding."""
+    saved, restored = evidence.source_stream, evidence.control_resave
+    if saved is None or restored is None:
+        return None
+    from fuzz.errors import StreamError  # noqa: PLC0415
+    from fuzz.stream.compare import compare_resaves, same_saved_state  # noqa: PLC0415
+
+    if same_saved_state(saved, restored):
+        return None
+    try:
+        diff = compare_resaves(saved, restored)
+    except StreamError:
+        return None
+    if diff.identical:
+        return None
+    fields = sorted({c.rule_path for c in diff.changed})
+    shown = ", ".join(fields[:4]) + (f" (+{len(fields) - 4} more)" if len(fields) > 4 else "")
+    return Divergence(
+        Signature(SAME_VERSION + "state", f"restored state differs: {shown}"),
+        {"state": diff.to_json(), "version": evidence.control.src},
+    )
+
+
+#: The same-version oracles, applied (in order) before anything is judged of the pair.
+SAME_VERSION_ORACLES: Sequence[StateOracle] = (control_readback_oracle, control_state_oracle)
 
 
 def default_oracles() -> list[StateOracle]:

@@ -287,7 +287,8 @@ def test_z_register_bits_beyond_1024_are_lost_by_a_same_version_restore(
     """A QEMU bug, pinned: ``cpu/sve/zreg_hi`` migrates ``ARM_MAX_VQ - 2`` words of each Z
     register, not ``ARM_MAX_VQ * 2 - 2``, so at 2048 bits the top half comes back zero.
 
-    If this starts failing because QEMU fixed it, let strategies draw ``full_length``.
+    Strategies draw ``full_length`` (1 in 4 SVE writes): the judge reports this as a
+    same-version finding (``same-version-state: guest read-back differs: z3``).
     """
     full = [SetSveReg(3, 0x1111, 0x10, full_length=True)]
     cases = [

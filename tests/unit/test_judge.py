@@ -63,9 +63,11 @@ def evidence(control_load, pair_load, *, save=SAVED, resaves=(None, None)) -> Ev
     [
         (LOADED, LOADED, Agree),
         (step(Stage.LOAD, Verdict.SETUP_ERROR, ["no such machine"]), LOADED, InvalidCase),
-        (step(Stage.LOAD, Verdict.REFUSED, REFUSED_CPREG, 1), LOADED, ControlFailed),
-        (step(Stage.LOAD, Verdict.CRASHED, ASSERTION, -6), LOADED, ControlFailed),
-        (step(Stage.LOAD, Verdict.HUNG), LOADED, ControlFailed),
+        # A -> A that QEMU refused, crashed or hung: a same-version finding.
+        (step(Stage.LOAD, Verdict.REFUSED, REFUSED_CPREG, 1), LOADED, Divergence),
+        (step(Stage.LOAD, Verdict.CRASHED, ASSERTION, -6), LOADED, Divergence),
+        (step(Stage.LOAD, Verdict.HUNG), LOADED, Divergence),
+        (step(Stage.LOAD, Verdict.NOT_RUN), LOADED, ControlFailed),
         (LOADED, step(Stage.LOAD, Verdict.SETUP_ERROR, ["unknown cpu"]), InvalidCase),
         (LOADED, step(Stage.LOAD, Verdict.REFUSED, REFUSED_CPREG, 1), Divergence),
         (LOADED, step(Stage.LOAD, Verdict.CRASHED, ASSERTION, -6), Divergence),
@@ -78,10 +80,12 @@ def test_verdict_table(control, pair, expected) -> None:
 
 
 def test_a_failed_control_is_judged_before_the_pair() -> None:
-    # The pair was not run because the control failed: never a divergence.
+    # The pair was not run because the control failed: a same-version finding, never the
+    # pair's divergence.
     bad = step(Stage.LOAD, Verdict.CRASHED, ASSERTION, -6)
     judgement = judge(evidence(bad, step(Stage.LOAD, Verdict.NOT_RUN)))
-    assert isinstance(judgement, ControlFailed) and "crashed" in judgement.reason
+    assert isinstance(judgement, Divergence)
+    assert judgement.signature.kind == "same-version-crashed-on-load"
 
 
 def test_a_failed_save_is_invalid_not_a_divergence() -> None:
@@ -210,3 +214,45 @@ def test_the_resaving_process_run_state_does_not_count() -> None:
     tail = b"\x00" * 8 + b"\x10"
     assert same_saved_state(b"QEVM" + prelaunch + tail, b"QEVM" + paused + tail)
     assert not same_saved_state(b"QEVM" + prelaunch + tail, b"QEVM" + paused + b"\x01" + tail[1:])
+
+
+# -- same version: A -> A against what A saved ---------------------------------------------
+
+PRE_SAVE = "el=0x1\nz3=0x11111111\nCNTV_TVAL_EL0=0x500\n@@MIGFUZZ-CHECKPOINT@@\n"
+
+
+def _with_console(console: str) -> StepOutcome:
+    return step(Stage.SAVE, Verdict.COMPLETED, console=console)
+
+
+def test_a_control_that_reads_back_other_values_than_it_saved_is_a_same_version_finding() -> None:
+    # The Z-register bug: at 2048 bits the top half comes back zero on the same version.
+    truncated = step(Stage.LOAD, Verdict.COMPLETED, transcript="el=0x1\nz3=0x11110000\n")
+    judgement = judge(evidence(truncated, truncated, save=_with_console(PRE_SAVE)))
+    assert isinstance(judgement, Divergence)
+    assert str(judgement.signature) == "same-version-state: guest read-back differs: z3"
+
+
+def test_timers_and_items_printed_once_are_not_a_same_version_finding() -> None:
+    # The timer counts down between the save and the read-back; an item printed only on
+    # one side says nothing about what was restored.
+    later = step(Stage.LOAD, Verdict.COMPLETED,
+                 transcript="el=0x1\nz3=0x11111111\nCNTV_TVAL_EL0=0x3\nx5=0x0\n")  # fmt: skip
+    assert isinstance(judge(evidence(later, later, save=_with_console(PRE_SAVE))), Agree)
+
+
+def test_a_control_that_restored_a_field_differently_than_saved_is_a_same_version_finding(
+    sample,
+) -> None:
+    changed, _ = _patched(sample)
+    both = evidence(LOADED, LOADED, resaves=(changed, changed))
+    same = Evidence(both.control, both.pair, changed, changed, source_stream=sample)
+    judgement = judge(same)
+    assert isinstance(judgement, Divergence)
+    assert judgement.signature.kind == "same-version-state"
+    assert judgement.signature.detail.startswith("restored state differs: cpu/cpreg/")
+    # Saved and restored alike (the pair's re-save aside): nothing of the same version.
+    clean = Evidence(both.control, both.pair, sample, sample, source_stream=sample)
+    assert isinstance(judge(clean), Agree)
+    # Without the source's stream (a long-lived source) the oracle says nothing.
+    assert isinstance(judge(Evidence(both.control, both.pair, changed, changed)), Agree)
