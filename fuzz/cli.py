@@ -161,6 +161,9 @@ def _add_fuzz_parser(sub: Any) -> None:
     fz.add_argument("--no-guests", action="store_true", help="save machines paused at reset only")
     fz.add_argument("--one-sided", action="store_true",
                     help="also draw options one side lacks (tests clean refusals)")  # fmt: skip
+    fz.add_argument("--stateful", action="store_true",
+                    help="step live processes at random (start, run, save, load, read "
+                         "back, reset); compare each load with a one-shot load")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -712,6 +715,10 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     By default the campaign gets its own folder (:mod:`fuzz.folder`); ``--resume`` goes
     on with one; ``--corpus`` writes reproducers straight into a corpus folder instead.
     """
+    if args.stateful:
+        from fuzz.stateful_command import cmd_fuzz_stateful  # noqa: PLC0415
+
+        return cmd_fuzz_stateful(args, farm, lambda line: out.print(line, markup=False))
     if args.resume is not None and (args.out is not None or args.corpus is not None):
         raise UsageError("--resume DIR goes on with DIR's campaign: no --out or --corpus with it")
     if args.out is not None and args.corpus is not None:
