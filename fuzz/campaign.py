@@ -24,7 +24,7 @@ import queue
 import resource
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -315,6 +315,54 @@ def _worker_main(spec: WorkerSpec) -> int:
             os._exit(0)
 
 
+def _worker_body(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
+    """A worker on an executor that hands it its event sink and stop flag (a cluster)."""
+    emit(WorkerStarted(spec.worker))
+    return run_worker(spec, emit, stop)
+
+
+class _LocalPool:
+    """Worker processes on this machine: a spawned process pool per generation, one
+    event queue and stop flag for all (see :class:`fuzz.cluster.ClusterPool`, the same
+    shape on a Dask cluster)."""
+
+    body = staticmethod(_worker_main)
+    replaces_at_once = False
+    """A broken pool fails all its futures: replacements wait for the next generation."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self.events, self.stop = self._ctx.Queue(), self._ctx.Event()
+
+    def executor(self, workers: int) -> ProcessPoolExecutor:
+        """A pool of ``workers`` processes (a broken pool cannot be reused)."""
+        return ProcessPoolExecutor(
+            workers, mp_context=self._ctx, initializer=_init_worker,
+            initargs=(self.events, self.stop),
+        )  # fmt: skip
+
+    @staticmethod
+    def lost(future: Any) -> str | None:
+        """Why ``future``'s worker was lost (None: it ended normally)."""
+        try:
+            future.result()
+        except BrokenProcessPool:
+            return "worker process died"
+        return None
+
+    @staticmethod
+    def vanished(_futures: Iterable[Any]) -> dict[Any, str]:
+        """None: a dead local worker breaks the pool, which fails its futures."""
+        return {}
+
+    def can_replace(self) -> bool:
+        """A local pool can always start new processes."""
+        return True
+
+    def close(self) -> None:
+        """Nothing outlives a local pool's generations."""
+
+
 # -- the driver side --------------------------------------------------------------------
 
 
@@ -355,6 +403,8 @@ class Campaign:
     :param emit: receives every event, for display; the summary is built here.
     :param folder: the campaign folder: every event goes to its log, and a progress
         sample to its time series every few seconds.
+    :param scheduler: a Dask scheduler's address: run the workers on its cluster
+        (:mod:`fuzz.cluster`) instead of a local process pool, even with one job.
     :param shares: worker slot -> the cases it runs (None: until the deadline); by
         default ``spec.max_cases`` split evenly over ``jobs`` slots. A resumed campaign
         gives each slot what it had left, so that it draws what it would have drawn.
@@ -370,8 +420,10 @@ class Campaign:
         emit: Callable[[object], None] = lambda _e: None,
         folder: CampaignFolder | None = None,
         shares: Mapping[int, int | None] | None = None,
+        scheduler: str | None = None,
     ) -> None:
         self.spec = spec
+        self.scheduler = scheduler
         self.jobs = max(1, jobs)
         total = spec.max_cases
         self.shares = dict(shares) if shares is not None else {
@@ -389,6 +441,9 @@ class Campaign:
         self._started = 0.0
         self._last_progress = 0.0
         self._alive = 0
+        self._next_slot = 0
+        self._slot_shares: dict[int, int | None] = {}
+        self._slot_cases: dict[int, int] = {}
 
     def _event(self, event: object) -> None:
         self.summary.add(event)
@@ -457,7 +512,7 @@ class Campaign:
         try:
             self.finish_shrinks(finish)
             pending = {slot: n for slot, n in self.shares.items() if n != 0}
-            if len(pending) == 1 and self.jobs == 1:
+            if len(pending) == 1 and self.jobs == 1 and self.scheduler is None:
                 ((slot, share),) = pending.items()
                 self._alive = 1
                 run_worker(replace(self.spec, worker=slot, max_cases=share), self._event,
@@ -470,28 +525,29 @@ class Campaign:
             self.summary.seconds = time.monotonic() - self._started
         return self.summary
 
+    def _pool(self) -> Any:
+        """Where the workers run: a local process pool, or the cluster at ``scheduler``."""
+        if self.scheduler is None:
+            return _LocalPool()
+        from fuzz import cluster  # noqa: PLC0415 (Dask is optional)
+
+        # Every folder a worker uses must exist on its node too (the same shared folder).
+        self.spec.corpus_dir.mkdir(parents=True, exist_ok=True)
+        folders = [self.spec.corpus_dir, *self.spec.known_dirs]
+        if self.spec.hypothesis_dir is not None:
+            folders.append(self.spec.hypothesis_dir.parent)
+        required = cluster.requirements(self.spec.binaries, folders)
+        return cluster.ClusterPool(self.scheduler, _worker_body, required)
+
     def _run_pool(self, pending: dict[int, int | None]) -> None:
-        """Workers in a process pool; a pool broken by a dead worker is rebuilt."""
-        ctx = multiprocessing.get_context("spawn")
-        events, stop = ctx.Queue(), ctx.Event()
+        """Workers in a pool; slots whose worker was lost are replaced by fresh ones."""
+        pool = self._pool()
+        events, stop = pool.events, pool.stop
         old_term = signal.signal(signal.SIGTERM, _interrupt)
-        total = None if self.spec.max_cases is None else sum(n or 0 for n in pending.values())
-        done_before = self.summary.cases
-        next_slot = max(self.shares, default=-1) + 1
+        self._next_slot = max(self.shares, default=-1) + 1
         try:
             while pending:
-                lost = self._run_generation(ctx, events, stop, pending)
-                if not lost:
-                    break
-                left = None if total is None else max(0, total - self.summary.cases + done_before)
-                replace = not self._past_deadline() and left != 0
-                for slot in lost:
-                    self._event(WorkerLost(slot, "worker process died", replace))
-                pending = {}
-                if replace:
-                    for i in range(len(lost)):
-                        pending[next_slot] = even_share(i, len(lost), left)
-                        next_slot += 1
+                pending = self._run_generation(pool, pending)
         except KeyboardInterrupt:
             stop.set()
             raise
@@ -499,30 +555,39 @@ class Campaign:
             signal.signal(signal.SIGTERM, old_term)
             with contextlib.suppress(KeyboardInterrupt):
                 self._drain(events, timeout=0.0)
+            pool.close()
 
-    def _run_generation(
-        self, ctx: Any, events: Any, stop: Any, slots: Mapping[int, int | None]
-    ) -> list[int]:
-        """One pool running ``slots`` to their end; returns the slots whose worker died."""
-        lost: list[int] = []
-        with ProcessPoolExecutor(
-            len(slots), mp_context=ctx, initializer=_init_worker, initargs=(events, stop)
-        ) as pool:
-            futures = {
-                pool.submit(_worker_main, replace(self.spec, worker=slot, max_cases=share)): slot
-                for slot, share in slots.items()
-            }
+    def _run_generation(self, pool: Any, slots: Mapping[int, int | None]) -> dict[int, int | None]:
+        """One generation running ``slots`` to their end; returns the fresh slots that take
+        over from lost ones. A pool that takes new work while a slot is lost (a cluster)
+        gets their replacements at once; a broken local pool only after its generation."""
+        lost: dict[int, str] = {}
+        events, stop = pool.events, pool.stop
+        with pool.executor(len(slots)) as executor:
+            futures: dict[Any, int] = {}
+
+            def start(new: Mapping[int, int | None]) -> None:
+                for slot, share in new.items():
+                    self._slot_shares[slot] = share
+                    spec = replace(self.spec, worker=slot, max_cases=share)
+                    futures[executor.submit(pool.body, spec)] = slot
+
+            start(slots)
             self._alive = len(futures)
             try:
                 while futures:
                     self._drain(events, timeout=0.2)
                     for future in [f for f in futures if f.done()]:
                         slot = futures.pop(future)
-                        self._alive = len(futures)
-                        try:
-                            future.result()
-                        except BrokenProcessPool:
-                            lost.append(slot)
+                        if (reason := pool.lost(future)) is not None:
+                            lost[slot] = reason
+                    for future, reason in pool.vanished(futures).items():
+                        lost[futures.pop(future)] = reason
+                    if lost and pool.replaces_at_once:
+                        self._drain(events, timeout=0.0)  # count what the lost ones did
+                        start(self._replacements(pool, lost))
+                        lost = {}
+                    self._alive = len(futures)
             except KeyboardInterrupt:
                 # Workers see the stop flag before their next case and reap their QEMU;
                 # leaving the 'with' waits for them.
@@ -531,7 +596,25 @@ class Campaign:
                     while any(not f.done() for f in futures):
                         self._drain(events, timeout=0.2)
                 raise
-        return lost
+        return self._replacements(pool, lost)
+
+    def _replacements(self, pool: Any, lost: Mapping[int, str]) -> dict[int, int | None]:
+        """Log the ``lost`` slots; return the fresh slots (new seeds) that run what the
+        lost ones left undone, if there is time and cases left and the pool can."""
+        if not lost:
+            return {}
+        shares = [self._slot_shares.get(slot) for slot in lost]
+        ran = sum(self._slot_cases.get(slot, 0) for slot in lost)
+        left = None if None in shares else max(0, sum(n or 0 for n in shares) - ran)
+        renew = not self._past_deadline() and left != 0 and pool.can_replace()
+        for slot, reason in lost.items():
+            self._event(WorkerLost(slot, reason, renew))
+        fresh: dict[int, int | None] = {}
+        if renew:
+            for i in range(len(lost)):
+                fresh[self._next_slot] = even_share(i, len(lost), left)
+                self._next_slot += 1
+        return fresh
 
     def _past_deadline(self) -> bool:
         return self.spec.deadline is not None and time.time() >= self.spec.deadline
@@ -541,10 +624,11 @@ class Campaign:
             event = events.get(timeout=timeout) if timeout > 0 else events.get_nowait()
         except queue.Empty:
             return
-        self._event(event)
         while True:
+            if isinstance(event, CaseJudged):  # what a lost slot did (see _replacements)
+                self._slot_cases[event.worker] = self._slot_cases.get(event.worker, 0) + 1
+            self._event(event)
             try:
                 event = events.get_nowait()
             except queue.Empty:
                 return
-            self._event(event)

@@ -144,6 +144,9 @@ def _add_fuzz_parser(sub: Any) -> None:
     fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
     fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                     help="worker processes (default: one per core)")  # fmt: skip
+    fz.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                    help="run the workers on this Dask cluster (migfuzz[dask]; default -j: "
+                         "its worker threads; see README)")  # fmt: skip
     fz.add_argument("--reuse", action="store_true",
                     help="experimental: a first look at each case on long-lived QEMU processes "
                          "(see README)")  # fmt: skip
@@ -726,6 +729,10 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: must be at least 1")
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if args.scheduler is not None and args.jobs is None:
+        from fuzz.cluster import cluster_slots  # noqa: PLC0415 (Dask is optional)
+
+        jobs = cluster_slots(args.scheduler)
     if args.resume is not None:
         with CampaignFolder.reopen(args.resume) as folder:
             record = folder.record()
@@ -737,13 +744,15 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
             for path in CorpusStore(folder.corpus_dir).recover_stale_claims():
                 if path not in state.unshrunk:
                     state.unshrunk.append(path)
-            command = _FuzzCommand(farm, jobs, options, folder, state)
+            command = _FuzzCommand(farm, jobs, options, folder, state, scheduler=args.scheduler)
             return command.run(recorded_jobs=record.get("jobs"))
     options = _fuzz_options(args, farm)
     if args.corpus is not None:
-        return _FuzzCommand(farm, jobs, options, None, ResumeState(), corpus=args.corpus).run()
+        return _FuzzCommand(farm, jobs, options, None, ResumeState(), corpus=args.corpus,
+                            scheduler=args.scheduler).run()  # fmt: skip
     with CampaignFolder.create(args.out or default_folder(), {}) as folder:
-        return _FuzzCommand(farm, jobs, options, folder, ResumeState()).run()
+        return _FuzzCommand(farm, jobs, options, folder, ResumeState(),
+                            scheduler=args.scheduler).run()  # fmt: skip
 
 
 class _FuzzCommand:
@@ -751,10 +760,11 @@ class _FuzzCommand:
 
     def __init__(
         self, farm: Farm, jobs: int, options: FuzzOptions, folder: CampaignFolder | None,
-        state: ResumeState, *, corpus: Path | None = None,
+        state: ResumeState, *, corpus: Path | None = None, scheduler: str | None = None,
     ) -> None:  # fmt: skip
         self.farm, self.jobs, self.options = farm, jobs, options
         self.folder, self.state = folder, state
+        self.scheduler = scheduler
         self.known_dirs = list(options.known)
         if folder is not None:
             self.corpus_dir = folder.corpus_dir
@@ -820,7 +830,7 @@ class _FuzzCommand:
             _recheck(folder, self.farm, changed)
         known = known_in([*self.known_dirs, spec.corpus_dir])
         campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=_CampaignDisplay(),
-                            folder=folder, shares=shares)  # fmt: skip
+                            folder=folder, shares=shares, scheduler=self.scheduler)  # fmt: skip
         pairs = ", ".join(f"{a}->{b}" for a, b in self.options.pairs)
         where = f"campaign folder {folder.root}" if folder else f"corpus {spec.corpus_dir}"
         verb = f"resuming (session {self.state.sessions + 1})" if self.state.sessions else "fuzzing"
