@@ -38,6 +38,7 @@ from fuzz.folder import CampaignFolder
 from fuzz.loop import (
     CaseJudged,
     CaseStrategy,
+    FindingFlaky,
     FindingSeen,
     FuzzLoop,
     LoopEvent,
@@ -194,6 +195,10 @@ class Summary:
     engine: dict[str, int] = field(default_factory=dict)
     python_seconds: float = 0.0
     qemu_seconds: float = 0.0
+    harness: dict[str, int] = field(default_factory=dict)
+    """Cases the harness failed twice, by bucket (never findings)."""
+    flaky: dict[Signature, FindingFlaky] = field(default_factory=dict)
+    """New signatures their own case did not show again reliably."""
 
     @property
     def cases_per_second(self) -> float:
@@ -214,6 +219,8 @@ class Summary:
                 self.invalid += 1
             elif event.kind == "control-failed":
                 self.control_failures[event.reason] = self.control_failures.get(event.reason, 0) + 1
+            elif event.kind == "harness":
+                self.harness[event.reason] = self.harness.get(event.reason, 0) + 1
             elif event.signature is not None:
                 for signature in event.causes or (event.signature,):
                     stats = self._stats(signature)
@@ -226,6 +233,8 @@ class Summary:
             stats.count = max(stats.count, 1)
         elif isinstance(event, ReproducerWritten | ReproducerUnstable):
             self._stats(event.signature).path = event.path
+        elif isinstance(event, FindingFlaky):
+            self.flaky[event.signature] = event
         elif isinstance(event, WorkerLost):
             self.workers_lost += 1
         elif isinstance(event, WorkerFinished):

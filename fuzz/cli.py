@@ -583,6 +583,8 @@ def _print_summary(summary: Summary) -> None:
               f"{summary.control_failure_count} control failures")  # fmt: skip
     for reason, count in sorted(summary.control_failures.items(), key=lambda kv: -kv[1]):
         out.print(f"  {count:5d}x control failed: {reason}", markup=False)
+    for reason, count in sorted(summary.harness.items(), key=lambda kv: -kv[1]):
+        out.print(f"  {count:5d}x harness failed (twice; not a finding): {reason}", markup=False)
     if summary.workers_lost:
         out.print(f"  {summary.workers_lost} worker process(es) died (see [worker] lines)")
     if summary.engine and summary.cases:
@@ -597,6 +599,10 @@ def _print_summary(summary: Summary) -> None:
     pairs = " ".join(f"{a}->{b}: {n}" for (a, b), n in sorted(summary.per_pair.items()))
     out.print(f"cases per pair: {pairs or '-'}", markup=False)
     met = [f for f in summary.findings.values() if f.count]
+    for flaky in summary.flaky.values():
+        out.print(f"flaky (shown {flaky.reliability} times, not shrunk): {flaky.signature}",
+                  markup=False)  # fmt: skip
+        out.print(f"         entry: {flaky.path}", markup=False)
     out.print(f"distinct divergences met: {len(met)}")
     for f in sorted(met, key=lambda f: -f.count):
         pairs = " ".join(f"{a}->{b}" for a, b in sorted(f.pairs))

@@ -37,7 +37,7 @@ from fuzz.case import Case
 from fuzz.corpus import Entry, VersionRef
 from fuzz.diagnose import explain
 from fuzz.engine import CaseRun
-from fuzz.errors import Finding, UsageError
+from fuzz.errors import Finding, HarnessError, UsageError
 from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
@@ -109,6 +109,17 @@ class ReproducerUnstable:
 
 
 @dataclass(frozen=True)
+class FindingFlaky:
+    """A new signature that its own case did not show again reliably: recorded apart (in
+    ``path``), never shrunk. ``reliability`` is "hits/runs", the first meeting included."""
+
+    signature: Signature
+    pair: Pair
+    path: Path
+    reliability: str
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """Worker ``worker`` started Hypothesis run ``run_index`` (its seed is derived from it).
 
@@ -119,7 +130,35 @@ class RunStarted:
     run_index: int
 
 
-LoopEvent = CaseJudged | FindingSeen | ReproducerWritten | ReproducerUnstable | RunStarted
+LoopEvent = (
+    CaseJudged | FindingSeen | FindingFlaky | ReproducerWritten | ReproducerUnstable | RunStarted
+)
+
+#: A new signature's case is run again up to this many times before it is reported...
+RELIABILITY_RUNS = 10
+#: ...stopping early once it showed the signature this many times in a row...
+RELIABLE_STREAK = 3
+#: ...and is flaky (recorded apart, not shrunk) if it showed it in less than this share.
+FLAKY_BELOW = 0.5
+
+
+def measure_reliability(shows: Callable[[], bool]) -> tuple[int, int]:
+    """Re-run a case that showed a signature once (``shows()`` runs it again) until it
+    shows it :data:`RELIABLE_STREAK` times in a row or :data:`RELIABILITY_RUNS` times in
+    all: (hits, runs), the first meeting included. Reliable cases cost two re-runs."""
+    hits = runs = streak = 1
+    while runs < RELIABILITY_RUNS and streak < RELIABLE_STREAK:
+        runs += 1
+        if shows():
+            hits, streak = hits + 1, streak + 1
+        else:
+            streak = 0
+    return hits, runs
+
+
+def is_flaky(hits: int, runs: int) -> bool:
+    """Whether a signature shown ``hits`` times in ``runs`` is too unreliable to report."""
+    return hits < FLAKY_BELOW * runs
 
 
 def parse_pairs(text: str) -> list[Pair]:
@@ -224,17 +263,34 @@ class FuzzLoop:
         self._shrinking = False
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
         self._claimed: dict[Signature, Path] = {}
+        self._reliability: dict[Signature, str] = {}
         self._strategies: dict[Pair, st.SearchStrategy[tuple[Pair, Case | tuple[Case, ...]]]] = {}
 
     # -- running one case ------------------------------------------------------------
 
     def run_case(self, pair: Pair, case: Case) -> CaseRun:
-        """The one case path: save on the pair's source, restore on source and destination."""
-        return self.session.run_case(self.binaries[pair[0]], self.binaries[pair[1]], case)
+        """The one case path: save on the pair's source, restore on source and destination.
+
+        A harness failure (QMP lost, a QEMU that would not answer) is retried once.
+
+        :raise HarnessError: it failed twice: the case tells nothing.
+        """
+        src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
+        try:
+            return self.session.run_case(src, dst, case)
+        except HarnessError:
+            return self.session.run_case(src, dst, case)
 
     def causes_of(self, pair: Pair, case: Case) -> tuple[Signature, ...]:
-        """The root causes a case shows (none if it shows no divergence)."""
-        return self.run_case(pair, case).causes
+        """The root causes a case shows (none if it shows none, or the harness failed)."""
+        try:
+            return self.run_case(pair, case).causes
+        except HarnessError:
+            return ()
+
+    def reliability(self, pair: Pair, case: Case, sig: Signature) -> tuple[int, int]:
+        """How reliably ``case`` shows ``sig`` (see :func:`measure_reliability`)."""
+        return measure_reliability(lambda: sig in self.causes_of(pair, case))
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -261,6 +317,8 @@ class FuzzLoop:
             if self._out_of_budget():
                 raise BudgetExhausted
             run = self._one(pair, case)
+            if run is None:
+                continue
             kind = _kind(run)[0]
             valid += kind not in ("invalid", "control-failed")
             step = run.pair.failing_step
@@ -269,10 +327,21 @@ class FuzzLoop:
         if not valid:
             reject()
 
-    def _one(self, pair: Pair, case: Case) -> CaseRun:
-        """Run and count one case; raise the :class:`Finding` of a new signature."""
+    def _one(self, pair: Pair, case: Case) -> CaseRun | None:
+        """Run and count one case; raise the :class:`Finding` of a new signature.
+
+        :return: the run, or None if the harness failed it (twice): counted in its bucket.
+        """
         started = time.monotonic()
-        run = self.run_case(pair, case)
+        try:
+            run = self.run_case(pair, case)
+        except HarnessError as err:
+            if not self._shrinking:
+                self.cases += 1
+                seconds = time.monotonic() - started
+                bucket = f"{type(err).__name__}: {str(err)[:120]}"
+                self.emit(CaseJudged(pair, "harness", None, bucket, seconds, self.worker))
+            return None
         kind, reason = _kind(run)
         if not self._shrinking:
             self.cases += 1
@@ -309,7 +378,19 @@ class FuzzLoop:
             return False  # known, or another worker is recording it: counted, not shrunk
         judgement = run.judgement
         assert isinstance(judgement, Divergence)
-        path = self._write(pair, run, sig, findings=dict(judgement.details))
+        shrinking, self._shrinking = self._shrinking, True  # the re-runs are not cases
+        try:
+            hits, runs = self.reliability(pair, run.case, sig)
+        finally:
+            self._shrinking = shrinking
+        self._reliability[sig] = f"{hits}/{runs}"
+        findings = {**judgement.details, "reliability": f"{hits}/{runs}"}
+        if is_flaky(hits, runs):
+            path = self._write(pair, run, sig, findings, flaky=True)
+            self.store.release(sig)
+            self.emit(FindingFlaky(sig, pair, path, f"{hits}/{runs}"))
+            return False
+        path = self._write(pair, run, sig, findings=findings)
         self.emit(FindingSeen(sig, pair, path, self.worker))
         if sig.kind in UNSHRINKABLE_KINDS:
             self.store.release(sig)
@@ -318,8 +399,9 @@ class FuzzLoop:
         return True
 
     def _write(
-        self, pair: Pair, run: CaseRun, signature: Signature, findings: dict[str, object]
-    ) -> Path:
+        self, pair: Pair, run: CaseRun, signature: Signature, findings: dict[str, object],
+        *, flaky: bool = False,
+    ) -> Path:  # fmt: skip
         src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
         entry = Entry(
             signature=signature,
@@ -328,7 +410,7 @@ class FuzzLoop:
             case=run.case, control=run.control, pair=run.pair,
             findings=findings, stream=run.source_stream,
         )  # fmt: skip
-        return self.store.save(entry, src, dst)
+        return self.store.save(entry, src, dst, flaky=flaky)
 
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes
@@ -414,6 +496,8 @@ class FuzzLoop:
                 **judgement.details, **report.to_json(), "signature": str(sig),
                 "causes": [str(c) for c in judgement.signatures()],
             }  # fmt: skip
+            if sig in self._reliability:
+                findings["reliability"] = self._reliability[sig]
             self._write(pair, report.run, sig, findings)
             self.store.release(sig)
             self.emit(ReproducerWritten(sig, path, tests))

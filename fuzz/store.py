@@ -27,6 +27,9 @@ from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
 
 _CLAIMS = ".claims"
+#: Entries of flaky findings (a new signature its own case did not show again reliably):
+#: apart from the corpus, so that ``regress`` does not replay them as reproducers.
+FLAKY = ".flaky"
 
 
 def _entry_name(signature: Signature) -> str:
@@ -72,7 +75,8 @@ class CorpusStore:
         """Whether ``signature`` already has an entry (here, or in a known corpus)."""
         if signature in self.known_elsewhere:
             return True
-        return (self.path_for(signature) / "outcome.json").is_file()
+        name = _entry_name(signature)
+        return any((d / name / "outcome.json").is_file() for d in (self.root, self.root / FLAKY))
 
     def known(self) -> dict[Signature, Path]:
         """Every signature with a readable entry; corrupt entries are skipped, not fatal."""
@@ -162,7 +166,11 @@ class CorpusStore:
             claims.rmdir()
         return unfinished
 
-    def save(self, entry: Entry, src: QemuBinary, dst: QemuBinary) -> Path:
-        """Write (or replace, whole) the entry of ``entry.signature``; returns its folder."""
-        path, _written = write_entry(self.root, entry, src, dst, replace=True)
+    def save(self, entry: Entry, src: QemuBinary, dst: QemuBinary, *, flaky: bool = False) -> Path:
+        """Write (or replace, whole) the entry of ``entry.signature``; returns its folder.
+
+        :param flaky: write it among the flaky findings (``.flaky/``), not the corpus.
+        """
+        root = self.root / FLAKY if flaky else self.root
+        path, _written = write_entry(root, entry, src, dst, replace=True)
         return path

@@ -293,7 +293,6 @@ def test_drawn_lists_are_valid_and_stay_valid_with_any_operation_removed(
     ops: list[Operation], data: st.DataObject
 ) -> None:
     check_operations(ops)
-    assert not any(isinstance(op, SetSveReg) and op.full_length for op in ops)
     if ops:
         index = data.draw(st.integers(0, len(ops) - 1))
         check_operations(ops[:index] + ops[index + 1 :])
@@ -491,3 +490,12 @@ def test_pre_save_read_back_needs_the_marker(checkpoint: bytes) -> None:
 def test_corrupt_transcript_differences_are_corpus_errors(data: object) -> None:
     with pytest.raises(CorpusError):
         TranscriptDifference.from_json(data)
+
+
+def test_full_length_sve_is_drawn_sometimes_and_shrinks_away() -> None:
+    """Full-length (2048-bit) SVE writes are drawn again: the judge reports the Z-register
+    truncation as a same-version finding, so they no longer fail every control."""
+    from strategies.guests import sve_writes
+
+    found = find(sve_writes(), lambda op: op.full_length)
+    assert found == SetSveReg(0, 0, 0, full_length=True)  # the minimal full-length write
