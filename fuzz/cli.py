@@ -569,10 +569,22 @@ class _CampaignDisplay:
             then = "a new worker takes over" if event.replaced else "not replaced"
             err.print(f"[worker] worker {event.worker}: {event.reason}; {then}", markup=False)
         elif isinstance(event, Progress):
-            rate = event.cases / event.seconds if event.seconds else 0.0
-            err.print(f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s, "
-                      f"{event.signatures} distinct signatures, {event.workers} workers",
-                      style="dim")  # fmt: skip
+            err.print(progress_line(event), style="dim", markup=False)
+
+
+def progress_line(event: Progress) -> str:
+    """One progress line: what AFL++'s status screen says, in a line a log keeps."""
+    rate = event.cases / event.seconds if event.seconds else 0.0
+    since = "none yet" if event.since_new is None else f"{event.since_new:.0f} s ago"
+    stable = 100.0 * (1 - event.control_failures / event.cases) if event.cases else 100.0
+    line = (
+        f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s; {event.signatures} "
+        f"signatures ({event.new} new, last new {since}); controls {stable:.0f}% clean; "
+        f"{event.workers} workers"
+    )
+    if event.shrinking:
+        line += f"; shrinking: {'; '.join(s[:60] for s in event.shrinking)}"
+    return line
 
 
 def _print_summary(summary: Summary) -> None:
@@ -586,7 +598,8 @@ def _print_summary(summary: Summary) -> None:
     for reason, count in sorted(summary.harness.items(), key=lambda kv: -kv[1]):
         out.print(f"  {count:5d}x harness failed (twice; not a finding): {reason}", markup=False)
     if summary.workers_lost:
-        out.print(f"  {summary.workers_lost} worker process(es) died (see [worker] lines)")
+        out.print(f"  {summary.workers_lost} worker process(es) died (see [worker] lines)",
+                  markup=False)  # fmt: skip
     if summary.engine and summary.cases:
         e = summary.engine
         out.print(f"engine: {e.get('reused', 0)} runs on long-lived processes, "

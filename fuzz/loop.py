@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, reject, seed, settings
+from hypothesis import HealthCheck, Phase, event, given, reject, seed, settings, target
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
@@ -199,6 +199,31 @@ def _kind(run: CaseRun) -> tuple[str, str]:
     return "agree", ""
 
 
+def observe(run: CaseRun) -> int:
+    """Tell Hypothesis what QEMU did (``event``): the outcome class, where a load stopped,
+    the kind of each cause, the sections whose state differs. So its statistics
+    (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such behaviours, see
+    QEMU's side. Returns the number of differing fields (the loop's ``target``)."""
+    kind, _reason = _kind(run)
+    event(f"outcome: {kind}")
+    judgement = run.judgement
+    if not isinstance(judgement, Divergence):
+        return 0
+    for cause in judgement.signatures():
+        event(f"cause kind: {cause.kind}")
+    step = run.pair.failing_step or run.control.failing_step
+    path = None if step is None else step.details.get("load_path")
+    if isinstance(path, dict) and path.get("last_field"):
+        event(f"load stopped after: {str(path['last_field']).split(':')[0]}")
+    state = judgement.details.get("state")
+    changed = state.get("changed", []) if isinstance(state, dict) else []
+    for change in changed:
+        if isinstance(change, dict) and isinstance(change.get("path"), str):
+            event(f"differing section: {change['path'].split('/')[0]}")
+    differences = judgement.details.get("differences")
+    return len(changed) + (len(differences) if isinstance(differences, list) else 0)
+
+
 def version_ref(binary: QemuBinary, caps: Capabilities) -> VersionRef:
     """How an entry records a version: name, binary hash, version line."""
     return VersionRef(binary.name, binary.content_hash(), caps.version_line)
@@ -313,17 +338,20 @@ class FuzzLoop:
         pair, cases = drawn
         group = cases if isinstance(cases, tuple) else (cases,)
         valid = 0
+        differing = 0
         for case in group:
             if self._out_of_budget():
                 raise BudgetExhausted
             run = self._one(pair, case)
             if run is None:
                 continue
+            differing = max(differing, observe(run))
             kind = _kind(run)[0]
             valid += kind not in ("invalid", "control-failed")
             step = run.pair.failing_step
             if step is not None and step.stage is Stage.LOAD and kind == "divergence":
                 break
+        target(float(differing), label="differing fields")
         if not valid:
             reject()
 
