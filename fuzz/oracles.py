@@ -311,7 +311,15 @@ def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
     re-save that does not decode tells nothing: no finding (a false finding costs more
     than a missed one).
     """
-    a, b = evidence.control_resave, evidence.pair_resave
+    details = {"src": evidence.pair.src, "dst": evidence.pair.dst}
+    return _state_divergence(evidence.control_resave, evidence.pair_resave, "state", details)
+
+
+def _state_divergence(
+    a: bytes | None, b: bytes | None, kind: str, details: dict[str, Any]
+) -> Divergence | None:
+    """A ``kind`` divergence naming the fields where the states ``a`` and ``b`` differ
+    (volatile ones aside), or None: one missing, alike, or one that does not decode."""
     if a is None or b is None:
         return None
     from fuzz.errors import StreamError  # noqa: PLC0415
@@ -328,8 +336,7 @@ def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
     fields = sorted({c.rule_path for c in diff.changed})
     shown = ", ".join(fields[:4]) + (f" (+{len(fields) - 4} more)" if len(fields) > 4 else "")
     return Divergence(
-        Signature("state", f"restored state differs: {shown}"),
-        {"state": diff.to_json(), "src": evidence.pair.src, "dst": evidence.pair.dst},
+        Signature(kind, f"restored state differs: {shown}"), {"state": diff.to_json(), **details}
     )
 
 
@@ -369,26 +376,10 @@ def control_state_oracle(evidence: Evidence) -> Divergence | None:
     """Same version: what A -> A restored (its re-save) vs what A saved (the source's
     stream), field by field, volatile fields aside. No stream (a long-lived source) or
     one that does not decode: no finding."""
-    saved, restored = evidence.source_stream, evidence.control_resave
-    if saved is None or restored is None:
-        return None
-    from fuzz.errors import StreamError  # noqa: PLC0415
-    from fuzz.stream.compare import compare_resaves, same_saved_state  # noqa: PLC0415
-
-    if same_saved_state(saved, restored):
-        return None
-    try:
-        diff = compare_resaves(saved, restored)
-    except StreamError:
-        return None
-    if diff.identical:
-        return None
-    fields = sorted({c.rule_path for c in diff.changed})
-    shown = ", ".join(fields[:4]) + (f" (+{len(fields) - 4} more)" if len(fields) > 4 else "")
-    return Divergence(
-        Signature(SAME_VERSION + "state", f"restored state differs: {shown}"),
-        {"state": diff.to_json(), "version": evidence.control.src},
-    )
+    return _state_divergence(
+        evidence.source_stream, evidence.control_resave, SAME_VERSION + "state",
+        {"version": evidence.control.src},
+    )  # fmt: skip
 
 
 #: The same-version oracles, applied (in order) before anything is judged of the pair.

@@ -29,17 +29,7 @@ def is_qemu(pid: int) -> bool:
 
 def tagged_qemus(tag: str) -> list[int]:
     """Live QEMU processes whose environment carries ``MIGFUZZ_TEST_TAG=tag``."""
-    needle = f"MIGFUZZ_TEST_TAG={tag}".encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if needle in Path(f"/proc/{entry}/environ").read_bytes() and is_qemu(int(entry)):
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+    return [pid for pid in tagged(tag) if is_qemu(pid)]
 
 
 def tagged(tag: str) -> list[int]:
