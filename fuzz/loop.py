@@ -3,9 +3,9 @@
 Hypothesis stops a test at its first failure and shrinks it. migfuzz wants the opposite
 of stopping, so the loop runs Hypothesis repeatedly:
 
-* Within one Hypothesis run, a case whose signature is already known is only counted; a
-  case with a *new* signature raises a :class:`~fuzz.errors.Finding` subclass made for
-  that signature. Hypothesis tells bugs apart by exception type, so its shrinker keeps the
+* Within one Hypothesis run, a case whose root causes (signatures) are all known is only
+  counted; a case with a *new* one raises a :class:`~fuzz.errors.Finding` subclass made
+  for that signature, once the case has shown it again reliably. Hypothesis tells bugs apart by exception type, so its shrinker keeps the
   signature stable: a smaller case with another signature is a different bug, not a
   shrink. Several new signatures in one run are shrunk side by side.
 * A new signature is first *claimed* in the shared :class:`~fuzz.store.CorpusStore` (so
@@ -123,7 +123,8 @@ class FindingFlaky:
 class RunStarted:
     """Worker ``worker`` started Hypothesis run ``run_index`` (its seed is derived from it).
 
-    A resumed campaign starts each worker at the run after the last one it started.
+    A resumed campaign starts each worker again at the last run it started (see
+    :class:`fuzz.folder.ResumeState`).
     """
 
     worker: int
