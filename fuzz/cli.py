@@ -682,6 +682,8 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.installed()))
     if not pairs:
         raise UsageError("no version pairs: install at least two versions ('migfuzz qemu install')")
+    for name in {name for pair in pairs for name in pair}:
+        farm.get(name)  # an unknown version is refused before any folder is made
     # A campaign folder starts from the repository's corpus; --corpus (scripts, CI) from
     # that corpus alone, as it always did.
     default = [REPO_CORPUS] if args.corpus is None and REPO_CORPUS.is_dir() else []
