@@ -62,8 +62,9 @@ start() {
   $q $CONFIG -S -chardev "pipe,id=mon,path=$WORK/$n.mon" -mon chardev=mon,mode=readline \
     -serial "pipe:$WORK/$n.ser" "$@" > "$WORK/$n.log" 2>&1 &
   echo $! > "$WORK/$n.pid"
-  cat "$WORK/$n.mon.out" > "$WORK/$n.monitor" &
-  cat "$WORK/$n.ser.out" > "$WORK/$n.uart" &
+  # The readers' pids too: one whose QEMU never opened its FIFO would block forever.
+  cat "$WORK/$n.mon.out" > "$WORK/$n.monitor" & echo $! > "$WORK/$n.mon.pid"
+  cat "$WORK/$n.ser.out" > "$WORK/$n.uart" & echo $! > "$WORK/$n.ser.pid"
   echo 1 > "$WORK/$n.prompts"
   wait_text "$WORK/$n.monitor" 0 '(qemu)' 20 || { cat "$WORK/$n.log"; fail "$n did not start"; }
 }

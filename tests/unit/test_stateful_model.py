@@ -9,7 +9,7 @@ import pytest
 from fuzz.case import MachineConfig
 from fuzz.errors import CorpusError
 from fuzz.oracles import Signature
-from fuzz.stateful import compare_loads
+from fuzz.stateful import FALLBACK_GUESTS, compare_loads
 from fuzz.stateful_model import Action, StatefulSequence, Step, hmp_error
 from fuzz.stateful_procs import LoadOutcome
 from fuzz.stateful_repro import repro_script
@@ -102,7 +102,15 @@ def test_repro_script_replays_every_step_and_is_valid_sh() -> None:
         'compare "read-back after step 6" "$WORK/fread6" "$WORK/read7"',
         'compare "read-back after step 4" "$WORK/fread4" "$WORK/read4"',
         "MACHINE=${MACHINE:-virt-11.1}",
+        # the FIFO readers are killed on exit too (one whose QEMU never started blocks)
+        'echo $! > "$WORK/$n.mon.pid"',
     ):
         assert needle in script, needle
     assert "drop_stale" not in script
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+
+
+def test_the_fallback_guests_differ_in_code() -> None:
+    """They fill a run's pool when drawn guests are empty or alike: a history needs two."""
+    images = {rebuild_guest(ops, 1).image for ops in FALLBACK_GUESTS}
+    assert len(images) == len(FALLBACK_GUESTS) == 2
