@@ -5,9 +5,10 @@ of stopping, so the loop runs Hypothesis repeatedly:
 
 * Within one Hypothesis run, a case whose root causes (signatures) are all known is only
   counted; a case with a *new* one raises a :class:`~fuzz.errors.Finding` subclass made
-  for that signature, once the case has shown it again reliably. Hypothesis tells bugs apart by exception type, so its shrinker keeps the
-  signature stable: a smaller case with another signature is a different bug, not a
-  shrink. Several new signatures in one run are shrunk side by side.
+  for that signature, once the case has shown it again reliably. Hypothesis tells bugs
+  apart by exception type, so its shrinker keeps the signature stable: a smaller case
+  with another signature is a different bug, not a shrink. Several new signatures in one
+  run are shrunk side by side.
 * A new signature is first *claimed* in the shared :class:`~fuzz.store.CorpusStore` (so
   no other worker shrinks it) and its unshrunk case is written at once: a finding that
   was announced survives whatever happens to this worker. The minimal case then replaces
@@ -410,6 +411,9 @@ class FuzzLoop:
         shrinking, self._shrinking = self._shrinking, True  # the re-runs are not cases
         try:
             hits, runs = self.reliability(pair, run.case, sig)
+        except BaseException:
+            self.store.release(sig)  # stopped before anything was written: nothing to keep
+            raise
         finally:
             self._shrinking = shrinking
         self._reliability[sig] = f"{hits}/{runs}"
