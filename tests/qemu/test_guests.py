@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,13 @@ def _check_round_trip(ops: list[Operation], result: TransferOutcome) -> dict[str
     return before
 
 
+def _within_1024_bit_sve(ops: list[Operation]) -> list[Operation]:
+    return [
+        replace(op, full_length=False) if isinstance(op, SetSveReg) and op.full_length else op
+        for op in ops
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
 def test_drawn_guests_read_back_the_same_after_a_same_version_restore(
@@ -121,6 +129,9 @@ def test_drawn_guests_read_back_the_same_after_a_same_version_restore(
 ) -> None:
     binary = binaries[version]
     options = st.sampled_from(_option_sets(version))
+    # Full-length (2048-bit) SVE hits QEMU's Z-register truncation on every version, pinned
+    # below; the contract checked here is everything else's.
+    guests = guest_operations().map(_within_1024_bit_sve)
 
     @settings(
         max_examples=EXAMPLES,
@@ -129,7 +140,7 @@ def test_drawn_guests_read_back_the_same_after_a_same_version_restore(
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(st.lists(st.tuples(CPUS, options, guest_operations()), min_size=BATCH, max_size=BATCH))
+    @given(st.lists(st.tuples(CPUS, options, guests), min_size=BATCH, max_size=BATCH))
     def check(batch: list[tuple[str, Options, list[Operation]]]) -> None:
         cases = [
             (MachineConfig(COMMON_MACHINE, cpu, machine_options=opts), ops)
