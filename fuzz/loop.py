@@ -316,8 +316,17 @@ class FuzzLoop:
             return ()
 
     def reliability(self, pair: Pair, case: Case, sig: Signature) -> tuple[int, int]:
-        """How reliably ``case`` shows ``sig`` (see :func:`measure_reliability`)."""
-        return measure_reliability(lambda: sig in self.causes_of(pair, case))
+        """How reliably ``case`` shows ``sig`` (see :func:`measure_reliability`).
+
+        :raise BudgetExhausted: the driver said stop meanwhile.
+        """
+
+        def shows() -> bool:
+            if self.should_stop():
+                raise BudgetExhausted
+            return sig in self.causes_of(pair, case)
+
+        return measure_reliability(shows)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -508,6 +517,11 @@ class FuzzLoop:
         for sig, (pair, case) in list(self._minimal.items()):
             # Recorded from here on: a later meeting only counts it (the store knows it).
             path = self._claimed.pop(sig)
+            if self.should_stop():
+                # Stopping (Ctrl-C, SIGTERM): the first case stays the entry; a resumed
+                # campaign finishes the shrink.
+                self.store.release(sig)
+                continue
 
             def still_fails(candidate: Case, pair: Pair = pair, sig: Signature = sig) -> bool:
                 if self._out_of_budget():
