@@ -7,6 +7,8 @@ a test run on a fresh machine needs no step before it.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from hypothesis import settings
 
@@ -17,6 +19,13 @@ from fuzz.farm import DEBIAN_SUITES, Farm, QemuBinary
 # fail in CI on the fixed ones. Every run here is derandomized; no example database.
 settings.register_profile("migfuzz", derandomize=True, database=None, deadline=None)
 settings.load_profile("migfuzz")
+
+# Tests Ctrl-C the commands they start. A shell starts a background job (`scripts/test &`)
+# with SIGINT ignored, which children inherit across exec, and Python then installs no
+# KeyboardInterrupt handler: a Ctrl-C would do nothing. A handler here (not an ignore) is
+# reset to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The four Debian versions every QEMU test runs on.
 VERSIONS = tuple(DEBIAN_SUITES)
