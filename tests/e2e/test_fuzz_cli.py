@@ -28,13 +28,20 @@ def test_ctrl_c_keeps_reproducers_and_leaves_no_qemu(farm, tmp_path) -> None:
              "--budget", "5m", "--corpus", str(corpus), "--seed", "7"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and not entry_folders(corpus):
-            time.sleep(0.2)
-        assert entry_folders(corpus), log.read_text()
-        time.sleep(1.0)  # let it get into the next cases (and maybe a write) before Ctrl-C
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and proc.poll() is None and not entry_folders(
+                corpus
+            ):
+                time.sleep(0.2)
+            assert entry_folders(corpus), log.read_text()
+            time.sleep(1.0)  # let it get into the next cases (and maybe a write) before Ctrl-C
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:  # a failed test must not leave a campaign running
+                proc.kill()
+                proc.wait()
     text = log.read_text()
     assert proc.returncode == 130, text
     assert "fuzz interrupted" in text and "Traceback" not in text
