@@ -30,9 +30,7 @@ def test_ctrl_c_keeps_reproducers_and_leaves_no_qemu(farm, tmp_path) -> None:
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and proc.poll() is None and not entry_folders(
-                corpus
-            ):
+            while time.monotonic() < deadline and proc.poll() is None and not entry_folders(corpus):
                 time.sleep(0.2)
             assert entry_folders(corpus), log.read_text()
             time.sleep(1.0)  # let it get into the next cases (and maybe a write) before Ctrl-C
