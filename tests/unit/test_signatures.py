@@ -224,8 +224,14 @@ def test_every_committed_entry_keeps_its_recorded_signature(entry: Path) -> None
     """The pair's recorded outcome (QEMU's real messages) still gives the entry's signature."""
     outcome = json.loads((entry / "outcome.json").read_text())
     recorded = Signature.from_json(outcome["signature"])
+    load = StepOutcome.from_json(outcome["pair"]["load"])
+    if load.verdict == "completed":
+        # A state or read-back finding: no step message to sign (tests/unit/
+        # test_corpus_rejudge.py judges it again from the recorded read-backs).
+        assert recorded.kind.endswith("state"), recorded
+        return
     # The entry stands for one root cause of its case (the smallest case showing it).
-    assert recorded in step_causes(StepOutcome.from_json(outcome["pair"]["load"]))
+    assert recorded in step_causes(load)
     # The folder is named by the signature: slug, then the hash of the whole signature.
     assert entry.name == f"{recorded.slug()}-{recorded.short_hash()}"
 
