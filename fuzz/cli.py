@@ -73,6 +73,7 @@ from fuzz.probe import Capabilities, capabilities, traced_versions
 from fuzz.replay import (
     SHORT_HASH,
     RegressKind,
+    Replay,
     ReplayVerdict,
     current_ref,
     is_failure,
@@ -82,7 +83,17 @@ from fuzz.replay import (
 from fuzz.report_junit import JUnitCase, regress_case, write_junit
 from fuzz.session import Session
 from fuzz.settings import RunSettings
+from fuzz.stateful_replay import (
+    SequenceEntry,
+    SequenceReplay,
+    is_sequence_entry,
+    load_any_entry,
+    replay_sequence,
+)
 from fuzz.store import CorpusStore, known_in
+
+#: A corpus entry of either kind: one case (``case.json``) or a stateful sequence.
+AnyEntry = Entry | SequenceEntry
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -906,7 +917,9 @@ def _binary_for(farm: Farm, recorded: str, override: str | None) -> QemuBinary:
 
 def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz repro``: replay one entry and say how it compares."""
-    entry = load_entry(args.path)
+    entry = load_any_entry(args.path)
+    if isinstance(entry, SequenceEntry):
+        return _repro_sequence(args, farm, entry)
     src = _binary_for(farm, entry.src.name, args.src)
     dst = _binary_for(farm, entry.dst.name, args.dst)
     with Session(run_settings(farm, [src, dst]), emit=_display) as session:
@@ -918,9 +931,32 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     out.print(f"control:  {result.control.summary()}", markup=False)
     out.print(f"pair:     {result.pair.summary()}", markup=False)
     out.print(f"verdict:  {result.describe()}", markup=False)
-    if result.verdict is ReplayVerdict.FIXED:
+    return _repro_status(result.verdict)
+
+
+def _repro_status(verdict: ReplayVerdict) -> int:
+    """``repro``'s exit status: 0 fixed, 1 a divergence (same or not), 3 unusable."""
+    if verdict is ReplayVerdict.FIXED:
         return EXIT_OK
-    return EXIT_HARNESS if result.verdict is ReplayVerdict.UNUSABLE else EXIT_FOUND
+    return EXIT_HARNESS if verdict is ReplayVerdict.UNUSABLE else EXIT_FOUND
+
+
+def _repro_sequence(args: argparse.Namespace, farm: Farm, entry: SequenceEntry) -> int:
+    """``repro`` of a stateful entry: its steps again, on the recorded version names."""
+    if args.src is not None or args.dst is not None:
+        raise UsageError(f"{args.path}: a stateful entry has no --src/--dst; its steps name "
+                         "their versions (use --qemu NAME=PATH to run another build)")  # fmt: skip
+    binaries = {name: farm.get(name) for name in entry.versions}
+    with Session(run_settings(farm, list(binaries.values())), emit=_display) as session:
+        result = replay_sequence(session, entry, binaries, cache_dir=farm.cache_dir)
+    out.print(f"entry:    {args.path}", markup=False)
+    out.print(f"recorded: {entry.sequence.signature}", markup=False)
+    for line in entry.sequence.describe():
+        out.print(f"          {line}", markup=False)
+    for check in result.binaries_changed:
+        out.print(f"binary:   {check.describe()}", markup=False)
+    out.print(f"verdict:  {result.describe()}", markup=False)
+    return _repro_status(result.verdict)
 
 
 def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
@@ -932,7 +968,7 @@ def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
     folders = entry_folders(args.corpus)
     if not folders:
         raise UsageError(f"{args.corpus}: no corpus entries there")
-    items = list(iter_entries(args.corpus))
+    items = [_read_entry(folder) for folder in folders]
     _print_regress_binaries(farm, items)
     counts = dict.fromkeys(RegressKind, 0)
     errors = failures = 0
@@ -1005,12 +1041,20 @@ def _bisect(args: argparse.Namespace, farm: Farm, entry: Entry) -> list[Axis]:
     return axes
 
 
+def _one_shot_entry(path: Path, command: str) -> Entry:
+    """A one-shot entry for ``command``; a stateful one is bad input, said in one line."""
+    if is_sequence_entry(path):
+        raise UsageError(f"{path}: a stateful entry; '{command}' takes one-shot entries "
+                         "(its repro.sh replays the steps with plain QEMU)")  # fmt: skip
+    return load_entry(path)
+
+
 def cmd_bisect(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz bisect``: where an entry's cause first appears, and where it is fixed.
 
     Exit 0 when the bisect ran (whatever it found), like ``describe``.
     """
-    entry = load_entry(args.path)
+    entry = _one_shot_entry(args.path, args.command)
     axes = _bisect(args, farm, entry)
     if args.json:
         out.print_json(data={
@@ -1034,7 +1078,7 @@ def cmd_bisect(args: argparse.Namespace, farm: Farm) -> int:
 
 def cmd_bug(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz bug``: a markdown QEMU bug report for one entry (with its version range)."""
-    entry = load_entry(args.path)
+    entry = _one_shot_entry(args.path, args.command)
     axes = [] if args.no_bisect else _bisect(args, farm, entry)
     text = bug_report(entry, lock=farm.lock(), axes=axes)
     if args.output is None:
@@ -1053,10 +1097,25 @@ def _write_or_fail(write: Callable[[], object], target: Path) -> None:
         raise UsageError(f"{target}: cannot write it ({e.strerror or e})") from None
 
 
-def _print_regress_binaries(farm: Farm, items: Sequence[Entry | CorpusError]) -> None:
+def _read_entry(folder: Path) -> AnyEntry | CorpusError:
+    """One entry of either kind, or the error that names what is wrong with it."""
+    try:
+        return load_any_entry(folder)
+    except CorpusError as e:
+        return e
+
+
+def _versions_of(entry: AnyEntry) -> list[str]:
+    """The version names an entry runs."""
+    if isinstance(entry, SequenceEntry):
+        return entry.versions
+    return [entry.src.name, entry.dst.name]
+
+
+def _print_regress_binaries(farm: Farm, items: Sequence[AnyEntry | CorpusError]) -> None:
     """Name the exact binaries a regress run uses: version, short SHA-256, version line."""
-    entries = [e for e in items if isinstance(e, Entry)]
-    names = dict.fromkeys(n for e in entries for n in (e.src.name, e.dst.name))
+    entries = [e for e in items if not isinstance(e, CorpusError)]
+    names = dict.fromkeys(n for e in entries for n in _versions_of(e))
     out.print("binaries:")
     width = max((len(n) for n in names), default=0)
     for name in sorted(names, key=lambda n: [int(w) if w.isdigit() else -1 for w in n.split(".")]):
@@ -1070,7 +1129,7 @@ def _print_regress_binaries(farm: Farm, items: Sequence[Entry | CorpusError]) ->
 
 
 def _regress_one(
-    session: Session, item: Entry | CorpusError, farm: Farm, *, update: bool, strict: bool
+    session: Session, item: AnyEntry | CorpusError, farm: Farm, *, update: bool, strict: bool
 ) -> RegressKind | None:
     """Replay one entry for ``regress``; prints its line, returns its kind (None: error)."""
     if isinstance(item, CorpusError):
@@ -1078,9 +1137,14 @@ def _regress_one(
         return None
     name = item.path.name if item.path else item.name
     try:
-        src, dst = farm.get(item.src.name), farm.get(item.dst.name)
-        session.settings = run_settings(farm, [src, dst])
-        result = replay(session, item, src, dst, cache_dir=farm.cache_dir)
+        binaries = {version: farm.get(version) for version in _versions_of(item)}
+        session.settings = run_settings(farm, list(binaries.values()))
+        result: Replay | SequenceReplay
+        if isinstance(item, SequenceEntry):
+            result = replay_sequence(session, item, binaries, cache_dir=farm.cache_dir)
+        else:
+            src, dst = binaries[item.src.name], binaries[item.dst.name]
+            result = replay(session, item, src, dst, cache_dir=farm.cache_dir)
     except InvalidInput as e:
         out.print(f"ERROR    {name}: {e}", markup=False)
         return None
@@ -1096,9 +1160,13 @@ def _regress_one(
         out.print(f"UNUSABLE {name}: {result.describe()}", markup=False)
     else:
         out.print(f"CHANGED  {name}: {result.describe()}", markup=False)
-    if update and result.verdict is not ReplayVerdict.UNUSABLE and item.path is not None:
-        rerecord(item, result, src, dst)
-        out.print(f"         re-recorded {item.path}", markup=False)
+    if update and result.verdict is not ReplayVerdict.UNUSABLE:
+        if isinstance(result, SequenceReplay) or isinstance(item, SequenceEntry):
+            out.print("         not re-recorded: a stateful entry is re-recorded by "
+                      "'migfuzz fuzz --stateful'", markup=False)  # fmt: skip
+        elif item.path is not None:
+            rerecord(item, result, binaries[item.src.name], binaries[item.dst.name])
+            out.print(f"         re-recorded {item.path}", markup=False)
     return kind
 
 

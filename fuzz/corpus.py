@@ -238,8 +238,9 @@ def load_entry(folder: Path) -> Entry:
 
 
 def entry_folders(corpus_dir: Path) -> list[Path]:
-    """Every entry folder under ``corpus_dir`` (dot-folders are unfinished writes)."""
-    if corpus_dir.is_dir() and (corpus_dir / "case.json").exists():
+    """Every entry folder under ``corpus_dir`` (dot-folders are unfinished writes), one-shot
+    and stateful alike; ``corpus_dir`` itself if it is one."""
+    if any((corpus_dir / name).is_file() for name in ("case.json", "sequence.json")):
         return [corpus_dir]
     if not corpus_dir.is_dir():
         return []
@@ -247,8 +248,12 @@ def entry_folders(corpus_dir: Path) -> list[Path]:
 
 
 def iter_entries(corpus_dir: Path) -> Iterator[Entry | CorpusError]:
-    """Each entry, or the :class:`CorpusError` of a corrupt one (one bad entry stops nothing)."""
+    """Each one-shot entry, or the :class:`CorpusError` of a corrupt one (one bad entry
+    stops nothing). Stateful entries (``sequence.json``, :mod:`fuzz.stateful_replay`) are
+    not one-shot cases and are left out."""
     for folder in entry_folders(corpus_dir):
+        if (folder / "sequence.json").is_file():
+            continue
         try:
             yield load_entry(folder)
         except CorpusError as err:

@@ -118,7 +118,7 @@ compare() {
 """
 
 
-def _var(version: str) -> str:
+def version_variable(version: str) -> str:
     """The shell variable naming the QEMU of ``version``: ``11.1`` -> ``QEMU_11_1``."""
     return "QEMU_" + re.sub(r"[^A-Za-z0-9]", "_", version)
 
@@ -170,11 +170,11 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
         "#   QEMU=qemu-system-aarch64 MACHINE=virt ./repro.sh",
         "#",
         "# QEMU: the command words that start QEMU (default qemu-system-aarch64);",
-        f"# {', '.join(_var(v) for v in versions)}: per version, default $QEMU.",
+        f"# {', '.join(version_variable(v) for v in versions)}: per version, default $QEMU.",
         f"# MACHINE: the -machine value (default {config.qemu_args()[machine_at]}).",
         "# Exit status: 0 every load acts as on a fresh process, 1 one does not, 2 setup error.",
         "QEMU=${QEMU:-qemu-system-aarch64}",
-        *(f"{_var(v)}=${{{_var(v)}:-$QEMU}}" for v in versions),
+        *(f"{version_variable(v)}=${{{version_variable(v)}:-$QEMU}}" for v in versions),
         f"MACHINE=${{MACHINE:-{shlex.quote(config.qemu_args()[machine_at])}}}",
         f'CONFIG="{config_line} -nodefaults -display none"',
         f"CHECKPOINT={shlex.quote(CHECKPOINT.decode())}",
@@ -231,7 +231,7 @@ def _start_line(name: str, version: str, guest: tuple[int, GuestProgram] | None,
         image = f"$HERE/guests/g{index}.bin"
         extra = f" -device loader,file={image},addr={g.load_address:#x},force-raw=on"
         extra += "".join(f" -device loader,addr={g.entry:#x},cpu-num={cpu}" for cpu in range(smp))
-    return f'start {name} "${_var(version)}"{extra}'
+    return f'start {name} "${version_variable(version)}"{extra}'
 
 
 def _one_shot(step: int, snapshot: int, version: str, compared: Mapping[int, int]) -> list[str]:
@@ -241,7 +241,7 @@ def _one_shot(step: int, snapshot: int, version: str, compared: Mapping[int, int
     cmds = load_commands(snapshot, f"$WORK/f{step}.qcow2", 1)
     lines = [
         f'cp "$WORK/s{snapshot}.qcow2" "$WORK/f{step}.qcow2" || fail cp',
-        f'start {f} "${_var(version)}"',
+        f'start {f} "${version_variable(version)}"',
         f"snapshot_step {f} {' '.join(map(_quote_hmp, cmds))} > $WORK/fload{step}",
         f'compare "load outcome of step {step}" "$WORK/fload{step}" "$WORK/load{step}"',
     ]

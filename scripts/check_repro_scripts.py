@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Run every reproducer's ``repro.sh`` by hand (no migfuzz involved) and check its output.
 
-For each corpus entry: ``sh repro.sh`` must show the control loading on the source, and the
-destination printing the recorded first error line (or the recorded assertion, for a
-crash). With ``--resave`` the stream is re-created on the source first. Usage::
+For each one-shot corpus entry: ``sh repro.sh`` must show the control loading on the source,
+and the destination printing the recorded first error line (or the recorded assertion, for a
+crash). With ``--resave`` the stream is re-created on the source first. A stateful entry's
+``repro.sh`` runs with each version's QEMU from the farm (``QEMU_<version>``) and must end
+with ``BUG:`` and exit status 1. Usage::
 
     .venv/bin/python scripts/check_repro_scripts.py corpus/ [--resave]
 
@@ -13,11 +15,16 @@ Exits 1 if any entry does not reproduce. Needs the ``lz4`` command unless ``--re
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from fuzz.corpus import entry_folders, load_entry
+from fuzz.farm import Farm
+from fuzz.stateful_replay import is_sequence_entry, load_sequence_entry
+from fuzz.stateful_repro import version_variable
 
 
 def expected_line(folder: Path) -> str:
@@ -30,6 +37,23 @@ def expected_line(folder: Path) -> str:
     return (errors or [""])[0]
 
 
+def check_sequence(folder: Path) -> bool:
+    """Run a stateful entry's ``repro.sh`` on the farm's binaries; whether it shows the bug."""
+    farm = Farm()
+    env = dict(os.environ)
+    for version in load_sequence_entry(folder).versions:
+        env[version_variable(version)] = shlex.join(farm.get(version).command())
+    run = subprocess.run(
+        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, errors="replace", timeout=300,
+        env=env, check=False,
+    )  # fmt: skip
+    ok = run.returncode == 1 and "BUG:" in run.stdout
+    print(f"{'OK  ' if ok else 'FAIL'} {folder.name}: exit {run.returncode}")
+    if not ok:
+        print("     " + (run.stdout + run.stderr).strip().replace("\n", "\n     "))
+    return ok
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("corpus", type=Path)
@@ -37,6 +61,9 @@ def main() -> int:
     args = p.parse_args()
     failures = 0
     for folder in entry_folders(args.corpus):
+        if is_sequence_entry(folder):
+            failures += not check_sequence(folder)
+            continue
         want = expected_line(folder)
         run = subprocess.run(
             ["sh", str(folder / "repro.sh"), *(["--resave"] if args.resave else [])],

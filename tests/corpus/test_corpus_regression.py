@@ -1,5 +1,8 @@
 """Every corpus entry is a test: replayed on the binaries it recorded, it gives its signature.
 
+One-shot entries (``case.json``) replay through the one case path; stateful entries
+(``sequence.json``) take their steps again on live processes (:mod:`fuzz.stateful_replay`).
+
 The corpus is ``corpus/`` at the top of the checkout, or ``$MIGFUZZ_CORPUS``; finding no
 entry there fails the tier (a wrong path must not pass as nothing to check). Test ids are
 the entry folder names, so a CI log names the entry that changed and how. After a
@@ -21,12 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.corpus import entry_folders
 from fuzz.farm import Farm
 from fuzz.probe import traced_versions
-from fuzz.replay import RegressKind, is_failure, replay
+from fuzz.replay import RegressKind, Replay, is_failure, replay
 from fuzz.session import Session
 from fuzz.settings import RunSettings
+from fuzz.stateful_replay import SequenceEntry, SequenceReplay, load_any_entry, replay_sequence
 
 CORPUS = Path(os.environ.get("MIGFUZZ_CORPUS", Path(__file__).parents[2] / "corpus"))
 ENTRIES = entry_folders(CORPUS)
@@ -53,11 +57,17 @@ class BinaryChangedWarning(UserWarning):
 def test_entry_replays_as_recorded(
     folder: Path, farm: Farm, record_property: Callable[[str, object], None]
 ) -> None:
-    entry = load_entry(folder)
-    src, dst = farm.get(entry.src.name), farm.get(entry.dst.name)
-    settings = RunSettings(trace_versions=traced_versions([src, dst], farm.cache_dir))
+    entry = load_any_entry(folder)
+    names = entry.versions if isinstance(entry, SequenceEntry) else [entry.src.name, entry.dst.name]
+    binaries = {name: farm.get(name) for name in names}
+    settings = RunSettings(trace_versions=traced_versions(list(binaries.values()), farm.cache_dir))
+    result: Replay | SequenceReplay
     with Session(settings) as session:
-        result = replay(session, entry, src, dst, cache_dir=farm.cache_dir)
+        if isinstance(entry, SequenceEntry):
+            result = replay_sequence(session, entry, binaries, cache_dir=farm.cache_dir)
+        else:
+            src, dst = binaries[entry.src.name], binaries[entry.dst.name]
+            result = replay(session, entry, src, dst, cache_dir=farm.cache_dir)
     kind = result.kind
     if kind is RegressKind.CHANGED_WITH_BINARY:
         line = f"{folder.name}: changed with the binary: {result.describe_binary_change()}"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,29 @@ def test_killing_the_runner_mid_case_leaves_no_qemu(farm, sig: signal.Signals, t
     if sig is not signal.SIGKILL:
         assert proc.returncode == 130
         assert "Traceback" not in log.read_text()
+
+
+SEQUENCE_ENTRY = str(
+    Path(__file__).parents[2] / "corpus" / "history-read-back-after-the-load-b70bac23"
+)
+
+
+def test_regress_and_repro_replay_a_stateful_entry(farm) -> None:
+    """A sequence entry is an entry like any other: regress passes it, repro says *same*."""
+    r = migfuzz("regress", SEQUENCE_ENTRY)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS     history-read-back-after-the-load-b70bac23" in r.stdout
+    assert "1 passed, 0 failed" in r.stdout
+    r = migfuzz("repro", SEQUENCE_ENTRY)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "verdict:  same divergence: history: read-back after the load (step 8)" in r.stdout
+
+
+@pytest.mark.parametrize("command", ["bisect", "bug"])
+def test_one_shot_commands_refuse_a_stateful_entry_in_one_line(farm, command: str) -> None:
+    r = migfuzz(command, SEQUENCE_ENTRY)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"migfuzz: error: {SEQUENCE_ENTRY}: a stateful entry; '{command}' takes one-shot "
+        "entries (its repro.sh replays the steps with plain QEMU)"
+    ]

@@ -1,11 +1,11 @@
 """The stateful engine on real QEMU: its invariant catches the 11.1 stale-code load, a
-short random campaign finds and shrinks it by itself, and the same campaign on 10.0
-reports nothing (no false positive)."""
+short random campaign finds and shrinks it by itself, the same campaign on 10.0 reports
+nothing (no false positive), and the committed sequence entry replays as itself on 11.1
+and as fixed on a version without the bug."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +13,15 @@ import pytest
 from fuzz.case import MachineConfig
 from fuzz.farm import Farm, QemuBinary
 from fuzz.machine import QemuMachine
+from fuzz.oracles import Signature
 from fuzz.persistent import make_empty_qcow2
 from fuzz.probe import capabilities
+from fuzz.replay import RegressKind, ReplayVerdict
 from fuzz.session import Session
 from fuzz.stateful import compare_loads, run_stateful
 from fuzz.stateful_model import Action
 from fuzz.stateful_procs import LiveProcess, one_shot_load
+from fuzz.stateful_replay import load_sequence_entry, replay_sequence
 from strategies.cases import rebuild_guest
 
 pytestmark = pytest.mark.qemu
@@ -27,7 +30,7 @@ GUEST_A = [{"op": "memory", "offset": "0x10", "count": 2, "value": "0x1111", "st
 GUEST_B = [{"op": "memory", "offset": "0x2000", "count": 3, "value": "0x2222", "step": "0x1"}]
 
 
-async def _history(binary: QemuBinary, workdir: Path) -> object:
+async def _history(binary: QemuBinary, workdir: Path) -> tuple[Signature, str, str] | None:
     """A and B saved; a process with no guest loads A (read back), then B (read back)."""
     config = MachineConfig("virt", "cortex-a57")
     template = workdir / "empty.qcow2"
@@ -70,7 +73,6 @@ def test_a_short_campaign_finds_stale_code_on_11_1_only(
 ) -> None:
     """The random search itself (seed 1, 10 runs) builds the history the 11.1 bug needs
     and shrinks it; the same budget on 10.0 reports nothing (no false positive)."""
-    started = time.monotonic()
     caps = {version: capabilities(binaries[version], farm.cache_dir)}
     work = tmp_path / "work"
     work.mkdir()
@@ -90,4 +92,31 @@ def test_a_short_campaign_finds_stale_code_on_11_1_only(
         start = next(s for s in steps if s.process == failing.process)
         assert start.action is Action.START and start.guest is None, finding.sequence.describe()
         assert finding.path is not None and (finding.path / "repro.sh").exists()
-    assert time.monotonic() - started < 60
+
+
+ENTRY = Path(__file__).parents[2] / "corpus" / "history-read-back-after-the-load-b70bac23"
+
+
+@pytest.mark.parametrize(
+    ("runs_as_11_1", "verdict", "kind"),
+    [
+        ("11.1", ReplayVerdict.SAME, RegressKind.SAME),
+        ("10.0", ReplayVerdict.FIXED, RegressKind.CHANGED_WITH_BINARY),
+    ],
+)
+def test_the_committed_sequence_replays_as_itself_and_as_fixed_without_the_bug(
+    farm: Farm, binaries: dict[str, QemuBinary], runs_as_11_1: str, verdict: ReplayVerdict,
+    kind: RegressKind,
+) -> None:  # fmt: skip
+    """The sequence's steps, taken again, show the recorded divergence at the recorded
+    step on 11.1; with 10.0 (no stale-code bug) standing in for 11.1, every load agrees,
+    which a replay on another binary reports as changed with the binary."""
+    entry = load_sequence_entry(ENTRY)
+    with Session() as session:
+        result = replay_sequence(
+            session, entry, {"11.1": binaries[runs_as_11_1]}, cache_dir=farm.cache_dir
+        )
+    assert result.verdict is verdict, result.describe()
+    assert result.kind is kind
+    if verdict is ReplayVerdict.SAME:
+        assert result.now is not None and result.now.step == entry.sequence.failing_step

@@ -29,6 +29,7 @@ from fuzz.corpus import (
 )
 from fuzz.errors import CorpusError
 from fuzz.farm import QemuBinary
+from fuzz.stateful_replay import load_sequence_entry
 
 CORPUS = Path(__file__).parents[2] / "corpus"
 ENTRY = CORPUS / "refused-on-load-cpreg-only-in-incoming-stream-cnthp-tval-el2-c51e8249"
@@ -102,7 +103,11 @@ def test_the_committed_corpus_reads_entry_by_entry() -> None:
     assert len(folders) >= 10  # one per root cause (README: signatures)
     entries = list(iter_entries(CORPUS))
     assert all(isinstance(e, Entry) for e in entries)
-    assert [e.path for e in entries if isinstance(e, Entry)] == folders
+    one_shot = [f for f in folders if not (f / "sequence.json").exists()]
+    assert [e.path for e in entries if isinstance(e, Entry)] == one_shot
+    # Every other entry is a stateful one, and reads as such.
+    stateful = [load_sequence_entry(f) for f in folders if f not in one_shot]
+    assert [s.path for s in stateful] == sorted(set(folders) - set(one_shot))
     # One entry folder is a corpus of one.
     assert entry_folders(ENTRY) == [ENTRY]
 
