@@ -28,11 +28,14 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fuzz.errors import CorpusError, InvalidInput
 from fuzz.outcome import StepOutcome, TransferOutcome, Verdict
 from fuzz.stream.cpregs import names_in_message
+
+if TYPE_CHECKING:
+    from fuzz.transcript import TranscriptDifference
 
 
 @dataclass(frozen=True, order=True)
@@ -294,11 +297,7 @@ def guest_transcript_oracle(evidence: Evidence) -> Divergence | None:
     differences = compare_transcripts(parse_transcript(expected), parse_transcript(actual))
     if not differences:
         return None
-    names = sorted({d.name for d in differences})
-    return Divergence(
-        Signature("state", f"guest read-back differs: {', '.join(names)}"),
-        {"differences": [vars(d) for d in differences]},
-    )
+    return _readback_divergence("state", differences, {})
 
 
 def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
@@ -365,11 +364,25 @@ def control_readback_oracle(evidence: Evidence) -> Divergence | None:
     ]  # fmt: skip
     if not differences:
         return None
-    names = sorted({d.name for d in differences})
+    details = {"version": evidence.control.src}
+    return _readback_divergence(SAME_VERSION + "state", differences, details)
+
+
+def _readback_divergence(
+    kind: str, differences: Sequence[TranscriptDifference], details: dict[str, Any]
+) -> Divergence:
+    """A ``kind`` divergence with one signature per read-back cause
+    (:func:`~fuzz.transcript.readback_causes`) and every difference in its details."""
+    from fuzz.transcript import readback_causes  # noqa: PLC0415
+
+    causes = tuple(
+        Signature(kind, f"guest read-back differs: {cause}")
+        for cause in readback_causes(differences)
+    )  # fmt: skip
     return Divergence(
-        Signature(SAME_VERSION + "state", f"guest read-back differs: {', '.join(names)}"),
-        {"differences": [vars(d) for d in differences], "version": evidence.control.src},
-    )
+        causes[0], {"differences": [vars(d) for d in differences], **details},
+        causes if len(causes) > 1 else (),
+    )  # fmt: skip
 
 
 def control_state_oracle(evidence: Evidence) -> Divergence | None:

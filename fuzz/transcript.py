@@ -14,7 +14,7 @@ Console text is untrusted: parsing skips what it does not recognise and never ra
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,3 +148,43 @@ def compare_transcripts(
         if name not in expected
     ]
     return out
+
+
+#: Read-back items that are one element of a register file or a register array: the
+#: file is migrated as one field (``env.xregs``, ``env.vfp.zregs``, one GIC register
+#: array), so one of its elements is no cause of its own.
+_ITEM_FAMILY = re.compile(
+    r"^(x|q|z|GICD_ISENABLER|GICD_IPRIORITYR|GIC_PPI_IPRIORITYR)\d+$|^(mem)\[.*\]$"
+)
+#: The cause of read-back items the guest did not print, when it reported no exception.
+INCOMPLETE_CAUSE = "incomplete"
+
+
+def item_family(name: str) -> str:
+    """The cause a read-back item stands for: ``z7`` -> ``z*``, ``GICD_IPRIORITYR3`` ->
+    ``GICD_IPRIORITYR*``, ``mem[...]`` -> ``mem*``; a system register, its own name."""
+    match = _ITEM_FAMILY.match(name)
+    if match is None:
+        return name
+    return f"{match.group(1) or match.group(2)}*"
+
+
+def readback_causes(differences: Sequence[TranscriptDifference]) -> tuple[str, ...]:
+    """The root causes of read-back differences, sorted, each once (at least one).
+
+    An element of a register file counts for its file (:func:`item_family`): the
+    Z-register truncation shows in every ``zN`` a guest wrote and is one bug. An exception
+    report is a cause of its own, and the items a guest did not print after it are its
+    consequence; items missing with no exception are one cause, :data:`INCOMPLETE_CAUSE`.
+    """
+    exception = any(d.name == EXCEPTION_ITEM for d in differences)
+    causes = set()
+    for d in differences:
+        if d.name == EXCEPTION_ITEM:
+            causes.add(EXCEPTION_ITEM)
+        elif d.kind == "missing":
+            if not exception:
+                causes.add(INCOMPLETE_CAUSE)
+        else:
+            causes.add(item_family(d.name))
+    return tuple(sorted(causes)) or (INCOMPLETE_CAUSE,)

@@ -299,7 +299,7 @@ def test_z_register_bits_beyond_1024_are_lost_by_a_same_version_restore(
     register, not ``ARM_MAX_VQ * 2 - 2``, so at 2048 bits the top half comes back zero.
 
     Strategies draw ``full_length`` (1 in 4 SVE writes): the judge reports this as a
-    same-version finding (``same-version-state: guest read-back differs: z3``).
+    same-version finding (``same-version-state: guest read-back differs: z*``).
     """
     full = [SetSveReg(3, 0x1111, 0x10, full_length=True)]
     cases = [
