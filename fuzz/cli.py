@@ -35,7 +35,7 @@ from fuzz.campaign import (
     worker_spec,
 )
 from fuzz.case import Case, MachineConfig
-from fuzz.corpus import Entry, entry_folders, iter_entries, load_entry
+from fuzz.corpus import Entry, entry_folders, load_entry
 from fuzz.describe import diff_layouts, save_layout
 from fuzz.diagnose import diagnose
 from fuzz.engine import CaseRun
@@ -70,6 +70,7 @@ from fuzz.loop import (
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.outcome import TransferOutcome
 from fuzz.probe import Capabilities, capabilities, traced_versions
+from fuzz.recheck import Rechecked, on_new_binaries, recheck
 from fuzz.replay import (
     SHORT_HASH,
     RegressKind,
@@ -169,6 +170,10 @@ def _add_fuzz_parser(sub: Any) -> None:
     fz.add_argument("--known", type=Path, action="append", default=[], metavar="DIR",
                     help="a corpus whose signatures count as known: met, never recorded "
                          "again (repeatable; default: the repository's corpus/)")  # fmt: skip
+    fz.add_argument("--recheck", action="store_true",
+                    help="first replay every open finding (the --known corpora's and the "
+                         "campaign's) whose binary changed since it was recorded, and mark "
+                         "the fixed ones")  # fmt: skip
     fz.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                     help="no campaign folder: write reproducers straight into DIR "
                          "(scripts)")  # fmt: skip
@@ -708,40 +713,43 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     )  # fmt: skip
 
 
-def _campaign_record(options: FuzzOptions, spec: WorkerSpec, jobs: int) -> dict[str, Any]:
+def _campaign_record(
+    options: FuzzOptions, spec: WorkerSpec, jobs: int, scheduler: str | None
+) -> dict[str, Any]:
     versions = {
         name: {**b.to_json(), "sha256": b.content_hash(),
                "version_line": spec.caps[name].version_line}
         for name, b in spec.binaries.items()
     }  # fmt: skip
     return {
-        **options.to_json(), "jobs": jobs, "versions": versions,
+        **options.to_json(), "jobs": jobs, "scheduler": scheduler, "versions": versions,
         "settings": spec.settings.to_json(), "migfuzz": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
 
 
-def _changed_binaries(record: dict[str, Any], spec: WorkerSpec) -> list[str]:
-    """The versions whose binary is not the one the campaign started with."""
-    versions = record.get("versions", {})
-    return [
-        name for name, b in spec.binaries.items()
-        if isinstance(versions.get(name), dict) and versions[name].get("sha256") != b.content_hash()
-    ]  # fmt: skip
+def _recheck(corpora: Sequence[Path], farm: Farm, folder: CampaignFolder | None) -> None:
+    """Replay the open findings of ``corpora`` whose binaries changed; say and log each."""
+    entries = on_new_binaries(corpora, farm,
+                              skipped=lambda line: err.print(f"[recheck] skipped: {line}",
+                                                             markup=False))  # fmt: skip
+    if not entries:
+        return
+    err.print(f"[recheck] {len(entries)} open finding(s) on binaries they were not recorded "
+              "on; replaying them first", markup=False)  # fmt: skip
 
+    def show(done: Rechecked) -> None:
+        err.print(f"[recheck] {done.entry.name}: {done.line}", markup=False)
+        if folder is not None:
+            folder.log_event("Rechecked", entry=str(done.entry), signature=done.signature,
+                             verdict=str(done.verdict), line=done.line)  # fmt: skip
 
-def _recheck(folder: CampaignFolder, farm: Farm, changed: Sequence[str]) -> None:
-    """Replay the campaign's own entries that involve a changed binary; log what they do."""
-    for item in iter_entries(folder.corpus_dir):
-        if isinstance(item, CorpusError):
-            err.print(f"[recheck] {item}", markup=False)
-            continue
-        if item.src.name not in changed and item.dst.name not in changed:
-            continue
-        with Session(RunSettings()) as session:
-            result = replay(session, item, farm.get(item.src.name), farm.get(item.dst.name))
-        err.print(f"[recheck] {item.name}: {result.describe()}", markup=False)
-        folder.log_event("Rechecked", entry=str(item.path), verdict=str(result.verdict))
+    fixed = [r for r in recheck(entries, farm, progress=show) if r.fixed]
+    err.print(
+        f"[recheck] {len(fixed)} of {len(entries)} fixed"
+        + "".join(f"\n[recheck]   fixed: {r.signature}" for r in fixed),
+        markup=False,
+    )
 
 
 def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
@@ -776,15 +784,16 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
             for path in CorpusStore(folder.corpus_dir).recover_stale_claims():
                 if path not in state.unshrunk:
                     state.unshrunk.append(path)
-            command = _FuzzCommand(farm, jobs, options, folder, state, scheduler=args.scheduler)
+            command = _FuzzCommand(farm, jobs, options, folder, state, scheduler=args.scheduler,
+                                   recheck=args.recheck)  # fmt: skip
             return command.run(recorded_jobs=record.get("jobs"))
     options = _fuzz_options(args, farm)
     if args.corpus is not None:
         return _FuzzCommand(farm, jobs, options, None, ResumeState(), corpus=args.corpus,
-                            scheduler=args.scheduler).run()  # fmt: skip
+                            scheduler=args.scheduler, recheck=args.recheck).run()  # fmt: skip
     with CampaignFolder.create(args.out or default_folder(), {}) as folder:
         return _FuzzCommand(farm, jobs, options, folder, ResumeState(),
-                            scheduler=args.scheduler).run()  # fmt: skip
+                            scheduler=args.scheduler, recheck=args.recheck).run()  # fmt: skip
 
 
 class _FuzzCommand:
@@ -793,10 +802,12 @@ class _FuzzCommand:
     def __init__(
         self, farm: Farm, jobs: int, options: FuzzOptions, folder: CampaignFolder | None,
         state: ResumeState, *, corpus: Path | None = None, scheduler: str | None = None,
+        recheck: bool = False,
     ) -> None:  # fmt: skip
         self.farm, self.jobs, self.options = farm, jobs, options
         self.folder, self.state = folder, state
         self.scheduler = scheduler
+        self.recheck = recheck
         self.known_dirs = list(options.known)
         if folder is not None:
             self.corpus_dir = folder.corpus_dir
@@ -854,12 +865,11 @@ class _FuzzCommand:
         spec = self._spec(budget, max_cases)
         folder = self.folder
         if folder is not None and not self.state.sessions:
-            _write_record(folder, _campaign_record(self.options, spec, self.jobs))
-        elif folder is not None and (changed := _changed_binaries(folder.record(), spec)):
-            err.print(f"[recheck] binaries changed since the campaign began: "
-                      f"{', '.join(changed)}; replaying its entries on them first",
-                      markup=False)  # fmt: skip
-            _recheck(folder, self.farm, changed)
+            _write_record(folder, _campaign_record(self.options, spec, self.jobs, self.scheduler))
+        if self.recheck or self.state.sessions:
+            # A resume always re-checks its own entries on binaries that changed under it.
+            _recheck([*(self.known_dirs if self.recheck else []), spec.corpus_dir],
+                     self.farm, folder)  # fmt: skip
         known = known_in([*self.known_dirs, spec.corpus_dir])
         campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=_CampaignDisplay(),
                             folder=folder, shares=shares, scheduler=self.scheduler)  # fmt: skip

@@ -29,6 +29,7 @@ from fuzz.folder import CORPUS, EVENTS, FORMAT, RECORD, read_jsonl, resume_state
 __all__ = [
     "CellReport",
     "EntryReport",
+    "FlakyReport",
     "ReportData",
     "SeriesPoint",
     "Session",
@@ -207,6 +208,19 @@ class SignatureReport:
     entry: EntryReport | None
     unstable: bool
     """Its shrink ended in a case that no longer showed it (the first case was kept)."""
+    reliability: str = ""
+    """How often its first case showed it again before it was reported (``"3/3"``;
+    empty: not measured, e.g. an entry written by an older migfuzz)."""
+
+
+@dataclass(frozen=True)
+class FlakyReport:
+    """A new signature whose case did not show it again reliably: listed apart, not shrunk."""
+
+    signature: str
+    pair: tuple[str, str]
+    reliability: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -233,6 +247,12 @@ class ReportData:
     control_failures: tuple[tuple[str, int], ...]
     invalid_cases: tuple[tuple[str, int], ...]
     harness_problems: tuple[str, ...]
+    harness_failures: tuple[tuple[str, int], ...] = ()
+    """Cases the harness failed twice (QEMU would not start, QMP lost), by bucket."""
+    flaky: tuple[FlakyReport, ...] = ()
+    rechecked: tuple[tuple[str, str, str], ...] = ()
+    """(entry, signature, what its replay on a new binary said), from ``--recheck`` and
+    resumes, the last word per entry."""
 
     @property
     def cases_per_second(self) -> float:
@@ -294,7 +314,33 @@ def gather(root: Path) -> ReportData:
         control_failures=_reasons(judged, "control-failed"),
         invalid_cases=_reasons(judged, "invalid"),
         harness_problems=_harness_problems(events, bad_entries, state.unshrunk if stopped else []),
+        harness_failures=_reasons(judged, "harness"),
+        flaky=_flaky(events),
+        rechecked=_rechecked(events),
     )  # fmt: skip
+
+
+def _rechecked(events: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    last: dict[str, tuple[str, str, str]] = {}
+    for event in events:
+        if event.get("type") == "Rechecked":
+            entry = Path(str(event.get("entry", ""))).name
+            last[entry] = (entry, str(event.get("signature", "")), str(event.get("line", "")))
+    return tuple(last.values())
+
+
+def _flaky(events: Sequence[Mapping[str, Any]]) -> tuple[FlakyReport, ...]:
+    """Each flaky signature once (its first report), in the order met."""
+    out: dict[str, FlakyReport] = {}
+    for event in events:
+        if event.get("type") != "FindingFlaky" or str(event.get("signature")) in out:
+            continue
+        pair = _pair_of(event) or ("?", "?")
+        out[str(event.get("signature"))] = FlakyReport(
+            str(event.get("signature")), pair, str(event.get("reliability", "")),
+            str(event.get("path", "")),
+        )  # fmt: skip
+    return tuple(out.values())
 
 
 def _read_record(root: Path) -> dict[str, Any]:
@@ -475,6 +521,7 @@ def _signatures(
             first_seen=min(times, default=None),
             entry=None if entry is None else _entry_report(entry),
             unstable=signature in unstable,
+            reliability="" if entry is None else str(entry.findings.get("reliability", "")),
         ))  # fmt: skip
     reports.sort(key=lambda r: (-r.severity, -r.count, r.signature))
     return tuple(reports)

@@ -114,8 +114,10 @@ def _status(data: ReportData) -> str:
     found = len(data.signatures)
     summary = (
         f"{found} distinct signature{'s' if found != 1 else ''}, "
+        f"{len(data.flaky)} flaky, "
         f"{sum(n for _, n in data.control_failures)} control failure(s), "
-        f"{len(data.harness_problems)} harness problem(s)"
+        f"{len(data.harness_problems) + sum(n for _, n in data.harness_failures)} "
+        "harness problem(s)"
     )
     kind = "warn" if notes else "ok"
     text = "; ".join([*notes, summary])
@@ -175,6 +177,7 @@ def _signature(index: int, sig: SignatureReport) -> str:
         ("pairs", pairs),
         ("versions", ", ".join(sig.versions) or "\u2014"),
         ("first met", "\u2014" if sig.first_seen is None else f"after {_duration(sig.first_seen)}"),
+        ("reproduces", _reliability(sig.reliability)),
     ]  # fmt: skip
     if sig.unstable:
         rows.append(("shrink", "unstable: the minimal case no longer showed it"))
@@ -190,6 +193,14 @@ def _signature(index: int, sig: SignatureReport) -> str:
         out.append(_entry(sig.entry))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _reliability(hits_runs: str) -> str:
+    """``3/3`` -> ``3 of 3 runs``: how often its first case showed it again."""
+    hits, sep, runs = hits_runs.partition("/")
+    if not sep:
+        return "not measured"
+    return f"{hits} of {runs} runs of its first case"
 
 
 def _entry(entry: EntryReport) -> str:
@@ -229,19 +240,42 @@ def _entry(entry: EntryReport) -> str:
 
 
 def _problems(data: ReportData) -> str:
-    out = ['<h2 id="control">Control failures</h2>',
-           "<p class='muted'>A \u2192 A did not complete: a harness or same-version problem, "
-           "not a cross-version finding.</p>"]  # fmt: skip
+    out = []
+    if data.rechecked:
+        out += ['<h2 id="rechecked">Re-checked on new binaries</h2>',
+                "<p class='muted'>Open findings replayed first on binaries they were not "
+                "recorded on (<code>fuzz --recheck</code>, or a resume after a rebuild).</p>",
+                _table(("entry", "signature", "replay"), data.rechecked)]  # fmt: skip
+    out += ['<h2 id="flaky">Flaky findings</h2>',
+           "<p class='muted'>New signatures whose case did not show them again in at least "
+           "half of its re-runs: recorded apart (the corpus's <code>.flaky/</code>), never "
+           "shrunk, not counted above.</p>"]  # fmt: skip
+    if data.flaky:
+        out.append(_table(
+            ("signature", "pair", "reproduced", "case"),
+            [(f.signature, f"{f.pair[0]} \u2192 {f.pair[1]}", f.reliability, _code(f.path))
+             for f in data.flaky],
+            raw_columns=(3,),
+        ))  # fmt: skip
+    else:
+        out.append("<p>None.</p>")
+    out += ['<h2 id="control">Control failures</h2>',
+            "<p class='muted'>Cases whose A \u2192 A could not be judged (its read-back never "
+            "finished, a step did not run): such a case says nothing. A control that QEMU "
+            "refuses, crashes on or restores differently is a finding, listed with the "
+            "signatures as <code>same-version-\u2026</code>.</p>"]  # fmt: skip
     out.append(_counts(data.control_failures, "No control failed."))
     out.append('<h2 id="invalid">Invalid cases</h2>')
     out.append(_counts(data.invalid_cases, "No case was invalid on its pair."))
     out.append('<h2 id="harness">Harness problems</h2>')
+    out.append("<p class='muted'>Cases the harness failed twice (QEMU would not start, QMP "
+               "lost, a guest that never reached its checkpoint), by kind: never "
+               "findings.</p>")  # fmt: skip
+    out.append(_counts(data.harness_failures, "No case failed in the harness."))
     if data.harness_problems:
         out.append("<ul>")
         out.extend(f"<li>{escape(p)}</li>" for p in data.harness_problems)
         out.append("</ul>")
-    else:
-        out.append("<p>None.</p>")
     return "\n".join(out)
 
 

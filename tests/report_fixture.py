@@ -22,6 +22,8 @@ CRASH = "crashed-on-load: assertion in vmstate_load_state: x <b>&amp;</b> y"
 """A signature known before the campaign (no entry here); markup in it must be escaped."""
 CONTROL_REASON = "5.2 -> 5.2: refused: error while loading state for instance 0x0 of device 'cpu'"
 INVALID_REASON = "11.1 -> 10.0: setup-error: machine type 'virt-11.1' not supported"
+HARNESS_REASON = "monitor: QMP connection lost"
+FLAKY = "state: guest read-back differs: CNTV_CVAL_EL0"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ def make_campaign(root: Path, *, findings: bool = True) -> Campaign:
         judged(2002.0, pair, "divergence", signature),
         judged(2003.0, ("11.1", "10.0"), "invalid", None, INVALID_REASON),
         judged(2004.0, pair, "control-failed", None, CONTROL_REASON),
+        judged(2004.5, pair, "harness", None, HARNESS_REASON),
+        {"type": "FindingFlaky", "t": 2004.7, "signature": FLAKY, "pair": list(pair),
+         "path": "corpus/.flaky/x", "reliability": "1/10"},
         {"type": "ReproducerUnstable", "t": 2005.0, "signature": CRASH, "path": "x",
          "now": "agree"},
         {"type": "CampaignStopped", "t": 2006.0, "interrupted": True, "cases": 7,

@@ -74,6 +74,8 @@ def test_a_killed_dask_worker_loses_no_announced_finding(farm, tmp_path, cluster
     assert proc.returncode == 1, text  # finished, with new findings
     assert "Traceback" not in text
     assert re.search(r"worker \d+: worker process died \(.*\); a new worker takes over", text), text
+    # The campaign record says where its workers ran.
+    assert json.loads((out_dir / "campaign.json").read_text())["scheduler"] == address
     records = [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
     announced = [r["path"] for r in records if r["type"] == "FindingSeen"]
     assert announced, text

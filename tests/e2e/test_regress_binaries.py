@@ -110,3 +110,34 @@ def test_the_corpus_tier_passes_a_change_on_another_build_with_a_warning(
     assert r.returncode == 1, r.stdout + r.stderr
     assert "1 failed, 1 passed" in r.stdout, r.stdout
     assert "changed with the binary: dst 11.1: recorded no sha256" in r.stdout
+
+
+def test_fuzz_recheck_replays_open_findings_on_new_binaries_and_marks_the_fixed(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """Three open findings in a ``--known`` corpus: one on its recorded binaries (not
+    replayed), one whose destination binary changed and that still refuses (*same*), and
+    one whose destination is now a build that loads it (10.0 standing in for a fixed 11.1
+    build under another name): *fixed*, said and logged before any case is drawn."""
+    corpus = tmp_path / "known"
+    untouched, still, fixed = (corpus / f"{n}-{ENTRY.name}" for n in ("a", "b", "c"))
+    for entry in (untouched, still, fixed):
+        shutil.copytree(ENTRY, entry)
+    _edit_json(still / "case.json", {"dst": {"sha256": FAKE_SHA256}})
+    _edit_json(fixed / "case.json", {"dst": {"name": "10.0", "sha256": FAKE_SHA256}})
+
+    out = tmp_path / "campaign"
+    r = migfuzz("fuzz", "--recheck", "--known", str(corpus), "--pairs", "11.1:11.1",
+                "--max-cases", "1", "--no-guests", "-j", "1", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("[recheck]")]
+    assert "2 open finding(s) on binaries they were not recorded on" in lines[0]
+    assert not [x for x in lines if untouched.name in x]
+    [still_line] = [x for x in lines if still.name in x]
+    assert "same divergence: refused-on-load: cpreg only in incoming stream: P15_6_*" in still_line
+    [fixed_line] = [x for x in lines if f"{fixed.name}:" in x]
+    assert "fixed: control and pair now agree" in fixed_line
+    assert "[recheck] 1 of 2 fixed" in r.stderr
+    logged = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    verdicts = {Path(e["entry"]).name: e["verdict"] for e in logged if e["type"] == "Rechecked"}
+    assert verdicts == {still.name: "same divergence", fixed.name: "fixed"}

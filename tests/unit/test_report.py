@@ -19,7 +19,15 @@ from fuzz.replay import RegressKind
 from fuzz.report import Severity, gather, severity_of, version_key
 from fuzz.report_html import render_html
 from fuzz.report_junit import CLASSNAME, junit_xml, regress_case
-from tests.report_fixture import CONTROL_REASON, CRASH, INVALID_REASON, Campaign, make_campaign
+from tests.report_fixture import (
+    CONTROL_REASON,
+    CRASH,
+    FLAKY,
+    HARNESS_REASON,
+    INVALID_REASON,
+    Campaign,
+    make_campaign,
+)
 
 
 @pytest.fixture
@@ -49,11 +57,11 @@ def test_header_counts_and_sessions(campaign: Campaign):
     assert (data.seed, data.budget_seconds, data.jobs) == (7, 60.0, 2)
     assert data.version_names == ("5.2", "10.0", "11.1")
     assert data.versions[2].version_line == "QEMU emulator version 11.1.0"
-    assert data.cases == 7  # the torn last line is not a case
+    assert data.cases == 8  # the torn last line is not a case
     assert [s.ended for s in data.sessions] == ["killed", "interrupted"]
-    assert [s.cases for s in data.sessions] == [3, 4]
+    assert [s.cases for s in data.sessions] == [3, 5]
     assert data.seconds == pytest.approx(10.0)  # 4 s + 6 s, the gap between left out
-    assert data.cases_per_second == pytest.approx(0.7)
+    assert data.cases_per_second == pytest.approx(0.8)
     assert data.interrupted
 
 
@@ -62,10 +70,10 @@ def test_matrix_cells_take_the_worst_outcome_per_pair(campaign: Campaign):
     cells = {(c.src, c.dst): c for c in data.cells}
     assert len(cells) == 9  # every source x destination over the campaign's versions
     entry_cell = cells[campaign.pair]
-    assert entry_cell.cases == 4
+    assert entry_cell.cases == 5
     assert entry_cell.worst is Severity.REFUSED  # a refusal beats a failed control
     assert entry_cell.signatures == 1
-    assert dict(entry_cell.kinds) == {"divergence": 2, "control-failed": 2}
+    assert dict(entry_cell.kinds) == {"divergence": 2, "control-failed": 2, "harness": 1}
     crash_cell = cells["11.1", "10.0"]
     assert (crash_cell.cases, crash_cell.worst, crash_cell.signatures) == (
         2, Severity.CRASHED, 1,
@@ -80,9 +88,9 @@ def test_matrix_cells_take_the_worst_outcome_per_pair(campaign: Campaign):
 def test_series_counts_cases_and_signatures_in_campaign_time(campaign: Campaign):
     series = gather(campaign.root).series
     assert series[0].seconds == 0 and series[0].cases == 0
-    assert [p.cases for p in series] == list(range(8))
-    assert [p.signatures for p in series] == [0, 0, 1, 1, 2, 2, 2, 2]
-    assert [p.seconds for p in series[1:]] == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 8.0]
+    assert [p.cases for p in series] == list(range(9))
+    assert [p.signatures for p in series] == [0, 0, 1, 1, 2, 2, 2, 2, 2]
+    assert [p.seconds for p in series[1:]] == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 8.0, 8.5]
 
 
 def test_signatures_with_their_counts_pairs_and_entry(campaign: Campaign):
@@ -123,6 +131,31 @@ def test_control_failures_invalid_cases_and_harness_problems_apart(campaign: Cam
     assert f"shrink of '{CRASH}'" in problems
     assert "broken-entry" in problems
     assert CRASH not in {r for r, _ in data.control_failures}
+    # A case the harness failed is counted in its bucket, never as a finding.
+    assert data.harness_failures == ((HARNESS_REASON, 1),)
+    assert HARNESS_REASON not in {s.signature for s in data.signatures}
+
+
+def test_flaky_findings_are_listed_apart_with_their_reliability(campaign: Campaign):
+    data = gather(campaign.root)
+    [flaky] = data.flaky
+    assert (flaky.signature, flaky.pair, flaky.reliability) == (FLAKY, campaign.pair, "1/10")
+    assert FLAKY not in {s.signature for s in data.signatures}
+    page = render_html(data)
+    flaky_section = page[page.index('id="flaky"') : page.index('id="control"')]
+    assert FLAKY in flaky_section and "1/10" in flaky_section
+    assert "1 flaky" in page
+
+
+def test_a_signature_shows_how_reliably_its_first_case_reproduced(campaign: Campaign):
+    outcome_path = campaign.entry / "outcome.json"
+    outcome = json.loads(outcome_path.read_text())
+    outcome["findings"]["reliability"] = "3/3"
+    outcome_path.write_text(json.dumps(outcome))
+    data = gather(campaign.root)
+    [sig] = [s for s in data.signatures if s.signature == campaign.signature]
+    assert sig.reliability == "3/3"
+    assert "3 of 3 runs of its first case" in render_html(data)
 
 
 def test_a_finding_never_shrunk_is_a_problem_once_the_campaign_stopped(campaign: Campaign):
@@ -241,3 +274,19 @@ def test_junit_xml_is_valid_and_escaped():
     failure = testcases[3].find("failure")
     assert failure is not None
     assert "case.json: missing" in (failure.get("message") or "")
+
+
+def test_rechecked_findings_show_the_last_word_per_entry(campaign: Campaign):
+    events = campaign.root / "events.jsonl"
+    lines = events.read_text().splitlines()[:-1]  # the torn last line aside
+    for line in ("same divergence: x", "fixed: control and pair now agree (recorded x)"):
+        lines.append(json.dumps({"type": "Rechecked", "t": 2005.5, "entry": "/k/entry-1",
+                                 "signature": "refused-on-load: x", "verdict": line[:5],
+                                 "line": line}))  # fmt: skip
+    events.write_text("\n".join(lines) + "\n")
+    data = gather(campaign.root)
+    assert data.rechecked == (
+        ("entry-1", "refused-on-load: x", "fixed: control and pair now agree (recorded x)"),
+    )
+    page = render_html(data)
+    assert 'id="rechecked"' in page and "fixed: control and pair now agree" in page
