@@ -597,9 +597,10 @@ class Campaign:
                         start(self._replacements(pool, lost))
                         lost = {}
                     self._alive = len(futures)
-            except KeyboardInterrupt:
-                # Workers see the stop flag before their next case and reap their QEMU;
-                # leaving the 'with' waits for them.
+            except BaseException:
+                # Ctrl-C, or a worker that failed for good (a full disk): workers see the
+                # stop flag before their next case and reap their QEMU; leaving the
+                # 'with' waits for them.
                 stop.set()
                 with contextlib.suppress(KeyboardInterrupt):
                     while any(not f.done() for f in futures):

@@ -45,6 +45,7 @@ from fuzz.errors import (
     HarnessError,
     InvalidInput,
     MigfuzzError,
+    StorageError,
     UsageError,
 )
 from fuzz.events import Event, Message, StepFinished
@@ -1219,6 +1220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except HarnessError as e:
         err.print(f"migfuzz: harness error: {e}", markup=False)
+        return EXIT_HARNESS
+    except StorageError as e:
+        err.print(f"migfuzz: error: {e}", markup=False)
         return EXIT_HARNESS
     except MigfuzzError as e:
         err.print(f"migfuzz: {e}", markup=False)

@@ -78,3 +78,11 @@ class Finding(MigfuzzError, AssertionError):
 
 class CampaignError(InvalidInput):
     """A campaign folder cannot be used: not empty, not a campaign, or in use by another."""
+
+
+class StorageError(MigfuzzError):
+    """A corpus or campaign folder cannot be written (a full disk, no permission).
+
+    The campaign stops at once: going on would find what it cannot keep. What was written
+    before stays whole (entries are written atomically), and ``--resume`` goes on later.
+    """

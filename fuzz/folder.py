@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fuzz.errors import CampaignError
+from fuzz.errors import CampaignError, StorageError
 
 RECORD = "campaign.json"
 EVENTS = "events.jsonl"
@@ -263,8 +263,15 @@ def _take_lock(root: Path) -> IO[str]:
 
 
 def _append(stream: IO[str], item: dict[str, Any]) -> None:
-    stream.write(json.dumps(item, sort_keys=True, default=str) + "\n")
-    stream.flush()
+    """Append one JSON line; a torn line (a full disk) is skipped when read back.
+
+    :raise StorageError: the line could not be written.
+    """
+    try:
+        stream.write(json.dumps(item, sort_keys=True, default=str) + "\n")
+        stream.flush()
+    except OSError as err:
+        raise StorageError(f"{stream.name}: cannot append to it ({err.strerror or err})") from None
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:

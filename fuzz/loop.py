@@ -38,7 +38,7 @@ from fuzz.case import Case
 from fuzz.corpus import Entry, VersionRef
 from fuzz.diagnose import explain
 from fuzz.engine import CaseRun
-from fuzz.errors import Finding, HarnessError, UsageError
+from fuzz.errors import Finding, HarnessError, StorageError, UsageError
 from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
@@ -64,6 +64,14 @@ UNSHRINKABLE_KINDS = frozenset({"reuse"})
 
 class BudgetExhausted(BaseException):
     """Raised inside a Hypothesis run to end it at once (a BaseException: not a failure)."""
+
+
+class _StorageFailed(BaseException):
+    """Carries a :class:`StorageError` out of a Hypothesis run unshrunk (a BaseException)."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -452,7 +460,10 @@ class FuzzLoop:
             case=run.case, control=run.control, pair=run.pair,
             findings=findings, stream=run.source_stream,
         )  # fmt: skip
-        return self.store.save(entry, src, dst, flaky=flaky)
+        try:
+            return self.store.save(entry, src, dst, flaky=flaky)
+        except StorageError as err:
+            raise _StorageFailed(err) from None
 
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes
@@ -556,6 +567,7 @@ class FuzzLoop:
         :return: the number of cases drawn.
         :raise KeyboardInterrupt: Ctrl-C or SIGTERM; entries already written stay whole.
         :raise HarnessError: the harness failed in a way that makes going on pointless.
+        :raise StorageError: an entry could not be written (a full disk): the loop stops.
         """
         run_index = self.first_run
         while not self._out_of_budget():
@@ -563,6 +575,8 @@ class FuzzLoop:
                 self._hypothesis_run(run_index)
             except BudgetExhausted:
                 break
+            except _StorageFailed as failed:
+                raise failed.error from None
             run_index += 1
             self._replaying.clear()  # only the resumed run is replayed
         return self.cases

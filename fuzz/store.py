@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fuzz.corpus import Entry, iter_entries, write_entry
-from fuzz.errors import CorpusError
+from fuzz.errors import CorpusError, StorageError
 from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
 
@@ -170,7 +170,14 @@ class CorpusStore:
         """Write (or replace, whole) the entry of ``entry.signature``; returns its folder.
 
         :param flaky: write it among the flaky findings (``.flaky/``), not the corpus.
+        :raise StorageError: it could not be written (the folder keeps what it had).
         """
         root = self.root / FLAKY if flaky else self.root
-        path, _written = write_entry(root, entry, src, dst, replace=True)
+        try:
+            path, _written = write_entry(root, entry, src, dst, replace=True)
+        except OSError as err:
+            raise StorageError(
+                f"{root}: cannot write the entry of '{entry.signature}' "
+                f"({err.strerror or err}); entries written before are whole"
+            ) from None
         return path

@@ -1,4 +1,5 @@
-"""Campaign folders as a user meets them: killed and resumed, refused when busy or full."""
+"""Campaign folders as a user meets them: killed and resumed, refused when busy, stopped
+when the disk is full."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.corpus import entry_folders, load_entry
+from fuzz.folder import read_jsonl
 from tests.e2e.procs import tagged
 
 pytestmark = pytest.mark.qemu
@@ -112,3 +114,41 @@ def test_a_busy_or_full_campaign_folder_is_refused_in_one_line(farm, tmp_path) -
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 300 KiB tmpfs: room for a campaign's record, logs and one entry, not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_campaign_in_one_line_and_keeps_what_it_announced(
+    farm, tmp_path, small_disk
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tag = uuid.uuid4().hex
+    out = small_disk / "campaign"
+    r = _fuzz("--pairs", "10.0:11.1", "--no-guests", "--max-cases", "20", "-j", "2",
+              "--known", str(empty), "--out", str(out),
+              env={**os.environ, "MIGFUZZ_TEST_TAG": tag})  # fmt: skip
+    assert r.returncode == 3, r.stdout + r.stderr  # the environment failed, not a finding
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("migfuzz: error:")]
+    assert "No space left on device" in line and "entries written before are whole" in line
+    assert "Traceback" not in r.stderr
+    # Every entry it announced as written is whole, and nothing is left running.
+    events = read_jsonl(out / "events.jsonl")  # a line the full disk tore is skipped
+    announced = [e["path"] for e in events if e.get("type") == "FindingSeen"]
+    assert announced
+    for path in announced:
+        load_entry(Path(path))
+    assert tagged(tag) == []
