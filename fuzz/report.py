@@ -53,7 +53,7 @@ class Severity(IntEnum):
 
     AGREE = 0
     INVALID = 1
-    """Only cases that cannot run there (setup errors): nothing was learnt."""
+    """No divergence, and some cases could not run there (setup errors)."""
     CONTROL_FAILED = 2
     """A -> A failed: a harness or same-version problem, not a cross-version finding."""
     STATE = 3
@@ -71,7 +71,7 @@ class Severity(IntEnum):
 
 _LABELS = {
     Severity.AGREE: "agree",
-    Severity.INVALID: "invalid cases only",
+    Severity.INVALID: "no divergence, some cases invalid",
     Severity.CONTROL_FAILED: "control failed",
     Severity.STATE: "state / read-back",
     Severity.REFUSED: "refused",
@@ -461,6 +461,15 @@ def _case_severity(event: Mapping[str, Any]) -> Severity:
     return severity_of(signature.partition(":")[0])
 
 
+def _causes(event: Mapping[str, Any]) -> list[str]:
+    """Every root cause a judged case showed (a case with several counts for each); its
+    headline signature alone in a log written before causes were logged."""
+    causes = event.get("causes")
+    if isinstance(causes, list) and causes:
+        return [str(c) for c in causes]
+    return [str(event["signature"])] if event.get("signature") else []
+
+
 def _cells(names: Sequence[str], judged: Sequence[Mapping[str, Any]]) -> tuple[CellReport, ...]:
     by_pair: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for event in judged:
@@ -471,7 +480,7 @@ def _cells(names: Sequence[str], judged: Sequence[Mapping[str, Any]]) -> tuple[C
     for src in names:
         for dst in names:
             met = by_pair.get((src, dst), [])
-            sigs = {str(e["signature"]) for e in met if e.get("signature")}
+            sigs = {cause for e in met for cause in _causes(e)}
             cells.append(CellReport(
                 src=src, dst=dst, cases=len(met),
                 worst=max((_case_severity(e) for e in met), default=None),
@@ -485,8 +494,7 @@ def _series(judged: Sequence[Mapping[str, Any]], clock: _Clock) -> tuple[SeriesP
     points = [SeriesPoint(0.0, 0, 0)] if judged else []
     seen: set[str] = set()
     for n, event in enumerate(judged, 1):
-        if event.get("signature"):
-            seen.add(str(event["signature"]))
+        seen.update(_causes(event))
         points.append(SeriesPoint(clock(_opt_float(event.get("t")) or 0.0), n, len(seen)))
     return tuple(points)
 
@@ -499,8 +507,8 @@ def _signatures(
 ) -> tuple[SignatureReport, ...]:
     met: dict[str, list[Mapping[str, Any]]] = {}
     for event in judged:
-        if event.get("signature"):
-            met.setdefault(str(event["signature"]), []).append(event)
+        for cause in _causes(event):
+            met.setdefault(cause, []).append(event)
     unstable = {str(e.get("signature")) for e in events if e.get("type") == "ReproducerUnstable"}
     reports = []
     for signature in sorted(set(met) | set(entries)):
