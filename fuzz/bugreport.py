@@ -17,6 +17,7 @@ axes) and starts nothing, so it is tested on committed entries without QEMU.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -137,8 +138,10 @@ def _commands(entry: Entry) -> list[str]:
         '-incoming "exec:cat src.stream"',
         "   ```",
         "",
-        f"4. Control: the same load with `$QEMU_SRC` (QEMU {src}) succeeds.",
-    ]
+        *([] if entry.signature.kind.startswith("same-version-")
+          else [f"4. Control: the same load with `$QEMU_SRC` (QEMU {src}) succeeds."]),
+        *_read_back_steps(entry),
+    ]  # fmt: skip
     if guest is not None:
         digest = hashlib.sha256(guest.image).hexdigest()
         lines += [
@@ -153,9 +156,53 @@ def _commands(entry: Entry) -> list[str]:
         ]
     lines += [
         "The attached `repro.sh` runs all of this (`./repro.sh`, or `./repro.sh --resave` to "
-        "save the stream afresh).",
-    ]
+        "save the stream afresh)"
+        + (" and compares the read-backs; it exits 1 while they differ." if _differences(entry)
+           else "."),
+    ]  # fmt: skip
     return lines
+
+
+def _differences(entry: Entry) -> list[dict[str, Any]]:
+    """The guest read-back items a read-back finding recorded as differing."""
+    found = entry.findings.get("differences")
+    if not isinstance(found, list) or entry.case.guest is None:
+        return []
+    return [d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str)]
+
+
+def _read_back_steps(entry: Entry) -> list[str]:
+    """How to see a read-back finding by hand: the guest's read-back after the restore."""
+    differences = _differences(entry)
+    if not differences:
+        return []
+    assert entry.case.guest is not None
+    resume = entry.case.guest.resume.decode("latin-1")
+    names = "|".join(re.escape(d["name"]) for d in differences)
+    same = entry.signature.kind.startswith("same-version-")
+    load_args = _words(a for a in destination_args(entry.case) if a not in ("-incoming", "defer"))
+    baseline = (
+        "what it printed before the save (run step 1 with `-serial file:before.txt`)"
+        if same else "what the same steps print with `$QEMU_SRC` as the destination"
+    )  # fmt: skip
+    step = 4 if same else 5
+    return [
+        "",
+        f"{step}. The guest's read-back. Before its checkpoint, and again after it receives "
+        f"`{resume}` on its UART, the guest prints one `name=0x...` line per item it wrote. "
+        "Restore with the UART on a pipe, resume the guest, and send it the byte:",
+        "",
+        "   ```sh",
+        "   mkfifo uart.in uart.out; cat uart.out > after.txt &",
+        f"   $QEMU_DST {load_args} -nodefaults -display none -monitor stdio "
+        '-chardev pipe,id=ser,path=uart -serial chardev:ser -incoming "exec:cat src.stream"',
+        "   (qemu) cont",
+        f"   printf {resume} > uart.in    # from another shell",
+        f"   grep -E '^({names})=' after.txt",
+        "   ```",
+        "",
+        f"   Compare with {baseline}.",
+    ]
 
 
 def _step_lines(step: StepOutcome | None) -> list[str]:
@@ -265,8 +312,16 @@ def _state_section(findings: dict[str, Any]) -> list[str]:
         if len(changed) > MAX_STATE_ROWS:
             lines.append(f"| ... and {len(changed) - MAX_STATE_ROWS} more | | |")
     if differences:
-        lines += ["", "What the guest reads back after the migration:", ""]
-        lines += [f"- `{d}`" for d in differences[:MAX_STATE_ROWS]]
+        lines += [
+            *([""] if changed else []),
+            "What the guest reads back after the restore (values as the guest prints them; "
+            "a `zN` item is a digest of the whole Z register):", "",
+            "| item | expected | actual |", "| --- | --- | --- |",
+        ]  # fmt: skip
+        for d in differences[:MAX_STATE_ROWS]:
+            if isinstance(d, dict):
+                lines.append(f"| `{d.get('name')}` | {_value(d.get('expected'))} | "
+                             f"{_value(d.get('actual'))} |")  # fmt: skip
     return [*lines, ""]
 
 
@@ -295,12 +350,22 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
     :param axes: bisect results (:func:`fuzz.bisect.bisect_axis`) to include, if any.
     """
     config = entry.case.config
-    same = entry.src.name == entry.dst.name
-    expected_what = (
-        "The same stream loaded by the version that saved it (the control) completes:"
-        if not same
-        else "A save/restore round trip on one version should restore the same state:"
-    )
+    same_version = entry.signature.kind.startswith("same-version-")
+    if same_version:
+        expected_block = [
+            f"A save/restore round trip on QEMU {_release(entry.src)} alone completes and "
+            "restores the state that was saved"
+            + (": the guest reads back after the restore what it read before the save."
+               if _differences(entry) else "."),
+        ]  # fmt: skip
+        actual = entry.control
+    else:
+        expected_block = [
+            "The same stream loaded by the version that saved it (the control) completes:",
+            "",
+            *_outcome_block(entry.control),
+        ]
+        actual = entry.pair
     lines = [
         f"# {title(entry)}",
         "",
@@ -321,15 +386,13 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
         "",
         "## Expected",
         "",
-        expected_what,
-        "",
-        *_outcome_block(entry.control),
+        *expected_block,
         "",
         "## Actual",
         "",
         f"Signature: `{entry.signature}`",
         "",
-        *_outcome_block(entry.pair),
+        *_outcome_block(actual),
         "",
         *_registers_section(entry.findings),
         *_state_section(entry.findings),
@@ -337,4 +400,6 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
     ]
     while lines and lines[-1] == "":
         lines.pop()
+    # One blank line between blocks, however the sections above end and begin.
+    lines = [ln for i, ln in enumerate(lines) if ln or i == 0 or lines[i - 1]]
     return "\n".join(lines) + "\n"

@@ -294,7 +294,8 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
 
     By default it restores the recorded stream on the source (the control) and on the
     destination; with ``--resave`` it first re-creates the stream on the source through
-    HMP commands on stdin.
+    HMP commands on stdin. For a read-back finding it then restores again, resumes the
+    guest and compares the items that differed, and exits 1 if they still do.
     """
     case = entry.case
     image = Path(_IMAGE_PLACEHOLDER) if case.guest is not None else None
@@ -339,6 +340,66 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
             f"echo '== pair: restore on {entry.dst.name}'",
             "QEMU=$QEMU_DST",
             restore.format(args=load_args, label="pair").rstrip(),
+            *_read_back_lines(entry, load_args),
             "",
         ]
     )
+
+
+_READ_BACK = """\
+# read_back LABEL: restore with $QEMU, 'cont', send the guest its resume byte on the UART,
+# and keep what it prints (its read-back, one name=0x... line per item) in $WORK/LABEL.uart.
+read_back() {{
+  mkfifo "$WORK/$1.in" "$WORK/$1.out" || exit 2
+  cat "$WORK/$1.out" > "$WORK/$1.uart" &
+  ( sleep 1; printf 'cont\\n'; sleep 0.5; printf '{resume}' > "$WORK/$1.in"; sleep 2
+    printf 'quit\\n' ) | \\
+    $QEMU {args} -nodefaults -display none -monitor stdio \\
+      -chardev "pipe,id=ser,path=$WORK/$1" -serial chardev:ser \\
+      -incoming "exec:cat $WORK/src.stream" >/dev/null 2>&1
+  wait
+}}
+# item LABEL NAME: the value NAME read back in LABEL's UART.
+item() {{ awk -F= -v k="$2" '{{ sub(/\\r$/, "") }} $1 == k {{ print $2; exit }}' "$WORK/$1.uart"; }}
+STATUS=0"""
+
+
+def _read_back_lines(entry: Entry, load_args: str) -> list[str]:
+    """For a read-back finding: restore again on both sides, resume the guest, and compare
+    the items that differed (exit status 1 if they still do). A same-version finding
+    compares A -> A with what the guest read before the save (recorded: a resave's UART
+    is not kept); a cross-version one compares A -> B with A -> A."""
+    differences = entry.findings.get("differences")
+    if not isinstance(differences, list) or entry.case.guest is None:
+        return []
+    items = [d for d in differences if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    same_version = entry.signature.kind.startswith("same-version-")
+    resume = entry.case.guest.resume.decode("latin-1")
+    lines = [
+        "echo '== the guest read-back after each restore'",
+        _READ_BACK.format(resume=resume, args=load_args),
+        "QEMU=$QEMU_SRC; read_back control",
+        *([] if same_version else ["QEMU=$QEMU_DST; read_back pair"]),
+    ]
+    for d in items:
+        name = shlex.quote(d["name"])
+        if same_version:
+            before = shlex.quote(str(d.get("expected")))
+            lines += [
+                f'v=$(item control {name}); echo "{d["name"]}: before the save {d.get("expected")}'
+                f', after the restore $v"',
+                f'[ "$v" = {before} ] || STATUS=1',
+            ]
+        else:
+            lines += [
+                f"c=$(item control {name}); p=$(item pair {name})",
+                f'echo "{d["name"]}: after {entry.src.name} -> {entry.src.name} $c, after '
+                f'{entry.src.name} -> {entry.dst.name} $p"',
+                '[ "$c" = "$p" ] || STATUS=1',
+            ]
+    lines += [
+        '[ "$STATUS" = 1 ] && echo "BUG: the read-back differs"',
+        '[ "$STATUS" = 0 ] && echo "OK: the read-back is the same"',
+        'exit "$STATUS"',
+    ]
+    return lines

@@ -3,7 +3,9 @@
 
 For each one-shot corpus entry: ``sh repro.sh`` must show the control loading on the source,
 and the destination printing the recorded first error line (or the recorded assertion, for a
-crash). With ``--resave`` the stream is re-created on the source first. A stateful entry's
+crash); a same-version refusal must show the control itself refusing with its recorded
+line; a read-back finding must exit 1 saying the read-back differs. With
+``--resave`` the stream is re-created on the source first. A stateful entry's
 ``repro.sh`` runs with each version's QEMU from the farm (``QEMU_<version>``) and must end
 with ``BUG:`` and exit status 1. Usage::
 
@@ -30,7 +32,8 @@ from fuzz.stateful_repro import version_variable
 def expected_line(folder: Path) -> str:
     """The destination's line that the hand run must print too."""
     entry = load_entry(folder)
-    step = entry.pair.failing_step
+    same_version = entry.signature.kind.startswith("same-version-")
+    step = (entry.control if same_version else entry.pair).failing_step
     if step is None:
         return ""
     errors = [m for m in step.messages if not m.lower().startswith("warning:")]
@@ -44,8 +47,8 @@ def check_sequence(folder: Path) -> bool:
     for version in load_sequence_entry(folder).versions:
         env[version_variable(version)] = shlex.join(farm.get(version).command())
     run = subprocess.run(
-        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, errors="replace", timeout=300,
-        env=env, check=False,
+        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, errors="replace",
+        timeout=300, env=env, check=False,
     )  # fmt: skip
     ok = run.returncode == 1 and "BUG:" in run.stdout
     print(f"{'OK  ' if ok else 'FAIL'} {folder.name}: exit {run.returncode}")
@@ -71,7 +74,12 @@ def main() -> int:
         )  # fmt: skip
         text = run.stdout + run.stderr
         pair_part = text.split("== pair:", 1)[-1]
-        ok = "control: loaded" in text and want in pair_part and "pair: loaded" not in pair_part
+        if "== the guest read-back" in run.stdout:  # a read-back finding: the items differ
+            ok = run.returncode == 1 and "BUG: the read-back differs" in run.stdout
+        elif load_entry(folder).signature.kind.startswith("same-version-"):
+            ok = want in text and "control: loaded" not in run.stdout
+        else:
+            ok = "control: loaded" in text and want in pair_part and "pair: loaded" not in pair_part
         failures += not ok
         print(f"{'OK  ' if ok else 'FAIL'} {folder.name}: {want[:90]}")
         if not ok:

@@ -15,6 +15,8 @@ from fuzz.lock import read_lock
 ROOT = Path(__file__).resolve().parents[2]
 P15_4 = ROOT / "corpus/refused-on-load-cpreg-only-in-incoming-stream-p15-4-3cfabc70"
 IRQ_LINE = ROOT / "corpus/refused-on-load-error-loading-device-cpu-after-cpu-irq-line-291c920c"
+Z_REGS = ROOT / "corpus/same-version-state-guest-read-back-differs-z-6988d6cb"
+EL3_52 = ROOT / "corpus/same-version-refused-on-load-error-loading-device-cpu-after-aa51543e"
 
 
 def test_title_is_one_line_with_versions_configuration_and_cause() -> None:
@@ -92,3 +94,23 @@ def test_cli_refuses_a_folder_that_is_no_entry(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "case.json: missing" in err
+
+
+def test_report_of_a_read_back_finding_shows_how_to_see_it_and_both_values() -> None:
+    """The Z-register truncation: a round trip on one version; the report must let a
+    maintainer see the difference (the read-back after the restore), not only a load."""
+    text = bug_report(load_entry(Z_REGS))
+    assert "printf g > uart.in" in text and "grep -E '^(z3)=' after.txt" in text
+    assert "-chardev pipe,id=ser,path=uart -serial chardev:ser" in text
+    assert "| `z3` | `0x177c9c0824dcd15e` | `0x5feb6462311f17ae` |" in text
+    assert "reads back after the restore what it read before the save" in text
+    assert "Control: the same load" not in text  # the control is the bug here
+    assert "\n\n\n" not in text
+
+
+def test_report_of_a_same_version_refusal_shows_the_control_refusing() -> None:
+    text = bug_report(load_entry(EL3_52))
+    actual = text[text.index("## Actual") :]
+    assert "5.2 -> 5.2: **refused**" in actual
+    assert "error while loading state for instance 0x0 of device 'cpu'" in actual
+    assert "(not run)" not in text

@@ -114,8 +114,11 @@ def test_the_committed_corpus_reads_entry_by_entry() -> None:
 
 @pytest.mark.parametrize(
     "folder",
-    [CORPUS / "refused-on-load-cpreg-only-in-incoming-stream-cnthp-tval-el2-c51e8249"],
-    ids=["5.2-11.1"],
+    [
+        CORPUS / "refused-on-load-cpreg-only-in-incoming-stream-cnthp-tval-el2-c51e8249",
+        CORPUS / "same-version-state-guest-read-back-differs-z-6988d6cb",
+    ],
+    ids=["5.2-11.1", "read-back-11.1"],
 )
 def test_repro_script_is_the_one_committed(folder: Path) -> None:
     entry = load_entry(folder)
