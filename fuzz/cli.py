@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -204,10 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     qemu = sub.add_parser("qemu", help="install and list QEMU versions")
     qsub = qemu.add_subparsers(dest="qemu_command", required=True, parser_class=_Parser)
     inst = qsub.add_parser("install", help="install Debian's QEMU versions side by side")
-    inst.add_argument("names", nargs="*", default=list(DEBIAN_SUITES), metavar="VERSION",
+    inst.add_argument("names", nargs="*", default=[], metavar="VERSION",
                       help="a version name, a QEMU release or Debian version some suite serves "
                            "(10.0.2, 1:10.0.2+ds-2+deb13u1~bpo12+1) or NAME=VERSION "
-                           f"(default: {' '.join(DEBIAN_SUITES)})")  # fmt: skip
+                           f"(default: {' '.join(DEBIAN_SUITES)} and every version the lock "
+                           "names, e.g. point releases the corpus uses)")  # fmt: skip
     inst.add_argument("--force", action="store_true", help="reinstall even if installed")
     inst.add_argument("--update", action="store_true",
                       help="install what Debian serves now, not what the lock pins, and "
@@ -249,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--dst", default=None, metavar="NAME=PATH", help="replay with this destination binary"
     )
+    rp.add_argument("--runs", type=int, default=1, metavar="N",
+                    help="replay N times and say how often the recorded cause showed "
+                         "(its reliability); the verdict is the first run's")  # fmt: skip
 
     rg = sub.add_parser(
         "regress", help="replay every corpus entry; fail on any change on the recorded binaries"
@@ -465,7 +469,8 @@ def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz qemu install``: Debian versions into the cache, as the lock pins them."""
     if args.lock is not None:
         farm.lock_file = args.lock
-    binaries = farm.install(args.names, force=args.force, update=args.update, progress=err.print)
+    names = args.names or farm.default_names()
+    binaries = farm.install(names, force=args.force, update=args.update, progress=err.print)
     for binary in binaries:
         capabilities(binary, farm.cache_dir)
     out.print(f"installed in {farm.qemu_dir}: {', '.join(b.name for b in binaries)}")
@@ -928,13 +933,17 @@ def _binary_for(farm: Farm, recorded: str, override: str | None) -> QemuBinary:
 
 def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz repro``: replay one entry and say how it compares."""
+    if args.runs < 1:
+        raise UsageError(f"--runs {args.runs}: must be at least 1")
     entry = load_any_entry(args.path)
     if isinstance(entry, SequenceEntry):
         return _repro_sequence(args, farm, entry)
     src = _binary_for(farm, entry.src.name, args.src)
     dst = _binary_for(farm, entry.dst.name, args.dst)
     with Session(run_settings(farm, [src, dst]), emit=_display) as session:
-        result = replay(session, entry, src, dst, cache_dir=farm.cache_dir)
+        result, same = _replays(
+            lambda: replay(session, entry, src, dst, cache_dir=farm.cache_dir), args.runs
+        )
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
     for check in result.binaries_changed:
@@ -942,7 +951,25 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     out.print(f"control:  {result.control.summary()}", markup=False)
     out.print(f"pair:     {result.pair.summary()}", markup=False)
     out.print(f"verdict:  {result.describe()}", markup=False)
+    _print_reliability(same)
     return _repro_status(result.verdict)
+
+
+_R = TypeVar("_R", Replay, SequenceReplay)
+
+
+def _replays(once: Callable[[], _R], runs: int) -> tuple[_R, list[bool]]:
+    """The first of ``runs`` replays, and for each whether it showed the recorded cause."""
+    first = once()
+    same = [first.verdict is ReplayVerdict.SAME]
+    same += [once().verdict is ReplayVerdict.SAME for _ in range(runs - 1)]
+    return first, same
+
+
+def _print_reliability(same: Sequence[bool]) -> None:
+    if len(same) > 1:
+        out.print(f"reliability: {sum(same)}/{len(same)} runs showed the recorded cause",
+                  markup=False)  # fmt: skip
 
 
 def _repro_status(verdict: ReplayVerdict) -> int:
@@ -959,7 +986,10 @@ def _repro_sequence(args: argparse.Namespace, farm: Farm, entry: SequenceEntry) 
                          "their versions (use --qemu NAME=PATH to run another build)")  # fmt: skip
     binaries = {name: farm.get(name) for name in entry.versions}
     with Session(run_settings(farm, list(binaries.values())), emit=_display) as session:
-        result = replay_sequence(session, entry, binaries, cache_dir=farm.cache_dir)
+        result, same = _replays(
+            lambda: replay_sequence(session, entry, binaries, cache_dir=farm.cache_dir),
+            args.runs,
+        )
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.sequence.signature}", markup=False)
     for line in entry.sequence.describe():
@@ -967,6 +997,7 @@ def _repro_sequence(args: argparse.Namespace, farm: Farm, entry: SequenceEntry) 
     for check in result.binaries_changed:
         out.print(f"binary:   {check.describe()}", markup=False)
     out.print(f"verdict:  {result.describe()}", markup=False)
+    _print_reliability(same)
     return _repro_status(result.verdict)
 
 

@@ -428,6 +428,14 @@ class Farm:
             absent=tuple(s for s in ARCHIVE_SUITES if s not in present), fetched=when,
         )  # fmt: skip
 
+    def default_names(self) -> list[str]:
+        """What ``qemu install`` installs when given no name: one version per Debian suite
+        (:data:`DEBIAN_SUITES`), and every other version the lock pins for this machine
+        (the point releases the committed corpus replays on), oldest first."""
+        _, _, arch = _host_multiarch()
+        locked = [v.name for v in self.lock().versions if v.arch == arch]
+        return sorted(dict.fromkeys([*DEBIAN_SUITES, *locked]), key=version_sort_key)
+
     def install(
         self,
         specs: Iterable[str],
@@ -436,7 +444,7 @@ class Farm:
         force: bool = False,
         update: bool = False,
     ) -> list[QemuBinary]:
-        """Install Debian's QEMU for each spec (default set: :data:`DEBIAN_SUITES`).
+        """Install Debian's QEMU for each spec (the CLI's default: :meth:`default_names`).
 
         A spec is a version name of :data:`DEBIAN_SUITES` or of the lock, a QEMU release
         or Debian version some suite serves (``10.0.2``, ``1:10.0.2+ds-2+deb13u1~bpo12+1``,

@@ -149,3 +149,16 @@ def test_one_shot_commands_refuse_a_stateful_entry_in_one_line(farm, command: st
         f"migfuzz: error: {SEQUENCE_ENTRY}: a stateful entry; '{command}' takes one-shot "
         "entries (its repro.sh replays the steps with plain QEMU)"
     ]
+
+
+def test_repro_runs_says_how_reliably_the_recorded_cause_shows(farm) -> None:
+    entry = str(
+        Path(__file__).parents[2] / "corpus"
+        / "refused-on-load-cpreg-only-in-incoming-stream-p15-4-3cfabc70"
+    )  # fmt: skip
+    r = migfuzz("repro", "--runs", "3", entry)
+    assert r.returncode == 1, r.stdout + r.stderr  # the divergence is still there
+    assert "reliability: 3/3 runs showed the recorded cause" in r.stdout
+    r = migfuzz("repro", "--runs", "0", entry)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "migfuzz: error: --runs 0: must be at least 1"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.errors import FarmError, InvalidInput
-from fuzz.farm import Farm, Offer
+from fuzz.farm import DEBIAN_SUITES, Farm, Offer
 from fuzz.lock import (
     Lock,
     LockedVersion,
@@ -234,3 +234,17 @@ def test_upstream_versions_and_install_names() -> None:
     assert offer.name == "11.1.2"
     assert all(offer.matches(s) for s in ("11.1.2", "1:11.1.2+ds-3", "11.1.2+ds-3"))
     assert not offer.matches("11.1")
+
+
+def test_the_default_install_is_every_suite_and_every_locked_point_release(tmp_path: Path) -> None:
+    """A clean checkout's 'qemu install' must install what the committed corpus replays
+    on, point releases included (an entry of 10.0.2 -> 10.0 needs 10.0.2)."""
+    lock_file = tmp_path / "qemu.lock"
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "amd64")
+    lock = Lock()
+    for name, other_arch in (("10.0.2", arch), ("5.2", arch), ("9.9.9", "s390x")):
+        lock = lock.with_entry(LockedVersion(name, other_arch, "trixie", ENTRY.packages, SHA_A))
+    write_lock(lock_file, lock)
+    farm = Farm(cache_dir=tmp_path / "cache", lock_file=lock_file)
+    assert farm.default_names() == ["5.2", "7.2", "10.0", "10.0.2", "11.1"]
+    assert Farm(cache_dir=tmp_path, lock_file=None).default_names() == list(DEBIAN_SUITES)
