@@ -359,8 +359,11 @@ read_back() {{
       -incoming "exec:cat $WORK/src.stream" >/dev/null 2>&1
   wait
 }}
-# item LABEL NAME: the value NAME read back in LABEL's UART.
-item() {{ awk -F= -v k="$2" '{{ sub(/\\r$/, "") }} $1 == k {{ print $2; exit }}' "$WORK/$1.uart"; }}
+# item LABEL NAME: the value NAME read back in LABEL's UART ("exception": the EXC line).
+item() {{
+  if [ "$2" = exception ]; then grep -a '^EXC' "$WORK/$1.uart" | head -n 1 | tr -d '\\r'
+  else awk -F= -v k="$2" '{{ sub(/\\r$/, "") }} $1 == k {{ print $2; exit }}' "$WORK/$1.uart"; fi
+}}
 STATUS=0"""
 
 
