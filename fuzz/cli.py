@@ -76,6 +76,7 @@ from fuzz.replay import (
     SHORT_HASH,
     RegressKind,
     Replay,
+    ReplayResult,
     ReplayVerdict,
     current_ref,
     is_failure,
@@ -955,7 +956,7 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
     return _repro_status(result.verdict)
 
 
-_R = TypeVar("_R", Replay, SequenceReplay)
+_R = TypeVar("_R", bound=ReplayResult)
 
 
 def _replays(once: Callable[[], _R], runs: int) -> tuple[_R, list[bool]]:

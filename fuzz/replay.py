@@ -134,8 +134,33 @@ class BinaryCheck:
         return f"{self.side} {name}: recorded {one(self.recorded)}, now {one(self.current)}"
 
 
+class ReplayResult:
+    """What every replay result shares: its verdict, the binaries it ran on, and from
+    those two the regress classification (:class:`Replay`, and the stateful one in
+    :mod:`fuzz.stateful_replay`)."""
+
+    verdict: ReplayVerdict
+    binaries: tuple[BinaryCheck, ...]
+
+    @property
+    def binary_match(self) -> BinaryMatch:
+        """Whether the replay ran on the recorded binaries (every side or version)."""
+        return combined_match(tuple(b.match for b in self.binaries))
+
+    @property
+    def kind(self) -> RegressKind:
+        """The regress classification of this replay (see :func:`regress_kind`)."""
+        return regress_kind(self.verdict, self.binary_match)
+
+    @property
+    def binaries_changed(self) -> tuple[BinaryCheck, ...]:
+        """The sides (or versions) that did not run on their recorded binary, or recorded
+        none."""
+        return tuple(b for b in self.binaries if b.match is not BinaryMatch.RECORDED)
+
+
 @dataclass(frozen=True)
-class Replay:
+class Replay(ReplayResult):
     """The result of replaying one entry."""
 
     entry: Entry
@@ -146,21 +171,6 @@ class Replay:
     control: TransferOutcome
     pair: TransferOutcome
     binaries: tuple[BinaryCheck, BinaryCheck]
-
-    @property
-    def binary_match(self) -> BinaryMatch:
-        """Whether the replay ran on the recorded binaries (both sides)."""
-        return combined_match(tuple(b.match for b in self.binaries))
-
-    @property
-    def kind(self) -> RegressKind:
-        """The regress classification of this replay (see :func:`regress_kind`)."""
-        return regress_kind(self.verdict, self.binary_match)
-
-    @property
-    def binaries_changed(self) -> tuple[BinaryCheck, ...]:
-        """The sides that did not run on their recorded binary (or recorded none)."""
-        return tuple(b for b in self.binaries if b.match is not BinaryMatch.RECORDED)
 
     def describe(self) -> str:
         """One line for the user: what was recorded, what happens now."""

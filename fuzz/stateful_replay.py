@@ -28,15 +28,7 @@ from fuzz.corpus import Entry, VersionRef, load_entry
 from fuzz.errors import CorpusError, HarnessError, InvalidInput
 from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
-from fuzz.replay import (
-    BinaryCheck,
-    BinaryMatch,
-    RegressKind,
-    ReplayVerdict,
-    combined_match,
-    current_ref,
-    regress_kind,
-)
+from fuzz.replay import BinaryCheck, ReplayResult, ReplayVerdict, current_ref
 from fuzz.session import Session
 from fuzz.stateful import compare_loads
 from fuzz.stateful_model import Action, StatefulSequence, Step
@@ -128,7 +120,7 @@ class Divergent:
 
 
 @dataclass(frozen=True)
-class SequenceReplay:
+class SequenceReplay(ReplayResult):
     """The result of replaying a stateful entry (the shape ``regress`` reads)."""
 
     entry: SequenceEntry
@@ -142,21 +134,6 @@ class SequenceReplay:
     def recorded(self) -> Signature:
         """The signature the entry recorded."""
         return self.entry.sequence.signature
-
-    @property
-    def binary_match(self) -> BinaryMatch:
-        """Whether every version ran on its recorded binary."""
-        return combined_match(tuple(b.match for b in self.binaries))
-
-    @property
-    def kind(self) -> RegressKind:
-        """The regress classification (see :func:`~fuzz.replay.regress_kind`)."""
-        return regress_kind(self.verdict, self.binary_match)
-
-    @property
-    def binaries_changed(self) -> tuple[BinaryCheck, ...]:
-        """The versions that did not run on their recorded binary (or recorded none)."""
-        return tuple(b for b in self.binaries if b.match is not BinaryMatch.RECORDED)
 
     def verdict_line(self) -> str:
         """The verdict alone, with the recorded and current signatures and steps."""
