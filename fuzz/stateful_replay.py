@@ -175,8 +175,9 @@ class _Live:
     process: LiveProcess
     #: ``reset``, ``checkpoint``, ``done`` or ``unknown``, as in :mod:`fuzz.stateful`.
     phase: str = "reset"
-    #: (load step, the one-shot outcome with read-back) for a load not yet read back.
-    pending: tuple[int, LoadOutcome] | None = None
+    #: The one-shot outcome (with read-back) of a load not yet read back: a read-back
+    #: step next is compared with it.
+    pending: LoadOutcome | None = None
 
 
 class _Replayer:
@@ -243,7 +244,7 @@ class _Replayer:
                 pending, live.pending = live.pending, None
                 if pending is not None:
                     actual = LoadOutcome("completed", "", transcript)
-                    if (found := compare_loads(pending[1], actual)) is not None:
+                    if (found := compare_loads(pending, actual)) is not None:
                         return Divergent(index, *found)
             case Action.RESET:
                 await live.process.reset()
@@ -267,7 +268,7 @@ class _Replayer:
         else:
             live.phase = "done" if step.read_back else phase
             if phase == "checkpoint" and not step.read_back:
-                live.pending = (index, await self._one_shot(step.snapshot, live.version, True))
+                live.pending = await self._one_shot(step.snapshot, live.version, True)
         found = compare_loads(expected, actual)
         return None if found is None else Divergent(index, *found)
 
