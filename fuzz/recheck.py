@@ -20,7 +20,7 @@ from fuzz.corpus import Entry, iter_entries
 from fuzz.errors import CorpusError, InvalidInput
 from fuzz.farm import Farm, QemuBinary
 from fuzz.probe import traced_versions
-from fuzz.replay import ReplayVerdict, replay
+from fuzz.replay import BinaryMatch, ReplayVerdict, replay, side_match
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 
@@ -45,7 +45,8 @@ def on_new_binaries(
     corpora: Iterable[Path], farm: Farm, *, skipped: Callable[[str], None] = lambda _m: None
 ) -> list[tuple[Entry, QemuBinary, QemuBinary]]:
     """Every one-shot entry of ``corpora`` whose source or destination binary differs
-    from the one it recorded, with the binaries that run now.
+    from the one it recorded (:func:`~fuzz.replay.side_match`; an entry recorded without
+    a hash has nothing to differ from), with the binaries that run now.
 
     An entry naming a version this farm does not have, or a corrupt one, is passed to
     ``skipped`` (one line) and left out.
@@ -61,11 +62,9 @@ def on_new_binaries(
             except InvalidInput as err:
                 skipped(f"{item.path}: {err}")
                 continue
-            moved = [
-                ref.sha256 and ref.sha256.lower() != binary.content_hash()
-                for ref, binary in ((item.src, src), (item.dst, dst))
-            ]  # fmt: skip
-            if any(moved):
+            sides = ((item.src, src), (item.dst, dst))
+            if any(side_match(ref.sha256, b.content_hash()) is BinaryMatch.DIFFERENT
+                   for ref, b in sides):  # fmt: skip
                 found.append((item, src, dst))
     return found
 
