@@ -33,7 +33,7 @@ from fuzz.case import Case
 from fuzz.engine import CaseRun
 from fuzz.errors import Finding
 from fuzz.farm import Farm
-from fuzz.loop import default_pairs, observe
+from fuzz.loop import default_pairs, observe, parse_pairs
 from fuzz.oracles import Divergence, Signature
 from fuzz.probe import capabilities, traced_versions
 from fuzz.session import Session
@@ -48,11 +48,9 @@ REPOSITORY_CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 def _setup() -> tuple[Farm, list[tuple[str, str]], Session, frozenset[Signature]]:
     """The farm, the pairs, one session for every example, and the known causes."""
     farm = Farm()
-    pairs_text = os.environ.get("MIGFUZZ_PAIRS", "")
-    if pairs_text:
-        pairs = [(a, b) for a, _, b in (p.partition(":") for p in pairs_text.split(","))]
-    else:
-        pairs = default_pairs(list(farm.installed()))
+    pairs = parse_pairs(os.environ.get("MIGFUZZ_PAIRS", "")) or default_pairs(
+        list(farm.installed())
+    )
     binaries = [farm.get(name) for name in {v for pair in pairs for v in pair}]
     session = Session(RunSettings(trace_versions=traced_versions(binaries, farm.cache_dir)))
     session.__enter__()
