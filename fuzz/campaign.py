@@ -97,7 +97,7 @@ def worker_spec(
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
-    :param reuse: run cases on long-lived processes first (experimental; see
+    :param reuse: run cases on long-lived processes first (on pairs that load; see
         :mod:`fuzz.engine`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.

@@ -161,9 +161,10 @@ def _add_fuzz_parser(sub: Any) -> None:
     fz.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                     help="run the workers on this Dask cluster (migfuzz[dask]; default -j: "
                          "its worker threads; see README)")  # fmt: skip
-    fz.add_argument("--reuse", action="store_true",
-                    help="experimental: a first look at each case on long-lived QEMU processes "
-                         "(see README)")  # fmt: skip
+    fz.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True,
+                    help="a first look at each case on long-lived QEMU processes, on pairs "
+                         "whose recent cases loaded cleanly (default; --no-reuse: every case "
+                         "on fresh processes only; see README)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip

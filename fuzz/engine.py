@@ -11,13 +11,16 @@ field, so the state oracle sees what B restored differently from A.
 
 Where the steps run is the runner's choice, not the caller's. :func:`execute_case` starts a
 fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
-the default. With ``RunSettings.reuse`` (experimental, ``migfuzz fuzz --reuse``), cases first
+the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
+default; ``--no-reuse`` turns it off), cases first
 run on long-lived processes (:mod:`fuzz.persistent`); a case they do not pass cleanly is run
 again on fresh processes, whose result is the one reported, and one clean case in
 ``fresh_sample_every`` is too. Where the two disagree although the long-lived source saved
-the case, that is a finding of its own kind (``reuse``). It is not the default because such
-disagreements do occur (guests whose read-back comes out garbled on a long-lived process and
-clean on fresh ones) and are not yet explained: they may be QEMU's, or the harness's.
+the case, that is a finding of its own kind (``reuse``). Long-lived processes serve a pair
+only once its recent cases all loaded cleanly: a pair that refuses would retire its
+destination after every case, so there they only add work. Such disagreements led to a
+QEMU bug (11.1 runs stale translated code after a snapshot load), which the long-lived
+destinations now work around (:func:`~fuzz.persistent.drop_stale_translations`).
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ from fuzz.persistent import ProcessPool
 from fuzz.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
 from fuzz.settings import RunSettings
 
-#: A pair whose last this-many cases on long-lived processes all needed fresh ones...
+#: Long-lived processes serve a pair once its last this-many cases all loaded cleanly
+#: (whichever processes ran them). Where a pair refuses, a long-lived destination is
+#: retired after every case and its first look is work done twice.
 PAIR_MEMORY = 4
-#: ...runs on fresh processes directly, but for one case in this many.
-PAIR_RETRY_EVERY = 10
 
 
 def _noop(_event: Event) -> None:
@@ -215,6 +218,12 @@ def reuse_divergence(reused: CaseRun, fresh: CaseRun) -> Divergence | None:
     )
 
 
+def _loads_cleanly(recent: deque[bool]) -> bool:
+    """Whether a pair's last :data:`PAIR_MEMORY` cases all agreed with their control: only
+    then do long-lived processes pay (a pair that refuses gets fresh processes directly)."""
+    return len(recent) == recent.maxlen and all(recent)
+
+
 class CaseRunner:
     """Runs cases for one session: on long-lived processes where that pays, fresh otherwise.
 
@@ -241,25 +250,27 @@ class CaseRunner:
         self._fresh_only: set[tuple[str, str, tuple[str, ...]]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0
-        self._skipped = 0
         self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
 
     async def run(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
         """The case's judgement, from fresh processes wherever it is not cleanly agreed."""
         key = (src.name, dst.name, tuple(case.config.qemu_args()))
         recent = self._pair_clean.setdefault((src.name, dst.name), deque(maxlen=PAIR_MEMORY))
-        if self.pool is None or key in self._fresh_only or self._pair_refuses(recent):
+        if self.pool is None or key in self._fresh_only or not _loads_cleanly(recent):
             self.stats["fresh"] += 1
-            return await execute_case(src, dst, case, self.settings, emit=self.emit)
+            only = await execute_case(src, dst, case, self.settings, emit=self.emit)
+            recent.append(isinstance(only.judgement, Agree))
+            return only
         reused = await execute_case_reused(src, dst, case, self.settings, self.pool)
         self._reused += 1
         self.stats["reused"] += 1
         clean = isinstance(reused.judgement, Agree)
-        recent.append(clean)
         if clean and self._reused % max(1, self.settings.fresh_sample_every):
+            recent.append(True)
             return reused
         self.stats["sampled" if clean else "confirmed"] += 1
         fresh = await execute_case(src, dst, case, self.settings, emit=self.emit)
+        recent.append(isinstance(fresh.judgement, Agree))
         if not isinstance(fresh.judgement, Agree):
             # This pair does not load this configuration cleanly: a long-lived destination
             # would be retired after every load, so fresh processes are as cheap.
@@ -269,17 +280,6 @@ class CaseRunner:
             return fresh
         self.stats["disagreed"] += 1
         return CaseRun(case, fresh.evidence, fresh.source_stream, finding)
-
-    def _pair_refuses(self, recent: deque[bool]) -> bool:
-        """Whether a pair's recent cases all needed fresh processes anyway.
-
-        Then long-lived processes only add a first look to every case; they are tried
-        again on one case in :data:`PAIR_RETRY_EVERY`, in case other configurations load.
-        """
-        if len(recent) < PAIR_MEMORY or any(recent):
-            return False
-        self._skipped += 1
-        return self._skipped % PAIR_RETRY_EVERY != 0
 
     async def close(self) -> None:
         """End every long-lived process."""
