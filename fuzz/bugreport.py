@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.bisect import Axis, qemu_release
-from fuzz.corpus import Entry, VersionRef
+from fuzz.corpus import Entry, VersionRef, read_back_differences
 from fuzz.errors import InvalidInput
 from fuzz.lock import Lock, LockedVersion
 from fuzz.outcome import StepOutcome, TransferOutcome
@@ -157,23 +157,15 @@ def _commands(entry: Entry) -> list[str]:
     lines += [
         "The attached `repro.sh` runs all of this (`./repro.sh`, or `./repro.sh --resave` to "
         "save the stream afresh)"
-        + (" and compares the read-backs; it exits 1 while they differ." if _differences(entry)
-           else "."),
+        + (" and compares the read-backs; it exits 1 while they differ."
+           if read_back_differences(entry) else "."),
     ]  # fmt: skip
     return lines
 
 
-def _differences(entry: Entry) -> list[dict[str, Any]]:
-    """The guest read-back items a read-back finding recorded as differing."""
-    found = entry.findings.get("differences")
-    if not isinstance(found, list) or entry.case.guest is None:
-        return []
-    return [d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str)]
-
-
 def _read_back_steps(entry: Entry) -> list[str]:
     """How to see a read-back finding by hand: the guest's read-back after the restore."""
-    differences = _differences(entry)
+    differences = read_back_differences(entry)
     if not differences:
         return []
     assert entry.case.guest is not None
@@ -356,7 +348,7 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
             f"A save/restore round trip on QEMU {_release(entry.src)} alone completes and "
             "restores the state that was saved"
             + (": the guest reads back after the restore what it read before the save."
-               if _differences(entry) else "."),
+               if read_back_differences(entry) else "."),
         ]  # fmt: skip
         actual = entry.control
     else:

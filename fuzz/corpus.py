@@ -367,15 +367,24 @@ item() {{
 STATUS=0"""
 
 
+def read_back_differences(entry: Entry) -> list[dict[str, Any]]:
+    """The guest read-back items a read-back finding recorded as differing (``name``,
+    ``expected``, ``actual``); empty for any other finding or a case without a guest."""
+    found = entry.findings.get("differences")
+    if not isinstance(found, list) or entry.case.guest is None:
+        return []
+    return [d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str)]
+
+
 def _read_back_lines(entry: Entry, load_args: str) -> list[str]:
     """For a read-back finding: restore again on both sides, resume the guest, and compare
     the items that differed (exit status 1 if they still do). A same-version finding
     compares A -> A with what the guest read before the save (recorded: a resave's UART
     is not kept); a cross-version one compares A -> B with A -> A."""
-    differences = entry.findings.get("differences")
-    if not isinstance(differences, list) or entry.case.guest is None:
+    items = read_back_differences(entry)
+    if not items:
         return []
-    items = [d for d in differences if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    assert entry.case.guest is not None
     same_version = entry.signature.kind.startswith("same-version-")
     resume = entry.case.guest.resume.decode("latin-1")
     lines = [

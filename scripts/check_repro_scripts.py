@@ -23,15 +23,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.corpus import Entry, entry_folders, load_entry
 from fuzz.farm import Farm
 from fuzz.stateful_replay import is_sequence_entry, load_sequence_entry
 from fuzz.stateful_repro import version_variable
 
 
-def expected_line(folder: Path) -> str:
-    """The destination's line that the hand run must print too."""
-    entry = load_entry(folder)
+def expected_line(entry: Entry) -> str:
+    """The line the hand run must print too: the destination's (the control's, for a
+    same-version finding)."""
     same_version = entry.signature.kind.startswith("same-version-")
     step = (entry.control if same_version else entry.pair).failing_step
     if step is None:
@@ -67,7 +67,8 @@ def main() -> int:
         if is_sequence_entry(folder):
             failures += not check_sequence(folder)
             continue
-        want = expected_line(folder)
+        entry = load_entry(folder)
+        want = expected_line(entry)
         run = subprocess.run(
             ["sh", str(folder / "repro.sh"), *(["--resave"] if args.resave else [])],
             capture_output=True, text=True, timeout=120, check=False,
@@ -76,7 +77,7 @@ def main() -> int:
         pair_part = text.split("== pair:", 1)[-1]
         if "== the guest read-back" in run.stdout:  # a read-back finding: the items differ
             ok = run.returncode == 1 and "BUG: the read-back differs" in run.stdout
-        elif load_entry(folder).signature.kind.startswith("same-version-"):
+        elif entry.signature.kind.startswith("same-version-"):
             ok = want in text and "control: loaded" not in run.stdout
         else:
             ok = "control: loaded" in text and want in pair_part and "pair: loaded" not in pair_part
