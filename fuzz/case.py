@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,9 @@ class GuestProgram:
     resume: bytes = b"g"
     done: bytes = b"@@MIGFUZZ-DONE@@"
     operations: tuple[dict[str, Any], ...] = ()
-    listing: str = field(default="", repr=False)
+    #: The GNU as listing, or what makes it: a reproducer needs it, a case mostly does not,
+    #: and making it costs more than assembling the image. Read it with :meth:`source`.
+    listing: str | Callable[[], str] = field(default="", repr=False, compare=False)
 
     def __repr__(self) -> str:
         ops = self.operations
@@ -123,6 +126,14 @@ class GuestProgram:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """For Hypothesis's example printer, which walks dataclass fields otherwise."""
         printer.text(repr(self))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its listing made (what makes it need not pickle)."""
+        return {**self.__dict__, "listing": self.source()}
+
+    def source(self) -> str:
+        """The GNU as listing of the image ("" if there is none)."""
+        return self.listing() if callable(self.listing) else self.listing
 
     def digest(self) -> str:
         """A short content hash of the image (names image files in reproducers)."""

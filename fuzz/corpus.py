@@ -139,7 +139,7 @@ def write_entry(
             (tmp / "stream.lz4").write_bytes(lz4.frame.compress(entry.stream))
         if case.guest is not None:
             (tmp / "guest.bin").write_bytes(case.guest.image)
-            (tmp / "guest.s").write_text(case.guest.listing)
+            (tmp / "guest.s").write_text(case.guest.source())
         script = tmp / "repro.sh"
         script.write_text(repro_script(entry, src, dst))
         script.chmod(0o755)

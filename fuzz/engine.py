@@ -5,15 +5,16 @@ corpus tests -- goes through :class:`CaseRunner` (owned by a :class:`~fuzz.sessi
 so a case is run and judged the same way wherever it comes from: a finding recorded by the
 fuzz loop replays under the very same property.
 
-The source is saved once; the control and the pair restore identical input. Each completed
-restore is re-saved at once (still paused), and the judge compares the two re-saves field by
-field, so the state oracle sees what B restored differently from A.
+The source is saved once; the control and the pair restore identical input (a same-version
+pair restores once: its control is the pair). Each completed restore is re-saved at once
+(still paused), and the judge compares the two re-saves field by field, so the state oracle
+sees what B restored differently from A.
 
 Where the steps run is the runner's choice, not the caller's. :func:`execute_case` starts a
 fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
 the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
-default; ``--no-reuse`` turns it off), cases first
-run on long-lived processes (:mod:`fuzz.persistent`); a case they do not pass cleanly is run
+default; ``--no-reuse`` turns it off), cases of a configuration that more cases share
+first run on long-lived processes (:mod:`fuzz.persistent`); a case they do not pass cleanly is run
 again on fresh processes, whose result is the one reported, and one clean case in
 ``fresh_sample_every`` is too. Where the two disagree although the long-lived source saved
 the case, that is a finding of its own kind (``reuse``). Long-lived processes serve a pair
@@ -102,19 +103,27 @@ async def _steps(
     *,
     save: Callable[[], Awaitable[SaveResult]],
     destination: Callable[[QemuBinary], Awaitable[Destination]],
+    resave: bool,
 ) -> tuple[SaveResult, Evidence]:
-    """Save once, restore on the control and (if it completed) on the pair; the evidence."""
+    """Save once, restore on the control and (if it completed) on the pair; the evidence.
+
+    A same-version pair restores once: its control *is* the pair, so a second restore
+    could only tell run-to-run noise, which :func:`~fuzz.loop.measure_reliability`
+    measures for every finding anyway.
+    """
     saved = await save()
 
     async def restore(binary: QemuBinary) -> LoadResult | None:
         state = saved.state
         if state is None:
             return None
-        return await (await destination(binary)).load(case, state, resave=settings.resave)
+        return await (await destination(binary)).load(case, state, resave=resave)
 
     control = await restore(src)
     control_done = control is not None and control.outcome.verdict is Verdict.COMPLETED
-    if control_done or settings.pair_after_failed_control:
+    if src.name == dst.name:
+        pair = control  # A -> A is its own control: a second restore only measures noise
+    elif control_done or settings.pair_after_failed_control:
         pair = await restore(dst)
     elif saved.state is not None:
         pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
@@ -159,8 +168,9 @@ async def execute_case(
             )  # fmt: skip
 
         saved, evidence = await _steps(
-            src, dst, case, settings, save=lambda: source.save(case), destination=destination
-        )
+            src, dst, case, settings, save=lambda: source.save(case), destination=destination,
+            resave=settings.resave,
+        )  # fmt: skip
     return CaseRun(case, evidence, saved.stream, judge(evidence))
 
 
@@ -177,8 +187,11 @@ async def execute_case_reused(
         async def destination(binary: QemuBinary) -> Destination:
             return await pool.destination(binary, case)
 
+        # A long-lived source keeps no stream for the control's re-save to be compared
+        # with, so a same-version pair re-saves for nothing.
+        resave = settings.resave and src.name != dst.name
         _saved, evidence = await _steps(
-            src, dst, case, settings, save=save, destination=destination
+            src, dst, case, settings, save=save, destination=destination, resave=resave
         )
     return CaseRun(case, evidence, None, judge(evidence), reused=True)
 
@@ -252,11 +265,24 @@ class CaseRunner:
         self._reused = 0
         self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
 
-    async def run(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
-        """The case's judgement, from fresh processes wherever it is not cleanly agreed."""
+    async def run(
+        self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
+    ) -> CaseRun:
+        """The case's judgement, from fresh processes wherever it is not cleanly agreed.
+
+        :param more_alike: more cases of this configuration follow. Long-lived processes
+            are started only then (a configuration run once costs less on fresh ones, which
+            need no snapshot file); ones already running for it are used either way.
+        """
         key = (src.name, dst.name, tuple(case.config.qemu_args()))
         recent = self._pair_clean.setdefault((src.name, dst.name), deque(maxlen=PAIR_MEMORY))
-        if self.pool is None or key in self._fresh_only or not _loads_cleanly(recent):
+        worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
+        if (
+            self.pool is None
+            or not worth_it
+            or key in self._fresh_only
+            or not _loads_cleanly(recent)
+        ):
             self.stats["fresh"] += 1
             only = await execute_case(src, dst, case, self.settings, emit=self.emit)
             recent.append(isinstance(only.judgement, Agree))

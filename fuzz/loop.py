@@ -303,18 +303,19 @@ class FuzzLoop:
 
     # -- running one case ------------------------------------------------------------
 
-    def run_case(self, pair: Pair, case: Case) -> CaseRun:
+    def run_case(self, pair: Pair, case: Case, *, more_alike: bool = False) -> CaseRun:
         """The one case path: save on the pair's source, restore on source and destination.
 
         A harness failure (QMP lost, a QEMU that would not answer) is retried once.
 
+        :param more_alike: more cases of this configuration follow.
         :raise HarnessError: it failed twice: the case tells nothing.
         """
         src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
         try:
-            return self.session.run_case(src, dst, case)
+            return self.session.run_case(src, dst, case, more_alike=more_alike)
         except HarnessError:
-            return self.session.run_case(src, dst, case)
+            return self.session.run_case(src, dst, case, more_alike=more_alike)
 
     def causes_of(self, pair: Pair, case: Case) -> tuple[Signature, ...]:
         """The root causes a case shows (none if it shows none, or the harness failed)."""
@@ -358,10 +359,10 @@ class FuzzLoop:
         group = cases if isinstance(cases, tuple) else (cases,)
         valid = 0
         differing = 0
-        for case in group:
+        for index, case in enumerate(group):
             if self._out_of_budget():
                 raise BudgetExhausted
-            run = self._one(pair, case)
+            run = self._one(pair, case, more_alike=index + 1 < len(group))
             if run is None:
                 continue
             differing = max(differing, observe(run))
@@ -374,14 +375,15 @@ class FuzzLoop:
         if not valid:
             reject()
 
-    def _one(self, pair: Pair, case: Case) -> CaseRun | None:
+    def _one(self, pair: Pair, case: Case, *, more_alike: bool = False) -> CaseRun | None:
         """Run and count one case; raise the :class:`Finding` of a new signature.
 
+        :param more_alike: more cases of this configuration follow in the group.
         :return: the run, or None if the harness failed it (twice): counted in its bucket.
         """
         started = time.monotonic()
         try:
-            run = self.run_case(pair, case)
+            run = self.run_case(pair, case, more_alike=more_alike)
         except HarnessError as err:
             if not self._shrinking:
                 self.cases += 1

@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
@@ -42,6 +45,28 @@ def _die_with_parent() -> None:
     """In the child, before exec: ask the kernel to SIGKILL us when migfuzz dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@functools.cache
+def _pdeathsig_wrapper() -> tuple[str, ...]:
+    """A command prefix that makes the kernel SIGKILL QEMU when migfuzz dies, if the
+    system has one: util-linux's ``setpriv --pdeathsig`` (2.33+), which sets it and execs.
+
+    Why not only :func:`_die_with_parent`: a ``preexec_fn`` makes Python fork its whole
+    address space for every QEMU (measured: ~9 ms of CPU per start with a worker's 150 MB,
+    against ~1.7 ms through ``setpriv``, which lets it use ``vfork``); a case starts up
+    to three QEMUs.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        helptext = subprocess.run(
+            [setpriv, "--help"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return (setpriv, "--pdeathsig", "KILL") if "--pdeathsig" in helptext else ()
 
 
 class QemuMachine:
@@ -161,16 +186,18 @@ class QemuMachine:
         self.argv = [*self.binary.command(), "-nodefaults", "-display", "none", *extra, *self.args]
         logger.debug("launching %s", " ".join(self.argv))
         try:
+            wrapper = _pdeathsig_wrapper()
             with open(self._stderr_path, "wb") as stderr:
                 spawn = asyncio.ensure_future(
                     asyncio.create_subprocess_exec(
+                        *wrapper,
                         *self.argv,
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=stderr,
                         stderr=stderr,
                         pass_fds=pass_fds,
                         env=self.binary.environment(),
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=None if wrapper else _die_with_parent,
                         start_new_session=True,
                     )
                 )
@@ -333,6 +360,44 @@ class QemuMachine:
             ) from err
         except (QMPError, OSError, EOFError) as err:
             raise MonitorError(f"QEMU {self.binary.name}: '{cmd}' failed: {err}") from err
+
+    async def execute_until(
+        self, cmd: str, args: dict[str, object] | None, *, event: str,
+        done: Callable[[dict[str, Any]], bool], timeout: float,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """Run a QMP command, then wait for the ``event`` whose data ``done`` accepts.
+
+        Event-driven, so a wait costs no polling round trips: the listener is in place
+        before the command is sent, so no event can be missed.
+
+        :return: that event's data, or None if QEMU exited first.
+        :raise MonitorError: the command failed.
+        :raise TimeoutError: no such event came in ``timeout`` seconds.
+        """
+        if self._proc is None:
+            return None
+        with self.qmp.listener(event) as listener:
+            await self.execute(cmd, args, timeout=timeout)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            exited = asyncio.ensure_future(self._proc.wait())
+            try:
+                while True:
+                    got = asyncio.ensure_future(listener.get())
+                    finished, _ = await asyncio.wait(
+                        (got, exited), timeout=max(0.0, deadline - loop.time()),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )  # fmt: skip
+                    if got not in finished:
+                        got.cancel()
+                        if exited in finished:
+                            return None
+                        raise TimeoutError(f"no {event} after '{cmd}' in {timeout} s")
+                    data = got.result().get("data", {})
+                    if isinstance(data, dict) and done(data):
+                        return data
+            finally:
+                exited.cancel()
 
     async def human(self, command_line: str, *, timeout: float = 10.0) -> str:
         """Run an HMP command through QMP and return its text output."""

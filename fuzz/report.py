@@ -553,7 +553,7 @@ def _entry_report(entry: Entry) -> EntryReport:
         dst=entry.dst.name,
         config=config,
         operations=() if guest is None else tuple(str(op) for op in guest.operations),
-        listing="" if guest is None else guest.listing,
+        listing="" if guest is None else guest.source(),
         seed=entry.case.seed,
         outcome=entry.pair.summary(),
         registers=tuple(_registers(localization.get("registers"))),

@@ -104,26 +104,7 @@ def classify_exit(returncode: int | None) -> Verdict:
     return Verdict.REFUSED
 
 
-async def wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[str, Any]]:
-    """Poll ``query-migrate`` until completed/failed; ("exited", {}) if QEMU went away."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.002
-    while loop.time() < deadline:
-        if vm.returncode is not None:
-            return "exited", {}
-        try:
-            info = await vm.execute("query-migrate", timeout=max(0.5, deadline - loop.time()))
-        except MonitorError:
-            await vm.wait_exit(2.0)
-            return "exited", {}
-        status = str(info.get("status", "")) if isinstance(info, dict) else ""
-        if status in ("completed", "failed", "cancelled"):
-            return status, info if isinstance(info, dict) else {}
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.01)
-    return "timeout", {}
-
+_MIGRATION_ENDS = ("completed", "failed", "cancelled")
 
 #: No bandwidth limit: a paused VM's whole RAM then goes out in one pass, so two saves of
 #: one state are the same bytes (with the default 128 MiB/s limit, where QEMU splits the
@@ -131,11 +112,61 @@ async def wait_migration(vm: QemuMachine, timeout: float) -> tuple[str, dict[str
 _UNLIMITED_BANDWIDTH = 1 << 40
 
 
+async def migrate(
+    vm: QemuMachine, command: str, uri: str, timeout: float
+) -> tuple[str, dict[str, Any]]:
+    """Run ``migrate`` or ``migrate-incoming`` to ``uri`` and wait for its end.
+
+    Waits for QEMU's ``MIGRATION`` event (the ``events`` capability, every version we
+    run has it) rather than polling ``query-migrate``: a case makes several migrations,
+    and each poll is a monitor round trip in both processes.
+
+    :return: ("completed" | "failed" | "cancelled", ``query-migrate``'s answer), or
+        ("exited", {}) if QEMU went away, or ("timeout", {}).
+    :raise MonitorError: QEMU refused the command itself.
+    """
+    await vm.execute(
+        "migrate-set-capabilities", {"capabilities": [{"capability": "events", "state": True}]}
+    )
+    if command == "migrate":
+        await vm.execute("migrate-set-parameters", {"max-bandwidth": _UNLIMITED_BANDWIDTH})
+    try:
+        ended = await vm.execute_until(
+            command, {"uri": uri}, event="MIGRATION",
+            done=lambda d: d.get("status") in _MIGRATION_ENDS, timeout=timeout,
+        )  # fmt: skip
+    except TimeoutError:
+        return "timeout", {}
+    if ended is None:
+        return "exited", {}
+    status = str(ended.get("status"))
+    if status == "completed":
+        if command == "migrate":
+            await _left_finish_migrate(vm, timeout)
+        return status, {}
+    try:
+        info = await vm.execute("query-migrate")
+    except MonitorError:
+        await vm.wait_exit(2.0)
+        return "exited", {}
+    return status, info if isinstance(info, dict) else {}
+
+
+async def _left_finish_migrate(vm: QemuMachine, timeout: float) -> None:
+    """Wait until a saving QEMU left run state ``finish-migrate``: it emits the migration's
+    ``completed`` event a moment before, and refuses ``cont`` until then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and vm.returncode is None:
+        status = await vm.execute("query-status")
+        if not isinstance(status, dict) or status.get("status") != "finish-migrate":
+            return
+        await asyncio.sleep(0.001)
+
+
 async def save_to(vm: QemuMachine, path: Path, timeout: float) -> tuple[str, dict[str, Any]]:
-    """Migrate the (stopped) VM into the file ``path``; the end as :func:`wait_migration`."""
-    await vm.execute("migrate-set-parameters", {"max-bandwidth": _UNLIMITED_BANDWIDTH})
-    await vm.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(path))}"})
-    return await wait_migration(vm, timeout)
+    """Migrate the (stopped) VM into the file ``path``; the end as :func:`migrate`."""
+    return await migrate(vm, "migrate", f"exec:cat > {shlex.quote(str(path))}", timeout)
 
 
 class StepRecorder:
@@ -372,8 +403,8 @@ class FreshDestination:
         if (failed := await step.launch()) is not None:
             return failed
         try:
-            await vm.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(stream))}"})
-            status, info = await wait_migration(vm, self.timeouts.migrate)
+            uri = f"exec:cat {shlex.quote(str(stream))}"
+            status, info = await migrate(vm, "migrate-incoming", uri, self.timeouts.migrate)
             if status == "timeout":
                 await vm.kill()
                 return done(Verdict.HUNG, ["restore did not finish in time"])

@@ -128,7 +128,13 @@ class Session:
                     loop.remove_signal_handler(signal.SIGTERM)
                 signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    def run_case(self, src: QemuBinary, dst: QemuBinary, case: Case) -> CaseRun:
-        """The one case path (:class:`~fuzz.engine.CaseRunner`) on this session's loop."""
+    def run_case(
+        self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
+    ) -> CaseRun:
+        """The one case path (:class:`~fuzz.engine.CaseRunner`) on this session's loop.
+
+        :param more_alike: more cases of this configuration follow (see
+            :meth:`~fuzz.engine.CaseRunner.run`).
+        """
         cases = self.cases
-        return self.run(lambda: cases.run(src, dst, case))
+        return self.run(lambda: cases.run(src, dst, case, more_alike=more_alike))

@@ -275,8 +275,8 @@ def write_entry(
         (tmp / "guests").mkdir()
         for index, guest in guests.items():
             (tmp / "guests" / f"g{index}.bin").write_bytes(guest.image)
-            if guest.listing:
-                (tmp / "guests" / f"g{index}.s").write_text(guest.listing)
+            if listing := guest.source():
+                (tmp / "guests" / f"g{index}.s").write_text(listing)
         shutil.copyfile(template, tmp / "empty.qcow2")
         (tmp / "snapshots").mkdir()
         for number, path in snapshots.items():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fuzz.case import Case, GuestProgram, MachineConfig
 from fuzz.probe import Capabilities
-from strategies.configs import configurations
+from strategies.configs import MEMORY_MIB, configurations
 from strategies.guests import Operation, guest_operations, operations_from_json
 from strategies.image import build_guest
 
@@ -48,25 +48,34 @@ class PairCases:
         machine is saved paused at reset.
     :param one_sided: also draw options only one side accepts (expected refusals).
     :param max_ops: the most guest operations a case has.
-    :param guests_per_config: with guests, the most guests drawn for one configuration:
-        they run one after another on the same long-lived processes, which is where those
+    :param guests_per_config: with guests, the most guests drawn for one configuration
+        (uniformly from 1) with the smallest RAM size; proportionally fewer with more RAM.
+        They run one after another on the same long-lived processes, which is where those
         pay. Shrinks toward one guest.
     """
 
     guests: bool = True
     one_sided: bool = False
     max_ops: int = 8
-    guests_per_config: int = 4
+    guests_per_config: int = 16
 
     def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[tuple[Case, ...]]:
         """The cases of one pair: a configuration and its guests, as a group."""
         configs = configurations(src, dst, one_sided=self.one_sided)
         if not self.guests:
             return st.builds(lambda config: (_case(config, None),), configs)
-        groups = st.lists(
-            guest_operations(max_ops=self.max_ops), min_size=1, max_size=self.guests_per_config
-        )
-        return st.builds(_group, configs.filter(_runs_aarch64), groups)
+        guests = guest_operations(max_ops=self.max_ops)
+
+        def group(config: MachineConfig) -> st.SearchStrategy[tuple[Case, ...]]:
+            # The size is drawn first and uniformly (a list's own size distribution averages
+            # about 4 whatever its bound, and each configuration costs process starts), up
+            # to a bound that shrinks as RAM grows: every save and load walks all of it.
+            most = max(1, self.guests_per_config * MEMORY_MIB[0] // config.memory_mib)
+            sizes = st.integers(1, most)
+            ops = sizes.flatmap(lambda n: st.lists(guests, min_size=n, max_size=n))
+            return ops.map(lambda operations: _group(config, operations))
+
+        return configs.filter(_runs_aarch64).flatmap(group)
 
 
 def case_strategy(*, guests: bool = True, one_sided: bool = False, max_ops: int = 8) -> PairCases:

@@ -990,5 +990,5 @@ def build_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgra
         resume=RESUME,
         done=DONE,
         operations=tuple(operations_to_json(ops)),
-        listing=a.listing(),
+        listing=a.listing,
     )

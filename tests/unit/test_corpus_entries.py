@@ -84,7 +84,7 @@ def test_a_committed_entry_reads_back_whole() -> None:
     assert guest is not None
     assert guest.digest() == "e15296d5529e0f2b"
     assert guest.image == (ENTRY / "guest.bin").read_bytes()
-    assert guest.listing == (ENTRY / "guest.s").read_text()
+    assert guest.source() == (ENTRY / "guest.s").read_text()
     assert guest.load_address == guest.entry == 0x40100000
     assert (guest.checkpoint, guest.resume, guest.done) == (
         b"@@MIGFUZZ-CHECKPOINT@@",
@@ -265,7 +265,7 @@ def test_optional_parts_may_be_missing(entry_copy: Path) -> None:
     edit_json(entry_copy, "outcome.json", lambda d: d.update(findings=["x"]))
     edit_json(entry_copy, "case.json", lambda d: d.update(seed="7"))
     entry = load_entry(entry_copy)
-    assert entry.case.guest is not None and entry.case.guest.listing == ""
+    assert entry.case.guest is not None and entry.case.guest.source() == ""
     assert entry.stream is None and entry.findings == {} and entry.case.seed is None
     edit_json(entry_copy, "case.json", lambda d: d.update(guest=None, seed=42))
     entry = load_entry(entry_copy)
@@ -292,7 +292,7 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     for attribute in ("signature", "src", "dst", "case", "control", "pair", "findings", "stream"):
         assert getattr(again, attribute) == getattr(entry, attribute), attribute
     assert again.case.guest is not None and entry.case.guest is not None
-    assert again.case.guest.listing == entry.case.guest.listing
+    assert again.case.guest.source() == entry.case.guest.source()
     assert (folder / "repro.sh").read_text() == (ENTRY / "repro.sh").read_text()
     assert (folder / "repro.sh").stat().st_mode & 0o777 == 0o755
     assert folder.stat().st_mode & 0o777 == 0o755

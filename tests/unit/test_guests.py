@@ -80,14 +80,14 @@ EVERY_KIND: list[Operation] = [
 
 def test_a_guest_with_every_kind_assembles_with_gnu_as_to_its_image() -> None:
     guest = build_guest(EVERY_KIND)
-    assert gnu_as(guest.listing) == guest.image
+    assert gnu_as(guest.source()) == guest.image
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(guest_operations())
 def test_drawn_guests_assemble_with_gnu_as_to_their_image(ops: list[Operation]) -> None:
     guest = build_guest(ops)
-    assert gnu_as(guest.listing) == guest.image
+    assert gnu_as(guest.source()) == guest.image
 
 
 @given(guest_operations(), st.integers(1, 8))
@@ -181,9 +181,9 @@ def test_sve_length_is_1024_bits_unless_a_write_asks_for_full_length() -> None:
             if "_c1_c2_0, x28" in line and line.strip().startswith("msr")
         }
 
-    assert zcr_writes(build_guest([SetSveReg(0, 1)]).listing) == {"#0x7,"}
+    assert zcr_writes(build_guest([SetSveReg(0, 1)]).source()) == {"#0x7,"}
     full = build_guest([SetSveReg(0, 1), SetSveReg(1, 2, full_length=True)])
-    assert zcr_writes(full.listing) == {"#0xf,"}
+    assert zcr_writes(full.source()) == {"#0xf,"}
 
 
 def test_spsel_is_expected_unless_a_drop_follows_the_last_selection() -> None:
@@ -196,8 +196,8 @@ def test_spsel_is_expected_unless_a_drop_follows_the_last_selection() -> None:
 
 def test_the_page_table_is_in_the_image_only_with_the_mmu_on() -> None:
     plain, mmu = build_guest([SetGpr(0, 1)]), build_guest([SetGpr(0, 1), EnableMmu()])
-    assert "L_page_table:" not in plain.listing
-    assert "L_page_table:" in mmu.listing
+    assert "L_page_table:" not in plain.source()
+    assert "L_page_table:" in mmu.source()
     # the level-1 table sits on a 4 KiB boundary, at the image's end
     assert (len(mmu.image) - 24) % 4096 == 0
 
