@@ -37,8 +37,10 @@ from fuzz.farm import QemuBinary
 from fuzz.machine import private_workdir
 from fuzz.oracles import (
     Agree,
+    ControlFailed,
     Divergence,
     Evidence,
+    InvalidCase,
     Judgement,
     Signature,
     judge,
@@ -231,6 +233,19 @@ def reuse_divergence(reused: CaseRun, fresh: CaseRun) -> Divergence | None:
     )
 
 
+def _guest_refused_itself(run: CaseRun) -> bool:
+    """Whether the case is invalid because its guest took an exception before its
+    checkpoint and said so: the guest's doing, whichever process ran it."""
+    details = run.control.save.details
+    return isinstance(run.judgement, InvalidCase) and details.get("guest_ended") is True
+
+
+def _remember(recent: deque[bool], run: CaseRun) -> None:
+    """Record whether the pair loaded this case cleanly (an invalid case says nothing)."""
+    if not isinstance(run.judgement, InvalidCase):
+        recent.append(isinstance(run.judgement, Agree))
+
+
 def _loads_cleanly(recent: deque[bool]) -> bool:
     """Whether a pair's last :data:`PAIR_MEMORY` cases all agreed with their control: only
     then do long-lived processes pay (a pair that refuses gets fresh processes directly)."""
@@ -285,19 +300,19 @@ class CaseRunner:
         ):
             self.stats["fresh"] += 1
             only = await execute_case(src, dst, case, self.settings, emit=self.emit)
-            recent.append(isinstance(only.judgement, Agree))
+            _remember(recent, only)
             return only
         reused = await execute_case_reused(src, dst, case, self.settings, self.pool)
         self._reused += 1
         self.stats["reused"] += 1
-        clean = isinstance(reused.judgement, Agree)
-        if clean and self._reused % max(1, self.settings.fresh_sample_every):
-            recent.append(True)
+        settled = isinstance(reused.judgement, Agree) or _guest_refused_itself(reused)
+        if settled and self._reused % max(1, self.settings.fresh_sample_every):
+            _remember(recent, reused)
             return reused
-        self.stats["sampled" if clean else "confirmed"] += 1
+        self.stats["sampled" if settled else "confirmed"] += 1
         fresh = await execute_case(src, dst, case, self.settings, emit=self.emit)
-        recent.append(isinstance(fresh.judgement, Agree))
-        if not isinstance(fresh.judgement, Agree):
+        _remember(recent, fresh)
+        if isinstance(fresh.judgement, (Divergence, ControlFailed)):
             # This pair does not load this configuration cleanly: a long-lived destination
             # would be retired after every load, so fresh processes are as cheap.
             self._fresh_only.add(key)

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from qemu.qmp import QMPClient
+from qemu.qmp import Message, QMPClient
 from qemu.qmp.error import QMPError
 
 from fuzz.errors import LaunchError, MonitorError
@@ -67,6 +67,21 @@ def _pdeathsig_wrapper() -> tuple[str, ...]:
     except (OSError, subprocess.SubprocessError):
         return ()
     return (setpriv, "--pdeathsig", "KILL") if "--pdeathsig" in helptext else ()
+
+
+class _QMPClient(QMPClient):
+    """A QMP client that formats a message for its debug log only when that log is on.
+
+    ``qemu.qmp`` logs every message it sends and receives at debug level, turning each into
+    indented JSON first whether or not the log is enabled: a tenth of migfuzz's own CPU
+    time per case went there. Its two message hooks are meant for subclasses.
+    """
+
+    def _cb_outbound(self, msg: Message) -> Message:
+        return super()._cb_outbound(msg) if self.logger.isEnabledFor(logging.DEBUG) else msg
+
+    def _cb_inbound(self, msg: Message) -> Message:
+        return super()._cb_inbound(msg) if self.logger.isEnabledFor(logging.DEBUG) else msg
 
 
 class QemuMachine:
@@ -109,7 +124,7 @@ class QemuMachine:
         self._qtest_sock: socket.socket | None = None
         self._qtest_listener: socket.socket | None = None
         self._qtest_buffer = b""
-        self.qmp = QMPClient(f"qemu-{binary.name}")
+        self.qmp = _QMPClient(f"qemu-{binary.name}")
         self.console_output = bytearray()
         self.console_changed = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None

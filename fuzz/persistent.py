@@ -229,10 +229,10 @@ class LongLivedSource(_LongLived):
         logger.debug("save on long-lived %s (use %d)", self.binary.name, self.uses)
         outcome = await self._save(case, path)
         logger.debug("save: %s (%.3f s)", outcome.summary(), outcome.seconds)
-        if outcome.verdict is not Verdict.COMPLETED:
-            await self.retire()
+        if outcome.verdict is Verdict.COMPLETED or outcome.details.get("guest_ended"):
+            self.uses += 1  # a guest that reported its own end left QEMU as good as new
         else:
-            self.uses += 1
+            await self.retire()
         self.emit(StepFinished(outcome=outcome))
         snapshot = Snapshot(path, _TAG) if outcome.verdict is Verdict.COMPLETED else None
         return SaveResult(outcome, None, snapshot)
@@ -265,7 +265,10 @@ class LongLivedSource(_LongLived):
                     if vm.returncode is not None:
                         return done(classify_exit(vm.returncode), console=console)
                     why = f"guest did not reach its checkpoint: {console[-200:]!r}"
-                    return done(Verdict.SETUP_ERROR, [why], console=console)
+                    reported = guest.done.decode("latin-1") in console
+                    if reported:  # an exception it reported: parked; the next reset clears it
+                        await vm.execute("stop")
+                    return done(Verdict.SETUP_ERROR, [why], console=console, guest_ended=reported)
                 await vm.execute("stop")
                 details["console"] = console
             shutil.copyfile(self.template(), path)
