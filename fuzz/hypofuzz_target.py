@@ -23,7 +23,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -66,8 +66,8 @@ def _drawn() -> st.SearchStrategy[tuple[tuple[str, str], Case]]:
     caps = {name: capabilities(farm.get(name), farm.cache_dir) for p in pairs for name in p}
     cases = case_strategy()
 
-    def one(case: Case | tuple[Case, ...]) -> Case:
-        return case[0] if isinstance(case, tuple) else case
+    def one(case: Case | Sequence[Case]) -> Case:
+        return case if isinstance(case, Case) else case[0]
 
     return st.sampled_from(pairs).flatmap(
         lambda p: st.tuples(st.just(p), cases(caps[p[0]], caps[p[1]]).map(one))

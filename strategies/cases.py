@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from hypothesis import strategies as st
 
@@ -29,8 +29,35 @@ def _runs_aarch64(config: MachineConfig) -> bool:
     return ("aarch64", "off") not in config.cpu_properties
 
 
-def _group(config: MachineConfig, operations: list[list[Operation]]) -> tuple[Case, ...]:
-    return tuple(_case(config, ops) for ops in operations)
+class CaseGroup(Sequence[Case]):
+    """One configuration's cases, each guest built when its case is first asked for.
+
+    Building a guest costs milliseconds, and a group stops at its first case where the
+    pair refuses the configuration: most of a refusing pair's guests never run.
+    """
+
+    def __init__(self, config: MachineConfig, operations: Sequence[Sequence[Operation]]) -> None:
+        self.config = config
+        self.operations = tuple(tuple(ops) for ops in operations)
+        self._built: dict[int, Case] = {}
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Case]: ...
+    def __getitem__(self, index: int | slice) -> Case | Sequence[Case]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        index = range(len(self))[index]  # IndexError past the end, as a sequence must
+        if index not in self._built:
+            self._built[index] = _case(self.config, list(self.operations[index]))
+        return self._built[index]
+
+    def __repr__(self) -> str:
+        return f"CaseGroup({self.config!r}, operations={list(self.operations)!r})"
 
 
 def _case(config: MachineConfig, operations: list[Operation] | None) -> Case:
@@ -59,21 +86,21 @@ class PairCases:
     max_ops: int = 8
     guests_per_config: int = 16
 
-    def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[tuple[Case, ...]]:
+    def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Sequence[Case]]:
         """The cases of one pair: a configuration and its guests, as a group."""
         configs = configurations(src, dst, one_sided=self.one_sided)
         if not self.guests:
             return st.builds(lambda config: (_case(config, None),), configs)
         guests = guest_operations(max_ops=self.max_ops)
 
-        def group(config: MachineConfig) -> st.SearchStrategy[tuple[Case, ...]]:
+        def group(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
             # The size is drawn first and uniformly (a list's own size distribution averages
             # about 4 whatever its bound, and each configuration costs process starts), up
             # to a bound that shrinks as RAM grows: every save and load walks all of it.
             most = max(1, self.guests_per_config * MEMORY_MIB[0] // config.memory_mib)
             sizes = st.integers(1, most)
             ops = sizes.flatmap(lambda n: st.lists(guests, min_size=n, max_size=n))
-            return ops.map(lambda operations: _group(config, operations))
+            return ops.map(lambda operations: CaseGroup(config, operations))
 
         return configs.filter(_runs_aarch64).flatmap(group)
 
