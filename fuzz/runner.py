@@ -105,6 +105,8 @@ def classify_exit(returncode: int | None) -> Verdict:
 
 
 _MIGRATION_ENDS = ("completed", "failed", "cancelled")
+#: How long a destination whose load failed may take to exit on its own.
+_EXIT_AFTER_FAILED_LOAD = 2.0
 
 #: No bandwidth limit: a paused VM's whole RAM then goes out in one pass, so two saves of
 #: one state are the same bytes (with the default 128 MiB/s limit, where QEMU splits the
@@ -144,6 +146,10 @@ async def migrate(
         if command == "migrate":
             await _left_finish_migrate(vm, timeout)
         return status, {}
+    if command == "migrate-incoming" and await vm.wait_exit(_EXIT_AFTER_FAILED_LOAD) is not None:
+        # A failed load ends QEMU (exit-on-error) a moment after its event: report it as
+        # the exit it is, whatever the timing, so a refusal always reads the same.
+        return "exited", {}
     try:
         info = await vm.execute("query-migrate")
     except MonitorError:
