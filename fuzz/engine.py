@@ -15,11 +15,13 @@ fresh QEMU per step: the canonical path, whose outcomes and streams reproducers 
 the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
 default; ``--no-reuse`` turns it off), cases of a configuration that more cases share
 first run on long-lived processes (:mod:`fuzz.persistent`); a case they do not pass cleanly
-(or as invalid by its guest's own exception) is run again on fresh processes, whose result
-is the one reported, and one such case in ``fresh_sample_every`` is too. Where the two disagree although the long-lived source saved
-the case, that is a finding of its own kind (``reuse``). Long-lived processes serve a pair
-only once its recent cases all loaded cleanly: a pair that refuses would retire its
-destination after every case, so there they only add work. Such disagreements led to a
+is run again on fresh processes, whose result is the one reported, and one in
+``fresh_sample_every`` of those they pass is too (a guest that reports its own exception
+before its checkpoint passes: that is the guest's doing, whichever process ran it). Where
+the two disagree although the long-lived source saved the case, that is a finding of its
+own kind (``reuse``). Long-lived processes serve a pair only once its recent cases all
+loaded cleanly: a pair that refuses would retire its destination after every case, so
+there they only add work. Such disagreements led to a
 QEMU bug (11.1 runs stale translated code after a snapshot load), which the long-lived
 destinations now work around (:func:`~fuzz.persistent.drop_stale_translations`).
 """

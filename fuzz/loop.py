@@ -209,16 +209,16 @@ def _kind(run: CaseRun) -> tuple[str, str]:
     return "agree", ""
 
 
-def observe(run: CaseRun) -> int:
+def observe(run: CaseRun) -> None:
     """Tell Hypothesis what QEMU did (``event``): the outcome class, where a load stopped,
     the kind of each cause, the sections whose state differs. So its statistics
     (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such behaviours, see
-    QEMU's side. Returns the number of differing fields."""
+    QEMU's side."""
     kind, _reason = _kind(run)
     event(f"outcome: {kind}")
     judgement = run.judgement
     if not isinstance(judgement, Divergence):
-        return 0
+        return
     for cause in judgement.signatures():
         event(f"cause kind: {cause.kind}")
     step = run.pair.failing_step or run.control.failing_step
@@ -230,8 +230,6 @@ def observe(run: CaseRun) -> int:
     for change in changed:
         if isinstance(change, dict) and isinstance(change.get("path"), str):
             event(f"differing section: {change['path'].split('/')[0]}")
-    differences = judgement.details.get("differences")
-    return len(changed) + (len(differences) if isinstance(differences, list) else 0)
 
 
 def version_ref(binary: QemuBinary, caps: Capabilities) -> VersionRef:
