@@ -105,6 +105,8 @@ def classify_exit(returncode: int | None) -> Verdict:
 
 
 _MIGRATION_ENDS = ("completed", "failed", "cancelled")
+#: The run state a QEMU is in while it saves (``migrate``) or loads (``migrate-incoming``).
+_MIGRATING_STATE = {"migrate": "finish-migrate", "migrate-incoming": "inmigrate"}
 #: How long a destination whose load failed may take to exit on its own.
 _EXIT_AFTER_FAILED_LOAD = 2.0
 
@@ -143,8 +145,9 @@ async def migrate(
         return "exited", {}
     status = str(ended.get("status"))
     if status == "completed":
-        if command == "migrate":
-            await _left_finish_migrate(vm, timeout)
+        # QEMU emits the event a moment before it leaves the migration's run state, and
+        # until then refuses ``cont`` (and a destination ``migrate``).
+        await _left_run_state(vm, _MIGRATING_STATE[command], timeout)
         return status, {}
     if command == "migrate-incoming" and await vm.wait_exit(_EXIT_AFTER_FAILED_LOAD) is not None:
         # A failed load ends QEMU (exit-on-error) a moment after its event: report it as
@@ -158,14 +161,13 @@ async def migrate(
     return status, info if isinstance(info, dict) else {}
 
 
-async def _left_finish_migrate(vm: QemuMachine, timeout: float) -> None:
-    """Wait until a saving QEMU left run state ``finish-migrate``: it emits the migration's
-    ``completed`` event a moment before, and refuses ``cont`` until then."""
+async def _left_run_state(vm: QemuMachine, state: str, timeout: float) -> None:
+    """Wait until QEMU's run state is no longer ``state`` (or QEMU is gone)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline and vm.returncode is None:
         status = await vm.execute("query-status")
-        if not isinstance(status, dict) or status.get("status") != "finish-migrate":
+        if not isinstance(status, dict) or status.get("status") != state:
             return
         await asyncio.sleep(0.001)
 
