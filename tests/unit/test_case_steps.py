@@ -2,16 +2,19 @@
 
 A same-version pair restores once (its control is the pair); a cross-version pair restores
 on both versions from one save; a group of guests builds each guest only when its case
-runs; a case is invalid by its guest's own doing only when the guest said so.
+runs; a case is invalid by its guest's own doing only when the guest said so; QEMU starts
+through ``setpriv --pdeathsig`` where the system has it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 
+from fuzz import machine
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import CaseRun, _guest_refused_itself, _steps
 from fuzz.farm import QemuBinary
@@ -126,3 +129,18 @@ def test_an_invalid_case_is_the_guests_own_doing_only_when_the_guest_said_so() -
     assert _guest_refused_itself(reported)
     assert not _guest_refused_itself(_invalid({"guest_ended": False}))
     assert not _guest_refused_itself(_invalid({}))  # e.g. "save failed": QEMU's, confirm it
+
+
+def test_qemu_starts_through_setpriv_where_it_has_pdeathsig_else_without_a_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    machine._pdeathsig_wrapper.cache_clear()
+    try:
+        if shutil.which("setpriv") is not None:
+            prefix = machine._pdeathsig_wrapper()
+            assert prefix[1:] == ("--pdeathsig", "KILL")  # util-linux 2.38 here
+        machine._pdeathsig_wrapper.cache_clear()
+        monkeypatch.setattr("fuzz.machine.shutil.which", lambda _name: None)
+        assert machine._pdeathsig_wrapper() == ()  # the preexec_fn path then
+    finally:
+        machine._pdeathsig_wrapper.cache_clear()
