@@ -1,4 +1,4 @@
-"""The one case path's steps and grouping, with fakes for QEMU (pure logic only).
+"""The one case path's steps, grouping and process start, with fakes for QEMU.
 
 A same-version pair restores once (its control is the pair); a cross-version pair restores
 on both versions from one save; a group of guests builds each guest only when its case
