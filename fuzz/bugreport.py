@@ -138,7 +138,7 @@ def _commands(entry: Entry) -> list[str]:
         '-incoming "exec:cat src.stream"',
         "   ```",
         "",
-        *([] if entry.signature.kind.startswith("same-version-")
+        *([] if entry.signature.same_version
           else [f"4. Control: the same load with `$QEMU_SRC` (QEMU {src}) succeeds."]),
         *_read_back_steps(entry),
     ]  # fmt: skip
@@ -171,7 +171,7 @@ def _read_back_steps(entry: Entry) -> list[str]:
     assert entry.case.guest is not None
     resume = entry.case.guest.resume.decode("latin-1")
     names = "|".join(re.escape(d["name"]) for d in differences)
-    same = entry.signature.kind.startswith("same-version-")
+    same = entry.signature.same_version
     load_args = _words(a for a in destination_args(entry.case) if a not in ("-incoming", "defer"))
     baseline = (
         "what it printed before the save (run step 1 with `-serial file:before.txt`)"
@@ -342,7 +342,7 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
     :param axes: bisect results (:func:`fuzz.bisect.bisect_axis`) to include, if any.
     """
     config = entry.case.config
-    same_version = entry.signature.kind.startswith("same-version-")
+    same_version = entry.signature.same_version
     if same_version:
         expected_block = [
             f"A save/restore round trip on QEMU {_release(entry.src)} alone completes and "

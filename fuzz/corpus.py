@@ -385,7 +385,7 @@ def _read_back_lines(entry: Entry, load_args: str) -> list[str]:
     if not items:
         return []
     assert entry.case.guest is not None
-    same_version = entry.signature.kind.startswith("same-version-")
+    same_version = entry.signature.same_version
     resume = entry.case.guest.resume.decode("latin-1")
     lines = [
         "echo '== the guest read-back after each restore'",

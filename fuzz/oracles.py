@@ -48,6 +48,11 @@ class Signature:
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}" if self.detail else self.kind
 
+    @property
+    def same_version(self) -> bool:
+        """Whether A -> A itself diverged (its kind starts with :data:`SAME_VERSION`)."""
+        return self.kind.startswith(SAME_VERSION)
+
     def slug(self) -> str:
         """A folder-name form: lower-case words joined by '-', at most 60 characters."""
         words = re.sub(r"[^a-z0-9]+", "-", str(self).lower()).strip("-")

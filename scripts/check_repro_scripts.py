@@ -32,7 +32,7 @@ from fuzz.stateful_repro import version_variable
 def expected_line(entry: Entry) -> str:
     """The line the hand run must print too: the destination's (the control's, for a
     same-version finding)."""
-    same_version = entry.signature.kind.startswith("same-version-")
+    same_version = entry.signature.same_version
     step = (entry.control if same_version else entry.pair).failing_step
     if step is None:
         return ""
@@ -77,7 +77,7 @@ def main() -> int:
         pair_part = text.split("== pair:", 1)[-1]
         if "== the guest read-back" in run.stdout:  # a read-back finding: the items differ
             ok = run.returncode == 1 and "BUG: the read-back differs" in run.stdout
-        elif entry.signature.kind.startswith("same-version-"):
+        elif entry.signature.same_version:
             ok = want in text and "control: loaded" not in run.stdout
         else:
             ok = "control: loaded" in text and want in pair_part and "pair: loaded" not in pair_part
