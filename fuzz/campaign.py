@@ -36,6 +36,7 @@ from fuzz.errors import CorpusError, UsageError
 from fuzz.farm import Farm, QemuBinary
 from fuzz.folder import CampaignFolder
 from fuzz.loop import (
+    Accepts,
     CaseJudged,
     CaseStrategy,
     FindingFlaky,
@@ -77,6 +78,9 @@ class WorkerSpec:
     """Worker slot -> its first Hypothesis run index (a resumed campaign goes on)."""
     replay: Mapping[int, frozenset[str]] = field(default_factory=dict)
     """Worker slot -> signatures it recorded in the run it resumes (see FuzzLoop)."""
+    fan_out: Accepts | None = None
+    """Restore each save on every destination of its source that starts the configuration
+    (see :class:`~fuzz.loop.FuzzLoop`); None: the drawn pair's only."""
 
 
 def worker_spec(
@@ -94,11 +98,14 @@ def worker_spec(
     hypothesis_dir: Path | None = None,
     first_runs: Mapping[int, int] | None = None,
     replay: Mapping[int, frozenset[str]] | None = None,
+    fan_out: Accepts | None = None,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
     :param reuse: run cases on long-lived processes first (on pairs that load; see
         :mod:`fuzz.engine`).
+    :param fan_out: restore each save on every destination of its source that this says
+        starts the configuration (see :class:`~fuzz.loop.FuzzLoop`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -115,7 +122,7 @@ def worker_spec(
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
-        replay=dict(replay or {}),
+        replay=dict(replay or {}), fan_out=fan_out,
     )  # fmt: skip
 
 
@@ -297,7 +304,7 @@ def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[
             seed_value=spec.seed, worker=spec.worker, build_guest=spec.build_guest,
             first_run=spec.first_runs.get(spec.worker, 0), database=spec.hypothesis_dir,
             replaying=spec.replay.get(spec.worker, frozenset()),
-            emit=emit, should_stop=stop,
+            emit=emit, should_stop=stop, fan_out=spec.fan_out,
         )  # fmt: skip
         try:
             cases = loop.run()

@@ -165,6 +165,10 @@ def _add_fuzz_parser(sub: Any) -> None:
                     help="a first look at each case on long-lived QEMU processes, on pairs "
                          "whose recent cases loaded cleanly (default; --no-reuse: every case "
                          "on fresh processes only; see README)")  # fmt: skip
+    fz.add_argument("--fan-out", action=argparse.BooleanOptionalAction, default=True,
+                    help="restore each save on every destination of its source that starts "
+                         "the configuration, each judged as a case (default; --no-fan-out: "
+                         "only on the drawn pair's; see README)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip
@@ -665,6 +669,7 @@ class FuzzOptions:
     one_sided: bool
     reuse: bool
     known: tuple[Path, ...]
+    fan_out: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The record's part that a resume reads back."""
@@ -672,7 +677,7 @@ class FuzzOptions:
             "pairs": [f"{a}:{b}" for a, b in self.pairs], "seed": self.seed,
             "budget_seconds": self.budget_seconds, "max_cases": self.max_cases,
             "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
-            "known": [str(k) for k in self.known],
+            "known": [str(k) for k in self.known], "fan_out": self.fan_out,
         }  # fmt: skip
 
     @classmethod
@@ -688,6 +693,8 @@ class FuzzOptions:
                 max_cases=None if data["max_cases"] is None else int(data["max_cases"]),
                 guests=bool(data["guests"]), one_sided=bool(data["one_sided"]),
                 reuse=bool(data["reuse"]), known=tuple(Path(k) for k in data["known"]),
+                # A record from before the fan-out ran without it: resumed the same way.
+                fan_out=bool(data.get("fan_out", False)),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
@@ -717,7 +724,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
             raise UsageError(f"--known {k}: no such folder")
     return FuzzOptions(
         tuple(pairs), args.seed, budget, args.max_cases, not args.no_guests, args.one_sided,
-        args.reuse, tuple(known),
+        args.reuse, tuple(known), args.fan_out,
     )  # fmt: skip
 
 
@@ -834,7 +841,11 @@ class _FuzzCommand:
         return budget, cases
 
     def _spec(self, budget: float | None, max_cases: int | None) -> WorkerSpec:
-        from strategies import case_strategy, rebuild_guest  # noqa: PLC0415 (Hypothesis: heavy)
+        from strategies import (  # noqa: PLC0415 (Hypothesis: heavy)
+            accepted_by,
+            case_strategy,
+            rebuild_guest,
+        )
 
         o = self.options
         return worker_spec(
@@ -844,6 +855,7 @@ class _FuzzCommand:
             known_dirs=self.known_dirs, first_runs=self.state.next_run,
             replay={slot: frozenset(sigs) for slot, sigs in self.state.replay.items()},
             hypothesis_dir=None if self.folder is None else self.folder.hypothesis_dir,
+            fan_out=accepted_by if o.fan_out else None,
         )  # fmt: skip
 
     def _shares(self, recorded_jobs: object) -> dict[int, int | None] | None:

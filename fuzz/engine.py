@@ -29,7 +29,7 @@ destinations now work around (:func:`~fuzz.persistent.drop_stale_translations`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,15 +101,19 @@ class CaseRun:
 
 async def _steps(
     src: QemuBinary,
-    dst: QemuBinary,
+    dsts: Sequence[QemuBinary],
     case: Case,
     settings: RunSettings,
     *,
     save: Callable[[], Awaitable[SaveResult]],
     destination: Callable[[QemuBinary], Awaitable[Destination]],
     resave: bool,
-) -> tuple[SaveResult, Evidence]:
-    """Save once, restore on the control and (if it completed) on the pair; the evidence.
+) -> tuple[SaveResult, list[Evidence]]:
+    """Save once, restore on the control and (if it completed) on every destination; the
+    evidence of each pair ``src -> dst``, in the order of ``dsts``.
+
+    One save serves every destination, and one control serves every pair: they all load
+    byte-identical input, so each pair is judged against the same A -> A.
 
     A same-version pair restores once: its control *is* the pair, so a second restore
     could only tell run-to-run noise, which :func:`~fuzz.loop.measure_reliability`
@@ -125,21 +129,25 @@ async def _steps(
 
     control = await restore(src)
     control_done = control is not None and control.outcome.verdict is Verdict.COMPLETED
-    if src.name == dst.name:
-        pair = control  # A -> A is its own control: a second restore only measures noise
-    elif control_done or settings.pair_after_failed_control:
-        pair = await restore(dst)
-    elif saved.state is not None:
-        pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
-    else:
-        pair = None
-    evidence = Evidence(
-        control=TransferOutcome(src.name, src.name, saved.outcome, _outcome(control)),
-        pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
-        control_resave=None if control is None else control.resave,
-        pair_resave=None if pair is None else pair.resave,
-        source_stream=saved.stream,
-    )
+    evidence = []
+    for dst in dsts:
+        if dst.name == src.name:
+            pair = control  # A -> A is its own control: a second restore only measures noise
+        elif control_done or settings.pair_after_failed_control:
+            pair = await restore(dst)
+        elif saved.state is not None:
+            pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
+        else:
+            pair = None
+        evidence.append(
+            Evidence(
+                control=TransferOutcome(src.name, src.name, saved.outcome, _outcome(control)),
+                pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
+                control_resave=None if control is None else control.resave,
+                pair_resave=None if pair is None else pair.resave,
+                source_stream=saved.stream,
+            )
+        )
     return saved, evidence
 
 
@@ -157,6 +165,23 @@ async def execute_case(
 ) -> CaseRun:
     """Run ``case`` on fresh processes, ``src -> src`` and ``src -> dst``, and judge it.
 
+    :raise HarnessError: the harness failed (never a verdict).
+    """
+    (run,) = await execute_cases(src, [dst], case, settings, emit=emit)
+    return run
+
+
+async def execute_cases(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    settings: RunSettings,
+    *,
+    emit: Callable[[Event], None] = _noop,
+) -> list[CaseRun]:
+    """Run ``case`` on fresh processes: one save on ``src``, one control, a restore on
+    every destination; one judged run per destination, in order.
+
     Runs in a private temp folder that is gone when this returns.
 
     :raise HarnessError: the harness failed (never a verdict).
@@ -172,16 +197,29 @@ async def execute_case(
             )  # fmt: skip
 
         saved, evidence = await _steps(
-            src, dst, case, settings, save=lambda: source.save(case), destination=destination,
+            src, dsts, case, settings, save=lambda: source.save(case), destination=destination,
             resave=settings.resave,
         )  # fmt: skip
-    return CaseRun(case, evidence, saved.stream, judge(evidence))
+    return [CaseRun(case, e, saved.stream, judge(e)) for e in evidence]
 
 
 async def execute_case_reused(
     src: QemuBinary, dst: QemuBinary, case: Case, settings: RunSettings, pool: ProcessPool
 ) -> CaseRun:
     """Run ``case`` on the pool's long-lived processes and judge it (a first look)."""
+    (run,) = await execute_cases_reused(src, [dst], case, settings, pool)
+    return run
+
+
+async def execute_cases_reused(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    settings: RunSettings,
+    pool: ProcessPool,
+) -> list[CaseRun]:
+    """Run ``case`` on the pool's long-lived processes, one save for every destination,
+    and judge each pair (a first look)."""
     with private_workdir("migfuzz-reused-") as tmp:
         snapshot = Path(tmp) / "state.qcow2"
 
@@ -192,12 +230,12 @@ async def execute_case_reused(
             return await pool.destination(binary, case)
 
         # A long-lived source keeps no stream for the control's re-save to be compared
-        # with, so a same-version pair re-saves for nothing.
-        resave = settings.resave and src.name != dst.name
+        # with, so re-saves pay only where some destination is another version.
+        resave = settings.resave and any(d.name != src.name for d in dsts)
         _saved, evidence = await _steps(
-            src, dst, case, settings, save=save, destination=destination, resave=resave
+            src, dsts, case, settings, save=save, destination=destination, resave=resave
         )
-    return CaseRun(case, evidence, None, judge(evidence), reused=True)
+    return [CaseRun(case, e, None, judge(e), reused=True) for e in evidence]
 
 
 def _said(judgement: Judgement) -> str:
@@ -285,44 +323,81 @@ class CaseRunner:
     async def run(
         self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
     ) -> CaseRun:
-        """The case's judgement, from fresh processes wherever it is not cleanly agreed.
+        """The case's judgement on ``src -> dst`` (see :meth:`run_many`)."""
+        (run,) = await self.run_many(src, [dst], case, more_alike=more_alike)
+        return run
+
+    async def run_many(
+        self,
+        src: QemuBinary,
+        dsts: Sequence[QemuBinary],
+        case: Case,
+        *,
+        more_alike: bool = False,
+    ) -> list[CaseRun]:
+        """The case's judgement on every pair ``src -> dst``, from one save and one control;
+        from fresh processes wherever a pair is not cleanly agreed.
+
+        Long-lived processes serve the case only if every destination's pair loads cleanly
+        (one save cannot be both a stream for fresh destinations and a snapshot for
+        long-lived ones). A pair they do not pass cleanly is run again on fresh processes,
+        on its own; one case in ``fresh_sample_every`` is, on every pair.
 
         :param more_alike: more cases of this configuration follow. Long-lived processes
             are started only then (a configuration run once costs less on fresh ones, which
             need no snapshot file); ones already running for it are used either way.
+        :return: one run per destination, in the order of ``dsts``.
         """
-        key = (src.name, dst.name, tuple(case.config.qemu_args()))
-        recent = self._pair_clean.setdefault((src.name, dst.name), deque(maxlen=PAIR_MEMORY))
+        config = tuple(case.config.qemu_args())
+        recent = [
+            self._pair_clean.setdefault((src.name, d.name), deque(maxlen=PAIR_MEMORY)) for d in dsts
+        ]
         worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
         if (
             self.pool is None
             or not worth_it
-            or key in self._fresh_only
-            or not _loads_cleanly(recent)
+            or any((src.name, d.name, config) in self._fresh_only for d in dsts)
+            or not all(_loads_cleanly(r) for r in recent)
         ):
-            self.stats["fresh"] += 1
-            only = await execute_case(src, dst, case, self.settings, emit=self.emit)
-            _remember(recent, only)
+            self.stats["fresh"] += len(dsts)
+            only = await execute_cases(src, dsts, case, self.settings, emit=self.emit)
+            for memory, run in zip(recent, only, strict=True):
+                _remember(memory, run)
             return only
-        reused = await execute_case_reused(src, dst, case, self.settings, self.pool)
+        runs = await execute_cases_reused(src, dsts, case, self.settings, self.pool)
         self._reused += 1
-        self.stats["reused"] += 1
-        settled = isinstance(reused.judgement, Agree) or _guest_refused_itself(reused)
-        if settled and self._reused % max(1, self.settings.fresh_sample_every):
-            _remember(recent, reused)
-            return reused
-        self.stats["sampled" if settled else "confirmed"] += 1
-        fresh = await execute_case(src, dst, case, self.settings, emit=self.emit)
+        self.stats["reused"] += len(dsts)
+        sample = self._reused % max(1, self.settings.fresh_sample_every) == 0
+        settled = [isinstance(r.judgement, Agree) or _guest_refused_itself(r) for r in runs]
+        again = [i for i, ok in enumerate(settled) if sample or not ok]
+        for i, run in enumerate(runs):
+            if i not in again:
+                _remember(recent[i], run)
+        if not again:
+            return runs
+        fresh_runs = await execute_cases(
+            src, [dsts[i] for i in again], case, self.settings, emit=self.emit
+        )
+        for i, fresh in zip(again, fresh_runs, strict=True):
+            self.stats["sampled" if settled[i] else "confirmed"] += 1
+            runs[i] = self._settle(recent[i], config, runs[i], fresh)
+        return runs
+
+    def _settle(
+        self, recent: deque[bool], config: tuple[str, ...], reused: CaseRun, fresh: CaseRun
+    ) -> CaseRun:
+        """The reported run of a pair run on long-lived and then on fresh processes."""
         _remember(recent, fresh)
+        pair = fresh.evidence.pair
         if isinstance(fresh.judgement, (Divergence, ControlFailed)):
             # This pair does not load this configuration cleanly: a long-lived destination
             # would be retired after every load, so fresh processes are as cheap.
-            self._fresh_only.add(key)
+            self._fresh_only.add((pair.src, pair.dst, config))
         finding = reuse_divergence(reused, fresh)
         if finding is None:
             return fresh
         self.stats["disagreed"] += 1
-        return CaseRun(case, fresh.evidence, fresh.source_stream, finding)
+        return CaseRun(fresh.case, fresh.evidence, fresh.source_stream, finding)
 
     async def close(self) -> None:
         """End every long-lived process."""

@@ -17,6 +17,13 @@ of stopping, so the loop runs Hypothesis repeatedly:
   example last). A deterministic pass then makes it 1-minimal.
 * Then the next Hypothesis run starts, with a derived seed, until the budget is spent.
 
+Hypothesis draws a pair and a configuration with its guests. With a fan-out, each guest's
+save is also restored on every other destination of that source that starts the
+configuration: one save and one control then judge several pairs, each counted as a case
+of its own. Process starts dominate a case that refuses, and most pairs of a default
+campaign refuse most configurations, so that is where a campaign's time goes; it also tells
+at once which destinations a bug spans.
+
 Every case goes through the one case path (:meth:`~fuzz.session.Session.run_case`) and
 the one judge. The loop reports what it does as events; :mod:`fuzz.campaign` adds them up.
 """
@@ -34,7 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from fuzz.case import Case
+from fuzz.case import Case, MachineConfig
 from fuzz.corpus import Entry, VersionRef
 from fuzz.diagnose import explain
 from fuzz.engine import CaseRun
@@ -54,6 +61,10 @@ Pair = tuple[str, str]
 CaseStrategy = Callable[
     [Capabilities, Capabilities], st.SearchStrategy[Case] | st.SearchStrategy[Sequence[Case]]
 ]
+
+#: Whether the version with these capabilities starts this configuration (the loop's
+#: fan-out: :func:`strategies.configs.accepted_by`). Must pickle, as a case strategy.
+Accepts = Callable[[Capabilities, MachineConfig], bool]
 
 CASES_PER_RUN = 40
 SHRINK_GRACE = 300.0
@@ -252,6 +263,9 @@ class FuzzLoop:
         in that run, they are shrunk again as the first time instead of only counted, so
         that Hypothesis takes the very path it took then (and draws the same cases).
     :param should_stop: polled before each case: True ends the loop (a driver's stop).
+    :param fan_out: with it, each case's save is restored on every destination of its
+        source that this says starts the configuration, not only on the drawn pair's (one
+        save, one control, many pairs judged); None: the drawn pair only.
     """
 
     def __init__(
@@ -273,6 +287,7 @@ class FuzzLoop:
         build_guest: GuestBuilder | None = None,
         emit: Callable[[LoopEvent], None] = lambda _e: None,
         should_stop: Callable[[], bool] = lambda: False,
+        fan_out: Accepts | None = None,
     ) -> None:
         if deadline is None and max_cases is None:
             raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
@@ -292,6 +307,7 @@ class FuzzLoop:
         self.build_guest = build_guest
         self.emit = emit
         self.should_stop = should_stop
+        self.fan_out = fan_out
         self.cases = 0
         self._shrinking = False
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
@@ -314,6 +330,40 @@ class FuzzLoop:
             return self.session.run_case(src, dst, case, more_alike=more_alike)
         except HarnessError:
             return self.session.run_case(src, dst, case, more_alike=more_alike)
+
+    def run_cases(
+        self, src: str, dsts: Sequence[str], case: Case, *, more_alike: bool = False
+    ) -> list[CaseRun]:
+        """One save of ``case`` on ``src``, judged on every destination in ``dsts`` (the
+        fan-out): one run per destination, in order. Retried once as :meth:`run_case`.
+
+        :raise HarnessError: it failed twice.
+        """
+        binary = self.binaries[src]
+        targets = [self.binaries[d] for d in dsts]
+        try:
+            return self.session.run_cases(binary, targets, case, more_alike=more_alike)
+        except HarnessError:
+            return self.session.run_cases(binary, targets, case, more_alike=more_alike)
+
+    def destinations(self, pair: Pair, config: MachineConfig) -> list[str]:
+        """Where a case drawn for ``pair`` is restored: the pair's destination, then (with
+        a fan-out) every other destination of the source that starts ``config``.
+
+        While a finding is being shrunk, only destinations whose pair showed a signature
+        being shrunk: a candidate case only has to show that one again.
+        """
+        src, dst = pair
+        found = [dst]
+        if self.fan_out is not None:
+            found += [
+                b for a, b in self.pairs
+                if a == src and b not in found and self.fan_out(self.caps[b], config)
+            ]  # fmt: skip
+        if self._shrinking:
+            hunted = {p for p, _case in self._minimal.values()}
+            found = [d for d in found if (src, d) in hunted]
+        return found
 
     def causes_of(self, pair: Pair, case: Case) -> tuple[Signature, ...]:
         """The root causes a case shows (none if it shows none, or the harness failed)."""
@@ -347,68 +397,88 @@ class FuzzLoop:
         return time.time() >= self.deadline + (SHRINK_GRACE if self._shrinking else 0.0)
 
     def _body(self, drawn: tuple[Pair, Case | Sequence[Case]]) -> None:
-        """Run a drawn configuration's guests in turn (one case, or a group sharing it).
+        """Run a drawn configuration's guests in turn (one case, or a group sharing it),
+        each saved once and restored on every destination of the fan-out.
 
-        Guests on one configuration share long-lived processes. Once the pair refuses or
-        crashes on loading the configuration, its remaining guests are not run: the load
-        fails before any guest state matters.
+        Guests on one configuration share long-lived processes. Once a destination refuses
+        or crashes on loading the configuration, the group's remaining guests skip it: the
+        load fails before any guest state matters. The group ends when none is left.
         """
         pair, cases = drawn
         group = (cases,) if isinstance(cases, Case) else cases
+        dsts = self.destinations(pair, group[0].config)
         valid = 0
         for index, case in enumerate(group):
+            if not dsts:
+                break
             if self._out_of_budget():
                 raise BudgetExhausted
-            run = self._one(pair, case, more_alike=index + 1 < len(group))
-            if run is None:
-                continue
-            observe(run)
-            kind = _kind(run)[0]
-            valid += kind not in ("invalid", "control-failed")
-            step = run.pair.failing_step
-            if step is not None and step.stage is Stage.LOAD and kind == "divergence":
-                break
+            runs = self._one(pair[0], dsts, case, more_alike=index + 1 < len(group))
+            refused = set()
+            for dst, run in zip(dsts, runs, strict=True):
+                if run is None:
+                    continue
+                observe(run)
+                kind = _kind(run)[0]
+                valid += kind not in ("invalid", "control-failed")
+                step = run.pair.failing_step
+                if step is not None and step.stage is Stage.LOAD and kind == "divergence":
+                    refused.add(dst)
+            dsts = [d for d in dsts if d not in refused]
         # No ``target()``: the campaign runs no targeting phase, so its only effect was
         # Hypothesis's Pareto front, which cost a tenth of migfuzz's CPU time per case.
         if not valid:
             reject()
 
-    def _one(self, pair: Pair, case: Case, *, more_alike: bool = False) -> CaseRun | None:
-        """Run and count one case; raise the :class:`Finding` of a new signature.
+    def _one(
+        self, src: str, dsts: Sequence[str], case: Case, *, more_alike: bool = False
+    ) -> list[CaseRun | None]:
+        """Run one case on every destination, count each pair's run as a case, and raise
+        the :class:`Finding` of a new signature.
 
         :param more_alike: more cases of this configuration follow in the group.
-        :return: the run, or None if the harness failed it (twice): counted in its bucket.
+        :return: each destination's run, or None where the harness failed it (twice):
+            counted in its bucket.
         """
         started = time.monotonic()
+        bucket = ""
         try:
-            run = self.run_case(pair, case, more_alike=more_alike)
-        except HarnessError as err:
-            if not self._shrinking:
-                self.cases += 1
-                seconds = time.monotonic() - started
-                bucket = f"{type(err).__name__}: {str(err)[:120]}"
-                self.emit(CaseJudged(pair, "harness", None, bucket, seconds, self.worker))
-            return None
-        kind, reason = _kind(run)
-        if not self._shrinking:
-            self.cases += 1
-            seconds = time.monotonic() - started
-            self.emit(
-                CaseJudged(pair, kind, run.signature, reason, seconds, self.worker, run.causes)
+            runs: list[CaseRun | None] = list(
+                self.run_cases(src, dsts, case, more_alike=more_alike)
             )
-        judgement = run.judgement
-        if not isinstance(judgement, Divergence):
-            return run
+        except HarnessError as err:
+            runs = [None] * len(dsts)
+            bucket = f"{type(err).__name__}: {str(err)[:120]}"
+        # One save served every destination: each pair's case is charged an equal share.
+        seconds = (time.monotonic() - started) / len(dsts)
+        if not self._shrinking:
+            for dst, run in zip(dsts, runs, strict=True):
+                self.cases += 1
+                if run is None:
+                    judged = CaseJudged((src, dst), "harness", None, bucket, seconds, self.worker)
+                else:
+                    kind, reason = _kind(run)
+                    judged = CaseJudged(
+                        (src, dst), kind, run.signature, reason, seconds, self.worker, run.causes
+                    )
+                self.emit(judged)
         # Each root cause is recorded on its own; the case is the first example of every
         # new one. Hypothesis shrinks toward the first cause being recorded here; the
         # others are made minimal by the 1-minimal pass after the run.
-        shrinking = [sig for sig in judgement.signatures() if self._take(sig, pair, run)]
+        shrinking: dict[Signature, Pair] = {}  # each at the first pair that showed it
+        for dst, run in zip(dsts, runs, strict=True):
+            if run is None or not isinstance(run.judgement, Divergence):
+                continue
+            for sig in run.judgement.signatures():
+                if sig not in shrinking and self._take(sig, (src, dst), run):
+                    shrinking[sig] = (src, dst)
         if not shrinking:
-            return run
-        for sig in shrinking:
+            return runs
+        for sig, pair in shrinking.items():
             self._minimal[sig] = (pair, case)
         self._shrinking = True
-        raise _finding_type(shrinking[0])(str(shrinking[0]))
+        first = next(iter(shrinking))
+        raise _finding_type(first)(str(first))
 
     def _take(self, sig: Signature, pair: Pair, run: CaseRun) -> bool:
         """Whether this worker shrinks ``sig`` in this run (claiming and first recording

@@ -15,7 +15,7 @@ import contextlib
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
@@ -138,3 +138,16 @@ class Session:
         """
         cases = self.cases
         return self.run(lambda: cases.run(src, dst, case, more_alike=more_alike))
+
+    def run_cases(
+        self,
+        src: QemuBinary,
+        dsts: Sequence[QemuBinary],
+        case: Case,
+        *,
+        more_alike: bool = False,
+    ) -> list[CaseRun]:
+        """One save of ``case`` on ``src`` judged on every destination (see
+        :meth:`~fuzz.engine.CaseRunner.run_many`): one run per destination, in order."""
+        cases = self.cases
+        return self.run(lambda: cases.run_many(src, dsts, case, more_alike=more_alike))

@@ -59,8 +59,8 @@ def _run_steps(src: str, dst: str, resave: bool = True) -> tuple[Evidence, list[
         return SaveResult(StepOutcome(Stage.SAVE, src, Verdict.COMPLETED), b"stream")
 
     async def main() -> Evidence:
-        _saved, evidence = await _steps(
-            _binary(src), _binary(dst), Case(CONFIG), RunSettings(),
+        _saved, (evidence,) = await _steps(
+            _binary(src), [_binary(dst)], Case(CONFIG), RunSettings(),
             save=save, destination=destinations, resave=resave,
         )  # fmt: skip
         return evidence

@@ -1,0 +1,201 @@
+"""One save, many destinations: the fan-out's steps, its destinations and its group rule.
+
+A case's save is restored on the control and then on every destination in order (a
+same-version destination is the control); a drawn pair's case goes to every other
+destination of its source that starts the configuration; a destination that refuses a
+configuration is skipped for the rest of its group, while the others go on; each pair's run
+is counted as a case of its own. QEMU is faked here: these are the loop's and the engine's
+own rules (tests/qemu/test_fan_out.py runs the real thing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fuzz.case import Case, MachineConfig
+from fuzz.engine import CaseRun, _steps
+from fuzz.farm import QemuBinary
+from fuzz.loop import CaseJudged, FuzzLoop
+from fuzz.oracles import Agree, Divergence, Evidence, Signature, judge
+from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.runner import LoadResult, SaveResult
+from fuzz.settings import RunSettings
+from fuzz.store import CorpusStore
+
+CONFIG = MachineConfig("virt-10.0", "cortex-a57")
+REFUSAL = "Failed to load cpu:cpreg_vmstate_array_len"
+
+
+def _binary(name: str) -> QemuBinary:
+    return QemuBinary(name=name, path=Path(f"/nonexistent/qemu-{name}"), origin="test")
+
+
+class _Loads:
+    """A fake destination factory: records each load; ``refuse`` names versions that refuse."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self.refuse = refuse
+        self.loads: list[str] = []
+
+    async def __call__(self, binary: QemuBinary) -> _Loads:
+        self.current = binary.name
+        return self
+
+    async def load(self, case: Case, state: object, *, resave: bool = False) -> LoadResult:
+        name = self.current
+        self.loads.append(name)
+        if name in self.refuse:
+            return LoadResult(StepOutcome(Stage.LOAD, name, Verdict.REFUSED, (REFUSAL,)))
+        return LoadResult(StepOutcome(Stage.LOAD, name, Verdict.COMPLETED), name.encode())
+
+
+def _fan(src: str, dsts: Sequence[str], refuse: frozenset[str] = frozenset()) -> tuple[
+    list[Evidence], list[str], int
+]:  # fmt: skip
+    loads = _Loads(refuse)
+    saves = 0
+
+    async def save() -> SaveResult:
+        nonlocal saves
+        saves += 1
+        return SaveResult(StepOutcome(Stage.SAVE, src, Verdict.COMPLETED), b"stream")
+
+    async def main() -> list[Evidence]:
+        _saved, evidence = await _steps(
+            _binary(src), [_binary(d) for d in dsts], Case(CONFIG), RunSettings(),
+            save=save, destination=loads, resave=True,
+        )  # fmt: skip
+        return evidence
+
+    return asyncio.run(main()), loads.loads, saves
+
+
+def test_one_save_and_one_control_serve_every_destination_in_order() -> None:
+    evidence, loads, saves = _fan("10.0", ["11.1", "10.0", "10.0.2"])
+    assert saves == 1
+    assert loads == ["10.0", "11.1", "10.0.2"]  # the control once, then each other version
+    assert [e.pair.dst for e in evidence] == ["11.1", "10.0", "10.0.2"]
+    assert all(e.control == evidence[0].control for e in evidence)
+    assert [e.pair_resave for e in evidence] == [b"11.1", b"10.0", b"10.0.2"]
+    assert evidence[1].pair.load == evidence[1].control.load  # A -> A is the control
+
+
+def test_a_refusing_destination_does_not_change_the_others_judgement() -> None:
+    evidence, _loads, _saves = _fan("10.0", ["11.1", "10.0.2"], refuse=frozenset({"11.1"}))
+    refused, loaded = (judge(e) for e in evidence)
+    assert isinstance(refused, Divergence) and refused.signature.kind == "refused-on-load"
+    assert isinstance(loaded, Agree)
+
+
+def test_no_destination_loads_when_the_control_was_refused() -> None:
+    evidence, loads, _saves = _fan("10.0", ["11.1", "10.0.2"], refuse=frozenset({"10.0"}))
+    assert loads == ["10.0"]
+    assert all(e.pair.load is not None and e.pair.load.verdict is Verdict.NOT_RUN for e in evidence)
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+class _Caps:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _case_run(src: str, dst: str, case: Case, refuse: bool) -> CaseRun:
+    saved = StepOutcome(Stage.SAVE, src, Verdict.COMPLETED)
+    control = StepOutcome(Stage.LOAD, src, Verdict.COMPLETED)
+    verdict = Verdict.REFUSED if refuse else Verdict.COMPLETED
+    pair = StepOutcome(Stage.LOAD, dst, verdict, (REFUSAL,) if refuse else ())
+    evidence = Evidence(
+        TransferOutcome(src, src, saved, control), TransferOutcome(src, dst, saved, pair)
+    )
+    return CaseRun(case, evidence, b"stream", judge(evidence))
+
+
+class _Session:
+    """Runs nothing: ``refuse`` names the destinations that refuse every case."""
+
+    def __init__(self, refuse: frozenset[str]) -> None:
+        self.refuse = refuse
+        self.calls: list[list[str]] = []
+
+    def run_cases(
+        self, src: QemuBinary, dsts: Sequence[QemuBinary], case: Case, *, more_alike: bool
+    ) -> list[CaseRun]:
+        self.calls.append([d.name for d in dsts])
+        return [_case_run(src.name, d.name, case, d.name in self.refuse) for d in dsts]
+
+
+def _loop(
+    tmp_path: Path, pairs: list[tuple[str, str]], *, accepts: frozenset[str] | None,
+    refuse: frozenset[str] = frozenset(),
+) -> tuple[FuzzLoop, _Session, list[Any]]:  # fmt: skip
+    names = {n for p in pairs for n in p}
+    session = _Session(refuse)
+    events: list[Any] = []
+    known = frozenset({_case_run("a", "b", Case(CONFIG), True).signature})  # type: ignore[arg-type]
+    loop = FuzzLoop(
+        session, {n: _binary(n) for n in names}, {n: _Caps(n) for n in names},  # type: ignore[arg-type]
+        pairs, lambda _s, _d: None,  # type: ignore[arg-type,return-value]
+        store=CorpusStore(tmp_path, known_elsewhere=known), max_cases=100, emit=events.append,
+        fan_out=None if accepts is None else (lambda caps, _config: caps.name in accepts),  # type: ignore[attr-defined]
+    )  # fmt: skip
+    return loop, session, events
+
+
+def test_without_a_fan_out_a_case_goes_to_its_drawn_pair_only(tmp_path: Path) -> None:
+    loop, _session, _events = _loop(tmp_path, [("a", "b"), ("a", "c")], accepts=None)
+    assert loop.destinations(("a", "c"), CONFIG) == ["c"]
+
+
+def test_the_fan_out_adds_the_sources_other_destinations_that_start_the_config(
+    tmp_path: Path,
+) -> None:
+    pairs = [("a", "b"), ("c", "b"), ("a", "c"), ("a", "d"), ("a", "e")]
+    loop, _session, _events = _loop(tmp_path, pairs, accepts=frozenset({"b", "c", "e"}))
+    assert loop.destinations(("a", "d"), CONFIG) == ["d", "b", "c", "e"]  # drawn pair first
+    assert loop.destinations(("c", "b"), CONFIG) == ["b"]  # c's only destination
+
+
+def test_while_shrinking_only_the_pairs_being_shrunk_are_run(tmp_path: Path) -> None:
+    pairs = [("a", "b"), ("a", "c"), ("a", "d")]
+    loop, _session, _events = _loop(tmp_path, pairs, accepts=frozenset({"b", "c", "d"}))
+    loop._shrinking = True
+    loop._minimal = {Signature("refused-on-load", "x"): (("a", "c"), Case(CONFIG))}
+    assert loop.destinations(("a", "b"), CONFIG) == ["c"]
+
+
+def test_a_refusing_destination_leaves_the_group_and_each_pair_counts_as_a_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = [("a", "b"), ("a", "c")]
+    loop, session, events = _loop(
+        tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b"})
+    )
+    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)  # Hypothesis's, in a test
+    loop._body((("a", "b"), [Case(CONFIG)] * 3))
+    assert session.calls == [["b", "c"], ["c"], ["c"]]
+    judged = [(e.pair, e.kind) for e in events if isinstance(e, CaseJudged)]
+    assert judged == [
+        (("a", "b"), "divergence"), (("a", "c"), "agree"), (("a", "c"), "agree"),
+        (("a", "c"), "agree"),
+    ]  # fmt: skip
+    assert loop.cases == 4
+
+
+def test_a_group_ends_once_every_destination_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = [("a", "b"), ("a", "c")]
+    loop, session, _events = _loop(
+        tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b", "c"})
+    )
+    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    loop._body((("a", "c"), [Case(CONFIG)] * 3))
+    assert session.calls == [["c", "b"]]
+    assert loop.cases == 2
