@@ -39,7 +39,6 @@ from fuzz.farm import QemuBinary
 from fuzz.machine import private_workdir
 from fuzz.oracles import (
     Agree,
-    ControlFailed,
     Divergence,
     Evidence,
     InvalidCase,
@@ -53,7 +52,7 @@ from fuzz.persistent import ProcessPool
 from fuzz.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
 from fuzz.settings import RunSettings
 
-#: Long-lived processes serve a pair once its last this-many cases all loaded cleanly
+#: Long-lived processes serve a pair once both restores of its last this-many cases completed
 #: (whichever processes ran them). Where a pair refuses, a long-lived destination is
 #: retired after every case and its first look is work done twice.
 PAIR_MEMORY = 4
@@ -280,15 +279,24 @@ def _guest_refused_itself(run: CaseRun) -> bool:
     return isinstance(run.judgement, InvalidCase) and details.get("guest_ended") is True
 
 
+def _loaded(run: CaseRun) -> bool:
+    """Whether both restores of the case completed, whatever the oracles then said.
+
+    A restore that completed but restored something else (a state or read-back
+    divergence) leaves its long-lived process serving; one that did not retires it.
+    """
+    return run.control.verdict is Verdict.COMPLETED and run.pair.verdict is Verdict.COMPLETED
+
+
 def _remember(recent: deque[bool], run: CaseRun) -> None:
-    """Record whether the pair loaded this case cleanly (an invalid case says nothing)."""
+    """Record whether the case loaded (:func:`_loaded`; an invalid case says nothing)."""
     if not isinstance(run.judgement, InvalidCase):
-        recent.append(isinstance(run.judgement, Agree))
+        recent.append(_loaded(run))
 
 
 def _loads_cleanly(recent: deque[bool]) -> bool:
-    """Whether a pair's last :data:`PAIR_MEMORY` cases all agreed with their control: only
-    then do long-lived processes pay (a pair that refuses gets fresh processes directly)."""
+    """Whether a pair's last :data:`PAIR_MEMORY` cases all loaded: only then do long-lived
+    processes pay (a pair that refuses gets fresh processes directly)."""
     return len(recent) == recent.maxlen and all(recent)
 
 
@@ -389,9 +397,10 @@ class CaseRunner:
         """The reported run of a pair run on long-lived and then on fresh processes."""
         _remember(recent, fresh)
         pair = fresh.evidence.pair
-        if isinstance(fresh.judgement, (Divergence, ControlFailed)):
-            # This pair does not load this configuration cleanly: a long-lived destination
-            # would be retired after every load, so fresh processes are as cheap.
+        if not isinstance(fresh.judgement, InvalidCase) and not _loaded(fresh):
+            # This pair does not load this configuration: a long-lived destination would be
+            # retired after every load, so fresh processes are as cheap. (A divergence after
+            # a completed load, often the guest's doing, leaves the destination serving.)
             self._fresh_only.add((pair.src, pair.dst, config))
         finding = reuse_divergence(reused, fresh)
         if finding is None:

@@ -400,13 +400,17 @@ class FuzzLoop:
         """Run a drawn configuration's guests in turn (one case, or a group sharing it),
         each saved once and restored on every destination of the fan-out.
 
-        Guests on one configuration share long-lived processes. Once a destination refuses
-        or crashes on loading the configuration, the group's remaining guests skip it: the
-        load fails before any guest state matters. The group ends when none is left.
+        Guests on one configuration share long-lived processes. A destination leaves the
+        group once it refuses or crashes on loading the configuration (the load fails
+        before any guest state matters), or once two guests in a row showed it the same
+        divergence (the configuration shows it whatever the guest; a new one would have
+        ended the group already, so it is a known one, and every further guest would be
+        run again on fresh processes only to count it). The group ends when none is left.
         """
         pair, cases = drawn
         group = (cases,) if isinstance(cases, Case) else cases
         dsts = self.destinations(pair, group[0].config)
+        last: dict[str, tuple[Signature, ...]] = {}
         valid = 0
         for index, case in enumerate(group):
             if not dsts:
@@ -414,7 +418,7 @@ class FuzzLoop:
             if self._out_of_budget():
                 raise BudgetExhausted
             runs = self._one(pair[0], dsts, case, more_alike=index + 1 < len(group))
-            refused = set()
+            done = set()
             for dst, run in zip(dsts, runs, strict=True):
                 if run is None:
                     continue
@@ -422,9 +426,11 @@ class FuzzLoop:
                 kind = _kind(run)[0]
                 valid += kind not in ("invalid", "control-failed")
                 step = run.pair.failing_step
-                if step is not None and step.stage is Stage.LOAD and kind == "divergence":
-                    refused.add(dst)
-            dsts = [d for d in dsts if d not in refused]
+                refused = step is not None and step.stage is Stage.LOAD and kind == "divergence"
+                if refused or (run.causes and last.get(dst) == run.causes):
+                    done.add(dst)
+                last[dst] = run.causes
+            dsts = [d for d in dsts if d not in done]
         # No ``target()``: the campaign runs no targeting phase, so its only effect was
         # Hypothesis's Pareto front, which cost a tenth of migfuzz's CPU time per case.
         if not valid:

@@ -106,11 +106,17 @@ class _Caps:
         self.name = name
 
 
-def _case_run(src: str, dst: str, case: Case, refuse: bool) -> CaseRun:
+def _case_run(src: str, dst: str, case: Case, refuse: bool, reads: str = "0x1") -> CaseRun:
     saved = StepOutcome(Stage.SAVE, src, Verdict.COMPLETED)
-    control = StepOutcome(Stage.LOAD, src, Verdict.COMPLETED)
+    control = StepOutcome(Stage.LOAD, src, Verdict.COMPLETED, details={"transcript": "x0=0x1"})
     verdict = Verdict.REFUSED if refuse else Verdict.COMPLETED
-    pair = StepOutcome(Stage.LOAD, dst, verdict, (REFUSAL,) if refuse else ())
+    pair = StepOutcome(
+        Stage.LOAD,
+        dst,
+        verdict,
+        (REFUSAL,) if refuse else (),
+        details={"transcript": f"x0={reads}"},
+    )
     evidence = Evidence(
         TransferOutcome(src, src, saved, control), TransferOutcome(src, dst, saved, pair)
     )
@@ -118,27 +124,46 @@ def _case_run(src: str, dst: str, case: Case, refuse: bool) -> CaseRun:
 
 
 class _Session:
-    """Runs nothing: ``refuse`` names the destinations that refuse every case."""
+    """Runs nothing: ``refuse`` names the destinations that refuse every case; ``misread``
+    those whose guests read back x0 wrong, from the case at index ``misread_from`` on."""
 
-    def __init__(self, refuse: frozenset[str]) -> None:
+    def __init__(
+        self, refuse: frozenset[str], misread: frozenset[str] = frozenset(), misread_from: int = 0
+    ) -> None:
         self.refuse = refuse
+        self.misread = misread
+        self.misread_from = misread_from
         self.calls: list[list[str]] = []
 
     def run_cases(
         self, src: QemuBinary, dsts: Sequence[QemuBinary], case: Case, *, more_alike: bool
     ) -> list[CaseRun]:
+        wrong = len(self.calls) >= self.misread_from
         self.calls.append([d.name for d in dsts])
-        return [_case_run(src.name, d.name, case, d.name in self.refuse) for d in dsts]
+        return [
+            _case_run(
+                src.name, d.name, case, d.name in self.refuse,
+                "0x2" if wrong and d.name in self.misread else "0x1",
+            )
+            for d in dsts
+        ]  # fmt: skip
 
 
 def _loop(
     tmp_path: Path, pairs: list[tuple[str, str]], *, accepts: frozenset[str] | None,
-    refuse: frozenset[str] = frozenset(),
+    refuse: frozenset[str] = frozenset(), session: _Session | None = None,
 ) -> tuple[FuzzLoop, _Session, list[Any]]:  # fmt: skip
     names = {n for p in pairs for n in p}
-    session = _Session(refuse)
+    session = session or _Session(refuse)
     events: list[Any] = []
-    known = frozenset({_case_run("a", "b", Case(CONFIG), True).signature})  # type: ignore[arg-type]
+    known = frozenset(
+        sig
+        for run in (
+            _case_run("a", "b", Case(CONFIG), True),
+            _case_run("a", "b", Case(CONFIG), False, "0x2"),
+        )
+        for sig in run.causes
+    )  # every divergence here is known: counted, never shrunk
     loop = FuzzLoop(
         session, {n: _binary(n) for n in names}, {n: _Caps(n) for n in names},  # type: ignore[arg-type]
         pairs, lambda _s, _d: None,  # type: ignore[arg-type,return-value]
@@ -199,3 +224,19 @@ def test_a_group_ends_once_every_destination_refused(
     loop._body((("a", "c"), [Case(CONFIG)] * 3))
     assert session.calls == [["c", "b"]]
     assert loop.cases == 2
+
+
+def test_a_destination_leaves_the_group_after_the_same_divergence_twice_in_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b reads back wrong from the second guest on: it shows that divergence on guests 2 and
+    # 3, then leaves; c, which agrees, runs every guest.
+    session = _Session(frozenset(), misread=frozenset({"b"}), misread_from=1)
+    loop, session, events = _loop(
+        tmp_path, [("a", "b"), ("a", "c")], accepts=frozenset({"b", "c"}), session=session
+    )
+    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    loop._body((("a", "b"), [Case(CONFIG)] * 5))
+    assert session.calls == [["b", "c"], ["b", "c"], ["b", "c"], ["c"], ["c"]]
+    kinds = [(e.pair[1], e.kind) for e in events if isinstance(e, CaseJudged)]
+    assert kinds.count(("b", "divergence")) == 2 and kinds.count(("c", "agree")) == 5

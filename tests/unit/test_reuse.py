@@ -1,9 +1,12 @@
-"""When long-lived processes and fresh ones disagree: the ``reuse`` finding's rule."""
+"""When long-lived processes and fresh ones disagree (the ``reuse`` finding's rule), and when
+a pair counts as loading (long-lived processes serve it)."""
 
 from __future__ import annotations
 
+from collections import deque
+
 from fuzz.case import Case, MachineConfig
-from fuzz.engine import CaseRun, reuse_divergence
+from fuzz.engine import PAIR_MEMORY, CaseRun, _loaded, _loads_cleanly, _remember, reuse_divergence
 from fuzz.oracles import Evidence, judge
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 
@@ -58,3 +61,25 @@ def test_a_divergence_only_fresh_processes_show_is_reported_as_the_fresh_one() -
     reused = run(Verdict.COMPLETED, Verdict.COMPLETED, reused=True)
     fresh = run(Verdict.COMPLETED, Verdict.REFUSED, reused=False)
     assert reuse_divergence(reused, fresh) is None
+
+
+def test_a_pair_counts_as_loading_when_both_restores_completed_whatever_the_oracles_said() -> None:
+    # Long-lived processes keep serving a pair whose loads complete: a divergence found
+    # after a completed load (often the guest's doing) leaves the destination serving,
+    # while a refusal retires it, so only refusals send the pair to fresh processes.
+    ok, refused = Verdict.COMPLETED, Verdict.REFUSED
+    diverged = run(ok, ok, reused=False)
+    control = diverged.evidence.control.load
+    assert control is not None
+    control.details["transcript"] = "x0=0x1"
+    assert diverged.evidence.pair.load is not None
+    diverged.evidence.pair.load.details["transcript"] = "x0=0x2"
+    diverged = CaseRun(CASE, diverged.evidence, None, judge(diverged.evidence))
+    assert diverged.signature is not None  # a read-back divergence after a completed load
+    assert _loaded(diverged) and not _loaded(run(ok, refused, reused=False))
+    recent: deque[bool] = deque(maxlen=PAIR_MEMORY)
+    for _ in range(PAIR_MEMORY):
+        _remember(recent, diverged)
+    assert _loads_cleanly(recent)
+    _remember(recent, run(ok, refused, reused=False))
+    assert not _loads_cleanly(recent)
