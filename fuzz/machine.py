@@ -368,7 +368,9 @@ class QemuMachine:
         :raise MonitorError: QEMU answered with an error, went away, or did not answer in time.
         """
         try:
-            return await asyncio.wait_for(self.qmp.execute(cmd, args), timeout)
+            # ``timeout()``, not ``wait_for()``: no task per command (a case sends dozens).
+            async with asyncio.timeout(timeout):
+                return await self.qmp.execute(cmd, args)
         except TimeoutError as err:
             raise MonitorError(
                 f"QEMU {self.binary.name}: '{cmd}' got no answer in {timeout} s"
@@ -434,10 +436,12 @@ class QemuMachine:
         loop = asyncio.get_running_loop()
         sock.setblocking(False)
         try:
-            await asyncio.wait_for(loop.sock_sendall(sock, line.encode() + b"\n"), timeout)
+            async with asyncio.timeout(timeout):
+                await loop.sock_sendall(sock, line.encode() + b"\n")
             while True:
                 while b"\n" not in self._qtest_buffer:
-                    data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
+                    async with asyncio.timeout(timeout):
+                        data = await loop.sock_recv(sock, 65536)
                     if not data:
                         raise MonitorError(f"QEMU {self.binary.name}: qtest channel closed")
                     self._qtest_buffer += data
@@ -494,7 +498,8 @@ class QemuMachine:
                 return marker in self.console_output[start:]
             self.console_changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.console_changed.wait(), min(remaining, 0.5))
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self.console_changed.wait()
         return True
 
 

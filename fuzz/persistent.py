@@ -82,23 +82,35 @@ def _qcow2_node(path: Path) -> dict[str, Any]:
 async def _job(vm: QemuMachine, command: str, args: dict[str, Any], timeout: float) -> str | None:
     """Run a QMP job to its end; its error text, or None if it succeeded.
 
-    Waits for the job's ``concluded`` status event (no polling), then reads its result.
+    Waits for the job's ``concluded`` status event (no polling). A job that fails or is
+    cancelled passes through ``aborting`` on its way (QEMU's job state machine); only
+    then is its error read back (``query-jobs``), which saves a round trip per job.
 
     :raise MonitorError: QEMU went away or the job did not conclude in time.
     """
     job_id = f"migfuzz-{next(_job_ids)}"
+    statuses: list[object] = []
+
+    def concluded(data: dict[str, Any]) -> bool:
+        if data.get("id") != job_id:
+            return False
+        statuses.append(data.get("status"))
+        return data.get("status") == "concluded"
+
     try:
-        concluded = await vm.execute_until(
-            command, {"job-id": job_id, **args}, event="JOB_STATUS_CHANGE",
-            done=lambda d: d.get("id") == job_id and d.get("status") == "concluded",
+        ended = await vm.execute_until(
+            command, {"job-id": job_id, **args}, event="JOB_STATUS_CHANGE", done=concluded,
             timeout=timeout,
         )  # fmt: skip
     except TimeoutError:
         raise MonitorError(
             f"QEMU {vm.binary.name}: {command} did not conclude in {timeout} s"
         ) from None
-    if concluded is None:
+    if ended is None:
         raise MonitorError(f"QEMU {vm.binary.name} exited during {command}")
+    if "aborting" not in statuses:
+        await vm.execute("job-dismiss", {"id": job_id})
+        return None
     jobs = await vm.execute("query-jobs")
     mine = [j for j in jobs if j.get("id") == job_id] if isinstance(jobs, list) else []
     await vm.execute("job-dismiss", {"id": job_id})
