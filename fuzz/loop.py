@@ -417,6 +417,10 @@ class FuzzLoop:
                 break
             if self._out_of_budget():
                 raise BudgetExhausted
+            if self.max_cases is not None and not self._shrinking:
+                dsts = dsts[
+                    : self.max_cases - self.cases
+                ]  # --max-cases N runs N, the drawn pair first
             runs = self._one(pair[0], dsts, case, more_alike=index + 1 < len(group))
             done = set()
             for dst, run in zip(dsts, runs, strict=True):

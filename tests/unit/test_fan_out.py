@@ -20,7 +20,7 @@ import pytest
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import CaseRun, _steps
 from fuzz.farm import QemuBinary
-from fuzz.loop import CaseJudged, FuzzLoop
+from fuzz.loop import BudgetExhausted, CaseJudged, FuzzLoop
 from fuzz.oracles import Agree, Divergence, Evidence, Signature, judge
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.runner import LoadResult, SaveResult
@@ -240,3 +240,16 @@ def test_a_destination_leaves_the_group_after_the_same_divergence_twice_in_a_row
     assert session.calls == [["b", "c"], ["b", "c"], ["b", "c"], ["c"], ["c"]]
     kinds = [(e.pair[1], e.kind) for e in events if isinstance(e, CaseJudged)]
     assert kinds.count(("b", "divergence")) == 2 and kinds.count(("c", "agree")) == 5
+
+
+def test_a_case_count_is_never_overshot_by_the_fan_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = [("a", "b"), ("a", "c"), ("a", "d")]
+    loop, session, _events = _loop(tmp_path, pairs, accepts=frozenset({"b", "c", "d"}))
+    loop.max_cases = 5
+    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    with pytest.raises(BudgetExhausted):
+        loop._body((("a", "c"), [Case(CONFIG)] * 3))
+    assert session.calls == [["c", "b", "d"], ["c", "b"]]  # the drawn pair always first
+    assert loop.cases == 5
