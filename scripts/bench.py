@@ -16,7 +16,9 @@ For one pair of versions (default 11.1 -> 11.1), with each job count in ``--jobs
   With ``-j N`` there are N such loops in N processes.
 * ``paused`` (b): ``migfuzz fuzz --pairs SRC:DST --no-guests`` (machines paused at reset).
 * ``guests`` (c): ``migfuzz fuzz --pairs SRC:DST`` (generated guests).
-* ``campaign`` (d): ``migfuzz fuzz`` over all pairs (``--campaign-seconds``).
+* ``campaign`` (d): ``migfuzz fuzz`` over all pairs (``--campaign-seconds``). With the
+  fan-out (the default), one save is judged on every destination of its source that starts
+  the configuration, and each pair judged counts as a case, as migfuzz counts them.
 
 Every CLI run starts from a copy of the repository's corpus, so that known signatures are
 counted, not shrunk: a first finding's shrink runs cases the loop does not count, and in
