@@ -331,11 +331,11 @@ class CaseRunner:
     async def run(
         self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
     ) -> CaseRun:
-        """The case's judgement on ``src -> dst`` (see :meth:`run_many`)."""
-        (run,) = await self.run_many(src, [dst], case, more_alike=more_alike)
+        """The case's judgement on ``src -> dst`` (see :meth:`run_cases`)."""
+        (run,) = await self.run_cases(src, [dst], case, more_alike=more_alike)
         return run
 
-    async def run_many(
+    async def run_cases(
         self,
         src: QemuBinary,
         dsts: Sequence[QemuBinary],
@@ -346,10 +346,11 @@ class CaseRunner:
         """The case's judgement on every pair ``src -> dst``, from one save and one control;
         from fresh processes wherever a pair is not cleanly agreed.
 
-        Long-lived processes serve the case only if every destination's pair loads cleanly
-        (one save cannot be both a stream for fresh destinations and a snapshot for
-        long-lived ones). A pair they do not pass cleanly is run again on fresh processes,
-        on its own; one case in ``fresh_sample_every`` is, on every pair.
+        Long-lived processes serve the case only if every destination's pair loaded its
+        recent cases (:func:`_loads_cleanly`; one save cannot be both a stream for fresh
+        destinations and a snapshot for long-lived ones). A pair they do not pass cleanly
+        is run again on fresh processes, on its own; one case in ``fresh_sample_every`` is,
+        on every pair.
 
         :param more_alike: more cases of this configuration follow. Long-lived processes
             are started only then (a configuration run once costs less on fresh ones, which

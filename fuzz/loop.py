@@ -418,9 +418,8 @@ class FuzzLoop:
             if self._out_of_budget():
                 raise BudgetExhausted
             if self.max_cases is not None and not self._shrinking:
-                dsts = dsts[
-                    : self.max_cases - self.cases
-                ]  # --max-cases N runs N, the drawn pair first
+                # --max-cases N runs N cases, not one fan-out more; the drawn pair first.
+                dsts = dsts[: self.max_cases - self.cases]
             runs = self._one(pair[0], dsts, case, more_alike=index + 1 < len(group))
             done = set()
             for dst, run in zip(dsts, runs, strict=True):

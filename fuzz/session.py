@@ -148,6 +148,6 @@ class Session:
         more_alike: bool = False,
     ) -> list[CaseRun]:
         """One save of ``case`` on ``src`` judged on every destination (see
-        :meth:`~fuzz.engine.CaseRunner.run_many`): one run per destination, in order."""
+        :meth:`~fuzz.engine.CaseRunner.run_cases`): one run per destination, in order."""
         cases = self.cases
-        return self.run(lambda: cases.run_many(src, dsts, case, more_alike=more_alike))
+        return self.run(lambda: cases.run_cases(src, dsts, case, more_alike=more_alike))
