@@ -5,7 +5,8 @@ same-version destination is the control); a drawn pair's case goes to every othe
 destination of its source that starts the configuration; a destination that refuses a
 configuration is skipped for the rest of its group, while the others go on; each pair's run
 is counted as a case of its own. QEMU is faked here: these are the loop's and the engine's
-own rules (tests/qemu/test_fan_out.py runs the real thing).
+own rules (tests/qemu/test_fan_out.py runs the real thing). A campaign record keeps whether
+it fanned out, so a resume does as the campaign did.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from fuzz.case import Case, MachineConfig
+from fuzz.cli import FuzzOptions
 from fuzz.engine import CaseRun, _steps
 from fuzz.farm import QemuBinary
 from fuzz.loop import BudgetExhausted, CaseJudged, FuzzLoop
@@ -253,3 +255,16 @@ def test_a_case_count_is_never_overshot_by_the_fan_out(
         loop._body((("a", "c"), [Case(CONFIG)] * 3))
     assert session.calls == [["c", "b", "d"], ["c", "b"]]  # the drawn pair always first
     assert loop.cases == 5
+
+
+def test_a_campaign_record_keeps_the_fan_out_and_an_older_one_resumes_without(
+    tmp_path: Path,
+) -> None:
+    options = FuzzOptions(
+        (("10.0", "11.1"), ("10.0", "7.2")), 3, 60.0, None, True, False, True, (), fan_out=False
+    )
+    record = options.to_json()
+    assert FuzzOptions.from_json(record, tmp_path) == options
+    assert FuzzOptions.from_json({**record, "fan_out": True}, tmp_path).fan_out
+    older = {k: v for k, v in record.items() if k != "fan_out"}
+    assert FuzzOptions.from_json(older, tmp_path).fan_out is False  # it ran without
