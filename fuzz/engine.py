@@ -6,11 +6,13 @@ so a case is run and judged the same way wherever it comes from: a finding recor
 fuzz loop replays under the very same property.
 
 The source is saved once; the control and the pair restore identical input (a same-version
-pair restores once: its control is the pair). Each completed restore is re-saved at once
+pair restores once: its control is the pair). One save and one control may serve several
+destinations at once (the fuzz loop's fan-out), each pair judged on its own. Each completed
+restore is re-saved at once
 (still paused), and the judge compares the two re-saves field by field, so the state oracle
 sees what B restored differently from A.
 
-Where the steps run is the runner's choice, not the caller's. :func:`execute_case` starts a
+Where the steps run is the runner's choice, not the caller's. :func:`execute_cases` starts a
 fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
 the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
 default; ``--no-reuse`` turns it off), cases of a configuration that more cases share
@@ -154,22 +156,6 @@ def _outcome(result: LoadResult | None) -> StepOutcome | None:
     return None if result is None else result.outcome
 
 
-async def execute_case(
-    src: QemuBinary,
-    dst: QemuBinary,
-    case: Case,
-    settings: RunSettings,
-    *,
-    emit: Callable[[Event], None] = _noop,
-) -> CaseRun:
-    """Run ``case`` on fresh processes, ``src -> src`` and ``src -> dst``, and judge it.
-
-    :raise HarnessError: the harness failed (never a verdict).
-    """
-    (run,) = await execute_cases(src, [dst], case, settings, emit=emit)
-    return run
-
-
 async def execute_cases(
     src: QemuBinary,
     dsts: Sequence[QemuBinary],
@@ -200,14 +186,6 @@ async def execute_cases(
             resave=settings.resave,
         )  # fmt: skip
     return [CaseRun(case, e, saved.stream, judge(e)) for e in evidence]
-
-
-async def execute_case_reused(
-    src: QemuBinary, dst: QemuBinary, case: Case, settings: RunSettings, pool: ProcessPool
-) -> CaseRun:
-    """Run ``case`` on the pool's long-lived processes and judge it (a first look)."""
-    (run,) = await execute_cases_reused(src, [dst], case, settings, pool)
-    return run
 
 
 async def execute_cases_reused(

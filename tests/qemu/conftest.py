@@ -29,7 +29,7 @@ async def transfer(
     """One save on ``src`` and one restore on ``dst``: the runner's steps, without a judge.
 
     For tests of the steps themselves (verdicts, guests); a whole case goes through
-    :func:`fuzz.engine.execute_case`.
+    :func:`fuzz.engine.execute_cases`.
     """
     saved = await FreshSource(src, workdir, timeouts=timeouts).save(case)
     if saved.stream is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.case import Case, MachineConfig
-from fuzz.engine import execute_case_reused
+from fuzz.engine import execute_cases_reused
 from fuzz.farm import QemuBinary
 from fuzz.oracles import Agree
 from fuzz.persistent import ProcessPool
@@ -39,7 +39,7 @@ async def _alternate(binary: QemuBinary, workdir: Path) -> list[tuple[str, str]]
     try:
         for ops in (GUEST_A, GUEST_B, GUEST_A, GUEST_B):
             case = Case(config, rebuild_guest(ops, 1))
-            run = await execute_case_reused(binary, binary, case, settings, pool)
+            (run,) = await execute_cases_reused(binary, [binary], case, settings, pool)
             load = run.evidence.control.load
             transcript = "" if load is None else str(load.details.get("transcript", ""))
             seen.append((type(run.judgement).__name__, transcript))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.case import Case, MachineConfig
-from fuzz.engine import execute_case
+from fuzz.engine import execute_cases
 from fuzz.farm import QemuBinary
 from fuzz.oracles import Agree, Divergence, Evidence, judge
 from fuzz.outcome import TransferOutcome, Verdict
@@ -42,7 +42,7 @@ def test_same_version_round_trip_completes(binaries, farm, version, cpu, tmp_pat
 
 def test_10_0_to_11_1_is_refused_with_the_destination_message(binaries, tmp_path) -> None:
     case = Case(MachineConfig("virt-10.0", "cortex-a57"))
-    run = asyncio.run(execute_case(binaries["10.0"], binaries["11.1"], case, RunSettings()))
+    (run,) = asyncio.run(execute_cases(binaries["10.0"], [binaries["11.1"]], case, RunSettings()))
     control, pair = run.control, run.pair
     assert control.verdict is Verdict.COMPLETED
     assert pair.verdict is Verdict.REFUSED
