@@ -8,9 +8,8 @@ fuzz loop replays under the very same property.
 The source is saved once; the control and the pair restore identical input (a same-version
 pair restores once: its control is the pair). One save and one control may serve several
 destinations at once (the fuzz loop's fan-out), each pair judged on its own. Each completed
-restore is re-saved at once
-(still paused), and the judge compares the two re-saves field by field, so the state oracle
-sees what B restored differently from A.
+restore is re-saved at once (still paused), and the judge compares the two re-saves field by
+field, so the state oracle sees what B restored differently from A.
 
 Where the steps run is the runner's choice, not the caller's. :func:`execute_cases` starts a
 fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
