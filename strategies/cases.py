@@ -76,7 +76,7 @@ class PairCases:
     :param one_sided: also draw options only one side accepts (expected refusals).
     :param max_ops: the most guest operations a case has.
     :param guests_per_config: with guests, the most guests drawn for one configuration
-        (uniformly from 1) with the smallest RAM size; proportionally fewer with more RAM.
+        (from 1, largest first) with the smallest RAM size; proportionally fewer with more RAM.
         They run one after another on the same long-lived processes, which is where those
         pay. Shrinks toward the most guests (see ``group`` below).
     """
@@ -94,7 +94,7 @@ class PairCases:
         guests = guest_operations(max_ops=self.max_ops)
 
         def group(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
-            # The size is drawn first and uniformly (a list's own size distribution averages
+            # The size is drawn first (a list's own size distribution averages
             # about 4 whatever its bound, and each configuration costs process starts), up
             # to a bound that shrinks as RAM grows: every save and load walks all of it.
             # Largest first: Hypothesis draws a strategy's simplest value far more often
