@@ -3,21 +3,29 @@
 The fan-out restores one save on one control and on every destination. It must change
 nothing about any pair's judgement: a pair that refuses still refuses with the same
 signature, one that loads still agrees, whether the others refused or loaded. And on
-long-lived processes (a group of guests on pairs that load), every pair still agrees.
+long-lived processes (a group of guests on pairs that load), every pair still agrees. A new
+signature that a fanned-out destination shows is recorded for that pair.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
+from fuzz.corpus import entry_folders, load_entry
 from fuzz.farm import Farm, QemuBinary
+from fuzz.loop import CaseJudged, FindingSeen
 from fuzz.oracles import Agree
 from fuzz.probe import capabilities
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from strategies.cases import rebuild_guest
+from strategies.configs import accepted_by
 from tests.qemu.conftest import COMMON_MACHINE
+from tests.qemu.test_loop import tiny_cases
 
 pytestmark = pytest.mark.qemu
 
@@ -76,3 +84,34 @@ def test_a_group_on_long_lived_processes_agrees_on_every_pair(farm: Farm) -> Non
         assert all(isinstance(r.judgement, Agree) for r in pair_runs)
     assert any(r.reused for pair_runs in runs for r in pair_runs)
     assert stats["disagreed"] == 0
+
+
+def test_a_new_signature_on_a_fanned_out_destination_is_recorded_for_its_own_pair(
+    farm: Farm, tmp_path: Path
+) -> None:
+    # Every case is drawn for 10.0 -> 10.0.2 or 10.0 -> 11.1 and fanned out to the other.
+    # Each pair refuses cortex-a57 for its own reason: both are recorded, each with the
+    # pair that showed it, and both shrunk side by side.
+    if "10.0.2" not in farm.installed():
+        pytest.skip("10.0.2 is not installed (scripts/setup installs it from qemu.lock)")
+    pairs = [("10.0", "10.0.2"), ("10.0", "11.1")]
+    spec = worker_spec(
+        farm, pairs, tiny_cases, tmp_path / "corpus", max_cases=6, seed=1, fan_out=accepted_by
+    )
+    events: list[object] = []
+    Campaign(spec, jobs=1, emit=events.append).run()
+    seen = {str(e.signature): e.pair for e in events if isinstance(e, FindingSeen)}
+    assert seen == {
+        "refused-on-load: Failed to load cpu:cpreg_vmstate_array_len": ("10.0", "10.0.2"),
+        "refused-on-load: cpreg only in incoming stream: ID_AA64ISAR0_EL1": ("10.0", "11.1"),
+    }
+    for folder in entry_folders(tmp_path / "corpus"):
+        entry = load_entry(folder)
+        assert seen[str(entry.signature)] == (entry.src.name, entry.dst.name)
+        assert entry.case.config.machine_options == () and entry.case.config.smp == 1
+    judged = [e.pair for e in events if isinstance(e, CaseJudged)]
+    assert len(judged) == 6 and set(judged) == set(pairs)
+    # The very first case was judged on both pairs, from one save, before either finding
+    # was announced.
+    order = [type(e).__name__ for e in events if isinstance(e, CaseJudged | FindingSeen)]
+    assert order[:4] == ["CaseJudged", "CaseJudged", "FindingSeen", "FindingSeen"], order
