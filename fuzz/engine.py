@@ -305,13 +305,6 @@ class CaseRunner:
         self._reused = 0
         self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
 
-    async def run(
-        self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
-    ) -> CaseRun:
-        """The case's judgement on ``src -> dst`` (see :meth:`run_cases`)."""
-        (run,) = await self.run_cases(src, [dst], case, more_alike=more_alike)
-        return run
-
     async def run_cases(
         self,
         src: QemuBinary,

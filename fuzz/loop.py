@@ -325,19 +325,17 @@ class FuzzLoop:
         :param more_alike: more cases of this configuration follow.
         :raise HarnessError: it failed twice: the case tells nothing.
         """
-        src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
-        try:
-            return self.session.run_case(src, dst, case, more_alike=more_alike)
-        except HarnessError:
-            return self.session.run_case(src, dst, case, more_alike=more_alike)
+        (run,) = self.run_cases(pair[0], [pair[1]], case, more_alike=more_alike)
+        return run
 
     def run_cases(
         self, src: str, dsts: Sequence[str], case: Case, *, more_alike: bool = False
     ) -> list[CaseRun]:
         """One save of ``case`` on ``src``, judged on every destination in ``dsts`` (the
-        fan-out): one run per destination, in order. Retried once as :meth:`run_case`.
+        fan-out): one run per destination, in order. A harness failure (QMP lost, a QEMU
+        that would not answer) is retried once.
 
-        :raise HarnessError: it failed twice.
+        :raise HarnessError: it failed twice: the case tells nothing.
         """
         binary = self.binaries[src]
         targets = [self.binaries[d] for d in dsts]

@@ -108,13 +108,12 @@ async def _job(vm: QemuMachine, command: str, args: dict[str, Any], timeout: flo
         ) from None
     if ended is None:
         raise MonitorError(f"QEMU {vm.binary.name} exited during {command}")
-    if "aborting" not in statuses:
-        await vm.execute("job-dismiss", {"id": job_id})
-        return None
-    jobs = await vm.execute("query-jobs")
-    mine = [j for j in jobs if j.get("id") == job_id] if isinstance(jobs, list) else []
+    error = None
+    if "aborting" in statuses:
+        jobs = await vm.execute("query-jobs")
+        mine = [j for j in jobs if j.get("id") == job_id] if isinstance(jobs, list) else []
+        error = mine[0].get("error") if mine else None
     await vm.execute("job-dismiss", {"id": job_id})
-    error = mine[0].get("error") if mine else None
     return None if error is None else str(error)
 
 

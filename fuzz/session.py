@@ -134,10 +134,10 @@ class Session:
         """The one case path (:class:`~fuzz.engine.CaseRunner`) on this session's loop.
 
         :param more_alike: more cases of this configuration follow (see
-            :meth:`~fuzz.engine.CaseRunner.run`).
+            :meth:`~fuzz.engine.CaseRunner.run_cases`).
         """
-        cases = self.cases
-        return self.run(lambda: cases.run(src, dst, case, more_alike=more_alike))
+        (run,) = self.run_cases(src, [dst], case, more_alike=more_alike)
+        return run
 
     def run_cases(
         self,
