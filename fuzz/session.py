@@ -1,11 +1,16 @@
-"""One owner for the event loop, the SIGTERM bridge and the QEMU processes of a command.
+"""One owner for the event loop, the signal bridge and the QEMU processes of a command.
 
 qemu.qmp is asynchronous; migfuzz's commands and Hypothesis's test bodies are not. A
 :class:`Session` owns one event loop for its whole life (as qemu.qmp's own sync shim
 does) and runs coroutines on it, so long-lived processes can outlive a single case while
-never outliving the session. SIGTERM is turned into the same path as Ctrl-C: the running
-coroutine is cancelled (every ``finally`` reaps its QEMU) and :class:`KeyboardInterrupt`
-reaches the caller.
+never outliving the session. Ctrl-C and SIGTERM take one path: the running coroutine is
+cancelled (every ``finally`` reaps its QEMU) and :class:`KeyboardInterrupt` reaches the
+caller; a second signal raises it at once. Between coroutines, either raises it at once.
+
+The session installs its handler once, for its whole life, rather than letting
+:meth:`asyncio.Runner.run` install its own SIGINT handler around every coroutine: on
+Python 3.11 that costs three ``repr`` calls of the finished task, result included (the
+signal module tries to turn the handler into an enum), which was about 3 ms per case.
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ def _noop(_event: Event) -> None:
     return None
 
 
-def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _raises_interrupt(handler: object) -> bool:
+    """Whether a SIGINT handler is Python's own or another session's (one that raises
+    :class:`KeyboardInterrupt`), as opposed to one that ignores Ctrl-C."""
+    if handler is signal.default_int_handler:
+        return True
+    return isinstance(getattr(handler, "__self__", None), Session)
 
 
 class Session:
@@ -52,7 +61,10 @@ class Session:
         self.settings = settings or RunSettings()
         self.emit = emit
         self._runner: asyncio.Runner | None = None
-        self._old_sigterm: Any = None
+        self._old_handlers: dict[signal.Signals, Any] = {}
+        self._running = False
+        self._task: asyncio.Task[Any] | None = None
+        self._interrupted = False
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._cases: CaseRunner | None = None
 
@@ -70,8 +82,19 @@ class Session:
     def __enter__(self) -> Self:
         self._runner = asyncio.Runner()
         if threading.current_thread() is threading.main_thread():
-            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+            bridged = [signal.SIGTERM]
+            if _raises_interrupt(signal.getsignal(signal.SIGINT)):
+                bridged.append(signal.SIGINT)  # not where it is ignored: a worker's driver decides
+            self._old_handlers = {sig: signal.signal(sig, self._on_signal) for sig in bridged}
         return self
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        """Ctrl-C or SIGTERM: cancel the running coroutine, or raise at once (see module)."""
+        if not self._running or self._interrupted:
+            raise KeyboardInterrupt
+        self._interrupted = True
+        if self._task is not None:
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
 
     def __exit__(
         self,
@@ -95,9 +118,9 @@ class Session:
             if self._workdir is not None:
                 self._workdir.cleanup()
                 self._workdir = None
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
 
     def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run one coroutine to its end on the session's loop.
@@ -107,26 +130,23 @@ class Session:
         """
         if self._runner is None:
             raise RuntimeError("Session.run outside 'with Session()'")
-        loop = self._runner.get_loop()
-        task: asyncio.Task[T] | None = None
 
         async def main() -> T:
-            nonlocal task
-            task = asyncio.current_task()
+            self._task = asyncio.current_task()
+            if self._interrupted:  # the signal came before this task did
+                raise asyncio.CancelledError
             return await coro_fn()
 
-        bridged = threading.current_thread() is threading.main_thread()
-        if bridged:
-            loop.add_signal_handler(signal.SIGTERM, lambda: task.cancel() if task else None)
+        self._running, self._interrupted = True, False
         try:
-            return self._runner.run(main())
+            result = self._runner.run(main())
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
         finally:
-            if bridged:
-                with contextlib.suppress(RuntimeError, ValueError):
-                    loop.remove_signal_handler(signal.SIGTERM)
-                signal.signal(signal.SIGTERM, _raise_interrupt)
+            self._running, self._task = False, None
+        if self._interrupted:  # the coroutine swallowed its cancellation
+            raise KeyboardInterrupt
+        return result
 
     def run_case(
         self, src: QemuBinary, dst: QemuBinary, case: Case, *, more_alike: bool = False
