@@ -394,6 +394,18 @@ Constraint: TypeAlias = Callable[[Sequence[Value]], str | None]
 """A check across operands: returns why the combination is refused, or None."""
 
 
+#: At most this many memo entries per form: immediates are drawn, so a campaign would
+#: otherwise grow them without end.
+_MEMO_LIMIT: Final = 4096
+_MEMO_TYPES: Final = frozenset({int, str, SysReg})
+
+
+def _memoizable(operands: tuple[Value, ...]) -> bool:
+    """Whether operands may key a memo: exactly ints, strings and SysRegs (a bool equals
+    an int as a key, and must still be refused)."""
+    return all(map(_MEMO_TYPES.__contains__, map(type, operands)))
+
+
 @dataclass(frozen=True)
 class Form:
     """One instruction form: its name, GNU as syntax, base opcode and operand fields.
@@ -408,9 +420,26 @@ class Form:
     base: int
     fields: tuple[Field, ...]
     constraint: Constraint | None = None
+    # Memos: a guest is ~400 instructions, most of them the same from guest to guest, and
+    # checking and encoding each anew took ~2.5 ms per guest (1 ms with these).
+    _bound: dict[tuple[Value, ...], tuple[Value, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _words: dict[tuple[Value, ...], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    #: Whether the word depends on where the instruction is (a label operand): not memoized.
+    _relative: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_relative", any(isinstance(f, Target) for f in self.fields))
 
     def bind(self, operands: Sequence[Value]) -> tuple[Value, ...]:
         """Check ``operands``, fill in omitted trailing defaults and return the full tuple."""
+        key = tuple(operands)
+        memo = _memoizable(key)
+        if memo and (bound := self._bound.get(key)) is not None:
+            return bound
         if len(operands) > len(self.fields):
             raise InvalidInput(
                 f"{self.name} takes {len(self.fields)} operands, got {len(operands)}"
@@ -424,13 +453,21 @@ class Form:
             operand.check(value)
         if self.constraint is not None and (problem := self.constraint(values)):
             raise InvalidInput(f"{self.name}: {problem}")
-        return tuple(values)
+        bound = tuple(values)
+        if memo and len(self._bound) < _MEMO_LIMIT:
+            self._bound[key] = bound
+        return bound
 
     def encode(self, operands: Sequence[Value], pc: int, labels: Mapping[str, int]) -> int:
         """Return the 32-bit word for bound ``operands`` at address ``pc``."""
+        key = tuple(operands)
+        if (word := self._words.get(key)) is not None:
+            return word
         word = self.base
         for operand, value in zip(self.fields, operands, strict=True):
             word |= operand.bits(value, pc, labels)
+        if not self._relative and len(self._words) < _MEMO_LIMIT and _memoizable(key):
+            self._words[key] = word
         return word
 
     def text(self, operands: Sequence[Value]) -> str:

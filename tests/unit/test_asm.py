@@ -10,6 +10,7 @@ field declared too narrow cannot hide from the comparison.
 from __future__ import annotations
 
 import itertools
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -339,3 +340,21 @@ def test_bad_directives_are_refused():
         a.quad(-1)
     with pytest.raises(InvalidInput, match="does not fit in 64 bits"):
         a.mov_imm64(0, 2**64)
+
+
+def test_memoized_forms_still_refuse_a_bool_where_the_equal_int_was_accepted():
+    a = asm.Assembler(BASE)
+    a.emit(asm.ADD, 0, 1, 2)  # (0, 1, 2) is now memoized; (0, True, 2) hashes the same
+    with pytest.raises(InvalidInput, match="rn=True is not an integer"):
+        a.emit(asm.ADD, 0, True, 2)
+
+
+def test_a_memoized_branch_still_encodes_its_distance_from_where_it_is():
+    a = asm.Assembler(BASE)
+    a.label("top")
+    a.emit(asm.B, "top")
+    a.emit(asm.NOP)
+    a.emit(asm.B, "top")
+    first, _nop, second = struct.unpack("<3I", a.assemble())
+    assert first != second
+    assert (first & 0x3FFFFFF, second & 0x3FFFFFF) == (0, (-2) & 0x3FFFFFF)
