@@ -448,6 +448,10 @@ class ProcessPool:
         self._live[key] = process = make()
         return process
 
+    def pids(self) -> list[int]:
+        """The process ids of the QEMUs alive now (a benchmark reads their CPU time)."""
+        return [p.vm.pid for p in self._live.values() if p.vm is not None and p.vm.pid]
+
     def has_source(self, binary: QemuBinary, case: Case) -> bool:
         """Whether a source for ``case``'s configuration on ``binary`` is up."""
         process = self._live.get(self._key("source", binary, case))

@@ -19,6 +19,12 @@ For one pair of versions (default 11.1 -> 11.1), with each job count in ``--jobs
 * ``campaign`` (d): ``migfuzz fuzz`` over all pairs (``--campaign-seconds``). With the
   fan-out (the default), one save is judged on every destination of its source that starts
   the configuration, and each pair judged counts as a case, as migfuzz counts them.
+* ``floor`` (e): the most (c) could give on this machine. Per process, cases with a
+  generated guest (one memory write each, a new one per case) on one configuration
+  (``--machine``, ``--cpu``, 64 MiB, 1 CPU), one after another on long-lived processes
+  through the engine's own path (:func:`fuzz.engine.execute_cases_reused`), judged: no
+  fresh sample, no new configuration, no Hypothesis. What (c) spends above this is the
+  price of its configuration diversity and of its guard against reuse artefacts.
 
 Every CLI run starts from a copy of the repository's corpus, so that known signatures are
 counted, not shrunk: a first finding's shrink runs cases the loop does not count, and in
@@ -27,10 +33,10 @@ a short measurement it can take all the time (11.1 -> 11.1 meets the Z-register 
 The CLI runs get ``-j J``. CPU time is user + sys of the measured processes and everything
 they waited for (QEMU included); the CLI's own ``engine:`` and ``time:`` lines say how its
 cases ran and how their CPU time splits between migfuzz and QEMU. ``--machine`` and
-``--cpu`` apply to ``plain`` only: migfuzz draws its own. Usage::
+``--cpu`` apply to ``plain`` and ``floor`` only: migfuzz draws its own. Usage::
 
     .venv/bin/python scripts/bench.py [--src 11.1] [--dst 11.1] [--seconds 30] \\
-        [--jobs 1,8] [--only plain,paused,guests,campaign] [--campaign-seconds 60]
+        [--jobs 1,8] [--only plain,paused,guests,campaign,floor] [--campaign-seconds 60]
 """
 
 from __future__ import annotations
@@ -48,18 +54,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fuzz.case import Case, MachineConfig
+from fuzz.engine import execute_cases_reused
 from fuzz.errors import MigfuzzError, MonitorError, UsageError
 from fuzz.farm import Farm, QemuBinary, default_cache_dir
 from fuzz.machine import QemuMachine
+from fuzz.oracles import Agree
+from fuzz.persistent import ProcessPool
+from fuzz.settings import RunSettings
+from strategies.cases import rebuild_guest
 
 REPO = Path(__file__).resolve().parent.parent
 MIGFUZZ = REPO / ".venv" / "bin" / "migfuzz"
 SUMMARY = re.compile(r"(\d+) cases in ([\d.]+) s")
-MEASUREMENTS = {"a": "plain", "b": "paused", "c": "guests", "d": "campaign"}
+MEASUREMENTS = {"a": "plain", "b": "paused", "c": "guests", "d": "campaign", "e": "floor"}
 PHASE_TIMEOUT = 60.0  # seconds one save or one restore may take before the bench gives up
 POLL = 0.002
 
@@ -151,16 +164,24 @@ async def _plain_loop(
         return result
 
 
-def _plain_worker(
-    src: QemuBinary,
-    dst: QemuBinary,
-    args: list[str],
-    seconds: float,
-    queue: multiprocessing.Queue[dict[str, Any]],
-) -> None:
-    """One process of the plain measurement: runs the loop, sends its totals back."""
+Loop = Callable[[QemuBinary, QemuBinary, list[str], float], Coroutine[Any, Any, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What each process of a measurement runs: ``loop(src, dst, args, seconds)``."""
+
+    loop: Loop
+    src: QemuBinary
+    dst: QemuBinary
+    args: list[str]
+    seconds: float
+
+
+def _worker(job: _Job, queue: multiprocessing.Queue[dict[str, Any]]) -> None:
+    """One process of a measurement: runs its loop, sends its totals back."""
     try:
-        queue.put(asyncio.run(_plain_loop(src, dst, args, seconds)))
+        queue.put(asyncio.run(job.loop(job.src, job.dst, job.args, job.seconds)))
     except KeyboardInterrupt:
         queue.put({"error": "interrupted"})
     except (MigfuzzError, BenchError, OSError) as err:
@@ -179,22 +200,17 @@ class Row:
     extra: list[str] = field(default_factory=list)
 
 
-def _run_workers(
-    src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float, jobs: int
-) -> list[dict[str, Any]]:
-    """Run ``jobs`` plain loops in as many processes; returns each one's totals."""
+def _run_workers(job: _Job, jobs: int) -> list[dict[str, Any]]:
+    """Run ``jobs`` copies of ``job`` in as many processes; returns each one's totals."""
     ctx = multiprocessing.get_context("fork")
     queue: multiprocessing.Queue[dict[str, Any]] = ctx.Queue()
-    procs = [
-        ctx.Process(target=_plain_worker, args=(src, dst, args, seconds, queue), daemon=True)
-        for _ in range(jobs)
-    ]
+    procs = [ctx.Process(target=_worker, args=(job, queue), daemon=True) for _ in range(jobs)]
     results: list[dict[str, Any]] = []
     try:
         for p in procs:
             p.start()
         while len(results) < jobs:
-            results.append(queue.get(timeout=seconds + 2 * PHASE_TIMEOUT + 60))
+            results.append(queue.get(timeout=job.seconds + 2 * PHASE_TIMEOUT + 60))
         for p in procs:
             p.join()
     except KeyboardInterrupt:
@@ -203,7 +219,7 @@ def _run_workers(
             p.join(timeout=10)
         raise
     except Exception as err:  # queue.Empty: a worker died without an answer
-        raise BenchError(f"plain -j {jobs}: a worker gave no result ({err!r})") from err
+        raise BenchError(f"-j {jobs}: a bench worker gave no result ({err!r})") from err
     finally:
         for p in procs:
             if p.is_alive():
@@ -216,7 +232,7 @@ def run_plain(
     src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float, jobs: int
 ) -> tuple[Row, Row]:
     """Measurement (a) with ``jobs`` processes: the units row and the plain-equivalent row."""
-    results = _run_workers(src, dst, args, seconds, jobs)
+    results = _run_workers(_Job(_plain_loop, src, dst, args, seconds), jobs)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise BenchError(f"plain -j {jobs}: {errors[0]}")
@@ -241,6 +257,94 @@ def run_plain(
     )  # fmt: skip
     equiv_row = Row("plain-equivalent cases", jobs, equiv_per_s, 1000 * cpu_case)
     return units_row, equiv_row
+
+
+# -- (e) the floor: one configuration on long-lived processes ---------------------------
+
+
+def _floor_case(config: MachineConfig, index: int) -> Case:
+    """The ``index``-th floor case: one memory write, its own value, so no two are alike."""
+    write = {"op": "memory", "offset": hex(0x100 + 0x10 * (index % 4096)), "count": 1,
+             "value": hex(0x1111 + index), "step": "0x1"}  # fmt: skip
+    return Case(config, rebuild_guest([write], config.smp))
+
+
+async def _floor_loop(
+    src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float
+) -> dict[str, Any]:
+    """Run floor cases for ``seconds`` (after one untimed case that starts the processes).
+
+    ``args`` is ``[machine, cpu]``. The long-lived processes' CPU is read from ``/proc``
+    while they live, since they are only reaped at the end.
+    """
+    machine, cpu = args
+    config = MachineConfig(machine, cpu, memory_mib=64, smp=1)
+    snapshots = frozenset(b.name for b in (src, dst) if _has_snapshot_commands(b))
+    settings = RunSettings(reuse=True, snapshot_versions=snapshots)
+    with tempfile.TemporaryDirectory(prefix="migfuzz-bench-floor-") as tmp:
+        pool = ProcessPool(
+            Path(tmp), snapshot_commands=lambda b: b.name in snapshots,
+            timeouts=settings.timeouts,
+        )  # fmt: skip
+        try:
+            await execute_cases_reused(src, [dst], _floor_case(config, 0), settings, pool)
+            cases, disagreed = 0, 0
+            python0, qemu0 = _self_cpu(), _qemu_cpu(pool)
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                cases += 1
+                (run,) = await execute_cases_reused(
+                    src, [dst], _floor_case(config, cases), settings, pool
+                )
+                disagreed += not isinstance(run.judgement, Agree)
+            wall = time.perf_counter() - start
+            python, qemu = _self_cpu() - python0, _qemu_cpu(pool) - qemu0
+        finally:
+            await pool.close()
+    return {"cases": cases, "wall": wall, "python": python, "qemu": qemu, "other": disagreed}
+
+
+def _has_snapshot_commands(binary: QemuBinary) -> bool:
+    """Whether ``binary`` has QMP ``snapshot-save``/``-load`` (QEMU 6.0+; 5.2 has HMP)."""
+    from fuzz.probe import capabilities  # noqa: PLC0415 (probes QEMU: only (e) needs it)
+
+    return capabilities(binary, default_cache_dir()).has_snapshot_load
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _qemu_cpu(pool: ProcessPool) -> float:
+    """User + sys of the QEMUs reaped so far and of the pool's live ones (from ``/proc``):
+    a process the pool retires (after its last use) moves from one sum to the other."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = _children_cpu()
+    for pid in pool.pids():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_floor(src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float, jobs: int) -> Row:
+    """Measurement (e) with ``jobs`` processes."""
+    results = _run_workers(_Job(_floor_loop, src, dst, args, seconds), jobs)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise BenchError(f"floor -j {jobs}: {errors[0]}")
+    cases = sum(r["cases"] for r in results)
+    if cases == 0:
+        raise BenchError(f"floor -j {jobs}: no case finished in {seconds} s")
+    python = 1000 * sum(r["python"] for r in results) / cases
+    qemu = 1000 * sum(r["qemu"] for r in results) / cases
+    other = sum(r["other"] for r in results)
+    note = f"{cases} cases; {python:.0f} ms Python + {qemu:.0f} ms QEMU per case"
+    if other:
+        note += f"; {other} not judged 'agree'"
+    per_s = sum(r["cases"] / r["wall"] for r in results if r["cases"])
+    return Row("migfuzz floor (one config)", jobs, per_s, python + qemu, note)
 
 
 # -- (b)-(d) the migfuzz CLI ------------------------------------------------------------
@@ -313,7 +417,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per measurement")
     p.add_argument("--campaign-seconds", type=float, default=60.0, help="budget of (d)")
     p.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}", help="comma list of -j values")
-    p.add_argument("--only", default="a,b,c,d", help="comma list of a,b,c,d or their names")
+    p.add_argument("--only", default="a,b,c,d,e", help="comma list of a..e or their names")
     args = p.parse_args(argv)
     try:
         args.jobs = sorted({int(j) for j in args.jobs.split(",") if j.strip()})
@@ -325,7 +429,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     only = set()
     for item in (s.strip().lower() for s in args.only.split(",") if s.strip()):
         if item not in MEASUREMENTS and item not in names:
-            raise UsageError(f"--only {item!r}: expected a,b,c,d or {', '.join(names)}")
+            raise UsageError(f"--only {item!r}: expected a..e or {', '.join(names)}")
         only.add(names.get(item, item))
     if not only:
         raise UsageError("--only: nothing to measure")
@@ -355,6 +459,39 @@ def _print_table(rows: list[Row], baseline: dict[int, float]) -> None:
         )
 
 
+def _measure(
+    args: argparse.Namespace, src: QemuBinary, dst: QemuBinary, qemu_args: list[str]
+) -> tuple[list[Row], dict[int, float]]:
+    """Run the selected measurements in order; the rows and (a)'s baseline per job count."""
+    rows: list[Row] = []
+    baseline: dict[int, float] = {}
+    if "a" in args.only:
+        for j in args.jobs:
+            print(f"  plain -j {j} ...", file=sys.stderr, flush=True)
+            units_row, equiv_row = run_plain(src, dst, qemu_args, args.seconds, j)
+            rows += [units_row, equiv_row]
+            if equiv_row.cases_per_s:
+                baseline[j] = equiv_row.cases_per_s
+    if args.only & {"b", "c", "d"}:
+        pair = f"{src.name}:{dst.name}"
+        plan = [
+            ("b", "migfuzz paused cases", ["--pairs", pair, "--no-guests"], args.seconds),
+            ("c", "migfuzz cases with guests", ["--pairs", pair], args.seconds),
+            ("d", "migfuzz default campaign", [], args.campaign_seconds),
+        ]
+        for key, label, extra, seconds in plan:
+            if key not in args.only:
+                continue
+            for j in args.jobs:
+                print(f"  {label} -j {j} ...", file=sys.stderr, flush=True)
+                rows.append(run_cli(label, extra, seconds, j, known=True))
+    if "e" in args.only:
+        for j in args.jobs:
+            print(f"  floor -j {j} ...", file=sys.stderr, flush=True)
+            rows.append(run_floor(src, dst, [args.machine, args.cpu], args.seconds, j))
+    return rows, baseline
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected measurements and print the table; returns the exit status."""
     args = _parse_args(argv)
@@ -368,33 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{MIGFUZZ} not found: run scripts/setup")
     qemu_args = ["-accel", "tcg", "-machine", args.machine, "-cpu", args.cpu, "-m", "64M", "-S"]
     print(
-        f"bench: {src.name} -> {dst.name}; plain: {args.machine}, {args.cpu}, 64 MiB; "
+        f"bench: {src.name} -> {dst.name}; plain and floor: {args.machine}, {args.cpu}, 64 MiB; "
         f"{args.seconds:g} s per measurement ({args.campaign_seconds:g} s campaign); "
         f"-j {','.join(map(str, args.jobs))}; {os.cpu_count()} CPUs",
         flush=True,
     )
-    rows: list[Row] = []
-    baseline: dict[int, float] = {}
-    if "a" in args.only:
-        for j in args.jobs:
-            print(f"  plain -j {j} ...", file=sys.stderr, flush=True)
-            units_row, equiv_row = run_plain(src, dst, qemu_args, args.seconds, j)
-            rows += [units_row, equiv_row]
-            if equiv_row.cases_per_s:
-                baseline[j] = equiv_row.cases_per_s
-    if cli_wanted:
-        pair = f"{src.name}:{dst.name}"
-        plan = [
-            ("b", "migfuzz paused cases", ["--pairs", pair, "--no-guests"], args.seconds),
-            ("c", "migfuzz cases with guests", ["--pairs", pair], args.seconds),
-            ("d", "migfuzz default campaign", [], args.campaign_seconds),
-        ]
-        for key, label, extra, seconds in plan:
-            if key not in args.only:
-                continue
-            for j in args.jobs:
-                print(f"  {label} -j {j} ...", file=sys.stderr, flush=True)
-                rows.append(run_cli(label, extra, seconds, j, known=True))
+    rows, baseline = _measure(args, src, dst, qemu_args)
     print()
     _print_table(rows, baseline)
     where = [(r, line) for r in rows for line in r.extra]
