@@ -9,7 +9,7 @@ caller; a second signal raises it at once. Between coroutines, either raises it 
 
 The session installs its handler once, for its whole life, rather than letting
 :meth:`asyncio.Runner.run` install its own SIGINT handler around every coroutine: on
-Python 3.11 that costs three ``repr`` calls of the finished task, result included (the
+Python 3.11 that costs two ``repr`` calls of the finished task, result included (the
 signal module tries to turn the handler into an enum), which was about 3 ms per case.
 """
 
