@@ -49,7 +49,7 @@ from fuzz.loop import (
 )
 from fuzz.minimize import GuestBuilder
 from fuzz.oracles import Signature
-from fuzz.probe import Capabilities, capabilities, traced_versions
+from fuzz.probe import Capabilities, capabilities, probed_settings
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore, known_in
@@ -113,12 +113,10 @@ def worker_spec(
         raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
     binaries = {name: farm.get(name) for pair in pairs for name in pair}
     caps = {name: capabilities(b, farm.cache_dir) for name, b in binaries.items()}
-    traced = traced_versions(binaries.values(), farm.cache_dir)
-    snapshots = frozenset(name for name, c in caps.items() if c.has_snapshot_load)
     return WorkerSpec(
         binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
         corpus_dir=corpus_dir, seed=seed, worker=0,
-        settings=RunSettings(trace_versions=traced, reuse=reuse, snapshot_versions=snapshots),
+        settings=probed_settings(binaries.values(), farm.cache_dir, reuse=reuse),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),

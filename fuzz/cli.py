@@ -70,7 +70,7 @@ from fuzz.loop import (
 )
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.outcome import TransferOutcome
-from fuzz.probe import Capabilities, capabilities, traced_versions
+from fuzz.probe import Capabilities, capabilities, probed_settings
 from fuzz.recheck import Rechecked, on_new_binaries, recheck
 from fuzz.replay import (
     SHORT_HASH,
@@ -336,7 +336,7 @@ def _where_loading_stopped(result: TransferOutcome) -> str | None:
 
 def run_settings(farm: Farm, binaries: Sequence[QemuBinary], **kwargs: Any) -> RunSettings:
     """The settings of a run over ``binaries``: trace the load path wherever it works."""
-    return RunSettings(trace_versions=traced_versions(binaries, farm.cache_dir), **kwargs)
+    return probed_settings(binaries, farm.cache_dir, **kwargs)
 
 
 def _require(caps: Capabilities, name: str, config: MachineConfig) -> None:

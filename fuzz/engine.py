@@ -172,12 +172,16 @@ async def execute_cases(
     """
     with private_workdir("migfuzz-case-") as tmp:
         workdir = Path(tmp)
-        source = FreshSource(src, workdir, timeouts=settings.timeouts, emit=emit)
+        files = settings.file_uri_versions
+        source = FreshSource(
+            src, workdir, timeouts=settings.timeouts, emit=emit, file_uri=src.name in files
+        )
 
         async def destination(binary: QemuBinary) -> Destination:
             return FreshDestination(
                 binary, workdir, timeouts=settings.timeouts, emit=emit,
                 trace_load=binary.name in settings.trace_versions,
+                file_uri=binary.name in files,
             )  # fmt: skip
 
         saved, evidence = await _steps(
@@ -295,6 +299,7 @@ class CaseRunner:
         self.pool = (
             ProcessPool(
                 workdir, snapshot_commands=lambda b: b.name in settings.snapshot_versions,
+                file_uri=lambda b: b.name in settings.file_uri_versions,
                 timeouts=settings.timeouts, emit=emit,
             )
             if settings.reuse

@@ -35,9 +35,8 @@ from fuzz.errors import Finding
 from fuzz.farm import Farm
 from fuzz.loop import default_pairs, observe, parse_pairs
 from fuzz.oracles import Divergence, Signature
-from fuzz.probe import capabilities, traced_versions
+from fuzz.probe import capabilities, probed_settings
 from fuzz.session import Session
-from fuzz.settings import RunSettings
 from fuzz.store import known_in
 from strategies.cases import case_strategy
 
@@ -52,7 +51,7 @@ def _setup() -> tuple[Farm, list[tuple[str, str]], Session, frozenset[Signature]
         list(farm.installed())
     )
     binaries = [farm.get(name) for name in {v for pair in pairs for v in pair}]
-    session = Session(RunSettings(trace_versions=traced_versions(binaries, farm.cache_dir)))
+    session = Session(probed_settings(binaries, farm.cache_dir))
     session.__enter__()
     atexit.register(session.__exit__, None, None, None)  # no QEMU outlives the runner
     known_dirs = os.environ.get("MIGFUZZ_KNOWN", str(REPOSITORY_CORPUS)).split(":")

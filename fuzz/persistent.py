@@ -165,7 +165,8 @@ class _LongLived:
     def __init__(
         self, binary: QemuBinary, args: list[str], workdir: Path, *, console: bool,
         qtest: bool = False, timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        snapshot_commands: bool = True, emit: Callable[[Event], None] = _noop,
+        snapshot_commands: bool = True, file_uri: bool = False,
+        emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.binary = binary
         self.args = args
@@ -174,6 +175,7 @@ class _LongLived:
         self.qtest = qtest
         self.timeouts = timeouts
         self.snapshot_commands = snapshot_commands
+        self.file_uri = file_uri
         self.emit = emit
         self.vm: QemuMachine | None = None
         self.uses = 0
@@ -384,7 +386,7 @@ class LongLivedDestination(_LongLived):
         if case.guest is not None:
             await drop_stale_translations(vm, case.guest)
         if resave_to is not None:
-            status, _ = await save_to(vm, resave_to, self.timeouts.migrate)
+            status, _ = await save_to(vm, resave_to, self.timeouts.migrate, file_uri=self.file_uri)
             details["resave"] = status
         if case.guest is not None:
             timeout = min(self.timeouts.transcript, LONG_LIVED_TRANSCRIPT_TIMEOUT)
@@ -420,15 +422,18 @@ class ProcessPool:
 
     :param snapshot_commands: version name -> whether it has ``snapshot-save``/``-load``
         (QEMU >= 6.0); the others use HMP ``savevm``/``loadvm``.
+    :param file_uri: whether a binary's ``migrate`` takes a ``file:`` URI (re-saves).
     """
 
     def __init__(
         self, workdir: Path, *, snapshot_commands: Callable[[QemuBinary], bool],
+        file_uri: Callable[[QemuBinary], bool] = lambda _binary: False,
         timeouts: Timeouts = DEFAULT_TIMEOUTS, capacity: int = 8,
         emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.workdir = workdir
         self.snapshot_commands = snapshot_commands
+        self.file_uri = file_uri
         self.timeouts = timeouts
         self.capacity = capacity
         self.emit = emit
@@ -485,7 +490,8 @@ class ProcessPool:
             self._key("destination", binary, case),
             lambda: LongLivedDestination(
                 binary, case, self.workdir, timeouts=self.timeouts,
-                snapshot_commands=self.snapshot_commands(binary), emit=self.emit,
+                snapshot_commands=self.snapshot_commands(binary),
+                file_uri=self.file_uri(binary), emit=self.emit,
             ),
         )  # fmt: skip
         assert isinstance(process, LongLivedDestination)

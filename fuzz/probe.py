@@ -23,6 +23,7 @@ from typing import Any
 from fuzz.errors import HarnessError, MonitorError
 from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine, private_workdir
+from fuzz.settings import RunSettings
 
 PROBE_FORMAT = 2
 
@@ -319,6 +320,19 @@ def _as_list(value: object) -> list[Any]:
     return value
 
 
-def traced_versions(binaries: Iterable[QemuBinary], cache_dir: Path) -> frozenset[str]:
-    """The versions among ``binaries`` whose destinations can trace their load path."""
-    return frozenset(b.name for b in binaries if capabilities(b, cache_dir).trace_works)
+def probed_settings(binaries: Iterable[QemuBinary], cache_dir: Path, **kwargs: Any) -> RunSettings:
+    """Run settings that use what each of ``binaries`` can do, from its probe: trace its
+    load path, save and load snapshots over QMP, migrate to a ``file:`` URI.
+    ``kwargs`` are the other settings.
+
+    :raise HarnessError: a binary could not be probed.
+    """
+    caps = {b.name: capabilities(b, cache_dir) for b in binaries}
+    return RunSettings(
+        trace_versions=frozenset(name for name, c in caps.items() if c.trace_works),
+        snapshot_versions=frozenset(name for name, c in caps.items() if c.has_snapshot_load),
+        file_uri_versions=frozenset(
+            name for name, c in caps.items() if "file" in c.migration_transports
+        ),
+        **kwargs,
+    )

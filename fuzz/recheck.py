@@ -19,10 +19,9 @@ from pathlib import Path
 from fuzz.corpus import Entry, iter_entries
 from fuzz.errors import CorpusError, InvalidInput
 from fuzz.farm import Farm, QemuBinary
-from fuzz.probe import traced_versions
+from fuzz.probe import probed_settings
 from fuzz.replay import BinaryMatch, ReplayVerdict, replay, side_match
 from fuzz.session import Session
-from fuzz.settings import RunSettings
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def recheck(
     """
     results = []
     for entry, src, dst in entries:
-        settings = RunSettings(trace_versions=traced_versions([src, dst], farm.cache_dir))
+        settings = probed_settings([src, dst], farm.cache_dir)
         with Session(settings) as session:
             result = replay(session, entry, src, dst, cache_dir=farm.cache_dir)
         done = Rechecked(

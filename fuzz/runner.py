@@ -172,9 +172,28 @@ async def _left_run_state(vm: QemuMachine, state: str, timeout: float) -> None:
         await asyncio.sleep(0.001)
 
 
-async def save_to(vm: QemuMachine, path: Path, timeout: float) -> tuple[str, dict[str, Any]]:
-    """Migrate the (stopped) VM into the file ``path``; the end as :func:`migrate`."""
+async def save_to(
+    vm: QemuMachine, path: Path, timeout: float, *, file_uri: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Migrate the (stopped) VM into the file ``path``; the end as :func:`migrate`.
+
+    :param file_uri: QEMU takes a ``file:`` URI (see ``RunSettings.file_uri_versions``).
+    """
+    if file_uri and _plain_path(path):
+        return await migrate(vm, "migrate", f"file:{path}", timeout)
     return await migrate(vm, "migrate", f"exec:cat > {shlex.quote(str(path))}", timeout)
+
+
+def load_uri(path: Path, *, file_uri: bool = False) -> str:
+    """The ``migrate-incoming`` URI that reads the stream in ``path`` (a file or a fifo)."""
+    if file_uri and _plain_path(path) and path.is_file():
+        return f"file:{path}"
+    return f"exec:cat {shlex.quote(str(path))}"
+
+
+def _plain_path(path: Path) -> bool:
+    """Whether a ``file:`` URI can name ``path``: QEMU reads options after a comma."""
+    return "," not in str(path)
 
 
 class StepRecorder:
@@ -275,16 +294,20 @@ def _read_stream(path: Path) -> bytes | None:
 
 
 class FreshSource:
-    """Saves each case on a newly started QEMU of one version."""
+    """Saves each case on a newly started QEMU of one version.
+
+    :param file_uri: the binary's ``migrate`` takes a ``file:`` URI (see :func:`save_to`).
+    """
 
     def __init__(
         self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        emit: Callable[[Event], None] = _noop,
+        emit: Callable[[Event], None] = _noop, file_uri: bool = False,
     ) -> None:  # fmt: skip
         self.binary = binary
         self.workdir = workdir
         self.timeouts = timeouts
         self.emit = emit
+        self.file_uri = file_uri
 
     async def save(self, case: Case) -> SaveResult:
         """Start, run the guest to its checkpoint, stop, migrate to a stream, quit."""
@@ -325,7 +348,7 @@ class FreshSource:
                         console=console,
                     )
                 await vm.execute("stop")
-            status, info = await save_to(vm, stream, self.timeouts.migrate)
+            status, info = await save_to(vm, stream, self.timeouts.migrate, file_uri=self.file_uri)
             if status == "completed":
                 console = bytes(vm.console_output).decode("latin-1")
                 return done(Verdict.COMPLETED, **({"console": console} if case.guest else {}))
@@ -350,18 +373,20 @@ class FreshDestination:
     With ``trace_load`` the destination traces its load path (``-trace vmstate_load*``);
     a load that does not complete then records where it stopped in ``details["load_path"]``.
     Only for binaries whose probe says tracing works: a build without a trace backend would
-    refuse the option.
+    refuse the option. ``file_uri``: the binary's migrations take a ``file:`` URI.
     """
 
     def __init__(
         self, binary: QemuBinary, workdir: Path, *, timeouts: Timeouts = DEFAULT_TIMEOUTS,
         emit: Callable[[Event], None] = _noop, trace_load: bool = False,
+        file_uri: bool = False,
     ) -> None:  # fmt: skip
         self.binary = binary
         self.workdir = workdir
         self.timeouts = timeouts
         self.emit = emit
         self.trace_load = trace_load
+        self.file_uri = file_uri
 
     async def load(
         self, case: Case, stream: bytes | Path | Snapshot, *, resave: bool = False
@@ -411,7 +436,7 @@ class FreshDestination:
         if (failed := await step.launch()) is not None:
             return failed
         try:
-            uri = f"exec:cat {shlex.quote(str(stream))}"
+            uri = load_uri(stream, file_uri=self.file_uri)
             status, info = await migrate(vm, "migrate-incoming", uri, self.timeouts.migrate)
             if status == "timeout":
                 await vm.kill()
@@ -424,7 +449,9 @@ class FreshDestination:
             details: dict[str, Any] = {}
             if resave_to is not None:
                 # Still paused (-S): the re-save is exactly the state that was restored.
-                resaved, _ = await save_to(vm, resave_to, self.timeouts.migrate)
+                resaved, _ = await save_to(
+                    vm, resave_to, self.timeouts.migrate, file_uri=self.file_uri
+                )
                 details["resave"] = resaved
             if case.guest is not None and vm.returncode is None:
                 transcript = await self._transcript(vm, case.guest)

@@ -66,7 +66,7 @@ from fuzz.farm import Farm, QemuBinary, default_cache_dir
 from fuzz.machine import QemuMachine
 from fuzz.oracles import Agree
 from fuzz.persistent import ProcessPool
-from fuzz.settings import RunSettings
+from fuzz.probe import probed_settings
 from strategies.cases import rebuild_guest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,17 +274,15 @@ async def _floor_loop(
 ) -> dict[str, Any]:
     """Run floor cases for ``seconds`` (after one untimed case that starts the processes).
 
-    ``args`` is ``[machine, cpu]``. The long-lived processes' CPU is read from ``/proc``
-    while they live, since they are only reaped at the end.
+    ``args`` is ``[machine, cpu]``. QEMU's CPU is counted as :func:`_qemu_cpu` says.
     """
     machine, cpu = args
     config = MachineConfig(machine, cpu, memory_mib=64, smp=1)
-    snapshots = frozenset(b.name for b in (src, dst) if _has_snapshot_commands(b))
-    settings = RunSettings(reuse=True, snapshot_versions=snapshots)
+    settings = probed_settings([src, dst], default_cache_dir(), reuse=True)
     with tempfile.TemporaryDirectory(prefix="migfuzz-bench-floor-") as tmp:
         pool = ProcessPool(
-            Path(tmp), snapshot_commands=lambda b: b.name in snapshots,
-            timeouts=settings.timeouts,
+            Path(tmp), snapshot_commands=lambda b: b.name in settings.snapshot_versions,
+            file_uri=lambda b: b.name in settings.file_uri_versions, timeouts=settings.timeouts,
         )  # fmt: skip
         try:
             await execute_cases_reused(src, [dst], _floor_case(config, 0), settings, pool)
@@ -302,13 +300,6 @@ async def _floor_loop(
         finally:
             await pool.close()
     return {"cases": cases, "wall": wall, "python": python, "qemu": qemu, "other": disagreed}
-
-
-def _has_snapshot_commands(binary: QemuBinary) -> bool:
-    """Whether ``binary`` has QMP ``snapshot-save``/``-load`` (QEMU 6.0+; 5.2 has HMP)."""
-    from fuzz.probe import capabilities  # noqa: PLC0415 (probes QEMU: only (e) needs it)
-
-    return capabilities(binary, default_cache_dir()).has_snapshot_load
 
 
 def _self_cpu() -> float:

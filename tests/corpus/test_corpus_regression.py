@@ -26,10 +26,9 @@ import pytest
 
 from fuzz.corpus import entry_folders
 from fuzz.farm import Farm
-from fuzz.probe import traced_versions
+from fuzz.probe import probed_settings
 from fuzz.replay import RegressKind, Replay, is_failure, replay
 from fuzz.session import Session
-from fuzz.settings import RunSettings
 from fuzz.stateful_replay import SequenceEntry, SequenceReplay, load_any_entry, replay_sequence
 
 CORPUS = Path(os.environ.get("MIGFUZZ_CORPUS", Path(__file__).parents[2] / "corpus"))
@@ -60,7 +59,7 @@ def test_entry_replays_as_recorded(
     entry = load_any_entry(folder)
     names = entry.versions if isinstance(entry, SequenceEntry) else [entry.src.name, entry.dst.name]
     binaries = {name: farm.get(name) for name in names}
-    settings = RunSettings(trace_versions=traced_versions(list(binaries.values()), farm.cache_dir))
+    settings = probed_settings(list(binaries.values()), farm.cache_dir)
     result: Replay | SequenceReplay
     with Session(settings) as session:
         if isinstance(entry, SequenceEntry):

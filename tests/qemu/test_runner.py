@@ -11,14 +11,17 @@ import pytest
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_cases
 from fuzz.farm import QemuBinary
+from fuzz.machine import QemuMachine
 from fuzz.oracles import Agree, Divergence, Evidence, judge
 from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.probe import capabilities
-from fuzz.runner import FreshDestination, FreshSource
+from fuzz.probe import capabilities, probed_settings
+from fuzz.runner import FreshDestination, FreshSource, save_to
 from fuzz.settings import RunSettings, Timeouts
+from fuzz.stream.compare import compare_resaves, same_saved_state
 from fuzz.stream.cpregs import from_kvm_id
 from fuzz.stream.decode import decode_stream
 from fuzz.stream.patch import cpreg_table, rewrite_cpregs
+from strategies.cases import rebuild_guest
 from tests.conftest import VERSIONS
 from tests.qemu.conftest import transfer
 
@@ -126,3 +129,49 @@ def test_a_register_only_the_pair_restored_differently_is_a_state_divergence(
     # And the control against itself: the same stream restored twice agrees.
     assert isinstance(judge(Evidence(evidence.control, evidence.control, control.resave,
                                      control.resave)), Agree)  # fmt: skip
+
+
+def test_a_file_uri_saves_and_loads_what_exec_cat_does(binaries, farm, tmp_path) -> None:
+    """Where a version has ``file:`` URIs, its migrations skip the shell and ``cat``. The
+    same state saves to the same bytes both ways; one stream loads to the same state both
+    ways; and cases are judged the same, on a pair that agrees and on one that refuses."""
+    src, other = binaries["10.0"], binaries["11.1"]
+    with_files = probed_settings([src, other], farm.cache_dir)
+    assert with_files.file_uri_versions == {"10.0", "11.1"}
+
+    # Without the device tree's random seeds, two fresh paused QEMUs save equal bytes.
+    case = Case(
+        MachineConfig("virt-10.0", "cortex-a57", machine_options=(("dtb-randomness", "off"),))
+    )
+
+    async def save(file_uri: bool) -> bytes:
+        stream = tmp_path / f"{file_uri}.stream"
+        async with QemuMachine(src, [*case.config.qemu_args(), "-S"], tmp_path) as vm:
+            status, _ = await save_to(vm, stream, 30.0, file_uri=file_uri)
+        assert status == "completed"
+        return stream.read_bytes()
+
+    by_cat, by_file = asyncio.run(save(False)), asyncio.run(save(True))
+    assert same_saved_state(by_cat, by_file)
+
+    resaves = [
+        asyncio.run(
+            FreshDestination(src, tmp_path, file_uri=file_uri).load(case, by_cat, resave=True)
+        ).resave
+        for file_uri in (False, True)
+    ]
+    assert resaves[0] is not None and resaves[1] is not None
+    assert not compare_resaves(resaves[0], resaves[1]).changed
+
+    write = [{"op": "memory", "offset": "0x10", "count": 2, "value": "0x1111", "step": "0x1"}]
+    case = Case(MachineConfig("virt-10.0", "cortex-a57"), rebuild_guest(write, 1))
+    with_cat = RunSettings(trace_versions=with_files.trace_versions)
+    said = [
+        [(type(r.judgement).__name__, str(r.signature)) for r in runs]
+        for runs in (
+            asyncio.run(execute_cases(src, [src, other], case, settings))
+            for settings in (with_files, with_cat)
+        )
+    ]
+    assert said[0] == said[1]
+    assert said[0][0] == ("Agree", "None") and said[0][1][0] == "Divergence", said

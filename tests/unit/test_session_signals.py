@@ -70,12 +70,16 @@ def test_a_coroutine_that_swallows_its_cancellation_still_ends_in_keyboard_inter
         session.run(stubborn)
 
 
+def _signal_myself(sig: signal.Signals) -> None:
+    os.kill(os.getpid(), sig)
+    for _ in range(1000):  # Python runs the handler between bytecodes
+        pass
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_between_runs_raises_at_once(sig: signal.Signals) -> None:
-    with Session() as session, pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), sig)
-        for _ in range(1000):  # Python runs the handler between bytecodes
-            pass
+    with Session(), pytest.raises(KeyboardInterrupt):
+        _signal_myself(sig)
 
 
 def test_the_runner_installs_no_sigint_handler_of_its_own_during_a_run() -> None:
