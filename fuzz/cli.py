@@ -335,7 +335,8 @@ def _where_loading_stopped(result: TransferOutcome) -> str | None:
 
 
 def run_settings(farm: Farm, binaries: Sequence[QemuBinary], **kwargs: Any) -> RunSettings:
-    """The settings of a run over ``binaries``: trace the load path wherever it works."""
+    """The settings of a run over ``binaries``: each used as far as its probe says it goes
+    (:func:`~fuzz.probe.probed_settings`)."""
     return probed_settings(binaries, farm.cache_dir, **kwargs)
 
 
