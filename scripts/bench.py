@@ -228,17 +228,27 @@ def _run_workers(job: _Job, jobs: int) -> list[dict[str, Any]]:
     return results
 
 
+def _measured(label: str, job: _Job, jobs: int, unit: str) -> tuple[list[dict[str, Any]], int]:
+    """Run ``job`` in ``jobs`` processes: their totals, and how many ``unit`` they finished
+    (each process counts them under ``unit + "s"``).
+
+    :raise BenchError: a process failed, or none finished one.
+    """
+    results = _run_workers(job, jobs)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise BenchError(f"{label} -j {jobs}: {errors[0]}")
+    done = sum(r[unit + "s"] for r in results)
+    if done == 0:
+        raise BenchError(f"{label} -j {jobs}: no {unit} finished in {job.seconds:g} s")
+    return results, done
+
+
 def run_plain(
     src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float, jobs: int
 ) -> tuple[Row, Row]:
     """Measurement (a) with ``jobs`` processes: the units row and the plain-equivalent row."""
-    results = _run_workers(_Job(_plain_loop, src, dst, args, seconds), jobs)
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise BenchError(f"plain -j {jobs}: {errors[0]}")
-    units = sum(r["units"] for r in results)
-    if units == 0:
-        raise BenchError(f"plain -j {jobs}: no unit finished in {seconds} s")
+    results, units = _measured("plain", _Job(_plain_loop, src, dst, args, seconds), jobs, "unit")
     units_per_s = sum(r["units"] / r["wall"] for r in results if r["units"])
     # Each process does one case-equivalent per (mean save + 2 x mean restore).
     equiv_per_s = sum(r["units"] / (r["save"] + 2 * r["restore"]) for r in results if r["units"])
@@ -321,13 +331,7 @@ def _qemu_cpu(pool: ProcessPool) -> float:
 
 def run_floor(src: QemuBinary, dst: QemuBinary, args: list[str], seconds: float, jobs: int) -> Row:
     """Measurement (e) with ``jobs`` processes."""
-    results = _run_workers(_Job(_floor_loop, src, dst, args, seconds), jobs)
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise BenchError(f"floor -j {jobs}: {errors[0]}")
-    cases = sum(r["cases"] for r in results)
-    if cases == 0:
-        raise BenchError(f"floor -j {jobs}: no case finished in {seconds} s")
+    results, cases = _measured("floor", _Job(_floor_loop, src, dst, args, seconds), jobs, "case")
     python = 1000 * sum(r["python"] for r in results) / cases
     qemu = 1000 * sum(r["qemu"] for r in results) / cases
     other = sum(r["other"] for r in results)
