@@ -49,7 +49,7 @@ from fuzz.loop import (
 )
 from fuzz.minimize import GuestBuilder
 from fuzz.oracles import Signature
-from fuzz.probe import Capabilities, capabilities, probed_settings
+from fuzz.probe import Capabilities, capabilities, settings_for
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore, known_in
@@ -116,7 +116,7 @@ def worker_spec(
     return WorkerSpec(
         binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
         corpus_dir=corpus_dir, seed=seed, worker=0,
-        settings=probed_settings(binaries.values(), farm.cache_dir, reuse=reuse),
+        settings=settings_for(caps, reuse=reuse),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),

@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,7 +327,11 @@ def probed_settings(binaries: Iterable[QemuBinary], cache_dir: Path, **kwargs: A
 
     :raise HarnessError: a binary could not be probed.
     """
-    caps = {b.name: capabilities(b, cache_dir) for b in binaries}
+    return settings_for({b.name: capabilities(b, cache_dir) for b in binaries}, **kwargs)
+
+
+def settings_for(caps: Mapping[str, Capabilities], **kwargs: Any) -> RunSettings:
+    """:func:`probed_settings` from probes already at hand (version name -> capabilities)."""
     return RunSettings(
         trace_versions=frozenset(name for name, c in caps.items() if c.trace_works),
         snapshot_versions=frozenset(name for name, c in caps.items() if c.has_snapshot_load),

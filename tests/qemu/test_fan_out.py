@@ -19,7 +19,7 @@ from fuzz.corpus import entry_folders, load_entry
 from fuzz.farm import Farm, QemuBinary
 from fuzz.loop import CaseJudged, FindingSeen
 from fuzz.oracles import Agree
-from fuzz.probe import capabilities
+from fuzz.probe import probed_settings
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from strategies.cases import rebuild_guest
@@ -61,10 +61,7 @@ def test_a_group_on_long_lived_processes_agrees_on_every_pair(farm: Farm) -> Non
     if "11.1.2" not in farm.installed():
         pytest.skip("11.1.2 is not installed (scripts/setup installs it from qemu.lock)")
     src, other = farm.get("11.1"), farm.get("11.1.2")
-    snapshots = frozenset(
-        b.name for b in (src, other) if capabilities(b, farm.cache_dir).has_snapshot_load
-    )
-    settings = RunSettings(reuse=True, snapshot_versions=snapshots)
+    settings = probed_settings([src, other], farm.cache_dir, reuse=True)
     config = MachineConfig("virt", "cortex-a57")
     ops = [
         [{**GUEST[0], "offset": hex(0x10 + 0x100 * i), "value": hex(0x1111 * (i + 1))}]
