@@ -296,15 +296,7 @@ class CaseRunner:
     ) -> None:
         self.settings = settings
         self.emit = emit
-        self.pool = (
-            ProcessPool(
-                workdir, snapshot_commands=lambda b: b.name in settings.snapshot_versions,
-                file_uri=lambda b: b.name in settings.file_uri_versions,
-                timeouts=settings.timeouts, emit=emit,
-            )
-            if settings.reuse
-            else None
-        )  # fmt: skip
+        self.pool = ProcessPool(workdir, settings, emit=emit) if settings.reuse else None
         self._fresh_only: set[tuple[str, str, tuple[str, ...]]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0

@@ -48,7 +48,7 @@ from fuzz.runner import (
     read_transcript,
     save_to,
 )
-from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
+from fuzz.settings import DEFAULT_TIMEOUTS, RunSettings, Timeouts
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -420,21 +420,18 @@ class ProcessPool:
     command line would be exactly its own. The least recently used process is retired
     when a new one is needed beyond ``capacity``. :meth:`close` ends them all.
 
-    :param snapshot_commands: version name -> whether it has ``snapshot-save``/``-load``
-        (QEMU >= 6.0); the others use HMP ``savevm``/``loadvm``.
-    :param file_uri: whether a binary's ``migrate`` takes a ``file:`` URI (re-saves).
+    :param settings: the run's settings: its time-outs, which versions have
+        ``snapshot-save``/``-load`` (the others use HMP ``savevm``/``loadvm``) and which
+        migrate to a ``file:`` URI (re-saves).
     """
 
     def __init__(
-        self, workdir: Path, *, snapshot_commands: Callable[[QemuBinary], bool],
-        file_uri: Callable[[QemuBinary], bool] = lambda _binary: False,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS, capacity: int = 8,
+        self, workdir: Path, settings: RunSettings, *, capacity: int = 8,
         emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.workdir = workdir
-        self.snapshot_commands = snapshot_commands
-        self.file_uri = file_uri
-        self.timeouts = timeouts
+        self.settings = settings
+        self.timeouts = settings.timeouts
         self.capacity = capacity
         self.emit = emit
         self._live: OrderedDict[Key, _LongLived] = OrderedDict()
@@ -468,7 +465,8 @@ class ProcessPool:
             self._key("source", binary, case),
             lambda: LongLivedSource(
                 binary, case, self.workdir, self.template, timeouts=self.timeouts,
-                snapshot_commands=self.snapshot_commands(binary), emit=self.emit,
+                snapshot_commands=binary.name in self.settings.snapshot_versions,
+                emit=self.emit,
             ),
         )  # fmt: skip
         assert isinstance(process, LongLivedSource)
@@ -490,8 +488,8 @@ class ProcessPool:
             self._key("destination", binary, case),
             lambda: LongLivedDestination(
                 binary, case, self.workdir, timeouts=self.timeouts,
-                snapshot_commands=self.snapshot_commands(binary),
-                file_uri=self.file_uri(binary), emit=self.emit,
+                snapshot_commands=binary.name in self.settings.snapshot_versions,
+                file_uri=binary.name in self.settings.file_uri_versions, emit=self.emit,
             ),
         )  # fmt: skip
         assert isinstance(process, LongLivedDestination)

@@ -290,10 +290,7 @@ async def _floor_loop(
     config = MachineConfig(machine, cpu, memory_mib=64, smp=1)
     settings = probed_settings([src, dst], default_cache_dir(), reuse=True)
     with tempfile.TemporaryDirectory(prefix="migfuzz-bench-floor-") as tmp:
-        pool = ProcessPool(
-            Path(tmp), snapshot_commands=lambda b: b.name in settings.snapshot_versions,
-            file_uri=lambda b: b.name in settings.file_uri_versions, timeouts=settings.timeouts,
-        )  # fmt: skip
+        pool = ProcessPool(Path(tmp), settings)
         try:
             await execute_cases_reused(src, [dst], _floor_case(config, 0), settings, pool)
             cases, disagreed = 0, 0

@@ -15,9 +15,10 @@ import pytest
 
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_cases_reused
-from fuzz.farm import QemuBinary
+from fuzz.farm import Farm, QemuBinary
 from fuzz.oracles import Agree
 from fuzz.persistent import ProcessPool
+from fuzz.probe import probed_settings
 from fuzz.settings import RunSettings
 from strategies.cases import rebuild_guest
 
@@ -28,13 +29,12 @@ GUEST_A = [{"op": "memory", "offset": "0x10", "count": 2, "value": "0x1111", "st
 GUEST_B = [{"op": "memory", "offset": "0x2000", "count": 3, "value": "0x2222", "step": "0x1"}]
 
 
-async def _alternate(binary: QemuBinary, workdir: Path) -> list[tuple[str, str]]:
+async def _alternate(
+    binary: QemuBinary, workdir: Path, settings: RunSettings
+) -> list[tuple[str, str]]:
     """Run A, B, A, B on one pool; each case's judgement and control read-back."""
-    settings = RunSettings()
     config = MachineConfig("virt", "cortex-a57")
-    pool = ProcessPool(
-        workdir, snapshot_commands=lambda b: b.name != "5.2", timeouts=settings.timeouts
-    )
+    pool = ProcessPool(workdir, settings)
     seen = []
     try:
         for ops in (GUEST_A, GUEST_B, GUEST_A, GUEST_B):
@@ -50,12 +50,14 @@ async def _alternate(binary: QemuBinary, workdir: Path) -> list[tuple[str, str]]
 
 @pytest.mark.parametrize("version", ["5.2", "7.2", "10.0", "11.1"])
 def test_a_long_lived_destination_runs_the_guest_it_loaded(
-    binaries: dict[str, QemuBinary], tmp_path: Path, version: str
+    farm: Farm, binaries: dict[str, QemuBinary], tmp_path: Path, version: str
 ) -> None:
     # 11.1 kept running the previous guest's translated code after a snapshot load until
     # the destination rewrote the image (fuzz.persistent.drop_stale_translations); 7.2
     # aborted on the qtest channel as it was first passed. Either breaks this.
-    seen = asyncio.run(_alternate(binaries[version], tmp_path))
+    binary = binaries[version]
+    settings = probed_settings([binary], farm.cache_dir)
+    seen = asyncio.run(_alternate(binary, tmp_path, settings))
     for (verdict, transcript), ops in zip(seen, (GUEST_A, GUEST_B, GUEST_A, GUEST_B), strict=True):
         assert verdict == Agree.__name__, transcript[-300:]
         first = int(ops[0]["offset"], 16)
