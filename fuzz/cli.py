@@ -8,13 +8,14 @@ Exit statuses: 0 the command did its job and found no divergence; 1 it found a d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -27,9 +28,7 @@ from fuzz.bisect import Axis, Point, Role, bisect_axis
 from fuzz.bugreport import bug_report
 from fuzz.campaign import (
     Campaign,
-    Progress,
     Summary,
-    WorkerLost,
     WorkerSpec,
     even_share,
     worker_spec,
@@ -60,11 +59,8 @@ from fuzz.farm import (
 )
 from fuzz.folder import CampaignFolder, ResumeState, default_folder
 from fuzz.loop import (
-    CaseJudged,
-    FindingSeen,
     Pair,
-    ReproducerUnstable,
-    ReproducerWritten,
+    campaign_seed,
     default_pairs,
     parse_pairs,
 )
@@ -93,6 +89,7 @@ from fuzz.stateful_replay import (
     load_any_entry,
     replay_sequence,
 )
+from fuzz.status_panel import campaign_display
 from fuzz.store import CorpusStore, known_in
 
 #: A corpus entry of either kind: one case (``case.json``) or a stateful sequence.
@@ -100,6 +97,7 @@ AnyEntry = Entry | SequenceEntry
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+log = logging.getLogger(__name__)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -155,7 +153,9 @@ def _add_fuzz_parser(sub: Any) -> None:
     )  # fmt: skip
     fz.add_argument("--budget", default=None, metavar="DURATION", help="e.g. 10m, 30s, 2h")
     fz.add_argument("--max-cases", type=int, default=None, metavar="N", help="stop after N cases")
-    fz.add_argument("--seed", type=int, default=0, help="seed of the case generator")
+    fz.add_argument("--seed", type=int, default=None,
+                    help="seed of the case generator (default: a fresh one, printed and "
+                         "recorded; give the same seed again to draw the same cases)")  # fmt: skip
     fz.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                     help="worker processes (default: one per core)")  # fmt: skip
     fz.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -192,9 +192,35 @@ def _add_fuzz_parser(sub: Any) -> None:
                          "back, reset); compare each load with a one-shot load")  # fmt: skip
 
 
+#: What ``migfuzz --help`` opens with: what the tool is for, in a user's words.
+ABOUT = """\
+migfuzz finds where QEMU's AArch64 migration breaks between versions.
+
+It draws machine and CPU configurations and small bare-metal guests, saves each case on
+QEMU version A, restores it on B and on A itself (the control), and reports every way B
+differs from the control: a refusal, a crash, a hang, or state that came back different.
+Each new divergence is shrunk to a minimal reproducer with a plain-QEMU repro.sh."""
+
+#: What ``migfuzz --help`` ends with: the commands a user types daily.
+EXAMPLES = """\
+daily commands:
+  migfuzz qemu install                  Debian's QEMU versions, as qemu.lock pins them
+  migfuzz fuzz --budget 8h              a campaign over every ordered pair (fresh seed)
+  migfuzz fuzz --pairs 10.0:11.1 -j 4   one pair, four workers
+  migfuzz fuzz --resume campaigns/T     go on with a stopped or killed campaign
+  migfuzz report campaigns/T            its HTML report
+  migfuzz repro corpus/ENTRY            replay a reproducer: same, different or fixed
+  migfuzz bisect corpus/ENTRY           which versions show its cause
+  migfuzz bug corpus/ENTRY -o bug.md    a bug report for QEMU
+  migfuzz regress corpus/               replay every entry (CI)
+
+'migfuzz COMMAND --help' says more; the README and docs/ say the rest."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = _Parser(prog="migfuzz", description=__doc__.splitlines()[0])
+    p = _Parser(prog="migfuzz", description=ABOUT, epilog=EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--version", action="version", version=f"migfuzz {__version__}")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where QEMU versions and probes are kept (default: $MIGFUZZ_CACHE "
@@ -472,12 +498,33 @@ def cmd_describe(args: argparse.Namespace, farm: Farm) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _transient_status() -> Iterator[Callable[[str], None]]:
+    """Where a slow step says what it is doing (reading package lists, downloading).
+
+    On a terminal, one status line that each message replaces and that is gone when the
+    step ends; elsewhere (CI, logs) the messages are logged, shown with ``-v``. Either
+    way a command that then fails on bad input still says only its one line.
+    """
+    if not err.is_terminal:
+        yield log.info
+        return
+    with err.status("", spinner="dots") as shown:
+        yield shown.update
+
+
+def _say_progress(message: str) -> None:
+    err.print(message, markup=False)
+
+
 def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz qemu install``: Debian versions into the cache, as the lock pins them."""
     if args.lock is not None:
         farm.lock_file = args.lock
     names = args.names or farm.default_names()
-    binaries = farm.install(names, force=args.force, update=args.update, progress=err.print)
+    with _transient_status() as status:
+        binaries = farm.install(names, force=args.force, update=args.update,
+                                progress=_say_progress, status=status)  # fmt: skip
     for binary in binaries:
         capabilities(binary, farm.cache_dir)
     out.print(f"installed in {farm.qemu_dir}: {', '.join(b.name for b in binaries)}")
@@ -486,7 +533,8 @@ def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
 
 def cmd_qemu_available(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz qemu available``: every qemu-system-arm the Debian archive serves."""
-    index = farm.available(refresh=args.refresh, progress=err.print)
+    with _transient_status() as status:
+        index = farm.available(refresh=args.refresh, status=status)
     if args.json:
         out.print_json(json.dumps({
             "mirror": index.mirror, "arch": index.arch, "absent": list(index.absent),
@@ -569,51 +617,6 @@ def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
             out.print(f"note: {name}: not in {lock}; 'migfuzz qemu install {name}' records it",
                       markup=False)  # fmt: skip
     return EXIT_OK
-
-
-class _CampaignDisplay:
-    """Turns campaign events into lines on stderr; repeats of a harness problem are counted."""
-
-    def __init__(self) -> None:
-        self.control_seen: set[str] = set()
-
-    def __call__(self, event: object) -> None:
-        if isinstance(event, FindingSeen):
-            err.print(f"[new] {event.pair[0]} -> {event.pair[1]}: {event.signature}", markup=False)
-            err.print(f"      first case written: {event.path}; shrinking...", style="dim",
-                      markup=False)  # fmt: skip
-        elif isinstance(event, ReproducerWritten):
-            err.print(f"      minimal reproducer: {event.path} ({event.minimize_tests} "
-                      "minimality checks)", markup=False)  # fmt: skip
-        elif isinstance(event, ReproducerUnstable):
-            err.print(f"      the minimal case now shows {event.now}; kept the first case in "
-                      f"{event.path}", markup=False)  # fmt: skip
-        elif isinstance(event, CaseJudged) and event.kind == "control-failed":
-            if event.reason not in self.control_seen:
-                self.control_seen.add(event.reason)
-                err.print(f"[harness] control failed: {event.reason} (not a finding; the "
-                          "case is skipped, repeats are counted in the summary)",
-                          markup=False)  # fmt: skip
-        elif isinstance(event, WorkerLost):
-            then = "a new worker takes over" if event.replaced else "not replaced"
-            err.print(f"[worker] worker {event.worker}: {event.reason}; {then}", markup=False)
-        elif isinstance(event, Progress):
-            err.print(progress_line(event), style="dim", markup=False)
-
-
-def progress_line(event: Progress) -> str:
-    """One progress line: what AFL++'s status screen says, in a line a log keeps."""
-    rate = event.cases / event.seconds if event.seconds else 0.0
-    since = "none yet" if event.since_new is None else f"{event.since_new:.0f} s ago"
-    stable = 100.0 * (1 - event.control_failures / event.cases) if event.cases else 100.0
-    line = (
-        f"  {event.cases} cases, {event.seconds:.0f} s, {rate:.1f}/s; {event.signatures} "
-        f"signatures ({event.new} new, last new {since}); controls {stable:.0f}% clean; "
-        f"{event.workers} workers"
-    )
-    if event.shrinking:
-        line += f"; shrinking: {'; '.join(s[:60] for s in event.shrinking)}"
-    return line
 
 
 def _print_summary(summary: Summary) -> None:
@@ -724,8 +727,8 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
         if not k.is_dir():
             raise UsageError(f"--known {k}: no such folder")
     return FuzzOptions(
-        tuple(pairs), args.seed, budget, args.max_cases, not args.no_guests, args.one_sided,
-        args.reuse, tuple(known), args.fan_out,
+        tuple(pairs), campaign_seed(args.seed), budget, args.max_cases, not args.no_guests,
+        args.one_sided, args.reuse, tuple(known), args.fan_out,
     )  # fmt: skip
 
 
@@ -887,21 +890,26 @@ class _FuzzCommand:
         folder = self.folder
         if folder is not None and not self.state.sessions:
             _write_record(folder, _campaign_record(self.options, spec, self.jobs, self.scheduler))
+        pairs = ", ".join(f"{a}->{b}" for a, b in self.options.pairs)
+        where = f"campaign folder {folder.root}" if folder else f"corpus {spec.corpus_dir}"
+        verb = f"resuming (session {self.state.sessions + 1})" if self.state.sessions else "fuzzing"
+        err.print(f"{verb} with seed {self.options.seed}: {len(self.options.pairs)} pairs: "
+                  f"{pairs}; {self.jobs} worker(s); {where}", markup=False)  # fmt: skip
         if self.recheck or self.state.sessions:
             # A resume always re-checks its own entries on binaries that changed under it.
             _recheck([*(self.known_dirs if self.recheck else []), spec.corpus_dir],
                      self.farm, folder)  # fmt: skip
         known = known_in([*self.known_dirs, spec.corpus_dir])
-        campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=_CampaignDisplay(),
-                            folder=folder, shares=shares, scheduler=self.scheduler)  # fmt: skip
-        pairs = ", ".join(f"{a}->{b}" for a, b in self.options.pairs)
-        where = f"campaign folder {folder.root}" if folder else f"corpus {spec.corpus_dir}"
-        verb = f"resuming (session {self.state.sessions + 1})" if self.state.sessions else "fuzzing"
-        err.print(f"{verb} {len(self.options.pairs)} pairs: {pairs}; {self.jobs} worker(s); "
-                  f"{where}", markup=False)  # fmt: skip
-        if folder is not None:
-            folder.log_event("CampaignStarted", jobs=self.jobs, resumed=bool(self.state.sessions))
-        summary = campaign.run(finish=self._unshrunk_not_replayed())
+        display = campaign_display(err, budget_seconds=budget, max_cases=max_cases,
+                                   pairs=self.options.pairs, jobs=self.jobs,
+                                   deadline=spec.deadline)  # fmt: skip
+        with display as emit:
+            campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=emit,
+                                folder=folder, shares=shares, scheduler=self.scheduler)  # fmt: skip
+            if folder is not None:
+                folder.log_event("CampaignStarted", jobs=self.jobs,
+                                 resumed=bool(self.state.sessions))  # fmt: skip
+            summary = campaign.run(finish=self._unshrunk_not_replayed())
         if folder is not None:
             folder.log_event("CampaignStopped", interrupted=summary.interrupted,
                              cases=summary.cases, seconds=round(summary.seconds, 3))  # fmt: skip

@@ -135,6 +135,10 @@ class QemuBinary:
 _hash_cache: dict[tuple[str, int, int], str] = {}
 
 
+def _quiet(_message: str) -> None:
+    """The default listener of a farm step's messages: nobody."""
+
+
 def _file_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
@@ -368,7 +372,7 @@ class Farm:
         raise UsageError(f"unknown QEMU version {name!r} (installed: {have}); {hint}")
 
     def available(
-        self, *, refresh: bool = False, progress: Callable[[str], None] = lambda _msg: None
+        self, *, refresh: bool = False, status: Callable[[str], None] = _quiet
     ) -> ArchiveIndex:
         """Every ``qemu-system-arm`` the Debian archive serves, in :data:`ARCHIVE_SUITES`.
 
@@ -376,6 +380,7 @@ class Farm:
         :data:`INDEX_MAX_AGE_SECONDS` or when ``refresh``; suites the mirror lacks are
         listed in ``absent``.
 
+        :param status: told what a slow step is doing (transient: not a result).
         :raise FarmError: apt is missing, or no index could be fetched.
         """
         _require_apt()
@@ -406,7 +411,7 @@ class Farm:
                     (apt_dir / sub).mkdir(parents=True, exist_ok=True)
                 (apt_dir / "status").touch()
                 source_file.write_text(sources)
-                progress(f"reading the package lists of {len(ARCHIVE_SUITES)} Debian suites")
+                status(f"reading the package lists of {len(ARCHIVE_SUITES)} Debian suites")
                 proc = _tool(["apt-get", *opts, "update"], "apt-get update")
                 if proc.returncode != 0:  # a suite the mirror lacks fails the update
                     failure = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
@@ -440,7 +445,8 @@ class Farm:
         self,
         specs: Iterable[str],
         *,
-        progress: Callable[[str], None] = lambda _msg: None,
+        progress: Callable[[str], None] = _quiet,
+        status: Callable[[str], None] = _quiet,
         force: bool = False,
         update: bool = False,
     ) -> list[QemuBinary]:
@@ -453,6 +459,10 @@ class Farm:
         ``update`` takes what is served even for a locked name and rewrites its entry.
         Idempotent: an installed version is left alone unless ``force`` or ``update``.
 
+        :param progress: told each result (installed, already installed, recorded in the
+            lock): lines a log keeps.
+        :param status: told what a slow step is doing (reading package lists, downloading,
+            unpacking): transient, so a caller may show it and let it go.
         :raise UsageError: a spec names nothing migfuzz knows and no suite serves.
         :raise FarmError: the archive no longer serves a locked package version, apt or
             dpkg-deb is missing or failed, or the result does not run or differs from the lock.
@@ -468,7 +478,7 @@ class Farm:
             lock = self.lock()
             lock_name = self.lock_file.name if self.lock_file else "the lock"
             for spec in specs:
-                plan = self._plan(spec, lock, arch, update=update, progress=progress)
+                plan = self._plan(spec, lock, arch, update=update, status=status)
                 final = self.qemu_dir / plan.name
                 if (final / _MARKER).exists() and not force and not update:
                     progress(f"{plan.name}: already installed")
@@ -478,7 +488,7 @@ class Farm:
                                  f"'migfuzz qemu install --force {plan.name}' installs the "
                                  "locked one")  # fmt: skip
                 else:
-                    _install_debian(plan, final, progress, lock_name)
+                    _install_debian(plan, final, lock_name, progress=progress, status=status)
                 if plan.locked is None and self.lock_file is not None:
                     lock = lock.with_entry(_locked_from_marker(final, arch))
                     write_lock(self.lock_file, lock)
@@ -492,7 +502,13 @@ class Farm:
         return result
 
     def _plan(
-        self, spec: str, lock: Lock, arch: str, *, update: bool, progress: Callable[[str], None]
+        self,
+        spec: str,
+        lock: Lock,
+        arch: str,
+        *,
+        update: bool,
+        status: Callable[[str], None] = _quiet,
     ) -> _Plan:
         """Resolve one install spec to a version name, a suite and what to pin."""
         name, sep, version = spec.partition("=")
@@ -509,7 +525,7 @@ class Farm:
                 f"no Debian QEMU {version!r} to install: give one of {', '.join(DEBIAN_SUITES)} "
                 "or a release a Debian suite serves ('migfuzz qemu available' lists them)"
             )
-        offer = self._find_offer(version, progress)
+        offer = self._find_offer(version, status)
         name = check_version_name(name or offer.upstream)
         locked = lock.get(name, arch)
         if locked is not None and not update:
@@ -519,16 +535,16 @@ class Farm:
                 f"{name} is locked to {QEMU_PACKAGE} {locked.qemu_version}, not {offer.version}: "
                 f"'--update' moves it, or name it: 'migfuzz qemu install NAME={version}'"
             )
-        progress(f"{name}: {QEMU_PACKAGE} {offer.version} from Debian {offer.suite}")
+        status(f"{name}: {QEMU_PACKAGE} {offer.version} from Debian {offer.suite}")
         return _Plan(name, offer.suite, None, qemu_version=offer.version)
 
-    def _find_offer(self, version: str, progress: Callable[[str], None]) -> Offer:
+    def _find_offer(self, version: str, status: Callable[[str], None]) -> Offer:
         """The suite's package serving ``version``: stable suites before backports, then
         the highest Debian revision.
 
         :raise UsageError: no suite serves it (the message lists what its series has).
         """
-        index = self.available(progress=progress)
+        index = self.available(status=status)
         matches = [o for o in index.offers if o.matches(version)]
         if not matches:
             series = version_series(upstream_version(version))
@@ -705,7 +721,12 @@ def _unpack(name: str, debs: list[Path], root: Path) -> tuple[Path, str]:
 
 
 def _install_debian(
-    plan: _Plan, final: Path, progress: Callable[[str], None], lock_name: str
+    plan: _Plan,
+    final: Path,
+    lock_name: str,
+    *,
+    progress: Callable[[str], None],
+    status: Callable[[str], None],
 ) -> None:
     _require_apt()
     name, suite, locked = plan.name, plan.suite, plan.locked
@@ -725,14 +746,14 @@ def _install_debian(
     )
     opts = _apt_options(apt_dir, arch)
     try:
-        progress(f"{name}: reading Debian {' + '.join(suites)} package lists")
+        status(f"{name}: reading Debian {' + '.join(suites)} package lists")
         _run_tool(["apt-get", *opts, "update"], f"apt-get update for {suite}")
         if locked is not None:
             shown = _tool(["apt-cache", *opts, "show", *(p for p, _ in locked.packages)],
                           "apt-cache show").stdout  # fmt: skip
             check_served(locked, parse_packages_index(shown), lock_name)
         how = f"as pinned in {lock_name}" if locked else "as served"
-        progress(f"{name}: downloading qemu-system-arm and its dependencies from {suite} ({how})")
+        status(f"{name}: downloading qemu-system-arm and its dependencies from {suite} ({how})")
         _run_tool(
             ["apt-get", *opts, "install", "-y", "--download-only", "--no-install-recommends",
              *(["-t", suite] if len(suites) > 1 else []), *plan.pins()],
@@ -748,7 +769,7 @@ def _install_debian(
                 f"(not pinned: {extra[:3]}, pinned but not chosen: {lacking[:3]})"
             )
         root = work / "root"
-        progress(f"{name}: unpacking {len(debs)} packages")
+        status(f"{name}: unpacking {len(debs)} packages")
         loader, version_line = _unpack(name, debs, root)
         binary = root / "usr/bin/qemu-system-aarch64"
         sha256 = _file_sha256(binary)

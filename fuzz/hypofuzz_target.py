@@ -15,7 +15,9 @@ cause that the known corpora do not already hold (``$MIGFUZZ_KNOWN``, ``:``-sepa
 folders; default the repository's ``corpus/``). A new cause fails the test with its
 signature; HypoFuzz then shrinks it and keeps the failing example in its database. The
 pairs come from ``$MIGFUZZ_PAIRS`` (``A:B,...``; default every ordered pair of installed
-versions). The file is not named ``test_*.py``: the test suite does not collect it.
+versions). Like ``migfuzz fuzz``, it draws fresh cases on every run (Hypothesis's and
+HypoFuzz's own random seeds) unless ``$MIGFUZZ_SEED`` pins one. The file is not named
+``test_*.py``: the test suite does not collect it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from fuzz.case import Case
@@ -86,6 +88,13 @@ SLOW_AND_LARGE = [
 def test_migration_shows_no_unknown_cause(drawn: tuple[tuple[str, str], Case]) -> None:
     """A -> B shows no root cause beyond those already known (see the module docstring)."""
     check(*drawn, report=observe)
+
+
+if _pinned := os.environ.get("MIGFUZZ_SEED"):
+    # The same rule as 'migfuzz fuzz --seed': draws are fresh unless a seed is given.
+    test_migration_shows_no_unknown_cause = seed(int(_pinned))(
+        test_migration_shows_no_unknown_cause
+    )
 
 
 def check(

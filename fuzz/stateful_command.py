@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fuzz.errors import UsageError
 from fuzz.farm import Farm
-from fuzz.loop import parse_pairs
+from fuzz.loop import campaign_seed, parse_pairs
 from fuzz.probe import capabilities
 from fuzz.session import Session
 from fuzz.stateful import describe_summary, run_stateful
@@ -32,8 +32,8 @@ def cmd_fuzz_stateful(args: argparse.Namespace, farm: Farm, show: Callable[[str]
     """Run the stateful engine with ``fuzz``'s options; 1 if it found a divergence.
 
     Uses ``--pairs`` (required), ``--budget``/``--max-cases`` (default 10 minutes),
-    ``--seed`` and ``--corpus`` (default: ``corpus/`` in a new temporary folder, never
-    the repository's).
+    ``--seed`` (default: a fresh one, printed on the first line) and ``--corpus``
+    (default: ``corpus/`` in a new temporary folder, never the repository's).
 
     :raise UsageError: no pairs, or an option the stateful mode does not take.
     :raise KeyboardInterrupt: Ctrl-C or SIGTERM (no QEMU is left running).
@@ -56,11 +56,13 @@ def cmd_fuzz_stateful(args: argparse.Namespace, farm: Farm, show: Callable[[str]
     if corpus is None:
         corpus = Path(tempfile.mkdtemp(prefix="migfuzz-stateful-")) / "corpus"
     deadline = None if budget is None else time.time() + budget
-    show(f"stateful fuzzing of {', '.join(f'{a}:{b}' for a, b in pairs)}; entries go to {corpus}")
+    seed = campaign_seed(args.seed)
+    show(f"stateful fuzzing with seed {seed} of {', '.join(f'{a}:{b}' for a, b in pairs)}; "
+         f"entries go to {corpus}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="migfuzz-stateful-work-") as work, Session() as session:
         summary = run_stateful(
             session, binaries, caps, pairs, corpus=corpus, workdir=Path(work),
-            max_cases=args.max_cases, deadline=deadline, seed_value=args.seed, emit=show,
+            max_cases=args.max_cases, deadline=deadline, seed_value=seed, emit=show,
         )  # fmt: skip
     for line in describe_summary(summary):
         show(line)

@@ -108,9 +108,15 @@ def test_a_busy_or_full_campaign_folder_is_refused_in_one_line(farm, tmp_path) -
         while time.monotonic() < deadline and not (busy / "campaign.json").is_file():
             time.sleep(0.05)
         time.sleep(0.5)
-        r = _fuzz("--resume", str(busy))
-        assert r.returncode == 2, r.stdout + r.stderr
-        assert "in use by pid" in r.stderr and r.stderr.strip().count("\n") == 0
+        for how in ("--resume", "--out"):  # the same one-line refusal, naming the pid
+            r = (
+                _fuzz(how, str(busy))
+                if how == "--resume"
+                else _fuzz("--pairs", "11.1:11.1", "--max-cases", "1", how, str(busy))
+            )
+            assert r.returncode == 2, r.stdout + r.stderr
+            assert f"in use by pid {proc.pid}" in r.stderr, r.stderr
+            assert r.stderr.strip().count("\n") == 0 and "--resume" not in r.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -152,3 +158,59 @@ def test_a_full_disk_stops_the_campaign_in_one_line_and_keeps_what_it_announced(
     for path in announced:
         load_entry(Path(path))
     assert tagged(tag) == []
+
+
+def _drawn(folder: Path) -> list[str]:
+    """The keys of the cases a campaign judged, in order."""
+    return [e["case"] for e in read_jsonl(folder / "events.jsonl") if e["type"] == "CaseJudged"]
+
+
+def _drawn_if_any(folder: Path) -> list[str]:
+    return _drawn(folder) if (folder / "events.jsonl").is_file() else []
+
+
+def _seed_line(stderr: str) -> int:
+    first = stderr.splitlines()[0]
+    assert first.startswith("fuzzing with seed "), stderr
+    return int(first.removeprefix("fuzzing with seed ").split(":", 1)[0])
+
+
+def test_each_campaign_draws_a_fresh_seed_unless_one_is_given(farm, tmp_path) -> None:
+    # A fuzzer run every night must explore new ground every night; --seed S draws again.
+    small = ["--pairs", "11.1:11.1", "--max-cases", "20", "-j", "1"]
+    runs = {}
+    for name, seed in (("a", []), ("b", []), ("c", ["--seed", "77"]), ("d", ["--seed", "77"])):
+        r = _fuzz(*small, *seed, "--out", str(tmp_path / name))
+        assert r.returncode in (0, 1), r.stdout + r.stderr
+        record = json.loads((tmp_path / name / "campaign.json").read_text())
+        assert record["seed"] == _seed_line(r.stderr)
+        runs[name] = (record["seed"], _drawn(tmp_path / name))
+        assert len(runs[name][1]) == 20
+    assert runs["a"][0] != runs["b"][0]
+    # Different cases (a few may coincide: two seeds can draw one simple case alike).
+    assert len(set(runs["a"][1]) & set(runs["b"][1])) <= 2
+    assert len(set(runs["a"][1])) == 20  # and no case is run twice in one campaign
+    assert runs["c"][0] == runs["d"][0] == 77
+    assert runs["c"][1] == runs["d"][1]
+
+    # A resume goes on with the recorded seed, whatever a new draw would be.
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzz", "fuzz", "--pairs", "11.1:11.1", "--max-cases", "30",
+         "-j", "1", "--out", str(stopped)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_drawn_if_any(stopped)) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    seed, before = _seed_line(stderr), _drawn(stopped)
+    r = _fuzz("--resume", str(stopped))
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    assert r.stderr.startswith(f"resuming (session 2) with seed {seed}:"), r.stderr
+    # The interrupted Hypothesis run is run again from its start, on the same seed: it
+    # draws the same first cases, then goes on to the campaign's 30 distinct ones.
+    after = _drawn(stopped)[len(before) :]
+    assert after[: len(before)] == before
+    assert len(set(before + after)) == 30

@@ -68,6 +68,17 @@ def test_bad_input_is_one_line_and_exit_2(farm, args: list[str], expected: str) 
     assert "Traceback" not in r.stderr
 
 
+def test_bad_input_on_a_cold_cache_is_still_one_line(tmp_path) -> None:
+    # A fresh machine has no package lists: reading them is a slow step whose status must
+    # not add a line to the one-line error that follows (it did, on 571e13b).
+    cold = tmp_path / "cache"
+    r = migfuzz("--cache-dir", str(cold), "qemu", "install", "9.9")
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Debian QEMU '9.9'" in lines[0], r.stderr
+    assert list((cold / "debian").glob("*/apt/lists/*Release")), "the lists were not read cold"
+
+
 def test_a_users_own_binary_is_just_another_version(farm, tmp_path) -> None:
     wrapper = tmp_path / "qemu-dev"
     wrapper.write_text("#!/bin/sh\nexec " + " ".join(farm.get("10.0").command()) + ' "$@"\n')

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fuzz.case import Case, MachineConfig
+from fuzz.case import Case, GuestProgram, MachineConfig
 from fuzz.cli import FuzzOptions
 from fuzz.engine import CaseRun, _steps
 from fuzz.farm import QemuBinary
@@ -30,6 +30,13 @@ from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore
 
 CONFIG = MachineConfig("virt-10.0", "cortex-a57")
+
+
+def _guests(n: int) -> list[Case]:
+    """A group of ``n`` distinct cases on CONFIG (the loop skips a case it already ran)."""
+    return [Case(CONFIG, GuestProgram(image=bytes([i]))) for i in range(n)]
+
+
 REFUSAL = "Failed to load cpu:cpreg_vmstate_array_len"
 
 
@@ -205,7 +212,7 @@ def test_a_refusing_destination_leaves_the_group_and_each_pair_counts_as_a_case(
         tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b"})
     )
     monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)  # Hypothesis's, in a test
-    loop._body((("a", "b"), [Case(CONFIG)] * 3))
+    loop._body((("a", "b"), _guests(3)))
     assert session.calls == [["b", "c"], ["c"], ["c"]]
     judged = [(e.pair, e.kind) for e in events if isinstance(e, CaseJudged)]
     assert judged == [
@@ -223,7 +230,7 @@ def test_a_group_ends_once_every_destination_refused(
         tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b", "c"})
     )
     monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
-    loop._body((("a", "c"), [Case(CONFIG)] * 3))
+    loop._body((("a", "c"), _guests(3)))
     assert session.calls == [["c", "b"]]
     assert loop.cases == 2
 
@@ -238,7 +245,7 @@ def test_a_destination_leaves_the_group_after_the_same_divergence_twice_in_a_row
         tmp_path, [("a", "b"), ("a", "c")], accepts=frozenset({"b", "c"}), session=session
     )
     monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
-    loop._body((("a", "b"), [Case(CONFIG)] * 5))
+    loop._body((("a", "b"), _guests(5)))
     assert session.calls == [["b", "c"], ["b", "c"], ["b", "c"], ["c"], ["c"]]
     kinds = [(e.pair[1], e.kind) for e in events if isinstance(e, CaseJudged)]
     assert kinds.count(("b", "divergence")) == 2 and kinds.count(("c", "agree")) == 5
@@ -252,9 +259,26 @@ def test_a_case_count_is_never_overshot_by_the_fan_out(
     loop.max_cases = 5
     monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
     with pytest.raises(BudgetExhausted):
-        loop._body((("a", "c"), [Case(CONFIG)] * 3))
+        loop._body((("a", "c"), _guests(3)))
     assert session.calls == [["c", "b", "d"], ["c", "b"]]  # the drawn pair always first
     assert loop.cases == 5
+
+
+def test_a_case_drawn_again_is_skipped_uncounted_but_shrinking_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop, session, events = _loop(tmp_path, [("a", "b")], accepts=frozenset({"b"}))
+    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    first, second, third = _guests(3)
+    loop._body((("a", "b"), [first, first, second]))
+    loop._body((("a", "b"), [second, third, first]))
+    assert len(session.calls) == 3 and loop.cases == 3
+    assert len([e for e in events if isinstance(e, CaseJudged)]) == 3
+    # A shrink step runs what Hypothesis asks, seen or not (on the shrunk pair only).
+    loop._shrinking = True
+    monkeypatch.setattr(loop, "destinations", lambda _pair, _config: ["b"])
+    loop._body((("a", "b"), [first]))
+    assert len(session.calls) == 4
 
 
 def test_a_campaign_record_keeps_the_fan_out_and_an_older_one_resumes_without(

@@ -117,9 +117,7 @@ def test_a_release_no_suite_serves_names_what_its_series_has(
         "10.0.2 (bookworm-backports: 1:10.0.2+ds-2+deb13u1~bpo12+1), "
         "10.0.13 (trixie: 1:10.0.13+ds-0+deb13u1)"
     )
-    plan = farm._plan(
-        "1:10.0.2+ds-2+deb13u1~bpo12+1", Lock(), "amd64", update=False, progress=print
-    )
+    plan = farm._plan("1:10.0.2+ds-2+deb13u1~bpo12+1", Lock(), "amd64", update=False, status=print)
     assert (plan.name, plan.suite) == ("10.0.2", "bookworm-backports")
     assert plan.pins() == ["qemu-system-arm=1:10.0.2+ds-2+deb13u1~bpo12+1"]
 

@@ -187,14 +187,14 @@ def test_a_locked_name_installs_as_locked_without_asking_the_archive(tmp_path: P
     lock = Lock().with_entry(
         LockedVersion("10.0.2", "amd64", "bookworm-backports", ENTRY.packages, SHA_A)
     )
-    plan = farm._plan("10.0.2", lock, "amd64", update=False, progress=print)
+    plan = farm._plan("10.0.2", lock, "amd64", update=False, status=print)
     assert (plan.name, plan.suite, plan.locked) == (
         "10.0.2",
         "bookworm-backports",
         lock.versions[0],
     )
     assert plan.pins() == ENTRY.pins()
-    plan = farm._plan("7.2", lock, "amd64", update=False, progress=print)
+    plan = farm._plan("7.2", lock, "amd64", update=False, status=print)
     assert (plan.name, plan.suite, plan.locked, plan.pins()) == (
         "7.2",
         "bookworm",
@@ -202,7 +202,7 @@ def test_a_locked_name_installs_as_locked_without_asking_the_archive(tmp_path: P
         ["qemu-system-arm"],
     )
     with pytest.raises(InvalidInput, match="expected NAME=VERSION"):
-        farm._plan("dev=", lock, "amd64", update=False, progress=print)
+        farm._plan("dev=", lock, "amd64", update=False, status=print)
 
 
 def test_deb_file_names_give_package_and_version() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fuzz.campaign import Progress
-from fuzz.cli import progress_line
+from fuzz.status_panel import progress_line
 
 
 def test_the_line_says_rate_signatures_last_new_controls_workers_and_what_shrinks() -> None:
