@@ -32,21 +32,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from fuzz.case import Pair
 from fuzz.errors import CorpusError, UsageError
-from fuzz.farm import Farm, QemuBinary
-from fuzz.folder import CampaignFolder
-from fuzz.loop import (
-    Accepts,
+from fuzz.events import (
     CaseJudged,
-    CaseStrategy,
     FindingFlaky,
     FindingSeen,
-    FuzzLoop,
-    LoopEvent,
-    Pair,
+    Progress,
     ReproducerUnstable,
     ReproducerWritten,
+    WorkerFinished,
+    WorkerLost,
+    WorkerStarted,
 )
+from fuzz.farm import Farm, QemuBinary
+from fuzz.folder import CampaignFolder
+from fuzz.loop import Accepts, CaseStrategy, FuzzLoop
 from fuzz.minimize import GuestBuilder
 from fuzz.oracles import Signature
 from fuzz.probe import Capabilities, capabilities, settings_for
@@ -122,56 +123,6 @@ def worker_spec(
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
         replay=dict(replay or {}), fan_out=fan_out,
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class WorkerStarted:
-    """A worker (by its seed slot) started."""
-
-    worker: int
-
-
-@dataclass(frozen=True)
-class WorkerFinished:
-    """A worker ended normally: how its cases ran, and the CPU time it and its QEMUs used."""
-
-    worker: int
-    engine: dict[str, int]
-    python_seconds: float
-    qemu_seconds: float
-    complete: bool = True
-    """False when the driver stopped it before its share of the work was done."""
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    """A worker died; ``replaced`` says whether a new one took its place."""
-
-    worker: int
-    reason: str
-    replaced: bool
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Periodic: cases run so far, seconds elapsed, distinct signatures, workers alive.
-
-    ``since_new`` is the time since the last new signature (None: none yet);
-    ``control_failures`` counts cases whose A -> A control did not complete;
-    ``shrinking`` names the signatures being shrunk now.
-    """
-
-    cases: int
-    seconds: float
-    signatures: int
-    workers: int
-    new: int = 0
-    since_new: float | None = None
-    control_failures: int = 0
-    shrinking: tuple[str, ...] = ()
-
-
-CampaignEvent = LoopEvent | WorkerStarted | WorkerFinished | WorkerLost | Progress
 
 
 @dataclass

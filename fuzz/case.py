@@ -15,6 +15,9 @@ from typing import Any
 
 from fuzz.errors import CorpusError, UsageError
 
+#: An ordered pair of version names: the source that saves, the destination that restores.
+Pair = tuple[str, str]
+
 #: The guest's RAM base on the ``virt`` machine (where ``-m`` memory starts).
 VIRT_RAM_BASE = 0x4000_0000
 #: Where a guest image goes: without a kernel QEMU puts a 1 MiB device tree at the start

@@ -16,7 +16,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -27,11 +27,14 @@ from fuzz import __version__
 from fuzz.bisect import Axis, Point, Role, bisect_axis
 from fuzz.bugreport import bug_report
 from fuzz.campaign import (
-    Campaign,
     Summary,
-    WorkerSpec,
-    even_share,
-    worker_spec,
+)
+from fuzz.campaign_session import (
+    FuzzOptions,
+    SessionResult,
+    run_into_corpus,
+    run_new,
+    run_resumed,
 )
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import Entry, entry_folders, load_entry
@@ -39,7 +42,6 @@ from fuzz.describe import diff_layouts, save_layout
 from fuzz.diagnose import diagnose
 from fuzz.engine import CaseRun
 from fuzz.errors import (
-    CampaignError,
     CorpusError,
     HarnessError,
     InvalidInput,
@@ -47,7 +49,14 @@ from fuzz.errors import (
     StorageError,
     UsageError,
 )
-from fuzz.events import Event, Message, StepFinished
+from fuzz.events import (
+    Event,
+    RecheckBegins,
+    RecheckEnded,
+    RecheckSkipped,
+    SessionBegins,
+    StepFinished,
+)
 from fuzz.farm import (
     DEBIAN_SUITES,
     Farm,
@@ -57,17 +66,12 @@ from fuzz.farm import (
     default_config_file,
     parse_qemu_option,
 )
-from fuzz.folder import CampaignFolder, ResumeState, default_folder
-from fuzz.loop import (
-    Pair,
-    campaign_seed,
-    default_pairs,
-    parse_pairs,
-)
+from fuzz.folder import default_folder
+from fuzz.loop import campaign_seed, default_pairs, parse_pairs
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.outcome import TransferOutcome
 from fuzz.probe import Capabilities, capabilities, probed_settings
-from fuzz.recheck import Rechecked, on_new_binaries, recheck
+from fuzz.recheck import Rechecked
 from fuzz.replay import (
     SHORT_HASH,
     RegressKind,
@@ -90,7 +94,6 @@ from fuzz.stateful_replay import (
     replay_sequence,
 )
 from fuzz.status_panel import campaign_display
-from fuzz.store import CorpusStore, known_in
 
 #: A corpus entry of either kind: one case (``case.json``) or a stateful sequence.
 AnyEntry = Entry | SequenceEntry
@@ -347,8 +350,6 @@ def _display(event: Event) -> None:
     if isinstance(event, StepFinished):
         o = event.outcome
         err.print(f"  {o.stage} on {o.version}: {o.verdict} ({o.seconds:.2f} s)", style="dim")
-    elif isinstance(event, Message):
-        err.print(event.text)
 
 
 def _where_loading_stopped(result: TransferOutcome) -> str | None:
@@ -661,53 +662,6 @@ def _print_summary(summary: Summary) -> None:
 REPO_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 
-@dataclass(frozen=True)
-class FuzzOptions:
-    """What a campaign is asked to do: from the command line, or from a campaign record."""
-
-    pairs: tuple[Pair, ...]
-    seed: int
-    budget_seconds: float | None
-    max_cases: int | None
-    guests: bool
-    one_sided: bool
-    reuse: bool
-    known: tuple[Path, ...]
-    fan_out: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        """The record's part that a resume reads back."""
-        return {
-            "pairs": [f"{a}:{b}" for a, b in self.pairs], "seed": self.seed,
-            "budget_seconds": self.budget_seconds, "max_cases": self.max_cases,
-            "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
-            "known": [str(k) for k in self.known], "fan_out": self.fan_out,
-        }  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], where: Path) -> FuzzOptions:
-        """Parse :meth:`to_json` output from ``where``'s record.
-
-        :raise CampaignError: a field is missing or has the wrong type.
-        """
-        try:
-            return cls(
-                pairs=tuple(parse_pairs(",".join(data["pairs"]))), seed=int(data["seed"]),
-                budget_seconds=_optional_float(data["budget_seconds"]),
-                max_cases=None if data["max_cases"] is None else int(data["max_cases"]),
-                guests=bool(data["guests"]), one_sided=bool(data["one_sided"]),
-                reuse=bool(data["reuse"]), known=tuple(Path(k) for k in data["known"]),
-                # A record from before the fan-out ran without it: resumed the same way.
-                fan_out=bool(data.get("fan_out", False)),
-            )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as err:
-            raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
-
-
-def _optional_float(value: object) -> float | None:
-    return None if value is None else float(str(value))
-
-
 def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
@@ -732,45 +686,6 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     )  # fmt: skip
 
 
-def _campaign_record(
-    options: FuzzOptions, spec: WorkerSpec, jobs: int, scheduler: str | None
-) -> dict[str, Any]:
-    versions = {
-        name: {**b.to_json(), "sha256": b.content_hash(),
-               "version_line": spec.caps[name].version_line}
-        for name, b in spec.binaries.items()
-    }  # fmt: skip
-    return {
-        **options.to_json(), "jobs": jobs, "scheduler": scheduler, "versions": versions,
-        "settings": spec.settings.to_json(), "migfuzz": __version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
-
-
-def _recheck(corpora: Sequence[Path], farm: Farm, folder: CampaignFolder | None) -> None:
-    """Replay the open findings of ``corpora`` whose binaries changed; say and log each."""
-    entries = on_new_binaries(corpora, farm,
-                              skipped=lambda line: err.print(f"[recheck] skipped: {line}",
-                                                             markup=False))  # fmt: skip
-    if not entries:
-        return
-    err.print(f"[recheck] {len(entries)} open finding(s) on binaries they were not recorded "
-              "on; replaying them first", markup=False)  # fmt: skip
-
-    def show(done: Rechecked) -> None:
-        err.print(f"[recheck] {done.entry.name}: {done.line}", markup=False)
-        if folder is not None:
-            folder.log_event("Rechecked", entry=str(done.entry), signature=done.signature,
-                             verdict=str(done.verdict), line=done.line)  # fmt: skip
-
-    fixed = [r for r in recheck(entries, farm, progress=show) if r.fixed]
-    err.print(
-        f"[recheck] {len(fixed)} of {len(entries)} fixed"
-        + "".join(f"\n[recheck]   fixed: {r.signature}" for r in fixed),
-        markup=False,
-    )
-
-
 def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz fuzz``: a campaign; ends with the findings summary.
 
@@ -793,159 +708,67 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
 
         jobs = cluster_slots(args.scheduler)
     if args.resume is not None:
-        with CampaignFolder.reopen(args.resume) as folder:
-            record = folder.record()
-            options = FuzzOptions.from_json(record, folder.record_path)
-            if args.jobs is None and isinstance(record.get("jobs"), int):
-                jobs = max(1, record["jobs"])
-            state = folder.resume_state()
-            # Entries a killed worker had written but never got to announce, or to shrink.
-            for path in CorpusStore(folder.corpus_dir).recover_stale_claims():
-                if path not in state.unshrunk:
-                    state.unshrunk.append(path)
-            command = _FuzzCommand(farm, jobs, options, folder, state, scheduler=args.scheduler,
-                                   recheck=args.recheck)  # fmt: skip
-            return command.run(recorded_jobs=record.get("jobs"))
-    options = _fuzz_options(args, farm)
-    if args.corpus is not None:
-        return _FuzzCommand(farm, jobs, options, None, ResumeState(), corpus=args.corpus,
-                            scheduler=args.scheduler, recheck=args.recheck).run()  # fmt: skip
-    with CampaignFolder.create(args.out or default_folder(), {}) as folder:
-        return _FuzzCommand(farm, jobs, options, folder, ResumeState(),
-                            scheduler=args.scheduler, recheck=args.recheck).run()  # fmt: skip
-
-
-class _FuzzCommand:
-    """One session of a campaign: a new one, a resumed one, or one without a folder."""
-
-    def __init__(
-        self, farm: Farm, jobs: int, options: FuzzOptions, folder: CampaignFolder | None,
-        state: ResumeState, *, corpus: Path | None = None, scheduler: str | None = None,
-        recheck: bool = False,
-    ) -> None:  # fmt: skip
-        self.farm, self.jobs, self.options = farm, jobs, options
-        self.folder, self.state = folder, state
-        self.scheduler = scheduler
-        self.recheck = recheck
-        self.known_dirs = list(options.known)
-        if folder is not None:
-            self.corpus_dir = folder.corpus_dir
-        else:
-            assert corpus is not None
-            self.corpus_dir = corpus
-            self.known_dirs.append(corpus)
-
-    def _remaining(self) -> tuple[float | None, int | None]:
-        """The budget and case count left after the earlier sessions."""
-        budget, cases = self.options.budget_seconds, self.options.max_cases
-        if budget is not None:
-            budget -= self.state.seconds
-        if cases is not None:
-            cases -= self.state.cases
-        return budget, cases
-
-    def _spec(self, budget: float | None, max_cases: int | None) -> WorkerSpec:
-        from strategies import (  # noqa: PLC0415 (Hypothesis: heavy)
-            accepted_by,
-            case_strategy,
-            rebuild_guest,
-        )
-
-        o = self.options
-        return worker_spec(
-            self.farm, o.pairs, case_strategy(guests=o.guests, one_sided=o.one_sided),
-            self.corpus_dir, budget_seconds=budget, max_cases=max_cases, seed=o.seed,
-            build_guest=rebuild_guest if o.guests else None, reuse=o.reuse,
-            known_dirs=self.known_dirs, first_runs=self.state.next_run,
-            replay={slot: frozenset(sigs) for slot, sigs in self.state.replay.items()},
-            hypothesis_dir=None if self.folder is None else self.folder.hypothesis_dir,
-            fan_out=accepted_by if o.fan_out else None,
+        result = run_resumed(
+            farm, args.resume, jobs=None if args.jobs is None else jobs, default_jobs=jobs,
+            emit=_show_session, display=_campaign_display, scheduler=args.scheduler,
+            recheck=args.recheck,
         )  # fmt: skip
-
-    def _shares(self, recorded_jobs: object) -> dict[int, int | None] | None:
-        """Each worker slot's cases on a resume with the campaign's own job count: what
-        it had left when its interrupted run began (None: split what is left evenly)."""
-        if not self.state.sessions or recorded_jobs != self.jobs:
-            return None
-        total = self.options.max_cases
-        shares: dict[int, int | None] = {}
-        for slot in range(self.jobs):
-            if slot in self.state.finished:
-                continue
-            share = even_share(slot, self.jobs, total)
-            shares[slot] = None if share is None else share - self.state.slot_cases.get(slot, 0)
-        return shares
-
-    def run(self, *, recorded_jobs: object = None) -> int:
-        """Run the session; the exit status says what happened."""
-        shares = self._shares(recorded_jobs)
-        budget, max_cases = self._remaining()
-        if shares is not None and max_cases is not None:
-            max_cases = sum(n or 0 for n in shares.values())
-        if (budget is not None and budget <= 0) or (max_cases is not None and max_cases <= 0):
-            out.print(f"the campaign already spent its budget ({self.state.cases} cases in "
-                      f"{self.state.seconds:.0f} s): nothing to resume")  # fmt: skip
-            return EXIT_OK
-        spec = self._spec(budget, max_cases)
-        folder = self.folder
-        if folder is not None and not self.state.sessions:
-            _write_record(folder, _campaign_record(self.options, spec, self.jobs, self.scheduler))
-        pairs = ", ".join(f"{a}->{b}" for a, b in self.options.pairs)
-        where = f"campaign folder {folder.root}" if folder else f"corpus {spec.corpus_dir}"
-        verb = f"resuming (session {self.state.sessions + 1})" if self.state.sessions else "fuzzing"
-        err.print(f"{verb} with seed {self.options.seed}: {len(self.options.pairs)} pairs: "
-                  f"{pairs}; {self.jobs} worker(s); {where}", markup=False)  # fmt: skip
-        if self.recheck or self.state.sessions:
-            # A resume always re-checks its own entries on binaries that changed under it.
-            _recheck([*(self.known_dirs if self.recheck else []), spec.corpus_dir],
-                     self.farm, folder)  # fmt: skip
-        known = known_in([*self.known_dirs, spec.corpus_dir])
-        display = campaign_display(err, budget_seconds=budget, max_cases=max_cases,
-                                   pairs=self.options.pairs, jobs=self.jobs,
-                                   deadline=spec.deadline)  # fmt: skip
-        with display as emit:
-            campaign = Campaign(spec, jobs=self.jobs, known_paths=known, emit=emit,
-                                folder=folder, shares=shares, scheduler=self.scheduler)  # fmt: skip
-            if folder is not None:
-                folder.log_event("CampaignStarted", jobs=self.jobs,
-                                 resumed=bool(self.state.sessions))  # fmt: skip
-            summary = campaign.run(finish=self._unshrunk_not_replayed())
-        if folder is not None:
-            folder.log_event("CampaignStopped", interrupted=summary.interrupted,
-                             cases=summary.cases, seconds=round(summary.seconds, 3))  # fmt: skip
-        _print_summary(summary)
-        return self._status(summary)
-
-    def _unshrunk_not_replayed(self) -> list[Path]:
-        """Unfinished shrinks that no resumed worker will redo by replaying its run."""
-        replayed = set().union(*self.state.replay.values()) if self.state.replay else set()
-        unshrunk = []
-        for path in self.state.unshrunk:
-            try:
-                signature = str(load_entry(path).signature)
-            except CorpusError:
-                signature = ""
-            if signature not in replayed:
-                unshrunk.append(path)
-        return unshrunk
-
-    def _status(self, summary: Summary) -> int:
-        if summary.interrupted:
-            return EXIT_INTERRUPTED
-        if summary.cases == 0 and not self.state.unshrunk:
-            err.print("migfuzz: error: no case ran: nothing was tested", markup=False)
-            return EXIT_HARNESS
-        if summary.cases and summary.control_failure_count == summary.cases:
-            err.print(f"migfuzz: error: all {summary.cases} controls failed: nothing was "
-                      "compared", markup=False)  # fmt: skip
-            return EXIT_HARNESS
-        return EXIT_FOUND if any(f.new for f in summary.findings.values()) else EXIT_OK
+    elif args.corpus is not None:
+        result = run_into_corpus(farm, jobs, _fuzz_options(args, farm), args.corpus,
+                                 emit=_show_session, display=_campaign_display,
+                                 scheduler=args.scheduler, recheck=args.recheck)  # fmt: skip
+    else:
+        result = run_new(farm, jobs, _fuzz_options(args, farm), args.out or default_folder(),
+                         emit=_show_session, display=_campaign_display,
+                         scheduler=args.scheduler, recheck=args.recheck)  # fmt: skip
+    return _session_status(result)
 
 
-def _write_record(folder: CampaignFolder, record: dict[str, Any]) -> None:
-    tmp = folder.record_path.with_name(".campaign.json.tmp")
-    tmp.write_text(json.dumps({"format": 1, **record}, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder.record_path)
+def _show_session(event: object) -> None:
+    """What a campaign session says around its campaign (its first line, the re-check)."""
+    if isinstance(event, SessionBegins):
+        pairs = ", ".join(f"{a}->{b}" for a, b in event.pairs)
+        verb = f"resuming (session {event.session})" if event.session > 1 else "fuzzing"
+        err.print(f"{verb} with seed {event.seed}: {len(event.pairs)} pairs: {pairs}; "
+                  f"{event.jobs} worker(s); {event.where}", markup=False)  # fmt: skip
+    elif isinstance(event, RecheckSkipped):
+        err.print(f"[recheck] skipped: {event.line}", markup=False)
+    elif isinstance(event, RecheckBegins):
+        err.print(f"[recheck] {event.count} open finding(s) on binaries they were not "
+                  "recorded on; replaying them first", markup=False)  # fmt: skip
+    elif isinstance(event, Rechecked):
+        err.print(f"[recheck] {event.entry.name}: {event.line}", markup=False)
+    elif isinstance(event, RecheckEnded):
+        err.print(f"[recheck] {len(event.fixed)} of {event.total} fixed"
+                  + "".join(f"\n[recheck]   fixed: {sig}" for sig in event.fixed),
+                  markup=False)  # fmt: skip
+
+
+def _campaign_display(begins: SessionBegins) -> AbstractContextManager[Callable[[object], None]]:
+    """The live panel on a terminal, plain lines elsewhere (:mod:`fuzz.status_panel`)."""
+    return campaign_display(err, budget_seconds=begins.budget_seconds,
+                            max_cases=begins.max_cases, pairs=begins.pairs, jobs=begins.jobs,
+                            deadline=begins.deadline)  # fmt: skip
+
+
+def _session_status(result: SessionResult) -> int:
+    """``fuzz``'s exit status, and the one line that says why it is a failure."""
+    summary = result.summary
+    if summary is None:
+        out.print(f"the campaign already spent its budget ({result.cases_before} cases in "
+                  f"{result.seconds_before:.0f} s): nothing to resume")  # fmt: skip
+        return EXIT_OK
+    _print_summary(summary)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.cases == 0 and not result.unshrunk:
+        err.print("migfuzz: error: no case ran: nothing was tested", markup=False)
+        return EXIT_HARNESS
+    if summary.cases and summary.control_failure_count == summary.cases:
+        err.print(f"migfuzz: error: all {summary.cases} controls failed: nothing was "
+                  "compared", markup=False)  # fmt: skip
+        return EXIT_HARNESS
+    return EXIT_FOUND if any(f.new for f in summary.findings.values()) else EXIT_OK
 
 
 def _binary_for(farm: Farm, recorded: str, override: str | None) -> QemuBinary:

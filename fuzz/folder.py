@@ -25,7 +25,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,15 +91,25 @@ class CampaignFolder:
 
     # -- paths --------------------------------------------------------------------------
 
+    @staticmethod
+    def corpus_of(root: Path) -> Path:
+        """Where the reproducers of a campaign in ``root`` go (before it is made)."""
+        return root / CORPUS
+
+    @staticmethod
+    def hypothesis_of(root: Path) -> Path:
+        """Hypothesis's example database of a campaign in ``root`` (before it is made)."""
+        return root / HYPOTHESIS
+
     @property
     def corpus_dir(self) -> Path:
         """Where this campaign's reproducers go."""
-        return self.root / CORPUS
+        return self.corpus_of(self.root)
 
     @property
     def hypothesis_dir(self) -> Path:
         """Hypothesis's example database."""
-        return self.root / HYPOTHESIS
+        return self.hypothesis_of(self.root)
 
     @property
     def record_path(self) -> Path:
@@ -112,18 +122,24 @@ class CampaignFolder:
     def create(cls, root: Path, record: dict[str, Any]) -> CampaignFolder:
         """Start a campaign in ``root`` (new or empty) and write its record.
 
-        :raise CampaignError: ``root`` holds something already (resume it, or pick another
-            folder), or another campaign holds its lock.
+        :raise CampaignError: another campaign holds ``root`` (checked first: advice to
+            resume a running campaign would only meet the same lock), or ``root`` holds
+            something already (resume it, or pick another folder).
         """
         if root.exists() and not root.is_dir():
             raise CampaignError(f"campaign folder {root} is a file, not a folder")
-        if root.is_dir() and any(p.name != LOCK for p in root.iterdir()):
+        root.mkdir(parents=True, exist_ok=True)
+        had_lock = (root / LOCK).exists()
+        lock = _take_lock(root)
+        if any(p.name != LOCK for p in root.iterdir()):
+            _release(lock)
+            if not had_lock:  # leave a folder that is not ours as it was
+                (root / LOCK).unlink(missing_ok=True)
             raise CampaignError(
                 f"campaign folder {root} is not empty: continue it with "
                 f"'migfuzz fuzz --resume {root}', or give another --out"
             )
-        root.mkdir(parents=True, exist_ok=True)
-        folder = cls(root, _take_lock(root))
+        folder = cls(root, lock)
         folder.corpus_dir.mkdir(exist_ok=True)
         _write_atomic(folder.record_path, {"format": FORMAT, **record})
         return folder
@@ -161,9 +177,7 @@ class CampaignFolder:
                 with contextlib.suppress(OSError):
                     stream.close()
         self._events = self._series = None
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        _release(self._lock)
 
     def __enter__(self) -> CampaignFolder:
         return self
@@ -195,58 +209,92 @@ class CampaignFolder:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; lines that do not parse are skipped."""
+    """The JSON objects of a JSON-lines file, read line by line (a week-long event log is
+    over a gigabyte: it is never held whole); lines that do not parse are skipped."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        stream = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         return
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            item = json.loads(line)
-            if isinstance(item, dict):
-                yield item
+    with stream:
+        for line in stream:
+            with contextlib.suppress(ValueError):
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    yield item
 
 
-def resume_state(events: Iterator[dict[str, Any]], root: Path) -> ResumeState:
+def resume_state(events: Iterable[dict[str, Any]], root: Path) -> ResumeState:
     """Fold a campaign's events into a :class:`ResumeState` (pure; see the event names
-    the driver logs in :mod:`fuzz.campaign`)."""
-    state = ResumeState()
-    session_start: float | None = None
-    last_t = 0.0
-    pending: dict[str, Path] = {}
-    judged: dict[int, int] = {}
+    the driver logs in :mod:`fuzz.campaign`). Memory grows with the workers and the
+    findings still being shrunk, never with the length of the log."""
+    fold = ResumeFold(root)
     for event in events:
+        fold.add(event)
+    return fold.state()
+
+
+class ResumeFold:
+    """:func:`resume_state` one event at a time, for a reader that folds the same pass
+    into more (the report): :meth:`add` every event in order, then :meth:`state`."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._state = ResumeState()
+        self._session_start: float | None = None
+        self._last_t = 0.0
+        self._pending: dict[str, Path] = {}
+        self._judged: dict[int, int] = {}
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        """Fold one event in."""
+        state = self._state
         t = float(event.get("t", 0.0))
         kind = event.get("type")
         slot = int(event.get("worker", -1))
-        if kind == "CampaignStarted":
-            if session_start is not None:
-                state.seconds += max(0.0, last_t - session_start)
-            session_start = t
+        if kind == "CaseJudged":  # first: nearly every event is one
+            state.cases += 1
+            self._judged[slot] = self._judged.get(slot, 0) + 1
+        elif kind == "CampaignStarted":
+            if self._session_start is not None:
+                state.seconds += max(0.0, self._last_t - self._session_start)
+            self._session_start = t
             state.sessions += 1
         elif kind == "RunStarted":
             state.next_run[slot] = int(event["run_index"])
-            state.slot_cases[slot] = judged.get(slot, 0)
+            state.slot_cases[slot] = self._judged.get(slot, 0)
             state.finished.discard(slot)
             state.replay[slot] = set()
         elif kind == "WorkerFinished" and event.get("complete", True):
             state.finished.add(slot)
-        elif kind == "CaseJudged":
-            state.cases += 1
-            judged[slot] = judged.get(slot, 0) + 1
         elif kind == "FindingSeen" and event.get("path"):
-            pending[str(event["signature"])] = Path(str(event["path"]))
+            self._pending[str(event["signature"])] = Path(str(event["path"]))
             state.replay.setdefault(slot, set()).add(str(event["signature"]))
         elif kind in ("ReproducerWritten", "ReproducerUnstable"):
-            pending.pop(str(event["signature"]), None)
-        last_t = max(last_t, t)
-    if session_start is not None:
-        state.seconds += max(0.0, last_t - session_start)
-    state.unshrunk = [p if p.is_absolute() else root / p for p in pending.values()]
-    return state
+            self._pending.pop(str(event["signature"]), None)
+        self._last_t = max(self._last_t, t)
+
+    def state(self) -> ResumeState:
+        """The campaign so far, as the events added up to now tell it."""
+        state = self._state
+        seconds = state.seconds
+        if self._session_start is not None:
+            seconds += max(0.0, self._last_t - self._session_start)
+        root = self._root
+        return ResumeState(
+            next_run=dict(state.next_run), slot_cases=dict(state.slot_cases),
+            finished=set(state.finished),
+            replay={slot: set(sigs) for slot, sigs in state.replay.items()},
+            seconds=seconds, cases=state.cases,
+            unshrunk=[p if p.is_absolute() else root / p for p in self._pending.values()],
+            sessions=state.sessions,
+        )  # fmt: skip
 
 
 def _take_lock(root: Path) -> IO[str]:
+    """Hold ``root``'s lock, with this process's pid in it, until :func:`_release`.
+
+    :raise CampaignError: a running campaign holds it (named by its pid).
+    """
     lock = open(root / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held until close)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -254,12 +302,22 @@ def _take_lock(root: Path) -> IO[str]:
         lock.seek(0)
         owner = lock.read().strip() or "another process"
         lock.close()
-        raise CampaignError(f"campaign folder {root} is in use by {owner}") from None
+        raise CampaignError(
+            f"campaign folder {root} is in use by {owner}: a campaign is running there "
+            "(wait for it to end or stop it, or give another folder)"
+        ) from None
     lock.seek(0)
     lock.truncate()
     lock.write(f"pid {os.getpid()}\n")
     lock.flush()
     return lock
+
+
+def _release(lock: IO[str]) -> None:
+    """Let go of a lock :func:`_take_lock` took."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 def _append(stream: IO[str], item: dict[str, Any]) -> None:

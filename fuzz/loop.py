@@ -34,7 +34,6 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, event, given, reject, seed, settings
@@ -42,11 +41,20 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from fuzz.case import Case, MachineConfig
+from fuzz.case import Case, MachineConfig, Pair
 from fuzz.corpus import Entry, VersionRef
 from fuzz.diagnose import explain
 from fuzz.engine import CaseRun
 from fuzz.errors import Finding, HarnessError, StorageError, UsageError
+from fuzz.events import (
+    CaseJudged,
+    FindingFlaky,
+    FindingSeen,
+    LoopEvent,
+    ReproducerUnstable,
+    ReproducerWritten,
+    RunStarted,
+)
 from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
@@ -55,7 +63,6 @@ from fuzz.probe import Capabilities
 from fuzz.session import Session
 from fuzz.store import CorpusStore
 
-Pair = tuple[str, str]
 #: Draws a case for a pair from both versions' capabilities -- or a group of cases that
 #: share one configuration (several guests on it). Must pickle (a module-level function or
 #: a frozen dataclass instance) so that worker processes can receive it.
@@ -89,79 +96,6 @@ class _StorageFailed(BaseException):
         super().__init__(str(error))
         self.error = error
 
-
-@dataclass(frozen=True)
-class CaseJudged:
-    """One drawn case ran (shrinking steps are not counted)."""
-
-    pair: Pair
-    kind: str
-    """``agree``, ``invalid``, ``control-failed`` or ``divergence``."""
-    signature: Signature | None
-    reason: str
-    seconds: float
-    worker: int = -1
-    causes: tuple[Signature, ...] = ()
-    """Every root cause the case showed (the headline ``signature`` first)."""
-    case: str = ""
-    """:meth:`Case.key <fuzz.case.Case.key>` of the drawn case: which case it was, so two
-    campaigns' logs tell whether they drew the same cases."""
-
-
-@dataclass(frozen=True)
-class FindingSeen:
-    """A new signature was claimed by this worker and its first case written to ``path``."""
-
-    signature: Signature
-    pair: Pair
-    path: Path
-    worker: int = -1
-
-
-@dataclass(frozen=True)
-class ReproducerWritten:
-    """The minimal reproducer of ``signature`` replaced its first case in ``path``."""
-
-    signature: Signature
-    path: Path
-    minimize_tests: int
-
-
-@dataclass(frozen=True)
-class ReproducerUnstable:
-    """The minimal case no longer showed ``signature``: the first case is kept as it is."""
-
-    signature: Signature
-    path: Path
-    now: str
-
-
-@dataclass(frozen=True)
-class FindingFlaky:
-    """A new signature that its own case did not show again reliably: recorded apart (in
-    ``path``), never shrunk. ``reliability`` is "hits/runs", the first meeting included."""
-
-    signature: Signature
-    pair: Pair
-    path: Path
-    reliability: str
-
-
-@dataclass(frozen=True)
-class RunStarted:
-    """Worker ``worker`` started Hypothesis run ``run_index`` (its seed is derived from it).
-
-    A resumed campaign starts each worker again at the last run it started (see
-    :class:`fuzz.folder.ResumeState`).
-    """
-
-    worker: int
-    run_index: int
-
-
-LoopEvent = (
-    CaseJudged | FindingSeen | FindingFlaky | ReproducerWritten | ReproducerUnstable | RunStarted
-)
 
 #: A new signature's case is run again up to this many times before it is reported...
 RELIABILITY_RUNS = 10

@@ -8,8 +8,15 @@ plotting in it, so what the report *says* is tested apart from how it looks
 
 The event log is the source of truth for counts: every judged case is one ``CaseJudged``
 line, so the matrix, the per-signature counts and the time series all add up to the same
-number of cases. The corpus entries add what the log does not hold: the minimal case, its
-listing, the responsible registers and the ``repro.sh``.
+number of cases. It is read once, as a stream folded into counters (a week-long campaign
+logs millions of events; the report's memory does not grow with them). The corpus entries
+add what the log does not hold: the minimal case, its listing, the responsible registers
+and the ``repro.sh``.
+
+The matrix's diagonal is the control: every case runs A -> A on its source before its
+pair, and its judgement says how that control ended (clean, a same-version finding, a
+failed control, a setup error), so each diagonal cell adds up the controls of the cases
+whose source was A.
 """
 
 from __future__ import annotations
@@ -24,9 +31,14 @@ from typing import Any, TypeVar
 
 from fuzz.corpus import Entry, iter_entries
 from fuzz.errors import CampaignError, CorpusError
-from fuzz.folder import CORPUS, EVENTS, FORMAT, RECORD, read_jsonl, resume_state
+from fuzz.folder import CORPUS, EVENTS, FORMAT, RECORD, ResumeFold, read_jsonl
+from fuzz.oracles import SAME_VERSION
 
 __all__ = [
+    "CONTROL_CLEAN",
+    "CONTROL_FAILED",
+    "CONTROL_INVALID",
+    "CONTROL_SAME_VERSION",
     "CellReport",
     "EntryReport",
     "FlakyReport",
@@ -46,6 +58,17 @@ _K = TypeVar("_K")
 
 #: At most this many changed fields are kept per signature (a state diff can be long).
 MAX_FIELDS = 40
+
+#: How a case's A -> A control ended (:attr:`CellReport.controls`): it completed and
+#: showed nothing, ...
+CONTROL_CLEAN = "clean"
+#: ... it was a same-version finding (A -> A refused, crashed or restored differently), ...
+CONTROL_SAME_VERSION = "same-version finding"
+#: ... it gave nothing to compare with (see :class:`fuzz.oracles.ControlFailed`), ...
+CONTROL_FAILED = "control failed"
+#: ... or it could not be set up on A (the case is invalid there).
+CONTROL_INVALID = "setup error on A"
+_NO_REASON = "(no reason given)"
 
 
 class Severity(IntEnum):
@@ -87,9 +110,11 @@ _CASE_KINDS = {
 def severity_of(signature_kind: str) -> Severity:
     """The severity of a divergence by its signature's kind (``refused-on-load``, ``state``).
 
-    Kinds this module does not know (``reuse``, a future oracle's) count as state
-    divergences: the mildest divergence, never mistaken for agreement.
+    A same-version kind weighs as its cross-version twin (``same-version-refused-on-load``
+    is a refusal). Kinds this module does not know (``reuse``, a future oracle's) count as
+    state divergences: the mildest divergence, never mistaken for agreement.
     """
+    signature_kind = signature_kind.removeprefix(SAME_VERSION)
     if signature_kind.startswith(("crashed", "hung")):
         return Severity.CRASHED
     if signature_kind.startswith("refused"):
@@ -128,16 +153,38 @@ class Session:
 
 @dataclass(frozen=True)
 class CellReport:
-    """One source -> destination pair of the matrix."""
+    """One source -> destination pair of the matrix.
+
+    A diagonal cell (A -> A) is also the control of every case whose source was A: its
+    :attr:`worst` and :attr:`signatures` count those controls' outcomes and same-version
+    findings as well as the cases of the pair A -> A itself (if it was a pair at all).
+    """
 
     src: str
     dst: str
     cases: int
+    """Cases judged on this pair."""
     worst: Severity | None
-    """None: no case ran on this pair."""
+    """None: no case ran on this pair (nor, on the diagonal, any control)."""
     signatures: int
     kinds: tuple[tuple[str, int], ...]
     """CaseJudged kind -> count, most frequent first."""
+    controls: tuple[tuple[str, int], ...] = ()
+    """Diagonal only: how the A -> A control of each judged case with source A ended
+    (:data:`CONTROL_CLEAN` and the others) -> cases, most frequent first. One control
+    serves every destination of a fan-out, and counts with each case it judged; a case
+    the harness failed tells nothing of its control and is left out."""
+    same_version: tuple[tuple[str, int], ...] = ()
+    """Diagonal only: same-version signatures its controls showed -> cases."""
+
+    @property
+    def control_cases(self) -> int:
+        """Judged cases whose control ran on this (diagonal) cell's version."""
+        return sum(n for _, n in self.controls)
+
+    def controls_of(self, outcome: str) -> int:
+        """Judged cases whose control ended as ``outcome`` (:data:`CONTROL_CLEAN`, ...)."""
+        return dict(self.controls).get(outcome, 0)
 
 
 @dataclass(frozen=True)
@@ -272,9 +319,18 @@ class ReportData:
 
 # -- reading ---------------------------------------------------------------------------
 
+#: The time series keeps about this many points at most, however long the campaign (plus
+#: one where each distinct signature was first met): enough for a picture, a constant
+#: memory for a week-long log.
+MAX_SERIES_POINTS = 2000
+
 
 def gather(root: Path) -> ReportData:
     """Read the campaign folder ``root`` into a :class:`ReportData`.
+
+    The event log is read once, as a stream, and folded into counters as it goes: memory
+    grows with what the report shows (pairs, signatures, reasons), not with the log's
+    length (a week-long campaign logs millions of events).
 
     :raise CampaignError: ``root`` is not a campaign folder, lacks its event log or corpus
         folder, or its record does not parse.
@@ -284,17 +340,22 @@ def gather(root: Path) -> ReportData:
         raise CampaignError(f"{root}: campaign folder without {EVENTS} (it never started)")
     if not (root / CORPUS).is_dir():
         raise CampaignError(f"{root}: campaign folder without its {CORPUS}/ folder")
-    events = list(read_jsonl(root / EVENTS))
     pairs = _pairs(record, root)
     versions = _versions(record, pairs)
-    sessions, clock = _sessions(events)
-    judged = [e for e in events if e.get("type") == "CaseJudged"]
+    fold = _Fold(root)
+    for event in read_jsonl(root / EVENTS):
+        fold.add(event)
     entries, bad_entries = _entries(root / CORPUS)
-    state = resume_state(iter(events), root)
+    state = fold.resume.state()
+    sessions = fold.sessions()
     # A finding announced and never shrunk is a problem once the campaign stopped; while
     # it runs (or after a kill, until a resume shrinks it) it is work in progress.
     stopped = bool(sessions) and sessions[-1].ended != "killed"
-    signatures = _signatures(events, judged, entries, clock)
+    problems = (
+        *fold.problems,
+        *(f"corpus entry unreadable: {err}" for err in bad_entries),
+        *(f"finding announced but never shrunk: {p}" for p in (state.unshrunk if stopped else [])),
+    )  # fmt: skip
     return ReportData(
         root=root,
         pairs=pairs,
@@ -306,41 +367,18 @@ def gather(root: Path) -> ReportData:
         migfuzz=str(record.get("migfuzz", "")),
         versions=versions,
         sessions=sessions,
-        cases=len(judged),
+        cases=fold.cases,
         seconds=state.seconds,
-        cells=_cells([v.name for v in versions], judged),
-        series=_series(judged, clock),
-        signatures=signatures,
-        control_failures=_reasons(judged, "control-failed"),
-        invalid_cases=_reasons(judged, "invalid"),
-        harness_problems=_harness_problems(events, bad_entries, state.unshrunk if stopped else []),
-        harness_failures=_reasons(judged, "harness"),
-        flaky=_flaky(events),
-        rechecked=_rechecked(events),
-    )  # fmt: skip
-
-
-def _rechecked(events: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
-    last: dict[str, tuple[str, str, str]] = {}
-    for event in events:
-        if event.get("type") == "Rechecked":
-            entry = Path(str(event.get("entry", ""))).name
-            last[entry] = (entry, str(event.get("signature", "")), str(event.get("line", "")))
-    return tuple(last.values())
-
-
-def _flaky(events: Sequence[Mapping[str, Any]]) -> tuple[FlakyReport, ...]:
-    """Each flaky signature once (its first report), in the order met."""
-    out: dict[str, FlakyReport] = {}
-    for event in events:
-        if event.get("type") != "FindingFlaky" or str(event.get("signature")) in out:
-            continue
-        pair = _pair_of(event) or ("?", "?")
-        out[str(event.get("signature"))] = FlakyReport(
-            str(event.get("signature")), pair, str(event.get("reliability", "")),
-            str(event.get("path", "")),
-        )  # fmt: skip
-    return tuple(out.values())
+        cells=fold.cells([v.name for v in versions]),
+        series=fold.series.points(),
+        signatures=fold.signatures(entries),
+        control_failures=fold.reasons("control-failed"),
+        invalid_cases=fold.reasons("invalid"),
+        harness_problems=problems,
+        harness_failures=fold.reasons("harness"),
+        flaky=tuple(fold.flaky.values()),
+        rechecked=tuple(fold.rechecked.values()),
+    )
 
 
 def _read_record(root: Path) -> dict[str, Any]:
@@ -388,51 +426,306 @@ def _versions(
     return tuple(infos)
 
 
-class _Clock:
-    """Wall-clock event times -> campaign seconds, leaving out the gaps between sessions."""
+class _Cell:
+    """What the log said of one pair so far."""
 
-    def __init__(self, starts: Sequence[tuple[float, float]]) -> None:
-        self._starts = list(starts)  # (wall time the session started, campaign offset)
+    __slots__ = ("cases", "kinds", "signatures", "worst")
 
-    def __call__(self, t: float) -> float:
-        offset, start = 0.0, self._starts[0][0] if self._starts else t
-        for wall, before in self._starts:
-            if wall <= t:
-                offset, start = before, wall
-        return round(offset + max(0.0, t - start), 3)
+    def __init__(self) -> None:
+        self.cases = 0
+        self.worst: Severity | None = None
+        self.signatures: set[str] = set()
+        self.kinds: Counter[str] = Counter()
 
 
-def _sessions(events: Sequence[Mapping[str, Any]]) -> tuple[tuple[Session, ...], _Clock]:
-    sessions: list[Session] = []
-    starts: list[tuple[float, float]] = []
-    current: dict[str, Any] | None = None
-    spent = 0.0
-    last_t = 0.0
+class _Control:
+    """What the log said so far of one version's A -> A controls (the matrix's diagonal)."""
 
-    def close(ended: str, end_t: float) -> None:
-        nonlocal spent
-        assert current is not None
-        seconds = max(0.0, end_t - current["t"])
-        sessions.append(Session(current["t"], ended, current["cases"], round(seconds, 3)))
-        spent += seconds
+    __slots__ = ("outcomes", "same_version", "worst")
 
-    for event in events:
-        t = _opt_float(event.get("t")) or 0.0
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self.same_version: Counter[str] = Counter()
+        self.worst: Severity | None = None
+
+
+class _Series:
+    """Cases and distinct signatures over campaign time, in bounded memory.
+
+    Every case is a point until there are :data:`MAX_SERIES_POINTS`; then only every
+    other one is kept (those whose case number is a multiple of a stride, which doubles),
+    and so on as the campaign goes. A point where the count of signatures rose is always
+    kept (there are as many as distinct signatures), and so is the last.
+    """
+
+    def __init__(self) -> None:
+        self._points: list[SeriesPoint] = []
+        self._stride = 1
+        self._on_stride = 0
+        self._last: tuple[float, int, int] | None = None
+
+    def add(self, seconds: float, cases: int, signatures: int, *, new_signature: bool) -> None:
+        """The campaign after one more case (``cases`` counts from 1)."""
+        if not self._points:
+            self._points.append(SeriesPoint(0.0, 0, 0))
+            self._on_stride = 1
+        on_stride = cases % self._stride == 0
+        if not (on_stride or new_signature):
+            self._last = (seconds, cases, signatures)  # a point only if it is the last
+            return
+        self._points.append(SeriesPoint(seconds, cases, signatures))
+        self._last = None
+        self._on_stride += on_stride
+        if self._on_stride > MAX_SERIES_POINTS:
+            self._thin()
+
+    def _thin(self) -> None:
+        self._stride *= 2
+        kept, before = [], None
+        for point in self._points:
+            # Points of rising signatures were all kept: one that rose above the point
+            # kept before it is one of them.
+            rose = before is not None and point.signatures > before.signatures
+            if point.cases % self._stride == 0 or rose:
+                kept.append(point)
+            before = point
+        self._points = kept
+        self._on_stride = sum(1 for p in kept if p.cases % self._stride == 0)
+
+    def points(self) -> tuple[SeriesPoint, ...]:
+        """The kept points, the last case's included."""
+        last = () if self._last is None else (SeriesPoint(*self._last),)
+        return (*self._points, *last)
+
+
+class _Fold:
+    """The event log folded one event at a time into what the report shows."""
+
+    def __init__(self, root: Path) -> None:
+        self.resume = ResumeFold(root)
+        self.cases = 0
+        self.series = _Series()
+        self.flaky: dict[str, FlakyReport] = {}
+        """Each flaky signature once (its first report), in the order met."""
+        self.rechecked: dict[str, tuple[str, str, str]] = {}
+        """The last word per entry."""
+        self.problems: list[str] = []
+        self._sessions: list[Session] = []
+        self._starts: list[tuple[float, float]] = []  # (wall time, campaign seconds before)
+        self._current: tuple[float, int] | None = None  # (start, cases) of an open session
+        self._spent = 0.0
+        self._last_t = 0.0
+        self._cells: dict[tuple[str, str], _Cell] = {}
+        self._controls: dict[str, _Control] = {}
+        self._sig_count: Counter[str] = Counter()
+        self._sig_pairs: dict[str, Counter[tuple[str, str]]] = {}
+        self._sig_first: dict[str, float] = {}
+        self._unstable: set[str] = set()
+        self._reasons: dict[str, Counter[str]] = {
+            kind: Counter() for kind in ("control-failed", "invalid", "harness")
+        }
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        """Fold one event in (events in the order logged)."""
+        self.resume.add(event)
+        raw_t = _opt_float(event.get("t"))
+        t = raw_t or 0.0
         kind = event.get("type")
-        if kind == "CampaignStarted":
-            if current is not None:
-                close("killed", last_t)
-            current = {"t": t, "cases": 0}
-            starts.append((t, spent))
-        elif current is not None and kind == "CaseJudged":
-            current["cases"] += 1
-        elif current is not None and kind == "CampaignStopped":
-            close("interrupted" if event.get("interrupted") else "finished", t)
-            current = None
-        last_t = max(last_t, t)
-    if current is not None:
-        close("killed", last_t)
-    return tuple(sessions), _Clock(starts)
+        if kind == "CaseJudged":
+            if self._current is not None:
+                self._current = (self._current[0], self._current[1] + 1)
+            self._judged(event, raw_t)
+        elif kind == "CampaignStarted":
+            if self._current is not None:
+                self._close("killed", self._last_t)
+            self._current = (t, 0)
+            self._starts.append((t, self._spent))
+        elif kind == "CampaignStopped" and self._current is not None:
+            self._close("interrupted" if event.get("interrupted") else "finished", t)
+            self._current = None
+        elif kind == "ReproducerUnstable":
+            self._unstable.add(str(event.get("signature")))
+            self.problems.append(
+                f"shrink of '{event.get('signature')}' ended in a case showing "
+                f"'{event.get('now')}'; the first case was kept"
+            )
+        elif kind == "WorkerLost":
+            again = "replaced" if event.get("replaced") else "not replaced"
+            self.problems.append(
+                f"worker {event.get('worker')} lost ({again}): {event.get('reason')}"
+            )
+        elif kind == "FindingFlaky" and str(event.get("signature")) not in self.flaky:
+            pair = _pair_of(event) or ("?", "?")
+            self.flaky[str(event.get("signature"))] = FlakyReport(
+                str(event.get("signature")), pair, str(event.get("reliability", "")),
+                str(event.get("path", "")),
+            )  # fmt: skip
+        elif kind == "Rechecked":
+            entry = Path(str(event.get("entry", ""))).name
+            self.rechecked[entry] = (
+                entry, str(event.get("signature", "")), str(event.get("line", ""))
+            )  # fmt: skip
+        self._last_t = max(self._last_t, t)
+
+    def _close(self, ended: str, end_t: float) -> None:
+        assert self._current is not None
+        start, cases = self._current
+        seconds = max(0.0, end_t - start)
+        self._sessions.append(Session(start, ended, cases, round(seconds, 3)))
+        self._spent += seconds
+
+    def _clock(self, t: float) -> float:
+        """Wall-clock time -> campaign seconds, leaving out the gaps between sessions:
+        counted from the last session (in the log's order) that started by ``t``."""
+        starts = self._starts
+        if starts and starts[-1][0] <= t:  # nearly always: the log is in time order
+            start, before = starts[-1]
+        else:
+            earlier = [s for s in starts if s[0] <= t]
+            if not earlier:
+                return 0.0
+            start, before = earlier[-1]
+        return round(before + max(0.0, t - start), 3)
+
+    def _judged(self, event: Mapping[str, Any], t: float | None) -> None:
+        self.cases += 1
+        causes = _causes(event)
+        pair = _pair_of(event)
+        kind = event.get("kind")
+        if pair is not None:
+            cell = self._cells.get(pair)
+            if cell is None:
+                cell = self._cells[pair] = _Cell()
+            cell.cases += 1
+            severity = _case_severity(event)
+            if cell.worst is None or severity > cell.worst:
+                cell.worst = severity
+            cell.signatures.update(causes)
+            cell.kinds[str(kind or _NO_REASON)] += 1
+            self._control(pair, event, causes)
+        seen = len(self._sig_count)
+        when = None if t is None else self._clock(t)
+        for cause in causes:
+            self._sig_count[cause] += 1
+            if pair is not None:
+                pairs = self._sig_pairs.get(cause)
+                if pairs is None:
+                    pairs = self._sig_pairs[cause] = Counter()
+                pairs[pair] += 1
+            if when is not None and (cause not in self._sig_first or when < self._sig_first[cause]):
+                self._sig_first[cause] = when
+        if isinstance(kind, str) and kind in self._reasons:
+            self._reasons[kind][str(event.get("reason") or _NO_REASON)] += 1
+        self.series.add(
+            self._clock(0.0) if when is None else when, self.cases, len(self._sig_count),
+            new_signature=len(self._sig_count) > seen,
+        )  # fmt: skip
+
+    def _control(
+        self, pair: tuple[str, str], event: Mapping[str, Any], causes: Sequence[str]
+    ) -> None:
+        """What the case says of its A -> A control (A: its source), for the diagonal."""
+        src, dst = pair
+        outcome = _control_outcome(src, dst, event, causes)
+        if outcome is None:
+            return
+        label, severity, same_version = outcome
+        control = self._controls.get(src)
+        if control is None:
+            control = self._controls[src] = _Control()
+        control.outcomes[label] += 1
+        if control.worst is None or severity > control.worst:
+            control.worst = severity
+        control.same_version.update(same_version)
+
+    def sessions(self) -> tuple[Session, ...]:
+        """Every start of the campaign and how it ended (the open one: ``killed``)."""
+        if self._current is None:
+            return tuple(self._sessions)
+        start, cases = self._current
+        seconds = max(0.0, self._last_t - start)
+        return (*self._sessions, Session(start, "killed", cases, round(seconds, 3)))
+
+    def cells(self, names: Sequence[str]) -> tuple[CellReport, ...]:
+        """Every source x destination over ``names``; the diagonal with its controls."""
+        cells = []
+        for src in names:
+            for dst in names:
+                cell = self._cells.get((src, dst)) or _Cell()
+                control = self._controls.get(src) if src == dst else None
+                if control is None:
+                    cells.append(CellReport(
+                        src=src, dst=dst, cases=cell.cases, worst=cell.worst,
+                        signatures=len(cell.signatures), kinds=_ranked(cell.kinds),
+                    ))  # fmt: skip
+                    continue
+                known = [s for s in (cell.worst, control.worst) if s is not None]
+                worst = max(known, default=None)
+                cells.append(CellReport(
+                    src=src, dst=dst, cases=cell.cases, worst=worst,
+                    signatures=len(cell.signatures | set(control.same_version)),
+                    kinds=_ranked(cell.kinds), controls=_ranked(control.outcomes),
+                    same_version=_ranked(control.same_version),
+                ))  # fmt: skip
+        return tuple(cells)
+
+    def signatures(self, entries: Mapping[str, Entry]) -> tuple[SignatureReport, ...]:
+        """Every signature met or in the corpus: worst first, then most frequent."""
+        reports = []
+        for signature in sorted(set(self._sig_count) | set(entries)):
+            entry = entries.get(signature)
+            pair_counts = Counter(self._sig_pairs.get(signature, {}))
+            if not pair_counts and entry is not None:
+                pair_counts[(entry.src.name, entry.dst.name)] = 0
+            kind, _, detail = signature.partition(": ")
+            if entry is not None:
+                kind, detail = entry.signature.kind, entry.signature.detail
+            reports.append(SignatureReport(
+                signature=signature, kind=kind, detail=detail, severity=severity_of(kind),
+                count=self._sig_count.get(signature, 0),
+                pairs=tuple((a, b, n) for (a, b), n in _most_common(pair_counts)),
+                versions=tuple(sorted({v for p in pair_counts for v in p}, key=version_key)),
+                first_seen=self._sig_first.get(signature),
+                entry=None if entry is None else _entry_report(entry),
+                unstable=signature in self._unstable,
+                reliability="" if entry is None else str(entry.findings.get("reliability", "")),
+            ))  # fmt: skip
+        reports.sort(key=lambda r: (-r.severity, -r.count, r.signature))
+        return tuple(reports)
+
+    def reasons(self, kind: str) -> tuple[tuple[str, int], ...]:
+        """The reasons of the cases judged ``kind``, most frequent first."""
+        return _ranked(self._reasons[kind])
+
+
+def _control_outcome(
+    src: str, dst: str, event: Mapping[str, Any], causes: Sequence[str]
+) -> tuple[str, Severity, list[str]] | None:
+    """How the A -> A control of a case on ``src -> dst`` ended, as its judgement tells
+    (the judge looks at the control before the pair): the outcome, its severity and the
+    same-version signatures; None when the harness failed the case (nothing told)."""
+    kind = event.get("kind")
+    if kind == "control-failed":
+        return CONTROL_FAILED, Severity.CONTROL_FAILED, []
+    if kind == "invalid":
+        # The control's own setup error names A -> A; the pair's names A -> B.
+        reason = str(event.get("reason") or "")
+        if src == dst or reason.startswith(f"{src} -> {src}:"):
+            return CONTROL_INVALID, Severity.INVALID, []
+        return CONTROL_CLEAN, Severity.AGREE, []
+    if kind == "divergence":
+        # On A -> A the pair is its own control: whatever it showed, A -> A showed.
+        same = [c for c in causes if src == dst or c.startswith(SAME_VERSION)]
+        if same:
+            return CONTROL_SAME_VERSION, max(map(_signature_severity, same)), same
+        return CONTROL_CLEAN, Severity.AGREE, []
+    if kind == "agree":
+        return CONTROL_CLEAN, Severity.AGREE, []
+    return None
+
+
+def _signature_severity(signature: str) -> Severity:
+    return severity_of(signature.partition(":")[0])
 
 
 def _entries(corpus: Path) -> tuple[dict[str, Entry], list[CorpusError]]:
@@ -468,71 +761,6 @@ def _causes(event: Mapping[str, Any]) -> list[str]:
     if isinstance(causes, list) and causes:
         return [str(c) for c in causes]
     return [str(event["signature"])] if event.get("signature") else []
-
-
-def _cells(names: Sequence[str], judged: Sequence[Mapping[str, Any]]) -> tuple[CellReport, ...]:
-    by_pair: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for event in judged:
-        pair = _pair_of(event)
-        if pair is not None:
-            by_pair.setdefault(pair, []).append(event)
-    cells = []
-    for src in names:
-        for dst in names:
-            met = by_pair.get((src, dst), [])
-            sigs = {cause for e in met for cause in _causes(e)}
-            cells.append(CellReport(
-                src=src, dst=dst, cases=len(met),
-                worst=max((_case_severity(e) for e in met), default=None),
-                signatures=len(sigs),
-                kinds=_counts(e.get("kind") for e in met),
-            ))  # fmt: skip
-    return tuple(cells)
-
-
-def _series(judged: Sequence[Mapping[str, Any]], clock: _Clock) -> tuple[SeriesPoint, ...]:
-    points = [SeriesPoint(0.0, 0, 0)] if judged else []
-    seen: set[str] = set()
-    for n, event in enumerate(judged, 1):
-        seen.update(_causes(event))
-        points.append(SeriesPoint(clock(_opt_float(event.get("t")) or 0.0), n, len(seen)))
-    return tuple(points)
-
-
-def _signatures(
-    events: Sequence[Mapping[str, Any]],
-    judged: Sequence[Mapping[str, Any]],
-    entries: Mapping[str, Entry],
-    clock: _Clock,
-) -> tuple[SignatureReport, ...]:
-    met: dict[str, list[Mapping[str, Any]]] = {}
-    for event in judged:
-        for cause in _causes(event):
-            met.setdefault(cause, []).append(event)
-    unstable = {str(e.get("signature")) for e in events if e.get("type") == "ReproducerUnstable"}
-    reports = []
-    for signature in sorted(set(met) | set(entries)):
-        cases = met.get(signature, [])
-        entry = entries.get(signature)
-        pair_counts = Counter(p for p in map(_pair_of, cases) if p is not None)
-        if not pair_counts and entry is not None:
-            pair_counts[(entry.src.name, entry.dst.name)] = 0
-        kind, _, detail = signature.partition(": ")
-        if entry is not None:
-            kind, detail = entry.signature.kind, entry.signature.detail
-        times = [clock(t) for t in (_opt_float(e.get("t")) for e in cases) if t is not None]
-        reports.append(SignatureReport(
-            signature=signature, kind=kind, detail=detail, severity=severity_of(kind),
-            count=len(cases),
-            pairs=tuple((a, b, n) for (a, b), n in _most_common(pair_counts)),
-            versions=tuple(sorted({v for p in pair_counts for v in p}, key=version_key)),
-            first_seen=min(times, default=None),
-            entry=None if entry is None else _entry_report(entry),
-            unstable=signature in unstable,
-            reliability="" if entry is None else str(entry.findings.get("reliability", "")),
-        ))  # fmt: skip
-    reports.sort(key=lambda r: (-r.severity, -r.count, r.signature))
-    return tuple(reports)
 
 
 def _entry_report(entry: Entry) -> EntryReport:
@@ -598,34 +826,11 @@ def _changed_fields(findings: Mapping[str, Any]) -> tuple[tuple[ValueChange, ...
     return (), "", 0
 
 
-def _harness_problems(
-    events: Sequence[Mapping[str, Any]],
-    bad_entries: Sequence[CorpusError],
-    unshrunk: Sequence[Path],
-) -> tuple[str, ...]:
-    problems = []
-    for event in events:
-        kind = event.get("type")
-        if kind == "WorkerLost":
-            again = "replaced" if event.get("replaced") else "not replaced"
-            problems.append(f"worker {event.get('worker')} lost ({again}): {event.get('reason')}")
-        elif kind == "ReproducerUnstable":
-            problems.append(f"shrink of '{event.get('signature')}' ended in a case showing "
-                            f"'{event.get('now')}'; the first case was kept")  # fmt: skip
-    problems.extend(f"corpus entry unreadable: {err}" for err in bad_entries)
-    problems.extend(f"finding announced but never shrunk: {path}" for path in unshrunk)
-    return tuple(problems)
-
-
 # -- small helpers ---------------------------------------------------------------------
 
 
-def _reasons(judged: Sequence[Mapping[str, Any]], kind: str) -> tuple[tuple[str, int], ...]:
-    return _counts(e.get("reason") for e in judged if e.get("kind") == kind)
-
-
-def _counts(values: Iterable[object]) -> tuple[tuple[str, int], ...]:
-    return tuple(_most_common(Counter(str(v or "(no reason given)") for v in values)))
+def _ranked(counter: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(_most_common(counter))
 
 
 def _most_common(counter: Mapping[_K, int]) -> list[tuple[_K, int]]:

@@ -14,7 +14,17 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
-from fuzz.report import EntryReport, ReportData, Severity, SignatureReport, ValueChange
+from fuzz.report import (
+    CONTROL_CLEAN,
+    CONTROL_FAILED,
+    CONTROL_INVALID,
+    CONTROL_SAME_VERSION,
+    EntryReport,
+    ReportData,
+    Severity,
+    SignatureReport,
+    ValueChange,
+)
 from fuzz.report_plots import COLOURS, matrix_png, timeline_png
 
 __all__ = ["render_html", "write_report"]
@@ -139,8 +149,38 @@ def _matrix(data: ReportData) -> str:
         '<h2 id="matrix">Compatibility matrix</h2>',
         "<p>Rows are sources, columns destinations. Each cell is coloured by the worst "
         "outcome met on that pair (agree &lt; invalid &lt; control failed &lt; state &lt; "
-        "refused &lt; crashed/hung) and counts its distinct signatures and cases.</p>",
+        "refused &lt; crashed/hung) and counts its distinct signatures and cases. The "
+        "diagonal (A \u2192 A, framed) is the control: every case runs A \u2192 A on its "
+        "source before its pair, and the diagonal adds up how those controls ended "
+        "(same-version findings, failed controls) over the cases whose source was A.</p>",
         image,
+        _controls(data),
+    ])  # fmt: skip
+
+
+def _controls(data: ReportData) -> str:
+    """The diagonal as a table: each version's controls and same-version findings."""
+    rows = []
+    for cell in data.cells:
+        if cell.src != cell.dst or (not cell.controls and not cell.cases):
+            continue
+        found = "; ".join(f"{sig} ({n})" for sig, n in cell.same_version) or "none"
+        rows.append((
+            cell.src, str(cell.control_cases), str(cell.controls_of(CONTROL_CLEAN)),
+            str(cell.controls_of(CONTROL_SAME_VERSION)), str(cell.controls_of(CONTROL_FAILED)),
+            str(cell.controls_of(CONTROL_INVALID)), found,
+        ))  # fmt: skip
+    if not rows:
+        return "<p class='muted'>No control ran: the diagonal is empty.</p>"
+    heads = ("A \u2192 A", "cases", "clean", "same-version finding", "control failed",
+             "setup error on A", "same-version signatures (cases)")  # fmt: skip
+    return "\n".join([
+        '<h3 id="controls">The diagonal: A \u2192 A controls</h3>',
+        "<p class='muted'>Per source version, the judged cases whose control ran on it, by "
+        "how that control ended. One control serves every destination of a fan-out and is "
+        "counted with each case it judged; a case the harness failed tells nothing of its "
+        "control and is left out.</p>",
+        _table(heads, rows),
     ])  # fmt: skip
 
 

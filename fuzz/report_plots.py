@@ -13,9 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from fuzz.report import ReportData, Severity
+from fuzz.report import CONTROL_FAILED, CONTROL_INVALID, CellReport, ReportData, Severity
 
-__all__ = ["COLOURS", "NOT_RUN_COLOUR", "matrix_png", "timeline_png"]
+__all__ = ["COLOURS", "NOT_RUN_COLOUR", "cell_text", "matrix_png", "timeline_png"]
 
 #: Cell colour per worst outcome: greens for nothing found, amber for harness trouble,
 #: reds for divergences, darker the worse.
@@ -28,6 +28,9 @@ COLOURS: dict[Severity, str] = {
     Severity.CRASHED: "#7f0000",
 }
 NOT_RUN_COLOUR = "#f2f2f2"
+_DARK = (Severity.REFUSED, Severity.CRASHED, Severity.AGREE)  # white text on these
+#: Where a cell's lines go (height in the cell, font size), by how many it has.
+_PLACES = {2: ((0.42, 10), (0.66, 8)), 3: ((0.36, 10), (0.58, 8), (0.78, 7))}
 
 
 def _png(fig: Figure) -> bytes:
@@ -37,11 +40,28 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def cell_text(cell: CellReport | None) -> tuple[str, ...]:
+    """What a matrix cell says, line by line (the first in bold): its distinct signatures
+    and cases; on the diagonal, its controls; ``not run`` if nothing ran there."""
+    if cell is None or cell.worst is None:
+        return ("not run",)
+    sigs = f"{cell.signatures} signature{'s' if cell.signatures != 1 else ''}"
+    if cell.src != cell.dst:
+        return sigs, f"{cell.cases} cases"
+    failed = cell.controls_of(CONTROL_FAILED) + cell.controls_of(CONTROL_INVALID)
+    return (
+        sigs, f"{cell.control_cases} controls",
+        f"control, {failed} failed" if failed else "control, none failed",
+    )  # fmt: skip
+
+
 def matrix_png(data: ReportData) -> bytes:
     """Source (rows) x destination (columns) over every version of the campaign.
 
     Each cell is coloured by the worst outcome met on that pair and says how many distinct
-    signatures and cases it had; a pair with no case is hatched and says ``not run``.
+    signatures and cases it had (:func:`cell_text`); a pair with no case is hatched and
+    says ``not run``. The diagonal (A -> A, framed) is the control of every case whose
+    source was A: its colour and counts are those controls' outcomes.
     """
     names = data.version_names
     n = max(1, len(names))
@@ -58,16 +78,21 @@ def matrix_png(data: ReportData) -> bytes:
                 (col, row), 1, 1, facecolor=colour or NOT_RUN_COLOUR, edgecolor="white",
                 linewidth=2, hatch=None if ran else "///",
             ))  # fmt: skip
+            colour = "white" if cell is not None and cell.worst in _DARK else "black"
+            if src == dst:
+                ax.add_patch(Rectangle(
+                    (col + 0.06, row + 0.06), 0.88, 0.88, fill=False, edgecolor=colour,
+                    linestyle="--", linewidth=1,
+                ))  # fmt: skip
+            lines = cell_text(cell)
             if cell is None or cell.worst is None:
-                ax.text(col + 0.5, row + 0.5, "not run", ha="center", va="center",
+                ax.text(col + 0.5, row + 0.5, lines[0], ha="center", va="center",
                         fontsize=9, color="#777777")  # fmt: skip
                 continue
-            dark = cell.worst in (Severity.REFUSED, Severity.CRASHED, Severity.AGREE)
-            sigs = f"{cell.signatures} signature{'s' if cell.signatures != 1 else ''}"
-            ax.text(col + 0.5, row + 0.42, sigs, ha="center", va="center", fontsize=10,
-                    fontweight="bold", color="white" if dark else "black")  # fmt: skip
-            ax.text(col + 0.5, row + 0.66, f"{cell.cases} cases", ha="center", va="center",
-                    fontsize=8, color="white" if dark else "black")  # fmt: skip
+            places = _PLACES[len(lines)]
+            for i, (text, (y, size)) in enumerate(zip(lines, places, strict=True)):
+                ax.text(col + 0.5, row + y, text, ha="center", va="center", fontsize=size,
+                        fontweight="bold" if i == 0 else "normal", color=colour)  # fmt: skip
     ax.set_xlim(0, n)
     ax.set_ylim(n, 0)
     ax.set_xticks([i + 0.5 for i in range(len(names))], list(names))
@@ -82,6 +107,8 @@ def matrix_png(data: ReportData) -> bytes:
     ax.set_aspect("equal")
     handles = [Patch(facecolor=COLOURS[s], label=s.label) for s in Severity]
     handles.append(Patch(facecolor=NOT_RUN_COLOUR, hatch="///", label="not run"))
+    handles.append(Patch(facecolor="white", edgecolor="#333333", linestyle="--",
+                         label="A \u2192 A: the control"))  # fmt: skip
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False,
               title="worst outcome", fontsize=8, title_fontsize=9)  # fmt: skip
     return _png(fig)

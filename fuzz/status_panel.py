@@ -31,16 +31,19 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fuzz.campaign import Progress, WorkerFinished, WorkerLost, WorkerStarted
-from fuzz.loop import (
-    SHRINK_GRACE,
+from fuzz.case import Pair
+from fuzz.events import (
     CaseJudged,
     FindingFlaky,
     FindingSeen,
-    Pair,
+    Progress,
     ReproducerUnstable,
     ReproducerWritten,
+    WorkerFinished,
+    WorkerLost,
+    WorkerStarted,
 )
+from fuzz.loop import SHRINK_GRACE
 from fuzz.oracles import Signature
 
 __all__ = [

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -105,7 +104,7 @@ class CorpusStore:
         resumed campaign). False if another live worker holds the claim."""
         path = self._claim_path(signature)
         path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
+        me = f"{_host()} {os.getpid()}"
         for _attempt in range(2):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -133,7 +132,7 @@ class CorpusStore:
     @staticmethod
     def _stale(owner: str) -> bool:
         host, _, pid = owner.rpartition(" ")
-        if host != socket.gethostname() or not pid.isdigit():
+        if host != _host() or not pid.isdigit():
             return False  # another machine's claim: never taken over from here
         return not _pid_alive(int(pid))
 
@@ -181,3 +180,9 @@ class CorpusStore:
                 f"({err.strerror or err}); entries written before are whole"
             ) from None
         return path
+
+
+def _host() -> str:
+    """This machine's name, which a claim records beside its pid (what
+    ``socket.gethostname`` says, without a socket module in a storage layer)."""
+    return os.uname().nodename

@@ -25,6 +25,13 @@ For one pair of versions (default 11.1 -> 11.1), with each job count in ``--jobs
   through the engine's own path (:func:`fuzz.engine.execute_cases_reused`), judged: no
   fresh sample, no new configuration, no Hypothesis. What (c) spends above this is the
   price of its configuration diversity and of its guard against reuse artefacts.
+* ``report`` (f): no QEMU. ``migfuzz report`` and the resume fold
+  (:func:`fuzz.folder.resume_state` over the event log) on synthetic campaign folders
+  whose ``events.jsonl`` holds ``--report-events`` events each (default 600k, a night of
+  a default campaign, and 4M, a week of nights): realistic ``CaseJudged`` lines (~330
+  bytes, the kinds and signatures of a default campaign, same-version findings among
+  them), a ``RunStarted`` per worker every 100 cases, one session per night. Each runs in
+  a child process: its wall time and peak resident memory (``ru_maxrss``).
 
 Every CLI run starts from a copy of the repository's corpus, so that known signatures are
 counted, not shrunk: a first finding's shrink runs cases the loop does not count, and in
@@ -37,6 +44,7 @@ cases ran and how their CPU time splits between migfuzz and QEMU. ``--machine`` 
 
     .venv/bin/python scripts/bench.py [--src 11.1] [--dst 11.1] [--seconds 30] \\
         [--jobs 1,8] [--only plain,paused,guests,campaign,floor] [--campaign-seconds 60]
+    .venv/bin/python scripts/bench.py --only report [--report-events 600000,4000000]
 """
 
 from __future__ import annotations
@@ -44,8 +52,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
+import random
 import re
 import resource
 import shutil
@@ -72,7 +82,11 @@ from strategies.cases import rebuild_guest
 REPO = Path(__file__).resolve().parent.parent
 MIGFUZZ = REPO / ".venv" / "bin" / "migfuzz"
 SUMMARY = re.compile(r"(\d+) cases in ([\d.]+) s")
-MEASUREMENTS = {"a": "plain", "b": "paused", "c": "guests", "d": "campaign", "e": "floor"}
+MEASUREMENTS = {
+    "a": "plain", "b": "paused", "c": "guests", "d": "campaign", "e": "floor",
+    "f": "report",
+}  # fmt: skip
+QEMU_MEASUREMENTS = {"a", "b", "c", "d", "e"}
 PHASE_TIMEOUT = 60.0  # seconds one save or one restore may take before the bench gives up
 POLL = 0.002
 
@@ -396,6 +410,179 @@ def run_cli(label: str, extra: list[str], seconds: float, jobs: int, *, known: b
     )  # fmt: skip
 
 
+# -- (f) the report on a week-long event log (no QEMU) ----------------------------------
+
+#: The synthetic campaign's versions: every ordered pair of two of them is one of its pairs.
+REPORT_VERSIONS = ("5.2", "7.2", "10.0", "11.1")
+REPORT_JOBS = 8
+#: Judged cases a second (a 5-minute default campaign logged ~5.8k events).
+REPORT_RATE = 19.0
+#: Events a night: a session of the synthetic campaign (~190 MB of log).
+REPORT_NIGHT = 600_000
+#: Registers of the synthetic refusals (what the corpus's real ones name).
+_REGISTERS = (
+    "ID_AA64ISAR0_EL1", "ID_AA64ISAR1_EL1", "ID_AA64PFR0_EL1", "ID_AA64MMFR2_EL1",
+    "DACR32_EL2", "IFSR32_EL2", "CNTHP_TVAL_EL2", "CNTHP_CTL_EL2", "p15,0,c2", "p15,4,c3",
+    "p15,6,c1", "ZCR_EL1", "SMCR_EL1", "TCR2_EL1", "PIRE0_EL1", "POR_EL0",
+)  # fmt: skip
+#: Same-version findings, by the source version whose own A -> A shows them.
+_SAME_VERSION = {
+    "5.2": "same-version-refused-on-load: error while loading state for instance 0x0 of "
+    "device 'cpu': EL3 is not supported",
+    "11.1": "same-version-state: restored state differs: cpu/0/env.vfp.zregs[0] truncated",
+}
+
+
+def _synthetic_signatures() -> list[str]:
+    """The cross-version signatures of the synthetic campaign."""
+    sigs = [f"refused-on-load: cpreg only in incoming stream: {r}" for r in _REGISTERS]
+    sigs += [
+        "crashed-on-load: assertion in vmstate_load_state: first_elem || !n_elems || !size",
+        "refused-on-load: error loading device cpu after cpu/irq-line-state",
+        "state: restored state differs: cpu/0/env.cp15.cntkctl",
+        "state: guest read-back differs: CNTV_CVAL_EL0",
+    ]
+    return sigs
+
+
+def write_synthetic_campaign(root: Path, events: int, *, seed: int = 1) -> tuple[int, int]:
+    """A campaign folder whose ``events.jsonl`` holds at least ``events`` events (a
+    default campaign's kinds, pairs and signatures; one session per
+    :data:`REPORT_NIGHT` events); returns (events, bytes) written."""
+    rng = random.Random(seed)
+    pairs = [(a, b) for a in REPORT_VERSIONS for b in REPORT_VERSIONS if a != b]
+    signatures = _synthetic_signatures()
+    root.mkdir(parents=True)
+    (root / "corpus").mkdir()
+    versions = {
+        v: {"sha256": f"{i:x}" * 64, "version_line": f"QEMU emulator version {v}.0",
+            "path": f"/opt/qemu/{v}/qemu-system-aarch64"}
+        for i, v in enumerate(REPORT_VERSIONS, 1)
+    }  # fmt: skip
+    record = {
+        "format": 1, "pairs": [f"{a}:{b}" for a, b in pairs], "seed": seed,
+        "budget_seconds": REPORT_NIGHT / REPORT_RATE, "max_cases": None, "jobs": REPORT_JOBS,
+        "versions": versions, "migfuzz": "bench", "started": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    (root / "campaign.json").write_text(json.dumps(record, indent=2))
+    t, written, size = 1_767_225_600.0, 0, 0
+    seen: set[str] = set()
+    run_index = dict.fromkeys(range(REPORT_JOBS), 0)
+    worker_cases = dict.fromkeys(range(REPORT_JOBS), 0)
+    with open(root / "events.jsonl", "w", encoding="utf-8") as out:
+
+        def put(event_type: str, /, **data: Any) -> None:
+            nonlocal written, size
+            line = json.dumps({**data, "t": round(t, 3), "type": event_type}, sort_keys=True)
+            line += "\n"
+            out.write(line)
+            written, size = written + 1, size + len(line)
+
+        while written < events:
+            night_end = written + REPORT_NIGHT
+            put("CampaignStarted", jobs=REPORT_JOBS, resumed=written > 0, seed=seed)
+            for worker in range(REPORT_JOBS):
+                put("RunStarted", worker=worker, run_index=run_index[worker])
+            while written < min(events, night_end) - 1:
+                t += rng.expovariate(REPORT_RATE)
+                worker = rng.randrange(REPORT_JOBS)
+                src, dst = rng.choice(pairs)
+                kind, sig, reason = _synthetic_case(rng, src, dst, signatures)
+                put("CaseJudged", pair=[src, dst], kind=kind, signature=sig,
+                    causes=[sig] if sig else [], reason=reason,
+                    seconds=round(rng.uniform(0.05, 2.0), 3), worker=worker,
+                    case=f"{rng.getrandbits(48):012x}")  # fmt: skip
+                if sig and sig not in seen:
+                    seen.add(sig)
+                    path = f"corpus/{len(seen):03d}"
+                    put("FindingSeen", signature=sig, pair=[src, dst], path=path, worker=worker)
+                    put("ReproducerWritten", signature=sig, path=path, minimize_tests=40)
+                worker_cases[worker] += 1
+                if worker_cases[worker] % 100 == 0:
+                    run_index[worker] += 1
+                    put("RunStarted", worker=worker, run_index=run_index[worker])
+            put("CampaignStopped", interrupted=False, cases=0, seconds=0.0)
+            t += 12 * 3600.0  # the day between two nights
+    return written, size
+
+
+def _synthetic_case(
+    rng: random.Random, src: str, dst: str, signatures: list[str]
+) -> tuple[str, str | None, str]:
+    """(kind, signature, reason) of one synthetic judged case on ``src -> dst``."""
+    roll = rng.random()
+    if roll < 0.03:
+        return "control-failed", None, f"{src} -> {src}: guest read-back incomplete"
+    if roll < 0.13:
+        return "invalid", None, (
+            f"{src} -> {dst}: setup-error: machine type 'virt-{src}' not supported"
+        )  # fmt: skip
+    if roll < 0.14:
+        return "harness", None, "MonitorError: QMP connection lost while waiting for RESUME"
+    if roll < 0.16 and src in _SAME_VERSION:
+        return "divergence", _SAME_VERSION[src], _SAME_VERSION[src]
+    if roll < 0.60:
+        sig = signatures[min(int(rng.expovariate(0.3)), len(signatures) - 1)]
+        return "divergence", sig, sig
+    return "agree", None, ""
+
+
+_RESUME_FOLD = (
+    "import sys; from pathlib import Path; from fuzz.folder import read_jsonl, resume_state; "
+    "root = Path(sys.argv[1]); "
+    "print(resume_state(read_jsonl(root / 'events.jsonl'), root).cases)"
+)
+_IMPORT_ONLY = "import fuzz.report, fuzz.report_html"
+
+
+def _child_peak(argv: list[str]) -> tuple[float, float, float, str]:
+    """Run ``argv`` (cwd: the repository); its (wall s, CPU s, peak resident MB, stdout).
+
+    :raise BenchError: it failed.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        said, why = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        tail = (why.strip() or said.strip() or "no output").splitlines()[-1]
+        raise BenchError(f"{argv[1:3]} failed (exit {proc.returncode}): {tail[:120]}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, said  # ru_maxrss: KiB on Linux
+
+
+def run_report(sizes: list[int]) -> list[str]:
+    """Measurement (f): a line per (log, step): events, MB, wall s, CPU s, peak MB."""
+    python = sys.executable
+    lines = [f"{'events':>9} {'log MB':>7}  {'step':30} {'wall s':>7} {'CPU s':>7} {'peak MB':>8}"]
+    wall, cpu, peak, _ = _child_peak([python, "-c", _IMPORT_ONLY])
+    lines.append(
+        f"{'-':>9} {'-':>7}  {'import fuzz.report (floor)':30} {wall:7.2f} {cpu:7.2f} {peak:8.0f}"
+    )
+    for events in sizes:
+        with tempfile.TemporaryDirectory(prefix="migfuzz-bench-report-") as tmp:
+            root = Path(tmp) / "campaign"
+            print(f"  report: writing a {events}-event log ...", file=sys.stderr, flush=True)
+            written, size = write_synthetic_campaign(root, events)
+            mb = size / 1e6
+            steps = [
+                ("migfuzz report", [python, "-m", "fuzz", "report", str(root)]),
+                ("resume fold (resume_state)", [python, "-c", _RESUME_FOLD, str(root)]),
+            ]
+            for label, argv in steps:
+                print(f"  report: {label} on {written} events ...", file=sys.stderr, flush=True)
+                wall, cpu, peak, _ = _child_peak(argv)
+                lines.append(
+                    f"{written:9d} {mb:7.0f}  {label:30} {wall:7.2f} {cpu:7.2f} {peak:8.0f}"
+                )
+    return lines
+
+
 # -- the command line --------------------------------------------------------------------
 
 
@@ -409,8 +596,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per measurement")
     p.add_argument("--campaign-seconds", type=float, default=60.0, help="budget of (d)")
     p.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}", help="comma list of -j values")
-    p.add_argument("--only", default="a,b,c,d,e", help="comma list of a..e or their names")
+    p.add_argument("--only", default="a,b,c,d,e", help="comma list of a..f or their names")
+    p.add_argument("--report-events", default="600000,4000000",
+                   help="comma list of event-log sizes for (f) report")  # fmt: skip
     args = p.parse_args(argv)
+    try:
+        args.report_events = [int(n) for n in args.report_events.split(",") if n.strip()]
+    except ValueError:
+        raise UsageError(f"--report-events {args.report_events!r}: expected numbers") from None
+    if not args.report_events or min(args.report_events) < 1:
+        raise UsageError("--report-events: every value must be 1 or more")
     try:
         args.jobs = sorted({int(j) for j in args.jobs.split(",") if j.strip()})
     except ValueError:
@@ -421,7 +616,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     only = set()
     for item in (s.strip().lower() for s in args.only.split(",") if s.strip()):
         if item not in MEASUREMENTS and item not in names:
-            raise UsageError(f"--only {item!r}: expected a..e or {', '.join(names)}")
+            raise UsageError(f"--only {item!r}: expected a..f or {', '.join(names)}")
         only.add(names.get(item, item))
     if not only:
         raise UsageError("--only: nothing to measure")
@@ -487,6 +682,12 @@ def _measure(
 def main(argv: list[str] | None = None) -> int:
     """Run the selected measurements and print the table; returns the exit status."""
     args = _parse_args(argv)
+    report = run_report(args.report_events) if "f" in args.only else []
+    if report:
+        print("(f) report on synthetic event logs, each step in a child process:")
+        print("\n".join(report), flush=True)
+    if not args.only & QEMU_MEASUREMENTS:
+        return 0
     farm = Farm(default_cache_dir())
     src, dst = farm.get(args.src), farm.get(args.dst)
     for b in (src, dst):

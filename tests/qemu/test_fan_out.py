@@ -16,8 +16,8 @@ import pytest
 from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
+from fuzz.events import CaseJudged, FindingSeen
 from fuzz.farm import Farm, QemuBinary
-from fuzz.loop import CaseJudged, FindingSeen
 from fuzz.oracles import Agree
 from fuzz.probe import probed_settings
 from fuzz.session import Session

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
-from fuzz.loop import FindingSeen, ReproducerWritten
+from fuzz.events import FindingSeen, ReproducerWritten
 from fuzz.probe import Capabilities
 
 pytestmark = pytest.mark.qemu

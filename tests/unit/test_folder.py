@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from fuzz.errors import CampaignError, InvalidInput
-from fuzz.folder import CampaignFolder, read_jsonl, resume_state
+from fuzz.folder import CampaignFolder, ResumeFold, read_jsonl, resume_state
 
 
 def test_a_new_campaign_writes_its_record_and_corpus_folder(tmp_path: Path) -> None:
@@ -36,6 +37,29 @@ def test_a_second_campaign_on_a_locked_folder_is_refused(tmp_path: Path) -> None
         CampaignFolder.reopen(tmp_path / "c")
     with CampaignFolder.reopen(tmp_path / "c"):  # released on close
         pass
+
+
+def test_a_running_campaigns_folder_is_refused_as_in_use_not_as_non_empty(
+    tmp_path: Path,
+) -> None:
+    # Advice to '--resume' a folder a campaign is running in would only meet the same lock.
+    with CampaignFolder.create(tmp_path / "c", {}) as running:
+        running.log_event("CampaignStarted", jobs=1)
+        with pytest.raises(CampaignError) as caught:
+            CampaignFolder.create(tmp_path / "c", {})
+        message = str(caught.value)
+        assert f"in use by pid {os.getpid()}" in message
+        assert "--resume" not in message and "\n" not in message
+        assert running.record_path.is_file()  # the running campaign's record is untouched
+    with pytest.raises(CampaignError, match="not empty: continue it with"):
+        CampaignFolder.create(tmp_path / "c", {})  # no longer running: today's advice
+
+
+def test_refusing_a_non_empty_folder_leaves_no_lock_file_behind(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CampaignError):
+        CampaignFolder.create(tmp_path, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_a_folder_without_a_record_is_not_a_campaign(tmp_path: Path) -> None:
@@ -119,3 +143,36 @@ def test_a_worker_that_finished_its_share_is_not_restarted(tmp_path: Path) -> No
     state = resume_state(iter(events), tmp_path)
     assert state.finished == {0}
     assert state.next_run[1] == 3
+
+
+def test_the_resume_fold_can_be_read_midway_and_goes_on(tmp_path: Path) -> None:
+    """The report folds the log once and reads the resume state at the end; reading it
+    earlier changes nothing of what the rest of the log adds."""
+    events = [
+        {"t": 1.0, "type": "CampaignStarted"},
+        {"t": 1.0, "type": "RunStarted", "worker": 0, "run_index": 0},
+        {"t": 2.0, "type": "FindingSeen", "signature": "a: x", "path": "corpus/a", "worker": 0},
+        {"t": 3.0, "type": "CaseJudged", "worker": 0},
+        {"t": 9.0, "type": "CampaignStarted"},
+        {"t": 10.0, "type": "ReproducerWritten", "signature": "a: x", "path": "corpus/a"},
+        {"t": 12.0, "type": "CaseJudged", "worker": 0},
+    ]
+    fold = ResumeFold(tmp_path)
+    for event in events[:4]:
+        fold.add(event)
+    midway = fold.state()
+    assert (midway.seconds, midway.unshrunk, midway.replay) == (
+        2.0, [tmp_path / "corpus/a"], {0: {"a: x"}},
+    )  # fmt: skip
+    midway.replay[0].clear()  # the caller's copy, not the fold's
+    assert fold.state().replay == {0: {"a: x"}}
+    for event in events[4:]:
+        fold.add(event)
+    assert fold.state() == resume_state(iter(events), tmp_path)
+    assert (fold.state().seconds, fold.state().unshrunk, fold.state().cases) == (5.0, [], 2)
+
+
+def test_the_event_log_is_read_line_by_line_torn_and_bad_lines_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a": 1}\n[1, 2]\n\xff\xfe{"b"\n{"c": "\xc3\xa9"}\r\n{"d": 4')
+    assert list(read_jsonl(path)) == [{"a": 1}, {"c": "\u00e9"}]

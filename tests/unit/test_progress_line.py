@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fuzz.campaign import Progress
+from fuzz.events import Progress
 from fuzz.status_panel import progress_line
 
 

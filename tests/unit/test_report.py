@@ -16,9 +16,19 @@ import pytest
 from fuzz.cli import main
 from fuzz.errors import CampaignError
 from fuzz.replay import RegressKind
-from fuzz.report import Severity, gather, severity_of, version_key
+from fuzz.report import (
+    CONTROL_CLEAN,
+    CONTROL_FAILED,
+    CONTROL_INVALID,
+    CONTROL_SAME_VERSION,
+    Severity,
+    gather,
+    severity_of,
+    version_key,
+)
 from fuzz.report_html import render_html
 from fuzz.report_junit import CLASSNAME, junit_xml, regress_case
+from fuzz.report_plots import cell_text
 from tests.report_fixture import (
     CONTROL_REASON,
     CRASH,
@@ -43,6 +53,8 @@ def test_severities_are_ordered_as_the_matrix_colours_them():
     assert severity_of("refused-on-load") is Severity.REFUSED
     assert severity_of("state") is Severity.STATE
     assert severity_of("reuse") is Severity.STATE  # unknown kinds: a divergence all the same
+    assert severity_of("same-version-refused-on-load") is Severity.REFUSED  # A's own refusal
+    assert severity_of("same-version-state") is Severity.STATE
 
 
 def test_versions_sort_by_number_not_text():
@@ -308,3 +320,76 @@ def test_a_case_with_several_causes_counts_for_each(campaign: Campaign):
     assert [(s.count, s.pairs) for s in second] == [(1, (("11.1", "10.0", 1),))]
     assert {(c.src, c.dst): c.signatures for c in data.cells}["11.1", "10.0"] == 2
     assert data.series[-1].signatures == 3
+
+
+def test_the_diagonal_is_the_control_of_every_case_from_its_source(campaign: Campaign):
+    """Every case runs A -> A on its source first: the diagonal adds those controls up,
+    whether or not A -> A was a pair of its own."""
+    cells = {(c.src, c.dst): c for c in gather(campaign.root).cells}
+    src = campaign.pair[0]
+    assert src != "11.1"
+    ours = cells[src, src]
+    # Two divergences on the pair (their control was clean), two failed controls; the
+    # case the harness failed tells nothing of its control.
+    assert dict(ours.controls) == {CONTROL_CLEAN: 2, CONTROL_FAILED: 2}
+    assert (ours.cases, ours.control_cases, ours.worst) == (0, 4, Severity.CONTROL_FAILED)
+    assert (ours.signatures, ours.same_version) == (0, ())
+    # 11.1 -> 11.1 is a pair too; the controls of 11.1 -> 10.0 (a crash, a setup error of
+    # 10.0's) were clean.
+    assert dict(cells["11.1", "11.1"].controls) == {CONTROL_CLEAN: 3}
+    assert cells["11.1", "11.1"].cases == 1
+    assert cells["10.0", "10.0"].worst is None  # never a source: no control ran on it
+    assert cell_text(cells["10.0", "10.0"]) == ("not run",)
+    assert cell_text(ours) == ("0 signatures", "4 controls", "control, 2 failed")
+
+
+def _default_campaign(root: Path) -> Path:
+    """A campaign over the default pairs (no A:A among them) whose controls showed
+    same-version findings, failed, and could not be set up."""
+    (root / "corpus").mkdir(parents=True)
+    pairs = ["5.2:11.1", "11.1:5.2"]
+    (root / "campaign.json").write_text(json.dumps({"format": 1, "pairs": pairs}))
+    el3 = "same-version-refused-on-load: EL3 is not supported"
+    zreg = "same-version-state: restored state differs: zregs"
+    cases = [
+        ("5.2", "11.1", "divergence", [el3], el3),
+        ("5.2", "11.1", "divergence", [el3], el3),
+        ("5.2", "11.1", "agree", [], ""),
+        ("5.2", "11.1", "invalid", [], "5.2 -> 5.2: setup-error: no such machine"),
+        ("11.1", "5.2", "divergence", [zreg], zreg),
+        ("11.1", "5.2", "divergence", ["refused-on-load: x"], "refused-on-load: x"),
+        ("11.1", "5.2", "control-failed", [], "11.1 -> 11.1: read-back incomplete"),
+        ("11.1", "5.2", "invalid", [], "11.1 -> 5.2: setup-error: no such machine"),
+    ]
+    lines = [{"type": "CampaignStarted", "t": 10.0}]
+    lines += [
+        {"type": "CaseJudged", "t": 11.0 + i, "pair": [src, dst], "kind": kind,
+         "signature": causes[0] if causes else None, "causes": causes, "reason": reason,
+         "worker": 0}
+        for i, (src, dst, kind, causes, reason) in enumerate(cases)
+    ]  # fmt: skip
+    lines.append({"type": "CampaignStopped", "t": 30.0, "interrupted": False})
+    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    return root
+
+
+def test_a_default_campaign_fills_the_diagonal(tmp_path: Path):
+    data = gather(_default_campaign(tmp_path / "default"))
+    cells = {(c.src, c.dst): c for c in data.cells}
+    old, new = cells["5.2", "5.2"], cells["11.1", "11.1"]
+    assert (old.cases, new.cases) == (0, 0)  # neither A -> A was a pair
+    assert dict(old.controls) == {CONTROL_SAME_VERSION: 2, CONTROL_CLEAN: 1, CONTROL_INVALID: 1}
+    assert old.same_version == (("same-version-refused-on-load: EL3 is not supported", 2),)
+    assert (old.worst, old.signatures) == (Severity.REFUSED, 1)  # a refusal of A's own
+    assert dict(new.controls) == {CONTROL_SAME_VERSION: 1, CONTROL_CLEAN: 2, CONTROL_FAILED: 1}
+    assert (new.worst, new.signatures) == (Severity.STATE, 1)
+    assert all(cell_text(c) != ("not run",) for c in (old, new))
+    # The off-diagonal cells are as they were: a same-version finding is met on A -> B too.
+    assert cells["5.2", "11.1"].signatures == 1 and cells["5.2", "11.1"].cases == 4
+    assert sum(c.cases for c in data.cells) == data.cases
+    [el3] = [s for s in data.signatures if s.kind == "same-version-refused-on-load"]
+    assert el3.severity is Severity.REFUSED and el3.count == 2
+    page = render_html(data)
+    controls = page[page.index('id="controls"') : page.index('id="time"')]
+    assert "same-version-refused-on-load: EL3 is not supported (2)" in controls
+    assert "<td>5.2</td><td>4</td><td>1</td><td>2</td><td>0</td><td>1</td>" in controls

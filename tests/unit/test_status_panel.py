@@ -10,8 +10,16 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from fuzz.campaign import Progress, WorkerFinished, WorkerLost, WorkerStarted
-from fuzz.loop import CaseJudged, FindingFlaky, FindingSeen, ReproducerWritten
+from fuzz.events import (
+    CaseJudged,
+    FindingFlaky,
+    FindingSeen,
+    Progress,
+    ReproducerWritten,
+    WorkerFinished,
+    WorkerLost,
+    WorkerStarted,
+)
 from fuzz.oracles import Signature
 from fuzz.status_panel import (
     PlainDisplay,
