@@ -33,10 +33,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from fuzz.binary import QemuBinary, version_sort_key
+from fuzz.capabilities import Capabilities
 from fuzz.corpus import Entry
 from fuzz.errors import HarnessError, UsageError
-from fuzz.farm import QemuBinary, version_sort_key
-from fuzz.probe import Capabilities, capabilities
+from fuzz.probe import capabilities
 from fuzz.replay import ReplayVerdict, replay
 from fuzz.session import Session
 

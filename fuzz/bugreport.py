@@ -3,8 +3,8 @@
 ``migfuzz bug ENTRY`` writes the text a QEMU maintainer can act on without migfuzz: a
 one-line title; the exact versions (version line, and the Debian package from the lock
 file, :mod:`fuzz.lock`); the plain QEMU command lines of the source, the save, the
-destination and the load (built by the same functions as the entry's ``repro.sh``,
-:func:`fuzz.runner.source_args` and :func:`fuzz.runner.destination_args`); what the
+destination and the load (the commands of the entry's ``repro.sh``,
+:func:`fuzz.corpus.repro_commands`, with the files beside the report); what the
 same-version control does (expected) and what the cross-version pair does, in QEMU's own
 error lines (actual); the responsible registers with both values, AArch32 ones under their
 architectural names beside the encoding; the state the pair restored differently; and,
@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fuzz import qemu_command
 from fuzz.bisect import Axis, qemu_release
+from fuzz.case import Case
 from fuzz.corpus import Entry, VersionRef, read_back_differences
 from fuzz.errors import InvalidInput
 from fuzz.lock import Lock, LockedVersion
 from fuzz.outcome import StepOutcome, TransferOutcome
-from fuzz.runner import destination_args, source_args
+from fuzz.qemu_command import NONE, STDIO, Channel, QemuCommand, ShellText
 from fuzz.stream.cpregs import CpReg, from_kvm_id
 
 __all__ = ["bug_report", "title"]
@@ -100,16 +101,21 @@ def _version_rows(entry: Entry, lock: Lock | None) -> list[str]:
     return rows
 
 
-def _words(args: Iterable[str]) -> str:
-    return " ".join(shlex.quote(a) for a in args)
+def _report_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
+    """The source and the load as a maintainer types them: the engine's commands with
+    the monitor on stdin (or none), no serial port, the image and the stream beside them
+    (``guest.bin``, ``src.stream``)."""
+    image = Path("guest.bin") if case.guest is not None else None
+    src = qemu_command.source(case, image).with_channels(monitor=STDIO, serial=NONE)
+    load = qemu_command.destination(case).with_channels(monitor=NONE, serial=NONE)
+    return src, load.reading_stream(ShellText("src.stream"))
 
 
 def _commands(entry: Entry) -> list[str]:
     """The plain QEMU steps: source, save, destination, load (as the entry's repro.sh)."""
     case = entry.case
     guest = case.guest
-    src_args = _words(source_args(case, Path("guest.bin") if guest else None))
-    load_args = _words(a for a in destination_args(case) if a not in ("-incoming", "defer"))
+    save, load = _report_commands(case)
     src, dst = _release(entry.src), _release(entry.dst)
     lines = [
         "QEMU_SRC and QEMU_DST are `qemu-system-aarch64` of the two versions above.",
@@ -119,7 +125,7 @@ def _commands(entry: Entry) -> list[str]:
         + ", monitor on stdin:",
         "",
         "   ```sh",
-        f"   $QEMU_SRC {src_args} -nodefaults -display none -monitor stdio -serial none",
+        f"   $QEMU_SRC {save.shell()}",
         "   ```",
         "",
         "2. Save: on its monitor"
@@ -134,8 +140,7 @@ def _commands(entry: Entry) -> list[str]:
         f"3. Start the destination (QEMU {dst}) with the same configuration and load the stream:",
         "",
         "   ```sh",
-        f"   $QEMU_DST {load_args} -nodefaults -display none -monitor none -serial none "
-        '-incoming "exec:cat src.stream"',
+        f"   $QEMU_DST {load.shell()}",
         "   ```",
         "",
         *([] if entry.signature.same_version
@@ -172,7 +177,8 @@ def _read_back_steps(entry: Entry) -> list[str]:
     resume = entry.case.guest.resume.decode("latin-1")
     names = "|".join(re.escape(d["name"]) for d in differences)
     same = entry.signature.same_version
-    load_args = _words(a for a in destination_args(entry.case) if a not in ("-incoming", "defer"))
+    _, load = _report_commands(entry.case)
+    read_back = load.with_channels(monitor=STDIO, serial=Channel.pipe("uart"))
     baseline = (
         "what it printed before the save (run step 1 with `-serial file:before.txt`)"
         if same else "what the same steps print with `$QEMU_SRC` as the destination"
@@ -186,8 +192,7 @@ def _read_back_steps(entry: Entry) -> list[str]:
         "",
         "   ```sh",
         "   mkfifo uart.in uart.out; cat uart.out > after.txt &",
-        f"   $QEMU_DST {load_args} -nodefaults -display none -monitor stdio "
-        '-chardev pipe,id=ser,path=uart -serial chardev:ser -incoming "exec:cat src.stream"',
+        f"   $QEMU_DST {read_back.shell()}",
         "   (qemu) cont",
         f"   printf {resume} > uart.in    # from another shell",
         f"   grep -E '^({names})=' after.txt",

@@ -32,6 +32,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from fuzz.binary import QemuBinary
+from fuzz.capabilities import Capabilities, settings_for
 from fuzz.case import Pair
 from fuzz.errors import CorpusError, UsageError
 from fuzz.events import (
@@ -45,12 +47,12 @@ from fuzz.events import (
     WorkerLost,
     WorkerStarted,
 )
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.folder import CampaignFolder
 from fuzz.loop import Accepts, CaseStrategy, FuzzLoop
 from fuzz.minimize import GuestBuilder
 from fuzz.oracles import Signature
-from fuzz.probe import Capabilities, capabilities, settings_for
+from fuzz.probe import capabilities
 from fuzz.session import Session
 from fuzz.settings import RunSettings
 from fuzz.store import CorpusStore, known_in

@@ -41,7 +41,8 @@ class MachineConfig:
     """What QEMU is told about the machine: type, options, CPU model and properties, size.
 
     ``machine_options`` and ``cpu_properties`` are ordered (name, value) pairs: the order
-    is the order on the command line, so a reproducer's command line is exactly the same.
+    is the order on the command line (:func:`fuzz.qemu_command.base`), so a reproducer's
+    command line is exactly the same.
     """
 
     machine: str
@@ -56,15 +57,6 @@ class MachineConfig:
             raise UsageError(
                 f"smp={self.smp} memory_mib={self.memory_mib}: need >= 1 CPU, >= 16 MiB"
             )
-
-    def qemu_args(self) -> list[str]:
-        """The QEMU options for this configuration (accelerator, machine, CPU, size)."""
-        machine = ",".join([self.machine, *(f"{k}={v}" for k, v in self.machine_options)])
-        cpu = ",".join([self.cpu, *(f"{k}={v}" for k, v in self.cpu_properties)])
-        return [
-            "-accel", "tcg", "-machine", machine, "-cpu", cpu,
-            "-smp", str(self.smp), "-m", f"{self.memory_mib}M",
-        ]  # fmt: skip
 
     def describe(self) -> str:
         """A one-line human summary, e.g. ``virt-10.0 cortex-a57,pmu=off smp=1 64M``."""

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from fuzz import __version__
+from fuzz.binary import QemuBinary
 from fuzz.bisect import Axis, Point, Role, bisect_axis
 from fuzz.bugreport import bug_report
 from fuzz.campaign import (
@@ -36,6 +37,7 @@ from fuzz.campaign_session import (
     run_new,
     run_resumed,
 )
+from fuzz.capabilities import Capabilities
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import Entry, entry_folders, load_entry
 from fuzz.describe import diff_layouts, save_layout
@@ -60,7 +62,6 @@ from fuzz.events import (
 from fuzz.farm import (
     DEBIAN_SUITES,
     Farm,
-    QemuBinary,
     config_binaries,
     default_cache_dir,
     default_config_file,
@@ -70,7 +71,7 @@ from fuzz.folder import default_folder
 from fuzz.loop import campaign_seed, default_pairs, parse_pairs
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.outcome import TransferOutcome
-from fuzz.probe import Capabilities, capabilities, probed_settings
+from fuzz.probe import capabilities, probed_settings
 from fuzz.recheck import Rechecked
 from fuzz.replay import (
     SHORT_HASH,
@@ -695,7 +696,9 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     if args.stateful:
         from fuzz.stateful_command import cmd_fuzz_stateful  # noqa: PLC0415
 
-        return cmd_fuzz_stateful(args, farm, lambda line: out.print(line, markup=False))
+        budget = parse_duration(args.budget) if args.budget else None
+        return cmd_fuzz_stateful(args, farm, lambda line: out.print(line, markup=False),
+                                 budget=budget)  # fmt: skip
     if args.resume is not None and (args.out is not None or args.corpus is not None):
         raise UsageError("--resume DIR goes on with DIR's campaign: no --out or --corpus with it")
     if args.out is not None and args.corpus is not None:

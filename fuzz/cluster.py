@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fuzz.binary import QemuBinary
 from fuzz.errors import HarnessError, UsageError
-from fuzz.farm import QemuBinary
 
 #: A worker body: runs one slot's spec with an event sink and a stop flag.
 Body = Callable[[Any, Callable[[object], None], Callable[[], bool]], object]

@@ -30,13 +30,13 @@ from typing import Any
 
 import lz4.frame
 
-from fuzz import __version__
+from fuzz import __version__, qemu_command
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, GuestProgram, MachineConfig
 from fuzz.errors import CorpusError
-from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
 from fuzz.outcome import TransferOutcome
-from fuzz.runner import destination_args, source_args
+from fuzz.qemu_command import NONE, STDIO, Channel, QemuCommand, ShellText
 
 FORMAT = 1
 _MAX_JSON = 16 << 20
@@ -260,18 +260,21 @@ def iter_entries(corpus_dir: Path) -> Iterator[Entry | CorpusError]:
             yield err
 
 
-_IMAGE_PLACEHOLDER = "@GUEST_IMAGE@"
+#: What a reproducer's QEMU commands read: the guest image beside the script, the stream
+#: in its work folder.
+_IMAGE = ShellText("$HERE/guest.bin")
+_STREAM = ShellText("$WORK/src.stream")
 
 
-def _shell_words(args: list[str]) -> str:
-    """Quote QEMU arguments for sh; the guest image path becomes ``"$HERE/guest.bin"``."""
-    words = []
-    for arg in args:
-        if _IMAGE_PLACEHOLDER in arg:
-            words.append('"' + arg.replace(_IMAGE_PLACEHOLDER, "$HERE/guest.bin") + '"')
-        else:
-            words.append(shlex.quote(arg))
-    return " ".join(words)
+def repro_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
+    """The source (``--resave``) and the restore command of ``case``'s ``repro.sh``: the
+    engine's :func:`~fuzz.qemu_command.source` and :func:`~fuzz.qemu_command.destination`
+    with the reproducer's channels: the monitor on stdin (HMP) or none, no serial port,
+    the stream read from ``$WORK/src.stream`` instead of ``-incoming defer``."""
+    image = _IMAGE if case.guest is not None else None
+    save = qemu_command.source(case, image).with_channels(monitor=STDIO, serial=NONE)
+    restore = qemu_command.destination(case).with_channels(monitor=NONE, serial=NONE)
+    return save, restore.reading_stream(_STREAM)
 
 
 def _portable_command(binary: QemuBinary) -> str:
@@ -298,13 +301,10 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
     guest and compares the items that differed, and exits 1 if they still do.
     """
     case = entry.case
-    image = Path(_IMAGE_PLACEHOLDER) if case.guest is not None else None
-    save_args = _shell_words(source_args(case, image))
-    load_args = _shell_words([a for a in destination_args(case) if a not in ("-incoming", "defer")])
+    save, restore = repro_commands(case)
     run_guest = "printf 'cont\\n'; sleep 2; printf 'stop\\n'; " if case.guest is not None else ""
-    restore = (
-        "$QEMU {args} -nodefaults -display none -monitor none -serial none "
-        '-incoming "exec:cat $WORK/src.stream" </dev/null & pid=$!\n'
+    restore_lines = (
+        "$QEMU {command} </dev/null & pid=$!\n"
         'sleep 3; if kill $pid 2>/dev/null; then echo "{label}: loaded"; fi\n'
         "wait $pid 2>/dev/null\n"
     )
@@ -329,18 +329,18 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
             'if [ "${1:-}" = "--resave" ]; then',
             f'  ( {run_guest}printf \'migrate "exec:cat > %s"\\nquit\\n\' "$WORK/src.stream" )'
             " | \\",
-            f"    $QEMU_SRC {save_args} -nodefaults -display none -monitor stdio -serial none \\",
+            f"    $QEMU_SRC {save.shell()} \\",
             "    >/dev/null",
             "else",
             '  lz4 -dcq "$HERE/stream.lz4" > "$WORK/src.stream" || exit 2',
             "fi",
             f"echo '== control: restore on {entry.src.name}'",
             "QEMU=$QEMU_SRC",
-            restore.format(args=load_args, label="control").rstrip(),
+            restore_lines.format(command=restore.shell(), label="control").rstrip(),
             f"echo '== pair: restore on {entry.dst.name}'",
             "QEMU=$QEMU_DST",
-            restore.format(args=load_args, label="pair").rstrip(),
-            *_read_back_lines(entry, load_args),
+            restore_lines.format(command=restore.shell(), label="pair").rstrip(),
+            *_read_back_lines(entry, restore),
             "",
         ]
     )
@@ -354,9 +354,7 @@ read_back() {{
   cat "$WORK/$1.out" > "$WORK/$1.uart" &
   ( sleep 1; printf 'cont\\n'; sleep 0.5; printf '{resume}' > "$WORK/$1.in"; sleep 2
     printf 'quit\\n' ) | \\
-    $QEMU {args} -nodefaults -display none -monitor stdio \\
-      -chardev "pipe,id=ser,path=$WORK/$1" -serial chardev:ser \\
-      -incoming "exec:cat $WORK/src.stream" >/dev/null 2>&1
+    $QEMU {command} >/dev/null 2>&1
   wait
 }}
 # item LABEL NAME: the value NAME read back in LABEL's UART ("exception": the EXC line).
@@ -376,7 +374,7 @@ def read_back_differences(entry: Entry) -> list[dict[str, Any]]:
     return [d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str)]
 
 
-def _read_back_lines(entry: Entry, load_args: str) -> list[str]:
+def _read_back_lines(entry: Entry, restore: QemuCommand) -> list[str]:
     """For a read-back finding: restore again on both sides, resume the guest, and compare
     the items that differed (exit status 1 if they still do). A same-version finding
     compares A -> A with what the guest read before the save (recorded: a resave's UART
@@ -387,9 +385,12 @@ def _read_back_lines(entry: Entry, load_args: str) -> list[str]:
     assert entry.case.guest is not None
     same_version = entry.signature.same_version
     resume = entry.case.guest.resume.decode("latin-1")
+    # The restore's command with the monitor on stdin and the UART on the FIFO pair.
+    read_back = restore.with_channels(monitor=STDIO, serial=Channel.pipe(ShellText("$WORK/$1")))
+    command = read_back.shell(breaks=("serial", "incoming"), indent="      ")
     lines = [
         "echo '== the guest read-back after each restore'",
-        _READ_BACK.format(resume=resume, args=load_args),
+        _READ_BACK.format(resume=resume, command=command),
         "QEMU=$QEMU_SRC; read_back control",
         *([] if same_version else ["QEMU=$QEMU_DST; read_back pair"]),
     ]

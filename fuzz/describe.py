@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case
 from fuzz.errors import HarnessError, InvalidInput, StreamError
-from fuzz.farm import QemuBinary
 from fuzz.machine import private_workdir
 from fuzz.outcome import Verdict
 from fuzz.runner import FreshSource

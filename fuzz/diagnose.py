@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case
 from fuzz.engine import CaseRun
 from fuzz.errors import StreamError
-from fuzz.farm import QemuBinary
 from fuzz.localize import Localization, localize_cpreg_refusal
 from fuzz.machine import private_workdir
 from fuzz.oracles import Judgement, Signature

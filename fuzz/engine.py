@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fuzz.case import Case
+from fuzz.binary import QemuBinary
+from fuzz.case import Case, MachineConfig
 from fuzz.events import Event
-from fuzz.farm import QemuBinary
 from fuzz.machine import private_workdir
 from fuzz.oracles import (
     Agree,
@@ -297,7 +297,7 @@ class CaseRunner:
         self.settings = settings
         self.emit = emit
         self.pool = ProcessPool(workdir, settings, emit=emit) if settings.reuse else None
-        self._fresh_only: set[tuple[str, str, tuple[str, ...]]] = set()
+        self._fresh_only: set[tuple[str, str, MachineConfig]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0
         self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
@@ -324,7 +324,7 @@ class CaseRunner:
             need no snapshot file); ones already running for it are used either way.
         :return: one run per destination, in the order of ``dsts``.
         """
-        config = tuple(case.config.qemu_args())
+        config = case.config
         recent = [
             self._pair_clean.setdefault((src.name, d.name), deque(maxlen=PAIR_MEMORY)) for d in dsts
         ]
@@ -360,7 +360,7 @@ class CaseRunner:
         return runs
 
     def _settle(
-        self, recent: deque[bool], config: tuple[str, ...], reused: CaseRun, fresh: CaseRun
+        self, recent: deque[bool], config: MachineConfig, reused: CaseRun, fresh: CaseRun
     ) -> CaseRun:
         """The reported run of a pair run on long-lived and then on fresh processes."""
         _remember(recent, fresh)

@@ -23,7 +23,6 @@ a Debian suite serves (backports included) installs under its own name (``10.0.2
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzz.binary import QemuBinary, file_sha256, version_sort_key
 from fuzz.errors import FarmError, UsageError
 from fuzz.lock import (
     QEMU_PACKAGE,
@@ -82,73 +82,8 @@ _MULTIARCH = {
 }
 
 
-@dataclass(frozen=True)
-class QemuBinary:
-    """How to run one QEMU version.
-
-    ``loader`` and ``library_path`` are set for a Debian root (the root's own ``ld.so``
-    runs the binary); a user's own build runs as it is.
-    """
-
-    name: str
-    path: Path
-    origin: str
-    loader: Path | None = None
-    library_path: tuple[Path, ...] = ()
-    data_dir: Path | None = None
-    module_dir: Path | None = None
-
-    def command(self) -> list[str]:
-        """The argv prefix that starts this QEMU (before any QEMU option)."""
-        argv: list[str] = []
-        if self.loader is not None:
-            argv += [str(self.loader), "--library-path", ":".join(map(str, self.library_path))]
-        argv.append(str(self.path))
-        if self.data_dir is not None:
-            argv += ["-L", str(self.data_dir)]
-        return argv
-
-    def environment(self) -> dict[str, str]:
-        """The environment QEMU runs with: ours, plus this root's module folder."""
-        env = dict(os.environ)
-        if self.module_dir is not None:
-            env["QEMU_MODULE_DIR"] = str(self.module_dir)
-        return env
-
-    def content_hash(self) -> str:
-        """SHA-256 of the binary: the key of its capability probe and of reproducers."""
-        return _file_sha256(self.path)
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready description (paths as strings)."""
-        return {
-            "name": self.name,
-            "path": str(self.path),
-            "origin": self.origin,
-            "loader": None if self.loader is None else str(self.loader),
-            "library_path": [str(p) for p in self.library_path],
-            "data_dir": None if self.data_dir is None else str(self.data_dir),
-            "module_dir": None if self.module_dir is None else str(self.module_dir),
-        }
-
-
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
 def _quiet(_message: str) -> None:
     """The default listener of a farm step's messages: nobody."""
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _hash_cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        _hash_cache[key] = digest.hexdigest()
-    return _hash_cache[key]
 
 
 def default_cache_dir() -> Path:
@@ -482,7 +417,7 @@ class Farm:
                 final = self.qemu_dir / plan.name
                 if (final / _MARKER).exists() and not force and not update:
                     progress(f"{plan.name}: already installed")
-                    sha = _file_sha256(final / "root/usr/bin/qemu-system-aarch64")
+                    sha = file_sha256(final / "root/usr/bin/qemu-system-aarch64")
                     if plan.locked is not None and plan.locked.sha256 != sha:
                         progress(f"{plan.name}: the installed binary differs from {lock_name}; "
                                  f"'migfuzz qemu install --force {plan.name}' installs the "
@@ -559,11 +494,6 @@ class Farm:
         return max(
             (o for o in matches if o.suite == suite), key=lambda o: debian_version_key(o.version)
         )
-
-
-def version_sort_key(name: str) -> tuple[tuple[int, object], ...]:
-    """Sort '5.2' < '7.2' < '10.0' < '11.1' < 'dev' (numbers numerically, words after)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-_+]", name))
 
 
 def _binary_from_marker(marker: Path) -> QemuBinary | None:
@@ -686,7 +616,7 @@ def _locked_from_marker(final: Path, arch: str) -> LockedVersion:
         return LockedVersion(
             name=str(data["name"]), arch=arch, suite=str(data["suite"]),
             packages=tuple(sorted(packages)),
-            sha256=_file_sha256(final / "root/usr/bin/qemu-system-aarch64"),
+            sha256=file_sha256(final / "root/usr/bin/qemu-system-aarch64"),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise FarmError(f"{final}: cannot read what was installed there: {err}") from err
@@ -772,7 +702,7 @@ def _install_debian(
         status(f"{name}: unpacking {len(debs)} packages")
         loader, version_line = _unpack(name, debs, root)
         binary = root / "usr/bin/qemu-system-aarch64"
-        sha256 = _file_sha256(binary)
+        sha256 = file_sha256(binary)
         if locked is not None and sha256 != locked.sha256:
             raise FarmError(
                 f"{name}: the locked packages gave a binary with sha256 {sha256[:12]}, "

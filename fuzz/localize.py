@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case
 from fuzz.ddmin import minimize
 from fuzz.errors import InvalidInput
-from fuzz.farm import QemuBinary
 from fuzz.outcome import Verdict
 from fuzz.runner import FreshDestination, FreshSource
 from fuzz.session import Session

@@ -41,6 +41,8 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
+from fuzz.binary import QemuBinary
+from fuzz.capabilities import Capabilities
 from fuzz.case import Case, MachineConfig, Pair
 from fuzz.corpus import Entry, VersionRef
 from fuzz.diagnose import explain
@@ -55,11 +57,9 @@ from fuzz.events import (
     ReproducerWritten,
     RunStarted,
 )
-from fuzz.farm import QemuBinary
 from fuzz.minimize import GuestBuilder, make_one_minimal
 from fuzz.oracles import ControlFailed, Divergence, InvalidCase, Signature
 from fuzz.outcome import Stage
-from fuzz.probe import Capabilities
 from fuzz.session import Session
 from fuzz.store import CorpusStore
 

@@ -31,8 +31,9 @@ from typing import Any, Self
 from qemu.qmp import Message, QMPClient
 from qemu.qmp.error import QMPError
 
+from fuzz.binary import QemuBinary
 from fuzz.errors import LaunchError, MonitorError
-from fuzz.farm import QemuBinary
+from fuzz.qemu_command import QemuCommand, raw
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -89,15 +90,16 @@ class QemuMachine:
 
     Use as an async context manager::
 
-        async with QemuMachine(binary, args, workdir) as vm:
+        async with QemuMachine(binary, qemu_command.probe(), workdir) as vm:
             await vm.execute("query-status")
 
-    ``args`` are QEMU arguments after the binary (machine, cpu, ...); the class adds the
-    monitor, ``-nodefaults``, ``-display none`` and, with ``console=True``, a serial port
-    whose output accumulates in :attr:`console_output`.
+    ``command`` is the :class:`~fuzz.qemu_command.QemuCommand` to start (machine, cpu, ...);
+    the class fills in its harness channels: the QMP monitor and, with ``console=True``, a
+    serial port whose output accumulates in :attr:`console_output`.
 
     :param binary: the QEMU version to run.
-    :param args: QEMU arguments describing the machine.
+    :param command: what to start; a list of QEMU arguments is taken as it is (for
+        callers outside ``fuzz/``).
     :param workdir: a private folder for this process's logs; it must exist.
     :param console: whether to attach the first serial port to a socket we read.
     :param qtest: whether to attach a qtest channel (alongside TCG), through which
@@ -108,7 +110,7 @@ class QemuMachine:
     def __init__(
         self,
         binary: QemuBinary,
-        args: Sequence[str],
+        command: QemuCommand | Sequence[str],
         workdir: Path,
         *,
         console: bool = False,
@@ -116,7 +118,7 @@ class QemuMachine:
         start_timeout: float = 20.0,
     ) -> None:
         self.binary = binary
-        self.args = list(args)
+        self.command = command if isinstance(command, QemuCommand) else raw(command)
         self.workdir = workdir
         self.start_timeout = start_timeout
         self.want_console = console
@@ -147,16 +149,17 @@ class QemuMachine:
     ) -> None:
         await self.shutdown()
 
-    def _channels(self) -> tuple[socket.socket, list[socket.socket], list[str]]:
-        """Socket pairs for monitor, console and qtest: (our monitor end, QEMU's ends, args)."""
+    def _channels(self) -> tuple[socket.socket, list[socket.socket], QemuCommand]:
+        """Socket pairs for monitor, console and qtest: (our monitor end, QEMU's ends, the
+        command with them)."""
         mon_ours, mon_theirs = socket.socketpair()
         theirs = [mon_theirs]
-        extra = ["-chardev", f"socket,id=mon0,fd={mon_theirs.fileno()}", "-qmp", "chardev:mon0"]
+        serial_fd = None
         if self.want_console:
             self._console_sock, con_theirs = socket.socketpair()
             theirs.append(con_theirs)
-            extra += ["-chardev", f"socket,id=ser0,fd={con_theirs.fileno()}"]
-            extra += ["-serial", "chardev:ser0"]
+            serial_fd = con_theirs.fileno()
+        qtest = None
         if self.want_qtest:
             # Not '-qtest chardev:ID' on a passed fd: QEMU 7.x aborts on that (its qtest
             # server looks the chardev up by the name "qtest", not by ID). A socket that
@@ -167,8 +170,11 @@ class QemuMachine:
             listener.bind(str(path))
             listener.listen(1)
             self._qtest_listener = listener
-            extra += ["-qtest", f"unix:{path}", "-qtest-log", "/dev/null"]
-        return mon_ours, theirs, extra
+            qtest = path
+        command = self.command.with_harness(
+            monitor_fd=mon_theirs.fileno(), serial_fd=serial_fd, qtest=qtest
+        )
+        return mon_ours, theirs, command
 
     async def _accept_qtest(self) -> None:
         """Take QEMU's qtest connection (made while it started) off the listening socket."""
@@ -196,9 +202,9 @@ class QemuMachine:
         :raise LaunchError: QEMU exited or did not greet within ``start_timeout``; the
             error carries the command line, exit code and stderr tail.
         """
-        mon_ours, theirs, extra = self._channels()
+        mon_ours, theirs, command = self._channels()
         pass_fds = [sock.fileno() for sock in theirs]
-        self.argv = [*self.binary.command(), "-nodefaults", "-display", "none", *extra, *self.args]
+        self.argv = [*self.binary.command(), *command.argv()]
         logger.debug("launching %s", " ".join(self.argv))
         try:
             wrapper = _pdeathsig_wrapper()
@@ -225,7 +231,7 @@ class QemuMachine:
                     raise
         except OSError as err:
             mon_ours.close()
-            self._drop_qtest_listener()
+            await self._close_channels()
             raise LaunchError(
                 f"cannot start QEMU {self.binary.name}: {err}",
                 argv=self.argv, returncode=None, stderr_tail="",

@@ -32,14 +32,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fuzz.case import Case, GuestProgram
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary
+from fuzz.case import Case, GuestProgram, MachineConfig
 from fuzz.errors import MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
-from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine
 from fuzz.outcome import Stage, StepOutcome, Verdict
+from fuzz.qemu_command import QemuCommand
 from fuzz.runner import (
-    DETERMINISM_ARGS,
     LoadResult,
     SaveResult,
     Snapshot,
@@ -163,13 +164,13 @@ class _LongLived:
     """What sources and destinations share: one QEMU, its uses, and its retirement."""
 
     def __init__(
-        self, binary: QemuBinary, args: list[str], workdir: Path, *, console: bool,
+        self, binary: QemuBinary, command: QemuCommand, workdir: Path, *, console: bool,
         qtest: bool = False, timeouts: Timeouts = DEFAULT_TIMEOUTS,
         snapshot_commands: bool = True, file_uri: bool = False,
         emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.binary = binary
-        self.args = args
+        self.command = command
         self.workdir = workdir
         self.console = console
         self.qtest = qtest
@@ -192,7 +193,7 @@ class _LongLived:
         if self.vm is not None:
             return StepRecorder(self.vm, stage, self.binary.name), None
         vm = QemuMachine(
-            self.binary, self.args, self.workdir, console=self.console, qtest=self.qtest,
+            self.binary, self.command, self.workdir, console=self.console, qtest=self.qtest,
             start_timeout=self.timeouts.start,
         )  # fmt: skip
         step = StepRecorder(vm, stage, self.binary.name)
@@ -226,14 +227,9 @@ class LongLivedSource(_LongLived):
     def __init__(
         self, binary: QemuBinary, case: Case, workdir: Path, template: Callable[[], Path], **kw: Any
     ) -> None:
-        args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
-        if case.guest is not None:
-            for cpu in range(case.config.smp):
-                args += ["-device", f"loader,addr={case.guest.entry:#x},cpu-num={cpu}"]
-        super().__init__(
-            binary, args, workdir, console=case.guest is not None, qtest=case.guest is not None,
-            **kw,
-        )  # fmt: skip
+        with_guest = case.guest is not None
+        command = qemu_command.long_lived_source(case)
+        super().__init__(binary, command, workdir, console=with_guest, qtest=with_guest, **kw)
         self.template = template
 
     async def save(self, case: Case, path: Path) -> SaveResult:
@@ -319,9 +315,9 @@ class LongLivedDestination(_LongLived):
     """Loads snapshot after snapshot of one configuration in one QEMU."""
 
     def __init__(self, binary: QemuBinary, case: Case, workdir: Path, **kw: Any) -> None:
-        args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
+        command = qemu_command.long_lived_destination(case)
         with_guest = case.guest is not None
-        super().__init__(binary, args, workdir, console=with_guest, qtest=with_guest, **kw)
+        super().__init__(binary, command, workdir, console=with_guest, qtest=with_guest, **kw)
 
     async def load(
         self, case: Case, state: bytes | Path | Snapshot, *, resave: bool = False
@@ -410,7 +406,7 @@ class LongLivedDestination(_LongLived):
                 await vm.execute("blockdev-del", {"node-name": _NODE})
 
 
-Key = tuple[str, str, tuple[str, ...], bool]
+Key = tuple[str, str, MachineConfig, bool]
 
 
 class ProcessPool:
@@ -438,7 +434,7 @@ class ProcessPool:
         self._template: Path | None = None
 
     def _key(self, role: str, binary: QemuBinary, case: Case) -> Key:
-        return (role, binary.name, tuple(case.config.qemu_args()), case.guest is not None)
+        return (role, binary.name, case.config, case.guest is not None)
 
     async def _get(self, key: Key, make: Callable[[], _LongLived]) -> _LongLived:
         if key in self._live:

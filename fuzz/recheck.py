@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fuzz.binary import QemuBinary
 from fuzz.corpus import Entry, iter_entries
 from fuzz.errors import CorpusError, InvalidInput
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.probe import probed_settings
 from fuzz.replay import BinaryMatch, ReplayVerdict, replay, side_match
 from fuzz.session import Session

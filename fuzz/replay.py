@@ -22,8 +22,8 @@ from dataclasses import replace as dc_replace
 from enum import StrEnum
 from pathlib import Path
 
+from fuzz.binary import QemuBinary
 from fuzz.corpus import Entry, VersionRef, write_entry
-from fuzz.farm import QemuBinary
 from fuzz.oracles import AGREE, ControlFailed, Divergence, InvalidCase, Judgement, Signature
 from fuzz.outcome import TransferOutcome
 from fuzz.probe import capabilities

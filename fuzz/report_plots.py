@@ -48,11 +48,9 @@ def cell_text(cell: CellReport | None) -> tuple[str, ...]:
     sigs = f"{cell.signatures} signature{'s' if cell.signatures != 1 else ''}"
     if cell.src != cell.dst:
         return sigs, f"{cell.cases} cases"
-    failed = cell.controls_of(CONTROL_FAILED) + cell.controls_of(CONTROL_INVALID)
-    return (
-        sigs, f"{cell.control_cases} controls",
-        f"control, {failed} failed" if failed else "control, none failed",
-    )  # fmt: skip
+    failed, invalid = cell.controls_of(CONTROL_FAILED), cell.controls_of(CONTROL_INVALID)
+    ended = [f"{failed} failed"] * bool(failed) + [f"{invalid} invalid"] * bool(invalid)
+    return sigs, f"{cell.control_cases} controls", f"control: {', '.join(ended) or 'all ran'}"
 
 
 def matrix_png(data: ReportData) -> bytes:

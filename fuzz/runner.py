@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, GuestProgram
 from fuzz.errors import LaunchError, MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
-from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine
 from fuzz.outcome import Stage, StepOutcome, Verdict, qemu_error_lines
 from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
@@ -42,40 +43,6 @@ def _noop(_event: Event) -> None:
     return None
 
 
-def guest_args(guest: GuestProgram, image_path: Path, smp: int = 1) -> list[str]:
-    """QEMU options that load ``guest`` into RAM and start every CPU at its entry.
-
-    Every CPU starts there (the guest parks all but CPU 0 by their MPIDR): otherwise the
-    secondaries would run from address 0 and take exceptions forever.
-    """
-    args = ["-device", f"loader,file={image_path},addr={guest.load_address:#x},force-raw=on"]
-    for cpu in range(smp):
-        args += ["-device", f"loader,addr={guest.entry:#x},cpu-num={cpu}"]
-    return args
-
-
-#: Options every QEMU of a case gets, so that nothing in the saved state depends on the host:
-#: the RTC counts from a fixed date on the VM clock (frozen while paused), instead of
-#: following the host's wall clock (which made PL031's tick_offset differ between a save
-#: and a re-save one second later).
-DETERMINISM_ARGS = ("-rtc", "base=2020-01-01T00:00:00,clock=vm")
-
-
-def source_args(case: Case, image_path: Path | None) -> list[str]:
-    """The full QEMU options of the source (after the binary): paused, guest loaded."""
-    args = [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S"]
-    if case.guest is not None and image_path is not None:
-        args += guest_args(case.guest, image_path, case.config.smp)
-    return args
-
-
-def destination_args(case: Case) -> list[str]:
-    """The QEMU options of a destination: the same machine, waiting for a stream."""
-    return [*case.config.qemu_args(), *DETERMINISM_ARGS, "-S", "-incoming", "defer"]
-
-
-#: Trace events that follow the destination's load path, section by section, field by field.
-LOAD_TRACE_EVENTS = "vmstate_load*"
 _TRACE_PREFIX = re.compile(r"^\d+@[\d.]+:")  # QEMU <= 6 prefixes "pid@time:"
 
 
@@ -318,7 +285,7 @@ class FreshSource:
             image = self.workdir / f"guest-{case.guest.digest()}.bin"
             image.write_bytes(case.guest.image)
         vm = QemuMachine(
-            self.binary, source_args(case, image), self.workdir,
+            self.binary, qemu_command.source(case, image), self.workdir,
             console=case.guest is not None, start_timeout=self.timeouts.start,
         )  # fmt: skip
         outcome = await self._save(vm, case, stream)
@@ -406,12 +373,12 @@ class FreshDestination:
             stream_path, ours = self.workdir / f"load-{self.binary.name}.stream", True
             stream_path.write_bytes(stream)
         resave_path = self.workdir / f"resave-{self.binary.name}.stream"
-        args = destination_args(case)
+        command = qemu_command.destination(case)
         trace_file = self.workdir / f"load-trace-{self.binary.name}.log"
         if self.trace_load:
-            args += ["-trace", LOAD_TRACE_EVENTS, "-D", str(trace_file)]
+            command = command.traced(qemu_command.LOAD_TRACE_EVENTS, trace_file)
         vm = QemuMachine(
-            self.binary, args, self.workdir,
+            self.binary, command, self.workdir,
             console=case.guest is not None, start_timeout=self.timeouts.start,
         )  # fmt: skip
         try:

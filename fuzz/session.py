@@ -25,10 +25,10 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case
 from fuzz.engine import CaseRun, CaseRunner
 from fuzz.events import Event
-from fuzz.farm import QemuBinary
 from fuzz.settings import RunSettings
 
 T = TypeVar("T")

@@ -45,13 +45,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary, version_sort_key
+from fuzz.capabilities import Capabilities
 from fuzz.case import GuestProgram, MachineConfig
 from fuzz.errors import Finding, HarnessError, UsageError
-from fuzz.farm import QemuBinary, version_sort_key
 from fuzz.machine import QemuMachine
 from fuzz.oracles import Signature
 from fuzz.persistent import make_empty_qcow2
-from fuzz.probe import Capabilities
 from fuzz.session import Session
 from fuzz.stateful_model import Action, StatefulSequence, Step
 from fuzz.stateful_procs import DONE, LiveProcess, LoadOutcome, one_shot_load
@@ -280,7 +281,7 @@ class StatefulEngine:
 
             async def make() -> None:
                 async with QemuMachine(
-                    self.binaries[oldest], ["-M", "virt", "-S"], self.workdir
+                    self.binaries[oldest], qemu_command.bare("virt"), self.workdir
                 ) as vm:
                     await make_empty_qcow2(vm, path)
 

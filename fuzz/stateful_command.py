@@ -22,18 +22,15 @@ from fuzz.stateful import describe_summary, run_stateful
 EXIT_OK, EXIT_FOUND = 0, 1
 
 
-def _duration(text: str) -> float:
-    from fuzz.cli import parse_duration  # noqa: PLC0415 (the CLI imports this module)
-
-    return parse_duration(text)
-
-
-def cmd_fuzz_stateful(args: argparse.Namespace, farm: Farm, show: Callable[[str], None]) -> int:
+def cmd_fuzz_stateful(
+    args: argparse.Namespace, farm: Farm, show: Callable[[str], None], *, budget: float | None
+) -> int:
     """Run the stateful engine with ``fuzz``'s options; 1 if it found a divergence.
 
-    Uses ``--pairs`` (required), ``--budget``/``--max-cases`` (default 10 minutes),
-    ``--seed`` (default: a fresh one, printed on the first line) and ``--corpus``
-    (default: ``corpus/`` in a new temporary folder, never the repository's).
+    Uses ``--pairs`` (required), ``budget`` (``--budget``, parsed by the CLI) or
+    ``--max-cases`` (default 10 minutes), ``--seed`` (default: a fresh one, printed on
+    the first line) and ``--corpus`` (default: ``corpus/`` in a new temporary folder,
+    never the repository's).
 
     :raise UsageError: no pairs, or an option the stateful mode does not take.
     :raise KeyboardInterrupt: Ctrl-C or SIGTERM (no QEMU is left running).
@@ -45,7 +42,6 @@ def cmd_fuzz_stateful(args: argparse.Namespace, farm: Farm, show: Callable[[str]
             raise UsageError(f"--stateful does not take --{name}: give --corpus DIR")
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
-    budget = _duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0
     pairs = parse_pairs(args.pairs)

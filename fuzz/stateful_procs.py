@@ -20,11 +20,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from fuzz.binary import QemuBinary
 from fuzz.case import GuestProgram, MachineConfig
 from fuzz.errors import MonitorError
-from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine
-from fuzz.runner import DETERMINISM_ARGS, guest_args
+from fuzz.qemu_command import QemuCommand, live_process
 from fuzz.stateful_model import hmp_error, load_commands, save_commands
 
 #: What every guest prints, whichever guest it is (see :class:`~fuzz.case.GuestProgram`).
@@ -47,14 +47,11 @@ class LoadOutcome:
     transcript: str | None = None
 
 
-def process_args(
+def process_command(
     config: MachineConfig, guest_image: Path | None, guest: GuestProgram | None
-) -> list[str]:
-    """A live process's QEMU options (after the binary): paused, its guest loaded if any."""
-    args = [*config.qemu_args(), *DETERMINISM_ARGS, "-S"]
-    if guest is not None and guest_image is not None:
-        args += guest_args(guest, guest_image, config.smp)
-    return args
+) -> QemuCommand:
+    """A live process's QEMU command: paused, its guest loaded if any."""
+    return live_process(config, guest, guest_image)
 
 
 class LiveProcess:
@@ -79,7 +76,7 @@ class LiveProcess:
         if guest is not None:
             image = workdir / f"guest-{guest.digest()}.bin"
             image.write_bytes(guest.image)
-        self.vm = QemuMachine(binary, process_args(config, image, guest), workdir, console=True)
+        self.vm = QemuMachine(binary, process_command(config, image, guest), workdir, console=True)
         self._loads = 0
 
     @property

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fuzz.binary import QemuBinary
 from fuzz.case import GuestProgram
 from fuzz.corpus import Entry, VersionRef, load_entry
 from fuzz.errors import CorpusError, HarnessError, InvalidInput
-from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
 from fuzz.replay import BinaryCheck, ReplayResult, ReplayVerdict, current_ref
 from fuzz.session import Session

@@ -25,10 +25,12 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from fuzz.case import GuestProgram
-from fuzz.runner import DETERMINISM_ARGS
+from fuzz import qemu_command
+from fuzz.case import GuestProgram, MachineConfig
+from fuzz.qemu_command import Channel, QemuCommand, ShellText
 from fuzz.stateful_model import Action, StatefulSequence, load_commands, save_commands
 from fuzz.stateful_procs import CHECKPOINT, DONE, RESUME
 
@@ -59,8 +61,7 @@ start() {
   n=$1 q=$2; shift 2
   for f in mon ser; do mkfifo "$WORK/$n.$f.in" "$WORK/$n.$f.out" || fail mkfifo; done
   # shellcheck disable=SC2086
-  $q $CONFIG -S -chardev "pipe,id=mon,path=$WORK/$n.mon" -mon chardev=mon,mode=readline \
-    -serial "pipe:$WORK/$n.ser" "$@" > "$WORK/$n.log" 2>&1 &
+  $q $CONFIG @CHANNELS@ "$@" > "$WORK/$n.log" 2>&1 &
   echo $! > "$WORK/$n.pid"
   # The readers' pids too: one whose QEMU never opened its FIFO would block forever.
   cat "$WORK/$n.mon.out" > "$WORK/$n.monitor" & echo $! > "$WORK/$n.mon.pid"
@@ -151,12 +152,17 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
     """The ``repro.sh`` of ``sequence``; ``guests`` maps a guest index to its program (for
     load and entry addresses)."""
     config = sequence.config
-    args = config.qemu_args()
-    machine_at = args.index("-machine") + 1
     versions = sorted({s.version for s in sequence.steps if s.version is not None})
-    rest = [*args[:machine_at], '"$MACHINE"', *map(shlex.quote, args[machine_at + 1 :])]
-    config_line = " ".join([*rest, *map(shlex.quote, DETERMINISM_ARGS)])
-    config_line = config_line.replace('"$MACHINE"', "$MACHINE")
+    machine = qemu_command.machine_value(config)
+    # A process's command, as the engine's (:func:`fuzz.qemu_command.live_process`), is
+    # split up: $CONFIG holds the machine (its type from $MACHINE), the determinism and
+    # display options; start() adds the rest (HMP monitor and UART on FIFO pairs instead
+    # of the harness's sockets) and a start line the guest loader.
+    process = _process_command(config, None)
+    config_line = process.shell(sections=("machine", "determinism", "display"))
+    channels = process.shell(
+        sections=("paused", "monitor", "serial"), breaks=("serial",), indent="    "
+    )
     lines = [
         "#!/bin/sh",
         f"# migfuzz stateful reproducer: {sequence.signature}",
@@ -171,16 +177,16 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
         "#",
         "# QEMU: the command words that start QEMU (default qemu-system-aarch64);",
         f"# {', '.join(version_variable(v) for v in versions)}: per version, default $QEMU.",
-        f"# MACHINE: the -machine value (default {config.qemu_args()[machine_at]}).",
+        f"# MACHINE: the -machine value (default {machine}).",
         "# Exit status: 0 every load acts as on a fresh process, 1 one does not, 2 setup error.",
         "QEMU=${QEMU:-qemu-system-aarch64}",
         *(f"{version_variable(v)}=${{{version_variable(v)}:-$QEMU}}" for v in versions),
-        f"MACHINE=${{MACHINE:-{shlex.quote(config.qemu_args()[machine_at])}}}",
-        f'CONFIG="{config_line} -nodefaults -display none"',
+        f"MACHINE=${{MACHINE:-{shlex.quote(machine)}}}",
+        f'CONFIG="{config_line}"',
         f"CHECKPOINT={shlex.quote(CHECKPOINT.decode())}",
         f"DONE={shlex.quote(DONE.decode())}",
         f"RESUME={shlex.quote(RESUME.decode())}",
-        _PRELUDE,
+        _PRELUDE.replace("@CHANNELS@", channels),
     ]
     version_of: dict[int, str] = {}
     compared = _compared_read_backs(sequence)
@@ -193,7 +199,7 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
             assert step.version is not None
             version_of[step.process] = step.version
             guest = None if step.guest is None else (step.guest, guests[step.guest])
-            lines.append(_start_line(p, step.version, guest, config.smp))
+            lines.append(_start_line(p, step.version, guest, config))
         elif step.action is Action.RUN:
             lines.append(f"run {p}")
         elif step.action is Action.SAVE:
@@ -223,15 +229,26 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
     return "\n".join(lines) + "\n"
 
 
-def _start_line(name: str, version: str, guest: tuple[int, GuestProgram] | None, smp: int) -> str:
+def _process_command(config: MachineConfig, guest: tuple[int, GuestProgram] | None) -> QemuCommand:
+    """The engine's command of a live process, with the script's machine, image and
+    channels: ``$MACHINE``, ``$HERE/guests/gN.bin``, and the monitor (HMP) and UART on the
+    FIFO pairs ``$WORK/NAME.mon`` and ``$WORK/NAME.ser``."""
+    image = None if guest is None else ShellText(f"$HERE/guests/g{guest[0]}.bin", quoted=False)
+    command = qemu_command.live_process(config, None if guest is None else guest[1], image)
+    return replace(
+        command,
+        machine=ShellText("$MACHINE", quoted=False),
+        monitor=Channel.pipe(ShellText("$WORK/$n.mon")),
+        serial=Channel.fifo(ShellText("$WORK/$n.ser")),
+    )
+
+
+def _start_line(
+    name: str, version: str, guest: tuple[int, GuestProgram] | None, config: MachineConfig
+) -> str:
     """The script line that starts process ``name`` with its guest (if any) loaded."""
-    extra = ""
-    if guest is not None:
-        index, g = guest
-        image = f"$HERE/guests/g{index}.bin"
-        extra = f" -device loader,file={image},addr={g.load_address:#x},force-raw=on"
-        extra += "".join(f" -device loader,addr={g.entry:#x},cpu-num={cpu}" for cpu in range(smp))
-    return f'start {name} "${version_variable(version)}"{extra}'
+    loader = _process_command(config, guest).shell(sections=("loader",))
+    return f'start {name} "${version_variable(version)}"' + (f" {loader}" if loader else "")
 
 
 def _one_shot(step: int, snapshot: int, version: str, compared: Mapping[int, int]) -> list[str]:

@@ -20,9 +20,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from fuzz.binary import QemuBinary
 from fuzz.corpus import Entry, iter_entries, write_entry
 from fuzz.errors import CorpusError, StorageError
-from fuzz.farm import QemuBinary
 from fuzz.oracles import Signature
 
 _CLAIMS = ".claims"

@@ -69,10 +69,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_cases_reused
 from fuzz.errors import MigfuzzError, MonitorError, UsageError
-from fuzz.farm import Farm, QemuBinary, default_cache_dir
+from fuzz.farm import Farm, default_cache_dir
 from fuzz.machine import QemuMachine
 from fuzz.oracles import Agree
 from fuzz.persistent import ProcessPool

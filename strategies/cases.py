@@ -12,8 +12,8 @@ from typing import Any, overload
 
 from hypothesis import strategies as st
 
+from fuzz.capabilities import Capabilities
 from fuzz.case import Case, GuestProgram, MachineConfig
-from fuzz.probe import Capabilities
 from strategies.configs import MEMORY_MIB, configurations
 from strategies.guests import Operation, guest_operations, operations_from_json
 from strategies.image import build_guest
@@ -109,9 +109,7 @@ class PairCases:
             # also cheaper here (100 groups of 16: 2.2 s instead of 4.7).
             most = max(1, self.guests_per_config * MEMORY_MIB[0] // config.memory_mib)
             sizes = st.sampled_from(range(most, 0, -1))
-            ops = sizes.flatmap(
-                lambda n: st.lists(guests, min_size=n, max_size=n, unique_by=tuple)
-            )
+            ops = sizes.flatmap(lambda n: st.lists(guests, min_size=n, max_size=n, unique_by=tuple))
             return ops.map(lambda operations: CaseGroup(config, operations))
 
         return configs.filter(_runs_aarch64).flatmap(group)

@@ -29,8 +29,8 @@ from typing import Final, Literal, TypeAlias
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from fuzz.capabilities import Capabilities
 from fuzz.case import MachineConfig
-from fuzz.probe import Capabilities
 
 __all__ = [
     "CPU_PROPERTIES",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
-from fuzz.farm import QemuBinary
 from fuzz.outcome import TransferOutcome
 from fuzz.runner import FreshDestination, FreshSource, SaveResult
 from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts

@@ -19,12 +19,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary
+from fuzz.capabilities import Capabilities
 from fuzz.case import Case, MachineConfig
 from fuzz.errors import LaunchError
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.machine import QemuMachine, private_workdir
 from fuzz.outcome import StepOutcome, Verdict, qemu_error_lines
-from fuzz.probe import Capabilities, capabilities
+from fuzz.probe import capabilities
 from fuzz.runner import FreshSource
 from strategies.configs import accepted_by, configurations
 from tests.conftest import VERSIONS
@@ -91,7 +94,7 @@ async def _start(binary: QemuBinary, config: MachineConfig, limit: asyncio.Semap
     async with limit:
         with private_workdir("migfuzz-test-config-") as tmp:
             try:
-                async with QemuMachine(binary, [*config.qemu_args(), "-S"], Path(tmp)):
+                async with QemuMachine(binary, qemu_command.base(config), Path(tmp)):
                     pass
             except LaunchError as err:
                 lines = qemu_error_lines(err.stderr_tail)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.binary import QemuBinary
 from fuzz.campaign import Campaign, worker_spec
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
 from fuzz.events import CaseJudged, FindingSeen
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.oracles import Agree
 from fuzz.probe import probed_settings
 from fuzz.session import Session

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
-from fuzz.farm import QemuBinary
 from fuzz.outcome import TransferOutcome, Verdict
 from fuzz.transcript import (
     EXCEPTION_ITEM,

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_cases_reused
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.oracles import Agree
 from fuzz.persistent import ProcessPool
 from fuzz.probe import probed_settings

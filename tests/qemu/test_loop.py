@@ -15,10 +15,10 @@ import pytest
 from hypothesis import strategies as st
 
 from fuzz.campaign import Campaign, worker_spec
+from fuzz.capabilities import Capabilities
 from fuzz.case import Case, MachineConfig
 from fuzz.corpus import entry_folders, load_entry
 from fuzz.events import FindingSeen, ReproducerWritten
-from fuzz.probe import Capabilities
 
 pytestmark = pytest.mark.qemu
 

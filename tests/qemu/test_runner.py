@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import execute_cases
-from fuzz.farm import QemuBinary
 from fuzz.machine import QemuMachine
 from fuzz.oracles import Agree, Divergence, Evidence, judge
 from fuzz.outcome import TransferOutcome, Verdict
@@ -146,7 +147,7 @@ def test_a_file_uri_saves_and_loads_what_exec_cat_does(binaries, farm, tmp_path)
 
     async def save(file_uri: bool) -> bytes:
         stream = tmp_path / f"{file_uri}.stream"
-        async with QemuMachine(src, [*case.config.qemu_args(), "-S"], tmp_path) as vm:
+        async with QemuMachine(src, qemu_command.base(case.config), tmp_path) as vm:
             status, _ = await save_to(vm, stream, 30.0, file_uri=file_uri)
         assert status == "completed"
         return stream.read_bytes()

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import qemu_command
+from fuzz.binary import QemuBinary
 from fuzz.case import MachineConfig
-from fuzz.farm import Farm, QemuBinary
+from fuzz.farm import Farm
 from fuzz.machine import QemuMachine
 from fuzz.oracles import Signature
 from fuzz.persistent import make_empty_qcow2
@@ -34,7 +36,7 @@ async def _history(binary: QemuBinary, workdir: Path) -> tuple[Signature, str, s
     """A and B saved; a process with no guest loads A (read back), then B (read back)."""
     config = MachineConfig("virt", "cortex-a57")
     template = workdir / "empty.qcow2"
-    async with QemuMachine(binary, ["-M", "virt", "-S"], workdir) as vm:
+    async with QemuMachine(binary, qemu_command.bare("virt"), workdir) as vm:
         await make_empty_qcow2(vm, template)
     procs = [
         LiveProcess(binary, config, workdir, rebuild_guest(GUEST_A, 1)),

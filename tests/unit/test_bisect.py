@@ -17,9 +17,9 @@ from fuzz.bisect import (
     status_of,
     unusable_reason,
 )
+from fuzz.capabilities import Capabilities, CpuProperty
 from fuzz.corpus import load_entry
 from fuzz.errors import UsageError
-from fuzz.probe import Capabilities, CpuProperty
 from fuzz.replay import ReplayVerdict
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz import qemu_command
 from fuzz.case import MachineConfig
 from fuzz.errors import CorpusError
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
@@ -52,7 +53,7 @@ def test_qemu_args_keep_option_order() -> None:
         cpu_properties=(("sve", "off"), ("pauth", "on")),
         smp=2,
     )
-    args = config.qemu_args()
+    args = qemu_command.base(config).argv()
     assert args[args.index("-machine") + 1] == "virt-7.2,gic-version=3,its=off"
     assert args[args.index("-cpu") + 1] == "max,sve=off,pauth=on"
     assert args[args.index("-smp") + 1] == "2"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from fuzz import machine
+from fuzz.binary import QemuBinary
 from fuzz.case import Case, MachineConfig
 from fuzz.engine import CaseRun, _guest_refused_itself, _steps
-from fuzz.farm import QemuBinary
 from fuzz.oracles import Evidence, InvalidCase, judge
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.runner import LoadResult, SaveResult

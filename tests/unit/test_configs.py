@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from fuzz.capabilities import Capabilities, CpuProperty
 from fuzz.case import MachineConfig
 from fuzz.farm import DEBIAN_SUITES
-from fuzz.probe import Capabilities, CpuProperty
 from strategies.configs import (
     CPU_PROPERTIES,
     MACHINE_OPTIONS,

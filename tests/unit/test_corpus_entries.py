@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import fuzz.corpus
+from fuzz.binary import QemuBinary
 from fuzz.corpus import (
     FORMAT,
     Entry,
@@ -28,7 +29,6 @@ from fuzz.corpus import (
     write_entry,
 )
 from fuzz.errors import CorpusError
-from fuzz.farm import QemuBinary
 from fuzz.stateful_replay import load_sequence_entry
 
 CORPUS = Path(__file__).parents[2] / "corpus"

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from fuzz.binary import QemuBinary
 from fuzz.campaign_session import FuzzOptions
 from fuzz.case import Case, GuestProgram, MachineConfig
 from fuzz.engine import CaseRun, _steps
 from fuzz.events import CaseJudged
-from fuzz.farm import QemuBinary
 from fuzz.loop import BudgetExhausted, FuzzLoop
 from fuzz.oracles import Agree, Divergence, Evidence, Signature, judge
 from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.binary import version_sort_key
 from fuzz.errors import UsageError
 from fuzz.farm import (
     ArchiveIndex,
@@ -16,7 +17,6 @@ from fuzz.farm import (
     config_binaries,
     debian_mirror,
     parse_qemu_option,
-    version_sort_key,
 )
 from fuzz.lock import Lock
 

@@ -340,7 +340,8 @@ def test_the_diagonal_is_the_control_of_every_case_from_its_source(campaign: Cam
     assert cells["11.1", "11.1"].cases == 1
     assert cells["10.0", "10.0"].worst is None  # never a source: no control ran on it
     assert cell_text(cells["10.0", "10.0"]) == ("not run",)
-    assert cell_text(ours) == ("0 signatures", "4 controls", "control, 2 failed")
+    assert cell_text(ours) == ("0 signatures", "4 controls", "control: 2 failed")
+    assert cell_text(cells["11.1", "11.1"])[-1] == "control: all ran"
 
 
 def _default_campaign(root: Path) -> Path:
