@@ -24,25 +24,24 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from fuzz import __version__
-from fuzz.binary import QemuBinary
-from fuzz.bisect import Axis, Point, Role, bisect_axis
-from fuzz.bugreport import bug_report
-from fuzz.campaign import (
+from fuzz.campaign.driver import (
     Summary,
 )
-from fuzz.campaign_session import (
+from fuzz.campaign.folder import default_folder
+from fuzz.campaign.loop import campaign_seed, default_pairs, parse_pairs
+from fuzz.campaign.sessions import (
     FuzzOptions,
     SessionResult,
     run_into_corpus,
     run_new,
     run_resumed,
 )
-from fuzz.capabilities import Capabilities
-from fuzz.case import Case, MachineConfig
-from fuzz.corpus import Entry, entry_folders, load_entry
-from fuzz.describe import diff_layouts, save_layout
-from fuzz.diagnose import diagnose
-from fuzz.engine import CaseRun
+from fuzz.core.binary import QemuBinary
+from fuzz.core.capabilities import Capabilities
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import TransferOutcome
+from fuzz.core.settings import RunSettings
+from fuzz.corpus.entry import Entry, entry_folders, load_entry
 from fuzz.errors import (
     CorpusError,
     HarnessError,
@@ -59,21 +58,24 @@ from fuzz.events import (
     SessionBegins,
     StepFinished,
 )
-from fuzz.farm import (
-    DEBIAN_SUITES,
-    Farm,
-    config_binaries,
-    default_cache_dir,
-    default_config_file,
-    parse_qemu_option,
+from fuzz.judge.oracles import ControlFailed, Divergence, InvalidCase
+from fuzz.report.junit import JUnitCase, regress_case, write_junit
+from fuzz.run.engine import CaseRun
+from fuzz.run.session import Session
+from fuzz.stateful.replay import (
+    SequenceEntry,
+    SequenceReplay,
+    is_sequence_entry,
+    load_any_entry,
+    replay_sequence,
 )
-from fuzz.folder import default_folder
-from fuzz.loop import campaign_seed, default_pairs, parse_pairs
-from fuzz.oracles import ControlFailed, Divergence, InvalidCase
-from fuzz.outcome import TransferOutcome
-from fuzz.probe import capabilities, probed_settings
-from fuzz.recheck import Rechecked
-from fuzz.replay import (
+from fuzz.status_panel import campaign_display
+from fuzz.triage.bisect import Axis, Point, Role, bisect_axis
+from fuzz.triage.bugreport import bug_report
+from fuzz.triage.describe import diff_layouts, save_layout
+from fuzz.triage.diagnose import diagnose
+from fuzz.triage.recheck import Rechecked
+from fuzz.triage.replay import (
     SHORT_HASH,
     RegressKind,
     Replay,
@@ -84,17 +86,15 @@ from fuzz.replay import (
     replay,
     rerecord,
 )
-from fuzz.report_junit import JUnitCase, regress_case, write_junit
-from fuzz.session import Session
-from fuzz.settings import RunSettings
-from fuzz.stateful_replay import (
-    SequenceEntry,
-    SequenceReplay,
-    is_sequence_entry,
-    load_any_entry,
-    replay_sequence,
+from fuzz.versions.farm import (
+    DEBIAN_SUITES,
+    Farm,
+    config_binaries,
+    default_cache_dir,
+    default_config_file,
+    parse_qemu_option,
 )
-from fuzz.status_panel import campaign_display
+from fuzz.versions.probe import capabilities, probed_settings
 
 #: A corpus entry of either kind: one case (``case.json``) or a stateful sequence.
 AnyEntry = Entry | SequenceEntry
@@ -364,7 +364,7 @@ def _where_loading_stopped(result: TransferOutcome) -> str | None:
 
 def run_settings(farm: Farm, binaries: Sequence[QemuBinary], **kwargs: Any) -> RunSettings:
     """The settings of a run over ``binaries``: each used as far as its probe says it goes
-    (:func:`~fuzz.probe.probed_settings`)."""
+    (:func:`~fuzz.versions.probe.probed_settings`)."""
     return probed_settings(binaries, farm.cache_dir, **kwargs)
 
 
@@ -690,11 +690,11 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
 def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz fuzz``: a campaign; ends with the findings summary.
 
-    By default the campaign gets its own folder (:mod:`fuzz.folder`); ``--resume`` goes
+    By default the campaign gets its own folder (:mod:`fuzz.campaign.folder`); ``--resume`` goes
     on with one; ``--corpus`` writes reproducers straight into a corpus folder instead.
     """
     if args.stateful:
-        from fuzz.stateful_command import cmd_fuzz_stateful  # noqa: PLC0415
+        from fuzz.stateful.command import cmd_fuzz_stateful  # noqa: PLC0415
 
         budget = parse_duration(args.budget) if args.budget else None
         return cmd_fuzz_stateful(args, farm, lambda line: out.print(line, markup=False),
@@ -707,7 +707,7 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
         raise UsageError(f"-j {args.jobs}: must be at least 1")
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if args.scheduler is not None and args.jobs is None:
-        from fuzz.cluster import cluster_slots  # noqa: PLC0415 (Dask is optional)
+        from fuzz.campaign.cluster import cluster_slots  # noqa: PLC0415 (Dask is optional)
 
         jobs = cluster_slots(args.scheduler)
     if args.resume is not None:
@@ -889,8 +889,8 @@ def cmd_regress(args: argparse.Namespace, farm: Farm) -> int:
 
 def cmd_report(args: argparse.Namespace, _farm: Farm) -> int:
     """``migfuzz report``: one self-contained HTML page about a campaign folder."""
-    from fuzz.report import gather  # noqa: PLC0415 (matplotlib loads only for a report)
-    from fuzz.report_html import write_report  # noqa: PLC0415
+    from fuzz.report.gather import gather  # noqa: PLC0415 (matplotlib loads only for a report)
+    from fuzz.report.html import write_report  # noqa: PLC0415
 
     data = gather(args.folder)
     target = args.output or args.folder / "report.html"

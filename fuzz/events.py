@@ -2,7 +2,7 @@
 
 Nothing below the CLI prints: each layer calls an ``emit(event)`` function it was given,
 and the CLI turns events into its display (:mod:`fuzz.status_panel`). The campaign also
-logs them to its folder's ``events.jsonl`` (:func:`fuzz.campaign.event_record`), which the
+logs them to its folder's ``events.jsonl`` (:func:`fuzz.campaign.driver.event_record`), which the
 report and a resume read back. Events are frozen dataclasses of plain values; this module
 imports only value modules.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fuzz.case import Pair
-from fuzz.oracles import Signature
-from fuzz.outcome import Stage, StepOutcome
+from fuzz.core.case import Pair
+from fuzz.core.outcome import Stage, StepOutcome
+from fuzz.judge.oracles import Signature
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class CaseJudged:
     causes: tuple[Signature, ...] = ()
     """Every root cause the case showed (the headline ``signature`` first)."""
     case: str = ""
-    """:meth:`Case.key <fuzz.case.Case.key>` of the drawn case: which case it was, so two
+    """:meth:`Case.key <fuzz.core.case.Case.key>` of the drawn case: which case it was, so two
     campaigns' logs tell whether they drew the same cases."""
 
 
@@ -101,7 +101,7 @@ class RunStarted:
     """Worker ``worker`` started Hypothesis run ``run_index`` (its seed is derived from it).
 
     A resumed campaign starts each worker again at the last run it started (see
-    :class:`fuzz.folder.ResumeState`).
+    :class:`fuzz.campaign.folder.ResumeState`).
     """
 
     worker: int
@@ -197,7 +197,7 @@ class RecheckSkipped:
 @dataclass(frozen=True)
 class RecheckBegins:
     """``count`` open findings are on binaries they were not recorded on: replayed first.
-    Each one's result follows as a :class:`fuzz.recheck.Rechecked`."""
+    Each one's result follows as a :class:`fuzz.triage.recheck.Rechecked`."""
 
     count: int
 

@@ -9,8 +9,8 @@ seconds. Either way the notable lines (a new finding, its reproducer, a worker l
 first control failure of each kind) are printed for good, so they stay in the scrollback
 when the panel is gone.
 
-Both displays consume the campaign's events (:mod:`fuzz.campaign`, :mod:`fuzz.loop`) and
-nothing else: :func:`campaign_display` picks one.
+Both displays consume the campaign's events (:mod:`fuzz.events`) and nothing else:
+:func:`campaign_display` picks one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fuzz.case import Pair
+from fuzz.campaign.loop import SHRINK_GRACE
+from fuzz.core.case import Pair
 from fuzz.events import (
     CaseJudged,
     FindingFlaky,
@@ -43,8 +44,7 @@ from fuzz.events import (
     WorkerLost,
     WorkerStarted,
 )
-from fuzz.loop import SHRINK_GRACE
-from fuzz.oracles import Signature
+from fuzz.judge.oracles import Signature
 
 __all__ = [
     "CampaignDisplay",
@@ -255,7 +255,7 @@ class StatusPanel:
     :param wall: the wall clock ``deadline`` is read on.
 
     The panel keeps its own counts from the events; it shows nothing of the campaign's
-    periodic :class:`~fuzz.campaign.Progress`, which is for the plain lines.
+    periodic :class:`~fuzz.campaign.driver.Progress`, which is for the plain lines.
     """
 
     def __init__(

@@ -22,11 +22,11 @@ For one pair of versions (default 11.1 -> 11.1), with each job count in ``--jobs
 * ``floor`` (e): the most (c) could give on this machine. Per process, cases with a
   generated guest (one memory write each, a new one per case) on one configuration
   (``--machine``, ``--cpu``, 64 MiB, 1 CPU), one after another on long-lived processes
-  through the engine's own path (:func:`fuzz.engine.execute_cases_reused`), judged: no
+  through the engine's own path (:func:`fuzz.run.engine.execute_cases_reused`), judged: no
   fresh sample, no new configuration, no Hypothesis. What (c) spends above this is the
   price of its configuration diversity and of its guard against reuse artefacts.
 * ``report`` (f): no QEMU. ``migfuzz report`` and the resume fold
-  (:func:`fuzz.folder.resume_state` over the event log) on synthetic campaign folders
+  (:func:`fuzz.campaign.folder.resume_state` over the event log) on synthetic campaign folders
   whose ``events.jsonl`` holds ``--report-events`` events each (default 600k, a night of
   a default campaign, and 4M, a week of nights): realistic ``CaseJudged`` lines (~330
   bytes, the kinds and signatures of a default campaign, same-version findings among
@@ -69,15 +69,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.engine import execute_cases_reused
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
 from fuzz.errors import MigfuzzError, MonitorError, UsageError
-from fuzz.farm import Farm, default_cache_dir
-from fuzz.machine import QemuMachine
-from fuzz.oracles import Agree
-from fuzz.persistent import ProcessPool
-from fuzz.probe import probed_settings
+from fuzz.judge.oracles import Agree
+from fuzz.run.engine import execute_cases_reused
+from fuzz.run.machine import QemuMachine
+from fuzz.run.persistent import ProcessPool
+from fuzz.versions.farm import Farm, default_cache_dir
+from fuzz.versions.probe import probed_settings
 from strategies.cases import rebuild_guest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -529,11 +529,12 @@ def _synthetic_case(
 
 
 _RESUME_FOLD = (
-    "import sys; from pathlib import Path; from fuzz.folder import read_jsonl, resume_state; "
+    "import sys; from pathlib import Path; "
+    "from fuzz.campaign.folder import read_jsonl, resume_state; "
     "root = Path(sys.argv[1]); "
     "print(resume_state(read_jsonl(root / 'events.jsonl'), root).cases)"
 )
-_IMPORT_ONLY = "import fuzz.report, fuzz.report_html"
+_IMPORT_ONLY = "import fuzz.report.gather, fuzz.report.html"
 
 
 def _child_peak(argv: list[str]) -> tuple[float, float, float, str]:
@@ -563,7 +564,8 @@ def run_report(sizes: list[int]) -> list[str]:
     lines = [f"{'events':>9} {'log MB':>7}  {'step':30} {'wall s':>7} {'CPU s':>7} {'peak MB':>8}"]
     wall, cpu, peak, _ = _child_peak([python, "-c", _IMPORT_ONLY])
     lines.append(
-        f"{'-':>9} {'-':>7}  {'import fuzz.report (floor)':30} {wall:7.2f} {cpu:7.2f} {peak:8.0f}"
+        f"{'-':>9} {'-':>7}  {'import fuzz.report.gather (floor)':30} "
+        f"{wall:7.2f} {cpu:7.2f} {peak:8.0f}"
     )
     for events in sizes:
         with tempfile.TemporaryDirectory(prefix="migfuzz-bench-report-") as tmp:

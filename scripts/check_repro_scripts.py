@@ -23,10 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fuzz.corpus import Entry, entry_folders, load_entry
-from fuzz.farm import Farm
-from fuzz.stateful_replay import is_sequence_entry, load_sequence_entry
-from fuzz.stateful_repro import version_variable
+from fuzz.corpus.entry import Entry, entry_folders, load_entry
+from fuzz.stateful.replay import is_sequence_entry, load_sequence_entry
+from fuzz.stateful.repro import version_variable
+from fuzz.versions.farm import Farm
 
 
 def expected_line(entry: Entry) -> str:

@@ -12,8 +12,8 @@ from typing import Any, overload
 
 from hypothesis import strategies as st
 
-from fuzz.capabilities import Capabilities
-from fuzz.case import Case, GuestProgram, MachineConfig
+from fuzz.core.capabilities import Capabilities
+from fuzz.core.case import Case, GuestProgram, MachineConfig
 from strategies.configs import MEMORY_MIB, configurations
 from strategies.guests import Operation, guest_operations, operations_from_json
 from strategies.image import build_guest

@@ -1,8 +1,9 @@
 """Machine configurations that two QEMU versions both start: the fuzzer's ``MachineConfig`` input.
 
-Everything drawn comes from the two versions' probed :class:`~fuzz.probe.Capabilities`, never
-from a list of what exists: the machine type, the CPU model, which ``-cpu`` properties that
-model has and their defaults, which ``-machine`` options ``virt`` has. What this module declares
+Everything drawn comes from the two versions' probed
+:class:`~fuzz.core.capabilities.Capabilities`, never from a list of what exists: the
+machine type, the CPU model, which ``-cpu`` properties that model has and their defaults,
+which ``-machine`` options ``virt`` has. What this module declares
 is only *what we fuzz* and *how options interact*:
 
 * :data:`CPU_PROPERTIES` and :data:`MACHINE_OPTIONS` -- the families of settings the strategy
@@ -29,8 +30,8 @@ from typing import Final, Literal, TypeAlias
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from fuzz.capabilities import Capabilities
-from fuzz.case import MachineConfig
+from fuzz.core.capabilities import Capabilities
+from fuzz.core.case import MachineConfig
 
 __all__ = [
     "CPU_PROPERTIES",
@@ -702,7 +703,7 @@ def configurations(
     """
     for what, caps in (("src", src), ("dst", dst)):
         if not isinstance(caps, Capabilities):
-            raise InvalidArgument(f"{what}={caps!r} must be a fuzz.probe.Capabilities")
+            raise InvalidArgument(f"{what}={caps!r} must be a fuzz.core.capabilities.Capabilities")
     if not isinstance(one_sided, bool):
         raise InvalidArgument(f"{one_sided=} must be a bool")
     if isinstance(smp_max, bool) or not isinstance(smp_max, int) or smp_max < 1:

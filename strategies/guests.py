@@ -541,7 +541,7 @@ def _operation_from_json(data: Any) -> Operation:
 
 
 def operations_to_json(operations: Iterable[Operation]) -> list[dict[str, Any]]:
-    """The JSON form of ``operations`` (what :class:`~fuzz.case.GuestProgram` stores)."""
+    """The JSON form of ``operations`` (what :class:`~fuzz.core.case.GuestProgram` stores)."""
     return [op.to_json() for op in operations]
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from fuzz.case import GUEST_BASE, GuestProgram
+from fuzz.core.case import GUEST_BASE, GuestProgram
 from fuzz.errors import InvalidInput
 from strategies.asm import (
     ADD,

@@ -12,8 +12,8 @@ import signal
 import pytest
 from hypothesis import settings
 
-from fuzz.binary import QemuBinary
-from fuzz.farm import DEBIAN_SUITES, Farm
+from fuzz.core.binary import QemuBinary
+from fuzz.versions.farm import DEBIAN_SUITES, Farm
 
 # The same Hypothesis behaviour on a laptop and in CI: Hypothesis loads a derandomized "ci"
 # profile by itself when $CI is set, so a test that passed locally on random draws could

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.corpus.entry import entry_folders, load_entry
 from fuzz.errors import CorpusError
 
 REPO_CORPUS = Path(__file__).parents[1] / "corpus"

@@ -1,14 +1,14 @@
 """Every corpus entry is a test: replayed on the binaries it recorded, it gives its signature.
 
 One-shot entries (``case.json``) replay through the one case path; stateful entries
-(``sequence.json``) take their steps again on live processes (:mod:`fuzz.stateful_replay`).
+(``sequence.json``) take their steps again on live processes (:mod:`fuzz.stateful.replay`).
 
 The corpus is ``corpus/`` at the top of the checkout, or ``$MIGFUZZ_CORPUS``; finding no
 entry there fails the tier (a wrong path must not pass as nothing to check). Test ids are
 the entry folder names, so a CI log names the entry that changed and how. After a
 deliberate change, ``migfuzz regress --update`` re-records.
 
-The rule is ``migfuzz regress``'s (:func:`fuzz.replay.is_failure`): a changed outcome on
+The rule is ``migfuzz regress``'s (:func:`fuzz.triage.replay.is_failure`): a changed outcome on
 the exact binaries an entry recorded fails; on another build of the same version name (or
 an entry that recorded no SHA-256) it is *changed with the binary* -- a warning in the
 summary and a ``binary_changed`` property in the JUnit XML, not a failure -- unless
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import entry_folders
-from fuzz.farm import Farm
-from fuzz.probe import probed_settings
-from fuzz.replay import RegressKind, Replay, is_failure, replay
-from fuzz.session import Session
-from fuzz.stateful_replay import SequenceEntry, SequenceReplay, load_any_entry, replay_sequence
+from fuzz.corpus.entry import entry_folders
+from fuzz.run.session import Session
+from fuzz.stateful.replay import SequenceEntry, SequenceReplay, load_any_entry, replay_sequence
+from fuzz.triage.replay import RegressKind, Replay, is_failure, replay
+from fuzz.versions.farm import Farm
+from fuzz.versions.probe import probed_settings
 
 CORPUS = Path(os.environ.get("MIGFUZZ_CORPUS", Path(__file__).parents[2] / "corpus"))
 ENTRIES = entry_folders(CORPUS)

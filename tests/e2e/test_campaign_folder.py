@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import entry_folders, load_entry
-from fuzz.folder import read_jsonl
+from fuzz.campaign.folder import read_jsonl
+from fuzz.corpus.entry import entry_folders, load_entry
 from tests.e2e.procs import tagged
 
 pytestmark = pytest.mark.qemu

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.corpus.entry import entry_folders, load_entry
 from tests.e2e.procs import children, is_qemu, tagged_qemus
 
 distributed = pytest.importorskip("distributed")

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.corpus.entry import entry_folders, load_entry
 from tests.e2e.procs import tagged_qemus
 
 pytestmark = pytest.mark.qemu

@@ -1,4 +1,4 @@
-"""The migration property as a plain Hypothesis test (``fuzz/hypofuzz_target.py``), the
+"""The migration property as a plain Hypothesis test (``fuzz/campaign/hypofuzz_target.py``), the
 one HypoFuzz runs: its check of one case with a known cause passes, the same case with no
 known corpus fails naming its cause. Each call runs in a process of its own (the module reads
 its settings from the environment once)."""
@@ -15,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.qemu
 
 ONE_CASE = """
-from fuzz.case import Case, MachineConfig
-from fuzz.hypofuzz_target import check
+from fuzz.core.case import Case, MachineConfig
+from fuzz.campaign.hypofuzz_target import check
 check(("10.0", "11.1"), Case(MachineConfig("virt-10.0", "cortex-a57")))
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.farm import Farm
+from fuzz.versions.farm import Farm
 
 pytestmark = pytest.mark.qemu
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.report import gather
+from fuzz.report.gather import gather
 from tests.report_fixture import Campaign, make_campaign
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

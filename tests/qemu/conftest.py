@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.outcome import TransferOutcome
-from fuzz.runner import FreshDestination, FreshSource, SaveResult
-from fuzz.settings import DEFAULT_TIMEOUTS, Timeouts
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import TransferOutcome
+from fuzz.core.settings import DEFAULT_TIMEOUTS, Timeouts
+from fuzz.run.runner import FreshDestination, FreshSource, SaveResult
 
 #: The one machine type all four Debian versions have (11.1 dropped everything older).
 COMMON_MACHINE = "virt-5.2"
@@ -29,7 +29,7 @@ async def transfer(
     """One save on ``src`` and one restore on ``dst``: the runner's steps, without a judge.
 
     For tests of the steps themselves (verdicts, guests); a whole case goes through
-    :func:`fuzz.engine.execute_cases`.
+    :func:`fuzz.run.engine.execute_cases`.
     """
     saved = await FreshSource(src, workdir, timeouts=timeouts).save(case)
     if saved.stream is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.cli import EXIT_OK, main
-from fuzz.farm import Farm
+from fuzz.versions.farm import Farm
 
 pytestmark = pytest.mark.qemu
 

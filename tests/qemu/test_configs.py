@@ -19,16 +19,16 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from fuzz import qemu_command
-from fuzz.binary import QemuBinary
-from fuzz.capabilities import Capabilities
-from fuzz.case import Case, MachineConfig
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.capabilities import Capabilities
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import StepOutcome, Verdict, qemu_error_lines
 from fuzz.errors import LaunchError
-from fuzz.farm import Farm
-from fuzz.machine import QemuMachine, private_workdir
-from fuzz.outcome import StepOutcome, Verdict, qemu_error_lines
-from fuzz.probe import capabilities
-from fuzz.runner import FreshSource
+from fuzz.run.machine import QemuMachine, private_workdir
+from fuzz.run.runner import FreshSource
+from fuzz.versions.farm import Farm
+from fuzz.versions.probe import capabilities
 from strategies.configs import accepted_by, configurations
 from tests.conftest import VERSIONS
 

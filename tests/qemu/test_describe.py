@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fuzz.cli import EXIT_OK, EXIT_USAGE, main
-from fuzz.farm import Farm
+from fuzz.versions.farm import Farm
 
 pytestmark = pytest.mark.qemu
 

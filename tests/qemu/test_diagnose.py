@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from fuzz.case import Case, MachineConfig
-from fuzz.diagnose import diagnose
-from fuzz.localize import loads, patched_stream
-from fuzz.outcome import Verdict
-from fuzz.probe import capabilities
-from fuzz.session import Session
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Verdict
+from fuzz.run.session import Session
 from fuzz.stream.compare import compare_streams
 from fuzz.stream.decode import decode_file, decode_stream
 from fuzz.stream.patch import cpreg_table, rewrite_cpregs
+from fuzz.triage.diagnose import diagnose
+from fuzz.triage.localize import loads, patched_stream
+from fuzz.versions.probe import capabilities
 from tests.conftest import VERSIONS
 
 pytestmark = pytest.mark.qemu

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.binary import QemuBinary
-from fuzz.campaign import Campaign, worker_spec
-from fuzz.case import Case, MachineConfig
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.campaign.driver import Campaign, worker_spec
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.settings import RunSettings
+from fuzz.corpus.entry import entry_folders, load_entry
 from fuzz.events import CaseJudged, FindingSeen
-from fuzz.farm import Farm
-from fuzz.oracles import Agree
-from fuzz.probe import probed_settings
-from fuzz.session import Session
-from fuzz.settings import RunSettings
+from fuzz.judge.oracles import Agree
+from fuzz.run.session import Session
+from fuzz.versions.farm import Farm
+from fuzz.versions.probe import probed_settings
 from strategies.cases import rebuild_guest
 from strategies.configs import accepted_by
 from tests.qemu.conftest import COMMON_MACHINE

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.transcript import (
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.judge.transcript import (
     EXCEPTION_ITEM,
     compare_transcripts,
     parse_transcript,

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.engine import execute_cases_reused
-from fuzz.farm import Farm
-from fuzz.oracles import Agree
-from fuzz.persistent import ProcessPool
-from fuzz.probe import probed_settings
-from fuzz.settings import RunSettings
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.settings import RunSettings
+from fuzz.judge.oracles import Agree
+from fuzz.run.engine import execute_cases_reused
+from fuzz.run.persistent import ProcessPool
+from fuzz.versions.farm import Farm
+from fuzz.versions.probe import probed_settings
 from strategies.cases import rebuild_guest
 
 pytestmark = pytest.mark.qemu
@@ -54,7 +54,7 @@ def test_a_long_lived_destination_runs_the_guest_it_loaded(
     farm: Farm, binaries: dict[str, QemuBinary], tmp_path: Path, version: str
 ) -> None:
     # 11.1 kept running the previous guest's translated code after a snapshot load until
-    # the destination rewrote the image (fuzz.persistent.drop_stale_translations); 7.2
+    # the destination rewrote the image (fuzz.run.persistent.drop_stale_translations); 7.2
     # aborted on the qtest channel as it was first passed. Either breaks this.
     binary = binaries[version]
     settings = probed_settings([binary], farm.cache_dir)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from fuzz.campaign import Campaign, worker_spec
-from fuzz.capabilities import Capabilities
-from fuzz.case import Case, MachineConfig
-from fuzz.corpus import entry_folders, load_entry
+from fuzz.campaign.driver import Campaign, worker_spec
+from fuzz.core.capabilities import Capabilities
+from fuzz.core.case import Case, MachineConfig
+from fuzz.corpus.entry import entry_folders, load_entry
 from fuzz.events import FindingSeen, ReproducerWritten
 
 pytestmark = pytest.mark.qemu

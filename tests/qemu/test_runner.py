@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import qemu_command
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.engine import execute_cases
-from fuzz.machine import QemuMachine
-from fuzz.oracles import Agree, Divergence, Evidence, judge
-from fuzz.outcome import TransferOutcome, Verdict
-from fuzz.probe import capabilities, probed_settings
-from fuzz.runner import FreshDestination, FreshSource, save_to
-from fuzz.settings import RunSettings, Timeouts
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.settings import RunSettings, Timeouts
+from fuzz.judge.oracles import Agree, Divergence, Evidence, judge
+from fuzz.run.engine import execute_cases
+from fuzz.run.machine import QemuMachine
+from fuzz.run.runner import FreshDestination, FreshSource, save_to
 from fuzz.stream.compare import compare_resaves, same_saved_state
 from fuzz.stream.cpregs import from_kvm_id
 from fuzz.stream.decode import decode_stream
 from fuzz.stream.patch import cpreg_table, rewrite_cpregs
+from fuzz.versions.probe import capabilities, probed_settings
 from strategies.cases import rebuild_guest
 from tests.conftest import VERSIONS
 from tests.qemu.conftest import transfer

@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import qemu_command
-from fuzz.binary import QemuBinary
-from fuzz.case import MachineConfig
-from fuzz.farm import Farm
-from fuzz.machine import QemuMachine
-from fuzz.oracles import Signature
-from fuzz.persistent import make_empty_qcow2
-from fuzz.probe import capabilities
-from fuzz.replay import RegressKind, ReplayVerdict
-from fuzz.session import Session
-from fuzz.stateful import compare_loads, run_stateful
-from fuzz.stateful_model import Action
-from fuzz.stateful_procs import LiveProcess, one_shot_load
-from fuzz.stateful_replay import load_sequence_entry, replay_sequence
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import MachineConfig
+from fuzz.judge.oracles import Signature
+from fuzz.run.machine import QemuMachine
+from fuzz.run.persistent import make_empty_qcow2
+from fuzz.run.session import Session
+from fuzz.stateful.engine import compare_loads, run_stateful
+from fuzz.stateful.model import Action
+from fuzz.stateful.procs import LiveProcess, one_shot_load
+from fuzz.stateful.replay import load_sequence_entry, replay_sequence
+from fuzz.triage.replay import RegressKind, ReplayVerdict
+from fuzz.versions.farm import Farm
+from fuzz.versions.probe import capabilities
 from strategies.cases import rebuild_guest
 
 pytestmark = pytest.mark.qemu

@@ -1,4 +1,4 @@
-"""Bisect's pure parts (fuzz.bisect): version order, axes, statuses and the conclusion line."""
+"""Bisect's pure parts (fuzz.triage.bisect): version order, axes, statuses, conclusion."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.bisect import (
+from fuzz.core.capabilities import Capabilities, CpuProperty
+from fuzz.corpus.entry import load_entry
+from fuzz.errors import UsageError
+from fuzz.triage.bisect import (
     Axis,
     Point,
     Status,
@@ -17,10 +20,7 @@ from fuzz.bisect import (
     status_of,
     unusable_reason,
 )
-from fuzz.capabilities import Capabilities, CpuProperty
-from fuzz.corpus import load_entry
-from fuzz.errors import UsageError
-from fuzz.replay import ReplayVerdict
+from fuzz.triage.replay import ReplayVerdict
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 P15_4 = CORPUS / "refused-on-load-cpreg-only-in-incoming-stream-p15-4-3cfabc70"

@@ -1,4 +1,4 @@
-"""The QEMU bug report (fuzz.bugreport) from committed corpus entries, without QEMU."""
+"""The QEMU bug report (fuzz.triage.bugreport) from committed corpus entries, without QEMU."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.bisect import Axis, Point, Status
-from fuzz.bugreport import bug_report, title
 from fuzz.cli import EXIT_OK, EXIT_USAGE, main
-from fuzz.corpus import load_entry
-from fuzz.lock import read_lock
+from fuzz.corpus.entry import load_entry
+from fuzz.triage.bisect import Axis, Point, Status
+from fuzz.triage.bugreport import bug_report, title
+from fuzz.versions.lock import read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 P15_4 = ROOT / "corpus/refused-on-load-cpreg-only-in-incoming-stream-p15-4-3cfabc70"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz import qemu_command
-from fuzz.case import MachineConfig
+from fuzz.core import command as qemu_command
+from fuzz.core.case import MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
 from fuzz.errors import CorpusError
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
 
 names = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
 pairs = st.lists(st.tuples(names, names), max_size=4).map(tuple)
@@ -94,7 +94,7 @@ def test_error_lines_lose_the_binary_path_prefix() -> None:
 
 
 def test_signature_names_every_register_only_in_the_incoming_stream_sorted() -> None:
-    from fuzz.oracles import step_signature
+    from fuzz.judge.oracles import step_signature
 
     line = "handle_cpreg_only_in_incoming_stream: system register {} in the incoming stream"
     messages = (
@@ -105,7 +105,7 @@ def test_signature_names_every_register_only_in_the_incoming_stream_sorted() -> 
     )
     step = StepOutcome(Stage.LOAD, "11.1", Verdict.REFUSED, messages)
     reversed_step = StepOutcome(Stage.LOAD, "11.1", Verdict.REFUSED, messages[::-1])
-    from fuzz.oracles import step_causes
+    from fuzz.judge.oracles import step_causes
 
     sig = step_signature(step)
     assert [str(c) for c in step_causes(step)] == [

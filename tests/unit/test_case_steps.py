@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import machine
-from fuzz.binary import QemuBinary
-from fuzz.case import Case, MachineConfig
-from fuzz.engine import CaseRun, _guest_refused_itself, _steps
-from fuzz.oracles import Evidence, InvalidCase, judge
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
-from fuzz.runner import LoadResult, SaveResult
-from fuzz.settings import RunSettings
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.settings import RunSettings
+from fuzz.judge.oracles import Evidence, InvalidCase, judge
+from fuzz.run import machine
+from fuzz.run.engine import CaseRun, _guest_refused_itself, _steps
+from fuzz.run.runner import LoadResult, SaveResult
 from strategies.cases import CaseGroup
 from strategies.guests import operations_from_json
 from strategies.image import build_guest
@@ -140,7 +140,7 @@ def test_qemu_starts_through_setpriv_where_it_has_pdeathsig_else_without_a_prefi
             prefix = machine._pdeathsig_wrapper()
             assert prefix[1:] == ("--pdeathsig", "KILL")  # util-linux 2.38 here
         machine._pdeathsig_wrapper.cache_clear()
-        monkeypatch.setattr("fuzz.machine.shutil.which", lambda _name: None)
+        monkeypatch.setattr("fuzz.run.machine.shutil.which", lambda _name: None)
         assert machine._pdeathsig_wrapper() == ()  # the preexec_fn path then
     finally:
         machine._pdeathsig_wrapper.cache_clear()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fuzz.campaign.loop import SEED_BITS, campaign_seed
 from fuzz.cli import build_parser
 from fuzz.errors import UsageError
-from fuzz.loop import SEED_BITS, campaign_seed
 
 
 def test_help_says_what_migfuzz_is_and_ends_with_the_daily_commands() -> None:

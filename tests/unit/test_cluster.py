@@ -1,4 +1,4 @@
-"""fuzz.cluster: what a node must have to run workers, and the pool on an in-process cluster."""
+"""fuzz.campaign.cluster: what a node needs to run workers; the pool on an in-process cluster."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.cluster import NodeRequirements, SetupFailed, _Events, _Placed, unmet
+from fuzz.campaign.cluster import NodeRequirements, SetupFailed, _Events, _Placed, unmet
 
 
 def _sha(path: Path) -> str:
@@ -92,7 +92,7 @@ def _body(spec: object, emit, stop) -> object:
 def test_a_node_whose_binary_differs_gets_no_work(node) -> None:
     """On an in-process cluster: the task reports the mismatch; the pool has no node left."""
     distributed = pytest.importorskip("distributed")
-    from fuzz.cluster import ClusterPool
+    from fuzz.campaign.cluster import ClusterPool
 
     binary, required = node
     wrong = NodeRequirements({"11.1": (binary, "0" * 64)}, required.folders)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.oracles import Evidence, Signature, state_round_trip_oracle
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.judge.oracles import Evidence, Signature, state_round_trip_oracle
 from fuzz.stream.compare import (
     FieldChange,
     StreamDiff,

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from fuzz.capabilities import Capabilities, CpuProperty
-from fuzz.case import MachineConfig
-from fuzz.farm import DEBIAN_SUITES
+from fuzz.core.capabilities import Capabilities, CpuProperty
+from fuzz.core.case import MachineConfig
+from fuzz.versions.farm import DEBIAN_SUITES
 from strategies.configs import (
     CPU_PROPERTIES,
     MACHINE_OPTIONS,
@@ -413,7 +413,7 @@ def test_rule_semantics() -> None:
 # -- real probes, committed ----------------------------------------------------------------------
 
 #: The probes of the four Debian versions (5.2, 7.2, 10.0, 11.1), one JSON object a line, as
-#: ``fuzz.probe`` caches them; regenerate from ``$MIGFUZZ_CACHE/probe/*.json`` after
+#: ``fuzz.versions.probe`` caches them; regenerate from ``$MIGFUZZ_CACHE/probe/*.json`` after
 #: ``migfuzz qemu install`` if the probe format moves on.
 REAL_PROBES = Path(__file__).parents[1] / "data" / "probes-debian.jsonl"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import fuzz.corpus
-from fuzz.binary import QemuBinary
-from fuzz.corpus import (
+import fuzz.corpus.entry
+from fuzz.core.binary import QemuBinary
+from fuzz.corpus.entry import (
     FORMAT,
     Entry,
     VersionRef,
@@ -29,7 +29,7 @@ from fuzz.corpus import (
     write_entry,
 )
 from fuzz.errors import CorpusError
-from fuzz.stateful_replay import load_sequence_entry
+from fuzz.stateful.replay import load_sequence_entry
 
 CORPUS = Path(__file__).parents[2] / "corpus"
 ENTRY = CORPUS / "refused-on-load-cpreg-only-in-incoming-stream-cnthp-tval-el2-c51e8249"
@@ -147,7 +147,7 @@ def test_repro_script_of_a_users_build_and_of_a_case_without_guest(tmp_path: Pat
         entry.signature,
         entry.src,
         entry.dst,
-        fuzz.corpus.Case(entry.case.config),
+        fuzz.corpus.entry.Case(entry.case.config),
         entry.control,
         entry.pair,
     )
@@ -314,7 +314,7 @@ def test_an_entry_without_guest_or_stream(tmp_path: Path) -> None:
         entry.signature,
         entry.src,
         entry.dst,
-        fuzz.corpus.Case(entry.case.config, seed=3),
+        fuzz.corpus.entry.Case(entry.case.config, seed=3),
         entry.control,
         entry.pair,
     )
@@ -360,7 +360,7 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path: Path, monkeypatch,
         assert building.startswith(f".{ENTRY.name}.")
         raise OSError("disk full")
 
-    monkeypatch.setattr(fuzz.corpus, "repro_script", broken)
+    monkeypatch.setattr(fuzz.corpus.entry, "repro_script", broken)
     with pytest.raises(OSError, match="disk full"):
         write_entry(tmp_path, entry, src, dst, replace=replace)
     if replace:

@@ -1,7 +1,7 @@
 """Every committed corpus entry, judged again from what it recorded, gives its signature.
 
 No QEMU runs: the entry's recorded control and pair outcomes go through the one judge
-(:func:`fuzz.oracles.judge`). What an entry records is enough for the step verdicts and for
+(:func:`fuzz.judge.oracles.judge`). What an entry records is enough for the step verdicts and for
 the guest read-back (the transcripts are in the load steps' details). The re-saved streams
 the state oracle compares are not stored; for a state divergence the entry keeps the
 oracle's own comparison (``findings["state"]``), which stands in for the two streams here,
@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from fuzz.case import Case, MachineConfig
-from fuzz.corpus import Entry, VersionRef, entry_folders, iter_entries, load_entry
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.corpus.entry import Entry, VersionRef, entry_folders, iter_entries, load_entry
 from fuzz.errors import CorpusError
-from fuzz.oracles import AGREE, Agree, Divergence, Evidence, Judgement, Signature, judge
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
-from fuzz.stateful_replay import is_sequence_entry
+from fuzz.judge.oracles import AGREE, Agree, Divergence, Evidence, Judgement, Signature, judge
+from fuzz.stateful.replay import is_sequence_entry
 from fuzz.stream import compare
 from fuzz.stream.compare import FieldChange, StreamDiff
 

@@ -1,4 +1,4 @@
-"""Delta debugging (fuzz.ddmin): result passes, is 1-minimal, is a subsequence; memo and budget."""
+"""Delta debugging (fuzz.triage.ddmin): result passes, 1-minimal, a subsequence; memo, budget."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.ddmin import Reduction, ddmin, minimize
 from fuzz.errors import InvalidInput
+from fuzz.triage.ddmin import Reduction, ddmin, minimize
 
 
 class Recorder:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.describe import (
+from fuzz.stream.cpregs import CpReg, to_kvm_id
+from fuzz.stream.decode import decode_file
+from fuzz.stream.description import Description, DeviceDesc, FieldDesc, VmsdDesc
+from fuzz.triage.describe import (
     CONFIGURATION,
     CpregDiff,
     CpuRegisters,
@@ -25,9 +28,6 @@ from fuzz.describe import (
     diff_layouts,
     register_name,
 )
-from fuzz.stream.cpregs import CpReg, to_kvm_id
-from fuzz.stream.decode import decode_file
-from fuzz.stream.description import Description, DeviceDesc, FieldDesc, VmsdDesc
 
 SEED_STREAM = Path(__file__).parent.parent / "data" / "stream-11.1-max-virt-5.2.seed"
 

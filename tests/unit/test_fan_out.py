@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from fuzz.binary import QemuBinary
-from fuzz.campaign_session import FuzzOptions
-from fuzz.case import Case, GuestProgram, MachineConfig
-from fuzz.engine import CaseRun, _steps
+from fuzz.campaign.loop import BudgetExhausted, FuzzLoop
+from fuzz.campaign.sessions import FuzzOptions
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.settings import RunSettings
+from fuzz.corpus.store import CorpusStore
 from fuzz.events import CaseJudged
-from fuzz.loop import BudgetExhausted, FuzzLoop
-from fuzz.oracles import Agree, Divergence, Evidence, Signature, judge
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
-from fuzz.runner import LoadResult, SaveResult
-from fuzz.settings import RunSettings
-from fuzz.store import CorpusStore
+from fuzz.judge.oracles import Agree, Divergence, Evidence, Signature, judge
+from fuzz.run.engine import CaseRun, _steps
+from fuzz.run.runner import LoadResult, SaveResult
 
 CONFIG = MachineConfig("virt-10.0", "cortex-a57")
 
@@ -212,7 +212,7 @@ def test_a_refusing_destination_leaves_the_group_and_each_pair_counts_as_a_case(
     loop, session, events = _loop(
         tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b"})
     )
-    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)  # Hypothesis's, in a test
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)  # Hypothesis's, in a test
     loop._body((("a", "b"), _guests(3)))
     assert session.calls == [["b", "c"], ["c"], ["c"]]
     judged = [(e.pair, e.kind) for e in events if isinstance(e, CaseJudged)]
@@ -230,7 +230,7 @@ def test_a_group_ends_once_every_destination_refused(
     loop, session, _events = _loop(
         tmp_path, pairs, accepts=frozenset({"b", "c"}), refuse=frozenset({"b", "c"})
     )
-    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)
     loop._body((("a", "c"), _guests(3)))
     assert session.calls == [["c", "b"]]
     assert loop.cases == 2
@@ -245,7 +245,7 @@ def test_a_destination_leaves_the_group_after_the_same_divergence_twice_in_a_row
     loop, session, events = _loop(
         tmp_path, [("a", "b"), ("a", "c")], accepts=frozenset({"b", "c"}), session=session
     )
-    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)
     loop._body((("a", "b"), _guests(5)))
     assert session.calls == [["b", "c"], ["b", "c"], ["b", "c"], ["c"], ["c"]]
     kinds = [(e.pair[1], e.kind) for e in events if isinstance(e, CaseJudged)]
@@ -258,7 +258,7 @@ def test_a_case_count_is_never_overshot_by_the_fan_out(
     pairs = [("a", "b"), ("a", "c"), ("a", "d")]
     loop, session, _events = _loop(tmp_path, pairs, accepts=frozenset({"b", "c", "d"}))
     loop.max_cases = 5
-    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)
     with pytest.raises(BudgetExhausted):
         loop._body((("a", "c"), _guests(3)))
     assert session.calls == [["c", "b", "d"], ["c", "b"]]  # the drawn pair always first
@@ -269,7 +269,7 @@ def test_a_case_drawn_again_is_skipped_uncounted_but_shrinking_runs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop, session, events = _loop(tmp_path, [("a", "b")], accepts=frozenset({"b"}))
-    monkeypatch.setattr("fuzz.loop.observe", lambda _run: None)
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)
     first, second, third = _guests(3)
     loop._body((("a", "b"), [first, first, second]))
     loop._body((("a", "b"), [second, third, first]))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.binary import version_sort_key
+from fuzz.core.binary import version_sort_key
 from fuzz.errors import UsageError
-from fuzz.farm import (
+from fuzz.versions.farm import (
     ArchiveIndex,
     Farm,
     Offer,
@@ -18,7 +18,7 @@ from fuzz.farm import (
     debian_mirror,
     parse_qemu_option,
 )
-from fuzz.lock import Lock
+from fuzz.versions.lock import Lock
 
 
 def test_versions_sort_numerically_then_words() -> None:

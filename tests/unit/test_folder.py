@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.campaign.folder import CampaignFolder, ResumeFold, read_jsonl, resume_state
 from fuzz.errors import CampaignError, InvalidInput
-from fuzz.folder import CampaignFolder, ResumeFold, read_jsonl, resume_state
 
 
 def test_a_new_campaign_writes_its_record_and_corpus_folder(tmp_path: Path) -> None:

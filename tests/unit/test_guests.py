@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from fuzz.errors import CorpusError, InvalidInput
-from fuzz.transcript import (
+from fuzz.judge.transcript import (
     EXCEPTION_ITEM,
     TranscriptDifference,
     compare_transcripts,

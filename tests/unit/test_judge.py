@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import InvalidInput
-from fuzz.oracles import (
+from fuzz.judge.oracles import (
     Agree,
     ControlFailed,
     Divergence,
@@ -21,7 +22,6 @@ from fuzz.oracles import (
     judge,
     state_round_trip_oracle,
 )
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.stream.compare import is_volatile, rule_path, same_saved_state
 from fuzz.stream.decode import decode_stream
 from fuzz.stream.patch import cpreg_table, rewrite_cpregs

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fuzz.errors import FarmError, InvalidInput
-from fuzz.farm import DEBIAN_SUITES, Farm, Offer
-from fuzz.lock import (
+from fuzz.versions.farm import DEBIAN_SUITES, Farm, Offer
+from fuzz.versions.lock import (
     Lock,
     LockedVersion,
     check_served,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fuzz.runner import load_uri, save_to
+from fuzz.run.runner import load_uri, save_to
 
 
 def test_a_version_with_file_uris_reads_a_plain_file_itself(tmp_path: Path) -> None:

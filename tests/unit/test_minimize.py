@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.case import Case, GuestProgram, MachineConfig
-from fuzz.minimize import make_one_minimal, simplifications
+from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.triage.minimize import make_one_minimal, simplifications
 
 
 def fake_guest(operations: Sequence[dict[str, Any]], smp: int) -> GuestProgram:

@@ -1,7 +1,7 @@
-"""The QEMU command model (fuzz.qemu_command): a reproducer runs what the engine ran.
+"""The QEMU command model (fuzz.core.command): a reproducer runs what the engine ran.
 
 The engine's argv is taken where the engine makes it: a fresh source, a fresh destination
-and a stateful live process launch through :class:`fuzz.machine.QemuMachine`, whose
+and a stateful live process launch through :class:`fuzz.run.machine.QemuMachine`, whose
 process start is replaced by one that records the argv and refuses (no QEMU runs here).
 The reproducer's words are parsed out of the generated ``repro.sh`` (and bug report) with
 :mod:`shlex`. They must be the same words apart from the channels the model swaps, which
@@ -35,18 +35,18 @@ from typing import Any
 
 import pytest
 
-import fuzz.machine
-from fuzz import qemu_command
-from fuzz.binary import QemuBinary
-from fuzz.bugreport import bug_report
-from fuzz.case import Case, GuestProgram, MachineConfig
-from fuzz.corpus import Entry, load_entry, repro_script
+import fuzz.run.machine
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
+from fuzz.corpus.entry import Entry, load_entry, repro_script
 from fuzz.errors import LaunchError
-from fuzz.qemu_command import NONE, STDIO, Channel, QemuCommand, ShellText
-from fuzz.runner import FreshDestination, FreshSource
-from fuzz.stateful_procs import LiveProcess
-from fuzz.stateful_replay import load_sequence_entry
-from fuzz.stateful_repro import repro_script as stateful_repro_script
+from fuzz.run.runner import FreshDestination, FreshSource
+from fuzz.stateful.procs import LiveProcess
+from fuzz.stateful.replay import load_sequence_entry
+from fuzz.stateful.repro import repro_script as stateful_repro_script
+from fuzz.triage.bugreport import bug_report
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "corpus/refused-on-load-cpreg-only-in-incoming-stream-cnthp-tval-el2-c51e8249"
@@ -82,8 +82,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         seen.append(list(argv))
         raise _NotStarted("not started in a unit test")
 
-    monkeypatch.setattr(fuzz.machine, "_pdeathsig_wrapper", lambda: ())
-    monkeypatch.setattr(fuzz.machine.asyncio, "create_subprocess_exec", record)
+    monkeypatch.setattr(fuzz.run.machine, "_pdeathsig_wrapper", lambda: ())
+    monkeypatch.setattr(fuzz.run.machine.asyncio, "create_subprocess_exec", record)
     return seen
 
 
@@ -315,7 +315,7 @@ QEMU_OPTIONS = qemu_command.OPTIONS | {
     "-name", "-uuid", "-boot", "-no-reboot", "-no-shutdown", "-action", "-vga", "-usb",
 }  # fmt: skip
 #: The module allowed to spell QEMU options: the model, and nothing else.
-MODEL = ROOT / "fuzz/qemu_command.py"
+MODEL = ROOT / "fuzz/core/command.py"
 #: Strings that name an option in prose (a help text) without passing it to QEMU.
 NOT_OPTIONS = {("cli.py", "-cpu properties"), ("cli.py", "-machine options")}
 
@@ -355,7 +355,7 @@ def test_no_qemu_option_is_spelled_outside_the_command_model() -> None:
         for line, option in _spelled_options(path)
     ]
     assert not found, (
-        "QEMU option spelled outside the command model (fuzz/qemu_command.py):\n" + "\n".join(found)
+        "QEMU option spelled outside the command model (fuzz/core/command.py):\n" + "\n".join(found)
     )
 
 

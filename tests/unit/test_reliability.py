@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fuzz.loop import RELIABILITY_RUNS, is_flaky, measure_reliability
+from fuzz.campaign.loop import RELIABILITY_RUNS, is_flaky, measure_reliability
 
 
 def script(outcomes: str) -> tuple[Callable[[], bool], list[int]]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.corpus import Entry, VersionRef, load_entry
-from fuzz.oracles import AGREE, Agree, ControlFailed, Divergence, Judgement, Signature
-from fuzz.replay import (
+from fuzz.corpus.entry import Entry, VersionRef, load_entry
+from fuzz.judge.oracles import AGREE, Agree, ControlFailed, Divergence, Judgement, Signature
+from fuzz.triage.replay import (
     BinaryCheck,
     BinaryMatch,
     RegressKind,

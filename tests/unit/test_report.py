@@ -1,4 +1,4 @@
-"""The campaign report's data (``fuzz.report``), its JUnit sibling and the CLI, without QEMU.
+"""The campaign report's data (``fuzz.report.gather``), its JUnit sibling and the CLI, without QEMU.
 
 The folder is hand-made (``tests/report_fixture.py``): every number asserted here can be
 counted from its events by eye.
@@ -15,8 +15,7 @@ import pytest
 
 from fuzz.cli import main
 from fuzz.errors import CampaignError
-from fuzz.replay import RegressKind
-from fuzz.report import (
+from fuzz.report.gather import (
     CONTROL_CLEAN,
     CONTROL_FAILED,
     CONTROL_INVALID,
@@ -26,9 +25,10 @@ from fuzz.report import (
     severity_of,
     version_key,
 )
-from fuzz.report_html import render_html
-from fuzz.report_junit import CLASSNAME, junit_xml, regress_case
-from fuzz.report_plots import cell_text
+from fuzz.report.html import render_html
+from fuzz.report.junit import CLASSNAME, junit_xml, regress_case
+from fuzz.report.plots import cell_text
+from fuzz.triage.replay import RegressKind
 from tests.report_fixture import (
     CONTROL_REASON,
     CRASH,

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fuzz import report
-from fuzz.folder import read_jsonl, resume_state
-from fuzz.report import ReportData, SeriesPoint, gather
+from fuzz.campaign.folder import read_jsonl, resume_state
+from fuzz.report import gather as report
+from fuzz.report.gather import ReportData, SeriesPoint, gather
 
 VERSIONS = ("5.2", "10.0", "11.1")
 SIGNATURES = (

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from collections import deque
 
-from fuzz.case import Case, MachineConfig
-from fuzz.engine import PAIR_MEMORY, CaseRun, _loaded, _loads_cleanly, _remember, reuse_divergence
-from fuzz.oracles import Evidence, judge
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.judge.oracles import Evidence, judge
+from fuzz.run.engine import (
+    PAIR_MEMORY,
+    CaseRun,
+    _loaded,
+    _loads_cleanly,
+    _remember,
+    reuse_divergence,
+)
 
 CASE = Case(MachineConfig("virt-10.0", "cortex-a57"))
 REFUSAL = ("Failed to load cpu:cpreg_vmstate_array_len",)

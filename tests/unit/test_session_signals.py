@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fuzz.session import Session
+from fuzz.run.session import Session
 
 
 @pytest.fixture(autouse=True)

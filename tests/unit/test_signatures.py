@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.core.outcome import Stage, StepOutcome, Verdict
 from fuzz.errors import CorpusError
-from fuzz.oracles import (
+from fuzz.judge.oracles import (
     AGREE,
     SAME_VERSION,
     Signature,
@@ -23,7 +24,6 @@ from fuzz.oracles import (
     step_causes,
     step_signature,
 )
-from fuzz.outcome import Stage, StepOutcome, Verdict
 
 CORPUS = Path(__file__).parents[2] / "corpus"
 ENTRIES = sorted(p for p in CORPUS.iterdir() if (p / "outcome.json").exists())

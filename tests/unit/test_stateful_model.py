@@ -6,13 +6,13 @@ import subprocess
 
 import pytest
 
-from fuzz.case import MachineConfig
+from fuzz.core.case import MachineConfig
 from fuzz.errors import CorpusError
-from fuzz.oracles import Signature
-from fuzz.stateful import FALLBACK_GUESTS, compare_loads
-from fuzz.stateful_model import Action, StatefulSequence, Step, hmp_error
-from fuzz.stateful_procs import LoadOutcome
-from fuzz.stateful_repro import repro_script
+from fuzz.judge.oracles import Signature
+from fuzz.stateful.engine import FALLBACK_GUESTS, compare_loads
+from fuzz.stateful.model import Action, StatefulSequence, Step, hmp_error
+from fuzz.stateful.procs import LoadOutcome
+from fuzz.stateful.repro import repro_script
 from strategies.cases import rebuild_guest
 
 OPS = ({"op": "memory", "offset": "0x10", "count": 2, "value": "0x1111", "step": "0x1"},)

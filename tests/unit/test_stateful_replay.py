@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.case import MachineConfig
-from fuzz.corpus import VersionRef, entry_folders
+from fuzz.core.case import MachineConfig
+from fuzz.corpus.entry import VersionRef, entry_folders
 from fuzz.errors import CorpusError
-from fuzz.oracles import Signature
-from fuzz.replay import BinaryCheck, RegressKind, ReplayVerdict
-from fuzz.stateful_model import Action, StatefulSequence, Step
-from fuzz.stateful_replay import (
+from fuzz.judge.oracles import Signature
+from fuzz.stateful.model import Action, StatefulSequence, Step
+from fuzz.stateful.replay import (
     Divergent,
     SequenceReplay,
     classify_sequence,
     load_any_entry,
     load_sequence_entry,
 )
-from fuzz.stateful_repro import repro_script
+from fuzz.stateful.repro import repro_script
+from fuzz.triage.replay import BinaryCheck, RegressKind, ReplayVerdict
 from strategies.cases import rebuild_guest
 
 OPS = ({"op": "memory", "offset": "0x10", "count": 2, "value": "0x1111", "step": "0x1"},)

@@ -20,7 +20,7 @@ from fuzz.events import (
     WorkerLost,
     WorkerStarted,
 )
-from fuzz.oracles import Signature
+from fuzz.judge.oracles import Signature
 from fuzz.status_panel import (
     PlainDisplay,
     StatusPanel,

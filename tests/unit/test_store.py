@@ -7,8 +7,8 @@ import os
 import socket
 from pathlib import Path
 
-from fuzz.oracles import Signature
-from fuzz.store import CorpusStore
+from fuzz.corpus.store import CorpusStore
+from fuzz.judge.oracles import Signature
 
 SIG = Signature("refused-on-load", "cpreg only in incoming stream: ID_AA64ISAR0_EL1")
 

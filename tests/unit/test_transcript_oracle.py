@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import CorpusError, InvalidInput
-from fuzz.oracles import Divergence, Evidence, Signature, guest_transcript_oracle
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
-from fuzz.transcript import (
+from fuzz.judge.oracles import Divergence, Evidence, Signature, guest_transcript_oracle
+from fuzz.judge.transcript import (
     EXCEPTION_ITEM,
     TranscriptDifference,
     compare_transcripts,

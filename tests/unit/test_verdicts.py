@@ -15,8 +15,9 @@ import itertools
 
 import pytest
 
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import InvalidInput
-from fuzz.oracles import (
+from fuzz.judge.oracles import (
     Agree,
     ControlFailed,
     Divergence,
@@ -28,7 +29,6 @@ from fuzz.oracles import (
     judge,
     state_round_trip_oracle,
 )
-from fuzz.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 
 ASSERTION = (
     "migration/vmstate.c:172: vmstate_load_state: Assertion `first_elem || !n_elems || "

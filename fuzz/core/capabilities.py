@@ -1,0 +1,117 @@
+"""What one QEMU binary can do, as probed: a plain value, JSON round-trip exact.
+
+:mod:`fuzz.versions.probe` asks a QEMU (QMP, once per binary, cached); the strategies, the
+campaign and the run settings read the answer from here without importing anything that
+starts a process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fuzz.core.settings import RunSettings
+
+PROBE_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class CpuProperty:
+    """One ``-cpu model,NAME=VALUE`` option: its QOM type and the model's default."""
+
+    name: str
+    type: str
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The probed facts of one binary. Plain data; JSON round-trips exactly."""
+
+    binary_hash: str
+    version: str
+    version_line: str
+    machine_types: tuple[str, ...]
+    default_virt: str
+    cpu_models: tuple[str, ...]
+    aarch64_cpu_models: tuple[str, ...]
+    cpu_properties: dict[str, tuple[CpuProperty, ...]]
+    cpu_expansion: dict[str, dict[str, object]]
+    virt_options: tuple[CpuProperty, ...]
+    migration_transports: tuple[str, ...]
+    trace_works: bool
+    has_snapshot_load: bool
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, with ``format`` so old caches are recognised."""
+        return {
+            "format": PROBE_FORMAT,
+            "binary_hash": self.binary_hash,
+            "version": self.version,
+            "version_line": self.version_line,
+            "machine_types": list(self.machine_types),
+            "default_virt": self.default_virt,
+            "cpu_models": list(self.cpu_models),
+            "aarch64_cpu_models": list(self.aarch64_cpu_models),
+            "cpu_properties": {
+                model: [vars(p) for p in props] for model, props in self.cpu_properties.items()
+            },
+            "cpu_expansion": self.cpu_expansion,
+            "virt_options": [vars(p) for p in self.virt_options],
+            "migration_transports": list(self.migration_transports),
+            "trace_works": self.trace_works,
+            "has_snapshot_load": self.has_snapshot_load,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Capabilities | None:
+        """Parse a cached probe; None if it is from another format or malformed."""
+        try:
+            if data.get("format") != PROBE_FORMAT:
+                return None
+            return cls(
+                binary_hash=str(data["binary_hash"]),
+                version=str(data["version"]),
+                version_line=str(data["version_line"]),
+                machine_types=tuple(data["machine_types"]),
+                default_virt=str(data["default_virt"]),
+                cpu_models=tuple(data["cpu_models"]),
+                aarch64_cpu_models=tuple(data["aarch64_cpu_models"]),
+                cpu_properties={
+                    m: tuple(CpuProperty(**p) for p in props)
+                    for m, props in data["cpu_properties"].items()
+                },
+                cpu_expansion=dict(data["cpu_expansion"]),
+                virt_options=tuple(CpuProperty(**p) for p in data["virt_options"]),
+                migration_transports=tuple(data["migration_transports"]),
+                trace_works=bool(data["trace_works"]),
+                has_snapshot_load=bool(data["has_snapshot_load"]),
+                notes=tuple(data.get("notes", ())),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def virt_machine_types(self) -> tuple[str, ...]:
+        """The versioned ``virt-X.Y`` machine types, oldest first."""
+        versioned = [m for m in self.machine_types if re.fullmatch(r"virt-\d+\.\d+", m)]
+        return tuple(sorted(versioned, key=lambda m: tuple(int(x) for x in m[5:].split("."))))
+
+    def cpu_property_names(self, model: str) -> tuple[str, ...]:
+        """Names of the user-settable ``-cpu`` properties of ``model``."""
+        return tuple(p.name for p in self.cpu_properties.get(model, ()))
+
+
+def settings_for(caps: Mapping[str, Capabilities], **kwargs: Any) -> RunSettings:
+    """:func:`probed_settings` from probes already at hand (version name -> capabilities)."""
+    return RunSettings(
+        trace_versions=frozenset(name for name, c in caps.items() if c.trace_works),
+        snapshot_versions=frozenset(name for name, c in caps.items() if c.has_snapshot_load),
+        file_uri_versions=frozenset(
+            name for name, c in caps.items() if "file" in c.migration_transports
+        ),
+        **kwargs,
+    )

@@ -1,0 +1,419 @@
+"""Reproducer entries on disk: one folder per distinct divergence.
+
+``corpus/<signature-slug>-<short-hash>/`` holds:
+
+* ``case.json`` -- versions (by name and binary hash), machine/CPU configuration, guest
+  operations, seed; ``format`` versions the layout;
+* ``outcome.json`` -- the signature, the control's and the pair's outcomes with the
+  destination's messages, and whatever the oracles found (e.g. responsible registers);
+* ``stream.lz4`` -- the source's migration stream, lz4-frame compressed;
+* ``guest.bin`` and ``guest.s`` -- the guest image and its GNU-as listing, if any;
+* ``repro.sh`` -- the exact QEMU command lines, for a maintainer without migfuzz.
+
+Writes are atomic: an entry is built in a dot-folder and renamed into place, so a crash
+mid-write never leaves a half entry that later reads as valid, and an existing entry is
+only ever replaced whole (``replace=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lz4.frame
+
+from fuzz import __version__
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
+from fuzz.core.outcome import TransferOutcome
+from fuzz.errors import CorpusError
+from fuzz.judge.oracles import Signature
+
+FORMAT = 1
+_MAX_JSON = 16 << 20
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A QEMU version as a reproducer records it: name, binary hash, version line."""
+
+    name: str
+    sha256: str
+    version_line: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "sha256": self.sha256, "version_line": self.version_line}
+
+    @classmethod
+    def from_json(cls, data: Any) -> VersionRef:
+        """Parse :meth:`to_json` output."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise CorpusError(f"version must be an object with a 'name', not {data!r}")
+        return cls(
+            str(data["name"]), str(data.get("sha256", "")), str(data.get("version_line", ""))
+        )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One reproducer: what to run, what happened, and the source stream."""
+
+    signature: Signature
+    src: VersionRef
+    dst: VersionRef
+    case: Case
+    control: TransferOutcome
+    pair: TransferOutcome
+    findings: dict[str, Any] = field(default_factory=dict)
+    stream: bytes | None = None
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The entry's folder name."""
+        return f"{self.signature.slug()}-{self.signature.short_hash()}"
+
+
+def _guest_json(guest: GuestProgram) -> dict[str, Any]:
+    return {
+        "image": "guest.bin",
+        "listing": "guest.s",
+        "sha256": guest.digest(),
+        "load_address": guest.load_address,
+        "entry": guest.entry,
+        "checkpoint": guest.checkpoint.decode("latin-1"),
+        "resume": guest.resume.decode("latin-1"),
+        "done": guest.done.decode("latin-1"),
+        "operations": list(guest.operations),
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_entry(
+    corpus_dir: Path, entry: Entry, src: QemuBinary, dst: QemuBinary, *, replace: bool = False
+) -> tuple[Path, bool]:
+    """Write ``entry`` under ``corpus_dir`` atomically.
+
+    :return: (the entry's folder, whether it was written). An existing entry with the
+        same signature is kept unless ``replace``.
+    """
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    final = corpus_dir / entry.name
+    if final.exists() and not replace:
+        return final, False
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=corpus_dir))
+    try:
+        case = entry.case
+        _write_json(tmp / "case.json", {
+            "format": FORMAT,
+            "signature": entry.signature.to_json(),
+            "src": entry.src.to_json(),
+            "dst": entry.dst.to_json(),
+            "config": case.config.to_json(),
+            "guest": None if case.guest is None else _guest_json(case.guest),
+            "seed": case.seed,
+        })  # fmt: skip
+        _write_json(tmp / "outcome.json", {
+            "format": FORMAT,
+            "signature": entry.signature.to_json(),
+            "control": entry.control.to_json(),
+            "pair": entry.pair.to_json(),
+            "findings": entry.findings,
+            "recorded_by": f"migfuzz {__version__}",
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })  # fmt: skip
+        if entry.stream is not None:
+            (tmp / "stream.lz4").write_bytes(lz4.frame.compress(entry.stream))
+        if case.guest is not None:
+            (tmp / "guest.bin").write_bytes(case.guest.image)
+            (tmp / "guest.s").write_text(case.guest.source())
+        script = tmp / "repro.sh"
+        script.write_text(repro_script(entry, src, dst))
+        script.chmod(0o755)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        tmp.chmod(0o755)
+        if final.exists():
+            old = corpus_dir / f".{entry.name}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, True
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > _MAX_JSON:
+            raise CorpusError(f"{path}: larger than {_MAX_JSON} bytes")
+        data = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise CorpusError(f"{path}: missing") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorpusError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise CorpusError(f"{path}: expected a JSON object")
+    if data.get("format") != FORMAT:
+        raise CorpusError(f"{path}: format {data.get('format')!r}, this migfuzz reads {FORMAT}")
+    return data
+
+
+def _guest_from_json(folder: Path, data: Any) -> GuestProgram | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise CorpusError(f"{folder / 'case.json'}: 'guest' must be an object or null")
+    try:
+        image = (folder / str(data.get("image", "guest.bin"))).read_bytes()
+    except OSError as err:
+        raise CorpusError(f"{folder}: guest image missing ({err})") from err
+    try:
+        listing_path = folder / str(data.get("listing", "guest.s"))
+        listing = listing_path.read_text() if listing_path.exists() else ""
+        guest = GuestProgram(
+            image=image,
+            load_address=int(data["load_address"]),
+            entry=int(data["entry"]),
+            checkpoint=str(data["checkpoint"]).encode("latin-1"),
+            resume=str(data["resume"]).encode("latin-1"),
+            done=str(data["done"]).encode("latin-1"),
+            operations=tuple(data.get("operations", [])),
+            listing=listing,
+        )
+    except (KeyError, TypeError, ValueError, UnicodeError) as err:
+        raise CorpusError(f"{folder / 'case.json'}: bad guest ({err!r})") from err
+    if data.get("sha256") and guest.digest() != data["sha256"]:
+        raise CorpusError(f"{folder}: guest.bin does not match its recorded hash")
+    return guest
+
+
+def load_entry(folder: Path) -> Entry:
+    """Read one entry, checking everything; :class:`CorpusError` names the problem."""
+    if not folder.is_dir():
+        raise CorpusError(f"{folder}: not a corpus entry folder")
+    case_data = _read_json(folder / "case.json")
+    outcome_data = _read_json(folder / "outcome.json")
+    signature = Signature.from_json(outcome_data.get("signature"))
+    case = Case(
+        config=MachineConfig.from_json(case_data.get("config")),
+        guest=_guest_from_json(folder, case_data.get("guest")),
+        seed=case_data.get("seed") if isinstance(case_data.get("seed"), int) else None,
+    )
+    stream = None
+    if (folder / "stream.lz4").exists():
+        try:
+            stream = lz4.frame.decompress((folder / "stream.lz4").read_bytes())
+        except (OSError, RuntimeError) as err:
+            raise CorpusError(f"{folder / 'stream.lz4'}: not a valid lz4 frame ({err})") from err
+    findings = outcome_data.get("findings", {})
+    return Entry(
+        signature=signature,
+        src=VersionRef.from_json(case_data.get("src")),
+        dst=VersionRef.from_json(case_data.get("dst")),
+        case=case,
+        control=TransferOutcome.from_json(outcome_data.get("control")),
+        pair=TransferOutcome.from_json(outcome_data.get("pair")),
+        findings=findings if isinstance(findings, dict) else {},
+        stream=stream,
+        path=folder,
+    )
+
+
+def entry_folders(corpus_dir: Path) -> list[Path]:
+    """Every entry folder under ``corpus_dir`` (dot-folders are unfinished writes), one-shot
+    and stateful alike; ``corpus_dir`` itself if it is one."""
+    if any((corpus_dir / name).is_file() for name in ("case.json", "sequence.json")):
+        return [corpus_dir]
+    if not corpus_dir.is_dir():
+        return []
+    return sorted(p for p in corpus_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def iter_entries(corpus_dir: Path) -> Iterator[Entry | CorpusError]:
+    """Each one-shot entry, or the :class:`CorpusError` of a corrupt one (one bad entry
+    stops nothing). Stateful entries (``sequence.json``, :mod:`fuzz.stateful.replay`) are
+    not one-shot cases and are left out."""
+    for folder in entry_folders(corpus_dir):
+        if (folder / "sequence.json").is_file():
+            continue
+        try:
+            yield load_entry(folder)
+        except CorpusError as err:
+            yield err
+
+
+#: What a reproducer's QEMU commands read: the guest image beside the script, the stream
+#: in its work folder.
+_IMAGE = ShellText("$HERE/guest.bin")
+_STREAM = ShellText("$WORK/src.stream")
+
+
+def repro_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
+    """The source (``--resave``) and the restore command of ``case``'s ``repro.sh``: the
+    engine's :func:`~fuzz.core.command.source` and :func:`~fuzz.core.command.destination`
+    with the reproducer's channels: the monitor on stdin (HMP) or none, no serial port,
+    the stream read from ``$WORK/src.stream`` instead of ``-incoming defer``."""
+    image = _IMAGE if case.guest is not None else None
+    save = qemu_command.source(case, image).with_channels(monitor=STDIO, serial=NONE)
+    restore = qemu_command.destination(case).with_channels(monitor=NONE, serial=NONE)
+    return save, restore.reading_stream(_STREAM)
+
+
+def _portable_command(binary: QemuBinary) -> str:
+    """``binary``'s command for sh; a Debian version's paths relative to ``$CACHE``.
+
+    A farm binary lives at ``<cache>/qemu/<name>/root/usr/bin/qemu-system-aarch64``; the
+    script sets ``CACHE`` the way migfuzz finds its cache, so a checked-in reproducer runs
+    on any machine where ``migfuzz qemu install`` was run.
+    """
+    command = shlex.join(binary.command())
+    if binary.origin.startswith("debian:") and len(binary.path.parents) > 5:
+        cache = str(binary.path.parents[5])
+        if shlex.quote(cache) == cache:
+            command = command.replace(cache + "/", "$CACHE/")
+    return command
+
+
+def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
+    """A shell script that reproduces ``entry`` by hand with plain QEMU (no migfuzz).
+
+    By default it restores the recorded stream on the source (the control) and on the
+    destination; with ``--resave`` it first re-creates the stream on the source through
+    HMP commands on stdin. For a read-back finding it then restores again, resumes the
+    guest and compares the items that differed, and exits 1 if they still do.
+    """
+    case = entry.case
+    save, restore = repro_commands(case)
+    run_guest = "printf 'cont\\n'; sleep 2; printf 'stop\\n'; " if case.guest is not None else ""
+    restore_lines = (
+        "$QEMU {command} </dev/null & pid=$!\n"
+        'sleep 3; if kill $pid 2>/dev/null; then echo "{label}: loaded"; fi\n'
+        "wait $pid 2>/dev/null\n"
+    )
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# migfuzz reproducer: {entry.signature}",
+            f"# {entry.src.name} ({entry.src.version_line})",
+            f"#   -> {entry.dst.name} ({entry.dst.version_line})",
+            f"# case: {case.config.describe()}"
+            + (f", guest {case.guest.digest()}" if case.guest else ""),
+            f"# recorded: {entry.pair.summary()}",
+            "#",
+            "# Usage: ./repro.sh [--resave]    binaries: QEMU_SRC=... QEMU_DST=... (command words)",
+            "# Needs the 'lz4' command (Debian package lz4) unless --resave is given.",
+            "set -u",
+            'HERE=$(cd "$(dirname "$0")" && pwd)',
+            "WORK=$(mktemp -d); trap 'rm -rf \"$WORK\"' EXIT",
+            "CACHE=${MIGFUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migfuzz}",
+            f"QEMU_SRC=${{QEMU_SRC:-{_portable_command(src)}}}",
+            f"QEMU_DST=${{QEMU_DST:-{_portable_command(dst)}}}",
+            'if [ "${1:-}" = "--resave" ]; then',
+            f'  ( {run_guest}printf \'migrate "exec:cat > %s"\\nquit\\n\' "$WORK/src.stream" )'
+            " | \\",
+            f"    $QEMU_SRC {save.shell()} \\",
+            "    >/dev/null",
+            "else",
+            '  lz4 -dcq "$HERE/stream.lz4" > "$WORK/src.stream" || exit 2',
+            "fi",
+            f"echo '== control: restore on {entry.src.name}'",
+            "QEMU=$QEMU_SRC",
+            restore_lines.format(command=restore.shell(), label="control").rstrip(),
+            f"echo '== pair: restore on {entry.dst.name}'",
+            "QEMU=$QEMU_DST",
+            restore_lines.format(command=restore.shell(), label="pair").rstrip(),
+            *_read_back_lines(entry, restore),
+            "",
+        ]
+    )
+
+
+_READ_BACK = """\
+# read_back LABEL: restore with $QEMU, 'cont', send the guest its resume byte on the UART,
+# and keep what it prints (its read-back, one name=0x... line per item) in $WORK/LABEL.uart.
+read_back() {{
+  mkfifo "$WORK/$1.in" "$WORK/$1.out" || exit 2
+  cat "$WORK/$1.out" > "$WORK/$1.uart" &
+  ( sleep 1; printf 'cont\\n'; sleep 0.5; printf '{resume}' > "$WORK/$1.in"; sleep 2
+    printf 'quit\\n' ) | \\
+    $QEMU {command} >/dev/null 2>&1
+  wait
+}}
+# item LABEL NAME: the value NAME read back in LABEL's UART ("exception": the EXC line).
+item() {{
+  if [ "$2" = exception ]; then grep -a '^EXC' "$WORK/$1.uart" | head -n 1 | tr -d '\\r'
+  else awk -F= -v k="$2" '{{ sub(/\\r$/, "") }} $1 == k {{ print $2; exit }}' "$WORK/$1.uart"; fi
+}}
+STATUS=0"""
+
+
+def read_back_differences(entry: Entry) -> list[dict[str, Any]]:
+    """The guest read-back items a read-back finding recorded as differing (``name``,
+    ``expected``, ``actual``); empty for any other finding or a case without a guest."""
+    found = entry.findings.get("differences")
+    if not isinstance(found, list) or entry.case.guest is None:
+        return []
+    return [d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str)]
+
+
+def _read_back_lines(entry: Entry, restore: QemuCommand) -> list[str]:
+    """For a read-back finding: restore again on both sides, resume the guest, and compare
+    the items that differed (exit status 1 if they still do). A same-version finding
+    compares A -> A with what the guest read before the save (recorded: a resave's UART
+    is not kept); a cross-version one compares A -> B with A -> A."""
+    items = read_back_differences(entry)
+    if not items:
+        return []
+    assert entry.case.guest is not None
+    same_version = entry.signature.same_version
+    resume = entry.case.guest.resume.decode("latin-1")
+    # The restore's command with the monitor on stdin and the UART on the FIFO pair.
+    read_back = restore.with_channels(monitor=STDIO, serial=Channel.pipe(ShellText("$WORK/$1")))
+    command = read_back.shell(breaks=("serial", "incoming"), indent="      ")
+    lines = [
+        "echo '== the guest read-back after each restore'",
+        _READ_BACK.format(resume=resume, command=command),
+        "QEMU=$QEMU_SRC; read_back control",
+        *([] if same_version else ["QEMU=$QEMU_DST; read_back pair"]),
+    ]
+    for d in items:
+        name = shlex.quote(d["name"])
+        if same_version:
+            before = shlex.quote(str(d.get("expected")))
+            lines += [
+                f'v=$(item control {name}); echo "{d["name"]}: before the save {d.get("expected")}'
+                f', after the restore $v"',
+                f'[ "$v" = {before} ] || STATUS=1',
+            ]
+        else:
+            lines += [
+                f"c=$(item control {name}); p=$(item pair {name})",
+                f'echo "{d["name"]}: after {entry.src.name} -> {entry.src.name} $c, after '
+                f'{entry.src.name} -> {entry.dst.name} $p"',
+                '[ "$c" = "$p" ] || STATUS=1',
+            ]
+    lines += [
+        '[ "$STATUS" = 1 ] && echo "BUG: the read-back differs"',
+        '[ "$STATUS" = 0 ] && echo "OK: the read-back is the same"',
+        'exit "$STATUS"',
+    ]
+    return lines

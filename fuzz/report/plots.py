@@ -1,0 +1,147 @@
+"""The report's pictures: the compatibility matrix and the campaign over time, as PNG bytes.
+
+Drawn with matplotlib's object API on its Agg canvas (no pyplot, no display, no global
+backend state), so a report renders the same on a headless CI runner as on a desktop.
+Colours are fixed per :class:`~fuzz.report.gather.Severity`, so two reports compare at a glance.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from fuzz.report.gather import CONTROL_FAILED, CONTROL_INVALID, CellReport, ReportData, Severity
+
+__all__ = ["COLOURS", "NOT_RUN_COLOUR", "cell_text", "matrix_png", "timeline_png"]
+
+#: Cell colour per worst outcome: greens for nothing found, amber for harness trouble,
+#: reds for divergences, darker the worse.
+COLOURS: dict[Severity, str] = {
+    Severity.AGREE: "#4caf50",
+    Severity.INVALID: "#c5e1a5",
+    Severity.CONTROL_FAILED: "#ffca28",
+    Severity.STATE: "#ff8a65",
+    Severity.REFUSED: "#e53935",
+    Severity.CRASHED: "#7f0000",
+}
+NOT_RUN_COLOUR = "#f2f2f2"
+_DARK = (Severity.REFUSED, Severity.CRASHED, Severity.AGREE)  # white text on these
+#: Where a cell's lines go (height in the cell, font size), by how many it has.
+_PLACES = {2: ((0.42, 10), (0.66, 8)), 3: ((0.36, 10), (0.58, 8), (0.78, 7))}
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def cell_text(cell: CellReport | None) -> tuple[str, ...]:
+    """What a matrix cell says, line by line (the first in bold): its distinct signatures
+    and cases; on the diagonal, its controls; ``not run`` if nothing ran there."""
+    if cell is None or cell.worst is None:
+        return ("not run",)
+    sigs = f"{cell.signatures} signature{'s' if cell.signatures != 1 else ''}"
+    if cell.src != cell.dst:
+        return sigs, f"{cell.cases} cases"
+    failed, invalid = cell.controls_of(CONTROL_FAILED), cell.controls_of(CONTROL_INVALID)
+    ended = [f"{failed} failed"] * bool(failed) + [f"{invalid} invalid"] * bool(invalid)
+    return sigs, f"{cell.control_cases} controls", f"control: {', '.join(ended) or 'all ran'}"
+
+
+def matrix_png(data: ReportData) -> bytes:
+    """Source (rows) x destination (columns) over every version of the campaign.
+
+    Each cell is coloured by the worst outcome met on that pair and says how many distinct
+    signatures and cases it had (:func:`cell_text`); a pair with no case is hatched and
+    says ``not run``. The diagonal (A -> A, framed) is the control of every case whose
+    source was A: its colour and counts are those controls' outcomes.
+    """
+    names = data.version_names
+    n = max(1, len(names))
+    size = 1.3 + 1.25 * n
+    fig = Figure(figsize=(size + 2.6, size))
+    ax = fig.add_subplot()
+    cells = {(c.src, c.dst): c for c in data.cells}
+    for row, src in enumerate(names):
+        for col, dst in enumerate(names):
+            cell = cells.get((src, dst))
+            ran = cell is not None and cell.worst is not None
+            colour = COLOURS[cell.worst] if cell is not None and cell.worst is not None else None
+            ax.add_patch(Rectangle(
+                (col, row), 1, 1, facecolor=colour or NOT_RUN_COLOUR, edgecolor="white",
+                linewidth=2, hatch=None if ran else "///",
+            ))  # fmt: skip
+            colour = "white" if cell is not None and cell.worst in _DARK else "black"
+            if src == dst:
+                ax.add_patch(Rectangle(
+                    (col + 0.06, row + 0.06), 0.88, 0.88, fill=False, edgecolor=colour,
+                    linestyle="--", linewidth=1,
+                ))  # fmt: skip
+            lines = cell_text(cell)
+            if cell is None or cell.worst is None:
+                ax.text(col + 0.5, row + 0.5, lines[0], ha="center", va="center",
+                        fontsize=9, color="#777777")  # fmt: skip
+                continue
+            places = _PLACES[len(lines)]
+            for i, (text, (y, size)) in enumerate(zip(lines, places, strict=True)):
+                ax.text(col + 0.5, row + y, text, ha="center", va="center", fontsize=size,
+                        fontweight="bold" if i == 0 else "normal", color=colour)  # fmt: skip
+    ax.set_xlim(0, n)
+    ax.set_ylim(n, 0)
+    ax.set_xticks([i + 0.5 for i in range(len(names))], list(names))
+    ax.set_yticks([i + 0.5 for i in range(len(names))], list(names))
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("destination")
+    ax.set_ylabel("source")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_aspect("equal")
+    handles = [Patch(facecolor=COLOURS[s], label=s.label) for s in Severity]
+    handles.append(Patch(facecolor=NOT_RUN_COLOUR, hatch="///", label="not run"))
+    handles.append(Patch(facecolor="white", edgecolor="#333333", linestyle="--",
+                         label="A \u2192 A: the control"))  # fmt: skip
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False,
+              title="worst outcome", fontsize=8, title_fontsize=9)  # fmt: skip
+    return _png(fig)
+
+
+def timeline_png(data: ReportData) -> bytes:
+    """Cases judged and distinct signatures against campaign time (resume gaps left out)."""
+    fig = Figure(figsize=(10, 3.2))
+    left, right = fig.subplots(1, 2)
+    points = data.series
+    xs = [p.seconds for p in points]
+    for ax, ys, title, colour in (
+        (left, [p.cases for p in points], "cases judged", "#1e88e5"),
+        (right, [p.signatures for p in points], "distinct signatures", "#e53935"),
+    ):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("campaign seconds")
+        ax.grid(True, alpha=0.3)
+        if points:
+            ax.step(xs, ys, where="post", color=colour)
+            ax.set_xlim(0, max(xs[-1], data.seconds, 1.0))
+            ax.set_ylim(0, max(1, *ys) * 1.1)
+        else:
+            ax.text(0.5, 0.5, "no cases judged", ha="center", va="center",
+                    transform=ax.transAxes, color="#777777")  # fmt: skip
+            ax.set_xlim(0, max(data.seconds, 1.0))
+            ax.set_ylim(0, 1)
+    for session in data.sessions[1:]:
+        start = _campaign_time_of(data, session.started)
+        for ax in (left, right):
+            ax.axvline(start, color="#999999", linestyle="--", linewidth=1)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _campaign_time_of(data: ReportData, wall: float) -> float:
+    """Campaign seconds at which a session began: the sum of the sessions before it."""
+    return sum(s.seconds for s in data.sessions if s.started < wall)

@@ -1,0 +1,382 @@
+"""One case, one path: save on A, restore on A (the control) and on B (the pair), judge.
+
+Every command that runs a case -- ``fuzz``, ``diff``, ``run``, ``repro``, ``regress`` and the
+corpus tests -- goes through :class:`CaseRunner` (owned by a :class:`~fuzz.run.session.Session`),
+so a case is run and judged the same way wherever it comes from: a finding recorded by the
+fuzz loop replays under the very same property.
+
+The source is saved once; the control and the pair restore identical input (a same-version
+pair restores once: its control is the pair). One save and one control may serve several
+destinations at once (the fuzz loop's fan-out), each pair judged on its own. Each completed
+restore is re-saved at once (still paused), and the judge compares the two re-saves field by
+field, so the state oracle sees what B restored differently from A.
+
+Where the steps run is the runner's choice, not the caller's. :func:`execute_cases` starts a
+fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
+the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
+default; ``--no-reuse`` turns it off), cases of a configuration that more cases share
+first run on long-lived processes (:mod:`fuzz.run.persistent`); a case they do not pass cleanly
+is run again on fresh processes, whose result is the one reported, and one in
+``fresh_sample_every`` of those they pass is too (a guest that reports its own exception
+before its checkpoint passes: that is the guest's doing, whichever process ran it). Where
+the two disagree although the long-lived source saved the case, that is a finding of its
+own kind (``reuse``). Long-lived processes serve a pair only once its recent cases all
+loaded cleanly: a pair that refuses would retire its destination after every case, so
+there they only add work. Such disagreements led to a
+QEMU bug (11.1 runs stale translated code after a snapshot load), which the long-lived
+destinations now work around (:func:`~fuzz.run.persistent.drop_stale_translations`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.settings import RunSettings
+from fuzz.events import Event
+from fuzz.judge.oracles import (
+    Agree,
+    Divergence,
+    Evidence,
+    InvalidCase,
+    Judgement,
+    Signature,
+    judge,
+    normalize_message,
+)
+from fuzz.run.machine import private_workdir
+from fuzz.run.persistent import ProcessPool
+from fuzz.run.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
+
+#: Long-lived processes serve a pair once both restores of its last this-many cases completed
+#: (whichever processes ran them). Where a pair refuses, a long-lived destination is
+#: retired after every case and its first look is work done twice.
+PAIR_MEMORY = 4
+
+
+def _noop(_event: Event) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """Everything one run of a case produced: outcomes, artifacts and the judgement.
+
+    ``source_stream`` is the source's migration stream when the case ran on fresh
+    processes (what reproducers store); None when it ran on long-lived ones.
+    """
+
+    case: Case
+    evidence: Evidence
+    source_stream: bytes | None
+    judgement: Judgement
+    reused: bool = False
+
+    @property
+    def control(self) -> TransferOutcome:
+        """A -> A."""
+        return self.evidence.control
+
+    @property
+    def pair(self) -> TransferOutcome:
+        """A -> B."""
+        return self.evidence.pair
+
+    @property
+    def signature(self) -> Signature | None:
+        """The divergence's signature, or None when the case showed none."""
+        return self.judgement.signature if isinstance(self.judgement, Divergence) else None
+
+    @property
+    def causes(self) -> tuple[Signature, ...]:
+        """Every root cause of the divergence (none when the case showed none)."""
+        judgement = self.judgement
+        return judgement.signatures() if isinstance(judgement, Divergence) else ()
+
+
+async def _steps(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    settings: RunSettings,
+    *,
+    save: Callable[[], Awaitable[SaveResult]],
+    destination: Callable[[QemuBinary], Awaitable[Destination]],
+    resave: bool,
+) -> tuple[SaveResult, list[Evidence]]:
+    """Save once, restore on the control and (if it completed) on every destination; the
+    evidence of each pair ``src -> dst``, in the order of ``dsts``.
+
+    One save serves every destination, and one control serves every pair: they all load
+    byte-identical input, so each pair is judged against the same A -> A.
+
+    A same-version pair restores once: its control *is* the pair, so a second restore
+    could only tell run-to-run noise, which :func:`~fuzz.campaign.loop.measure_reliability`
+    measures for every finding anyway.
+    """
+    saved = await save()
+
+    async def restore(binary: QemuBinary) -> LoadResult | None:
+        state = saved.state
+        if state is None:
+            return None
+        return await (await destination(binary)).load(case, state, resave=resave)
+
+    control = await restore(src)
+    control_done = control is not None and control.outcome.verdict is Verdict.COMPLETED
+    evidence = []
+    for dst in dsts:
+        if dst.name == src.name:
+            pair = control  # A -> A is its own control: a second restore only measures noise
+        elif control_done or settings.pair_after_failed_control:
+            pair = await restore(dst)
+        elif saved.state is not None:
+            pair = LoadResult(StepOutcome(Stage.LOAD, dst.name, Verdict.NOT_RUN))
+        else:
+            pair = None
+        evidence.append(
+            Evidence(
+                control=TransferOutcome(src.name, src.name, saved.outcome, _outcome(control)),
+                pair=TransferOutcome(src.name, dst.name, saved.outcome, _outcome(pair)),
+                control_resave=None if control is None else control.resave,
+                pair_resave=None if pair is None else pair.resave,
+                source_stream=saved.stream,
+            )
+        )
+    return saved, evidence
+
+
+def _outcome(result: LoadResult | None) -> StepOutcome | None:
+    return None if result is None else result.outcome
+
+
+async def execute_cases(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    settings: RunSettings,
+    *,
+    emit: Callable[[Event], None] = _noop,
+) -> list[CaseRun]:
+    """Run ``case`` on fresh processes: one save on ``src``, one control, a restore on
+    every destination; one judged run per destination, in order.
+
+    Runs in a private temp folder that is gone when this returns.
+
+    :raise HarnessError: the harness failed (never a verdict).
+    """
+    with private_workdir("migfuzz-case-") as tmp:
+        workdir = Path(tmp)
+        files = settings.file_uri_versions
+        source = FreshSource(
+            src, workdir, timeouts=settings.timeouts, emit=emit, file_uri=src.name in files
+        )
+
+        async def destination(binary: QemuBinary) -> Destination:
+            return FreshDestination(
+                binary, workdir, timeouts=settings.timeouts, emit=emit,
+                trace_load=binary.name in settings.trace_versions,
+                file_uri=binary.name in files,
+            )  # fmt: skip
+
+        saved, evidence = await _steps(
+            src, dsts, case, settings, save=lambda: source.save(case), destination=destination,
+            resave=settings.resave,
+        )  # fmt: skip
+    return [CaseRun(case, e, saved.stream, judge(e)) for e in evidence]
+
+
+async def execute_cases_reused(
+    src: QemuBinary,
+    dsts: Sequence[QemuBinary],
+    case: Case,
+    settings: RunSettings,
+    pool: ProcessPool,
+) -> list[CaseRun]:
+    """Run ``case`` on the pool's long-lived processes, one save for every destination,
+    and judge each pair (a first look)."""
+    with private_workdir("migfuzz-reused-") as tmp:
+        snapshot = Path(tmp) / "state.qcow2"
+
+        async def save() -> SaveResult:
+            return await (await pool.source(src, case)).save(case, snapshot)
+
+        async def destination(binary: QemuBinary) -> Destination:
+            return await pool.destination(binary, case)
+
+        # A long-lived source keeps no stream for the control's re-save to be compared
+        # with, so re-saves pay only where some destination is another version.
+        resave = settings.resave and any(d.name != src.name for d in dsts)
+        _saved, evidence = await _steps(
+            src, dsts, case, settings, save=save, destination=destination, resave=resave
+        )
+    return [CaseRun(case, e, None, judge(e), reused=True) for e in evidence]
+
+
+def _said(judgement: Judgement) -> str:
+    """A judgement in a few words, without version names (it goes into a signature)."""
+    if isinstance(judgement, Divergence):
+        return str(judgement.signature)
+    reason = getattr(judgement, "reason", "")
+    reason = reason.split(": ", 1)[1] if ": " in reason else reason
+    kind = {"ControlFailed": "control failed", "InvalidCase": "invalid case"}.get(
+        type(judgement).__name__, type(judgement).__name__
+    )
+    return f"{kind}: {normalize_message(reason)}" if reason else kind
+
+
+def reuse_divergence(reused: CaseRun, fresh: CaseRun) -> Divergence | None:
+    """A finding when long-lived processes judged a case otherwise than fresh ones.
+
+    Only when the long-lived source saved the case: a guest that did not reach its
+    checkpoint on a reused source says nothing about QEMU's loading.
+    """
+    if reused.control.save.verdict is not Verdict.COMPLETED:
+        return None
+    if type(reused.judgement) is type(fresh.judgement) and reused.signature == fresh.signature:
+        return None
+    if not isinstance(fresh.judgement, Agree):
+        return None  # the fresh result is reported as it is
+    said = _said(reused.judgement)
+    return Divergence(
+        Signature("reuse", f"long-lived processes: {said}; fresh processes agree"),
+        {
+            "reused_control": reused.control.to_json(),
+            "reused_pair": reused.pair.to_json(),
+            "reused_judgement": said,
+        },
+    )
+
+
+def _guest_refused_itself(run: CaseRun) -> bool:
+    """Whether the case is invalid because its guest took an exception before its
+    checkpoint and said so: the guest's doing, whichever process ran it."""
+    details = run.control.save.details
+    return isinstance(run.judgement, InvalidCase) and details.get("guest_ended") is True
+
+
+def _loaded(run: CaseRun) -> bool:
+    """Whether both restores of the case completed, whatever the oracles then said.
+
+    A restore that completed but restored something else (a state or read-back
+    divergence) leaves its long-lived process serving; one that did not retires it.
+    """
+    return run.control.verdict is Verdict.COMPLETED and run.pair.verdict is Verdict.COMPLETED
+
+
+def _remember(recent: deque[bool], run: CaseRun) -> None:
+    """Record whether the case loaded (:func:`_loaded`; an invalid case says nothing)."""
+    if not isinstance(run.judgement, InvalidCase):
+        recent.append(_loaded(run))
+
+
+def _loads_cleanly(recent: deque[bool]) -> bool:
+    """Whether a pair's last :data:`PAIR_MEMORY` cases all loaded: only then do long-lived
+    processes pay (a pair that refuses gets fresh processes directly)."""
+    return len(recent) == recent.maxlen and all(recent)
+
+
+class CaseRunner:
+    """Runs cases for one session: on long-lived processes where that pays, fresh otherwise.
+
+    :param workdir: where long-lived processes keep their files (the session's folder).
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        workdir: Path,
+        *,
+        emit: Callable[[Event], None] = _noop,
+    ) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.pool = ProcessPool(workdir, settings, emit=emit) if settings.reuse else None
+        self._fresh_only: set[tuple[str, str, MachineConfig]] = set()
+        self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
+        self._reused = 0
+        self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
+
+    async def run_cases(
+        self,
+        src: QemuBinary,
+        dsts: Sequence[QemuBinary],
+        case: Case,
+        *,
+        more_alike: bool = False,
+    ) -> list[CaseRun]:
+        """The case's judgement on every pair ``src -> dst``, from one save and one control;
+        from fresh processes wherever a pair is not cleanly agreed.
+
+        Long-lived processes serve the case only if every destination's pair loaded its
+        recent cases (:func:`_loads_cleanly`; one save cannot be both a stream for fresh
+        destinations and a snapshot for long-lived ones). A pair they do not pass cleanly
+        is run again on fresh processes, on its own; one case in ``fresh_sample_every`` is,
+        on every pair.
+
+        :param more_alike: more cases of this configuration follow. Long-lived processes
+            are started only then (a configuration run once costs less on fresh ones, which
+            need no snapshot file); ones already running for it are used either way.
+        :return: one run per destination, in the order of ``dsts``.
+        """
+        config = case.config
+        recent = [
+            self._pair_clean.setdefault((src.name, d.name), deque(maxlen=PAIR_MEMORY)) for d in dsts
+        ]
+        worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
+        if (
+            self.pool is None
+            or not worth_it
+            or any((src.name, d.name, config) in self._fresh_only for d in dsts)
+            or not all(_loads_cleanly(r) for r in recent)
+        ):
+            self.stats["fresh"] += len(dsts)
+            only = await execute_cases(src, dsts, case, self.settings, emit=self.emit)
+            for memory, run in zip(recent, only, strict=True):
+                _remember(memory, run)
+            return only
+        runs = await execute_cases_reused(src, dsts, case, self.settings, self.pool)
+        self._reused += 1
+        self.stats["reused"] += len(dsts)
+        sample = self._reused % max(1, self.settings.fresh_sample_every) == 0
+        settled = [isinstance(r.judgement, Agree) or _guest_refused_itself(r) for r in runs]
+        again = [i for i, ok in enumerate(settled) if sample or not ok]
+        for i, run in enumerate(runs):
+            if i not in again:
+                _remember(recent[i], run)
+        if not again:
+            return runs
+        fresh_runs = await execute_cases(
+            src, [dsts[i] for i in again], case, self.settings, emit=self.emit
+        )
+        for i, fresh in zip(again, fresh_runs, strict=True):
+            self.stats["sampled" if settled[i] else "confirmed"] += 1
+            runs[i] = self._settle(recent[i], config, runs[i], fresh)
+        return runs
+
+    def _settle(
+        self, recent: deque[bool], config: MachineConfig, reused: CaseRun, fresh: CaseRun
+    ) -> CaseRun:
+        """The reported run of a pair run on long-lived and then on fresh processes."""
+        _remember(recent, fresh)
+        pair = fresh.evidence.pair
+        if not isinstance(fresh.judgement, InvalidCase) and not _loaded(fresh):
+            # This pair does not load this configuration: a long-lived destination would be
+            # retired after every load, so fresh processes are as cheap. (A divergence after
+            # a completed load, often the guest's doing, leaves the destination serving.)
+            self._fresh_only.add((pair.src, pair.dst, config))
+        finding = reuse_divergence(reused, fresh)
+        if finding is None:
+            return fresh
+        self.stats["disagreed"] += 1
+        return CaseRun(fresh.case, fresh.evidence, fresh.source_stream, finding)
+
+    async def close(self) -> None:
+        """End every long-lived process."""
+        if self.pool is not None:
+            await self.pool.close()

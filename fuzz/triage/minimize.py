@@ -1,0 +1,68 @@
+"""A last, deterministic pass that makes a shrunk case 1-minimal.
+
+Hypothesis's shrinker usually gets there, but it gives no guarantee and it may stop early
+(a budget, a flaky step). This pass tries every one-step simplification of a case --
+drop one machine option, one CPU property, one guest operation; one CPU; the smallest
+memory -- keeps any that still shows the same signature, and repeats until none does.
+The result: removing any single option or operation loses the signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from fuzz.core.case import Case, GuestProgram
+
+#: Rebuild a guest from (operations, smp); None when guests cannot be rebuilt.
+GuestBuilder = Callable[[Sequence[dict[str, Any]], int], GuestProgram]
+
+
+def simplifications(case: Case, build_guest: GuestBuilder | None) -> Iterator[Case]:
+    """Every case one simplification step away from ``case``, simplest kinds first."""
+    cfg = case.config
+    if case.guest is not None and case.guest.operations and build_guest is not None:
+        ops = list(case.guest.operations)
+        for i in range(len(ops)):
+            yield replace(case, guest=build_guest(ops[:i] + ops[i + 1 :], cfg.smp))
+    for i in range(len(cfg.machine_options)):
+        opts = cfg.machine_options[:i] + cfg.machine_options[i + 1 :]
+        yield replace(case, config=replace(cfg, machine_options=opts))
+    for i in range(len(cfg.cpu_properties)):
+        props = cfg.cpu_properties[:i] + cfg.cpu_properties[i + 1 :]
+        yield replace(case, config=replace(cfg, cpu_properties=props))
+    if cfg.smp != 1:
+        guest = case.guest
+        if guest is not None and build_guest is not None:
+            guest = build_guest(list(guest.operations), 1)
+        yield replace(case, config=replace(cfg, smp=1), guest=guest)
+    if cfg.memory_mib != 64:
+        yield replace(case, config=replace(cfg, memory_mib=64))
+
+
+def make_one_minimal(
+    case: Case,
+    still_fails: Callable[[Case], bool],
+    *,
+    build_guest: GuestBuilder | None = None,
+    max_tests: int = 200,
+) -> tuple[Case, int]:
+    """Simplify ``case`` while ``still_fails`` holds, until no single step keeps it.
+
+    :return: the 1-minimal case and the number of ``still_fails`` calls made. If
+        ``max_tests`` runs out first, the simplest case found so far.
+    """
+    tests = 0
+    improved = True
+    while improved and tests < max_tests:
+        improved = False
+        for candidate in simplifications(case, build_guest):
+            if tests >= max_tests:
+                break
+            tests += 1
+            if still_fails(candidate):
+                case = candidate
+                improved = True
+                break
+    return case, tests
