@@ -179,3 +179,18 @@ class TransferOutcome:
             )
         except (KeyError, TypeError) as err:
             raise CorpusError(f"transfer outcome: {err!r}") from err
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """How a load ended and what the guest printed after it.
+
+    :param verdict: ``completed``, ``refused`` (QEMU said no and stayed up) or ``crashed``
+        (QEMU exited during the load).
+    :param error: QEMU's answer to a refused load.
+    :param transcript: the read-back printed after ``resume`` (None: not asked for).
+    """
+
+    verdict: str
+    error: str = ""
+    transcript: str | None = None

@@ -48,14 +48,15 @@ from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary, version_sort_key
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import GuestProgram, MachineConfig
+from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import Finding, HarnessError, UsageError
+from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
-from fuzz.judge.transcript import parse_transcript
 from fuzz.run.machine import QemuMachine
 from fuzz.run.persistent import make_empty_qcow2
 from fuzz.run.session import Session
 from fuzz.stateful.model import Action, StatefulSequence, Step
-from fuzz.stateful.procs import DONE, LiveProcess, LoadOutcome, one_shot_load
+from fuzz.stateful.procs import LiveProcess, one_shot_load
 from fuzz.stateful.repro import write_entry
 from strategies.cases import rebuild_guest
 from strategies.configs import configurations
@@ -84,7 +85,6 @@ MAX_GUEST_OPS = 3
 SHRINK_GRACE = 120.0
 #: Seconds a shrink goes on without making the failing sequence shorter.
 SHRINK_STALL = 30.0
-KIND = "history"
 #: Two guests whose code differs at the same addresses: they fill a run's pool when its
 #: drawn guests are empty or alike (a history needs two guests that differ).
 FALLBACK_GUESTS = (
@@ -121,30 +121,6 @@ def _finding_type(signature: Signature) -> type[Finding]:
         name = "History_" + hashlib.sha256(str(signature).encode()).hexdigest()[:10]
         _finding_types[signature] = type(name, (Finding,), {"__doc__": str(signature)})
     return _finding_types[signature]
-
-
-def compare_loads(expected: LoadOutcome, actual: LoadOutcome) -> tuple[Signature, str, str] | None:
-    """The finding of a load that acted otherwise than the one-shot load, or None.
-
-    :return: the signature, and what the one-shot load and the process with a history
-        gave (as text) on the first step that differs: load outcome, then read-back.
-    """
-    if expected.verdict != actual.verdict:
-        return (
-            Signature(KIND, f"load outcome: one-shot {expected.verdict}, after history "
-                            f"{actual.verdict}"),
-            f"{expected.verdict} {expected.error}".strip(),
-            f"{actual.verdict} {actual.error}".strip(),
-        )  # fmt: skip
-    if expected.transcript is None or actual.transcript is None:
-        return None
-    done = DONE.decode("latin-1")
-    same = parse_transcript(expected.transcript) == parse_transcript(actual.transcript) and (
-        done in expected.transcript
-    ) == (done in actual.transcript)
-    if same:
-        return None
-    return Signature(KIND, "read-back after the load"), expected.transcript, actual.transcript
 
 
 @dataclass

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import GuestProgram, MachineConfig
 from fuzz.core.command import QemuCommand, live_process
+from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import MonitorError
 from fuzz.run.machine import QemuMachine
 from fuzz.stateful.model import hmp_error, load_commands, save_commands
@@ -30,21 +30,6 @@ from fuzz.stateful.model import hmp_error, load_commands, save_commands
 #: What every guest prints, whichever guest it is (see :class:`~fuzz.core.case.GuestProgram`).
 _PROTOCOL = GuestProgram(image=b"")
 CHECKPOINT, RESUME, DONE = _PROTOCOL.checkpoint, _PROTOCOL.resume, _PROTOCOL.done
-
-
-@dataclass(frozen=True)
-class LoadOutcome:
-    """How a load ended and what the guest printed after it.
-
-    :param verdict: ``completed``, ``refused`` (QEMU said no and stayed up) or ``crashed``
-        (QEMU exited during the load).
-    :param error: QEMU's answer to a refused load.
-    :param transcript: the read-back printed after ``resume`` (None: not asked for).
-    """
-
-    verdict: str
-    error: str = ""
-    transcript: str | None = None
 
 
 def process_command(

@@ -25,13 +25,14 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import GuestProgram
+from fuzz.core.outcome import LoadOutcome
 from fuzz.corpus.entry import Entry, VersionRef, load_entry
 from fuzz.errors import CorpusError, HarnessError, InvalidInput
+from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
 from fuzz.run.session import Session
-from fuzz.stateful.engine import compare_loads
 from fuzz.stateful.model import Action, StatefulSequence, Step
-from fuzz.stateful.procs import LiveProcess, LoadOutcome, one_shot_load
+from fuzz.stateful.procs import LiveProcess, one_shot_load
 from fuzz.triage.replay import BinaryCheck, ReplayResult, ReplayVerdict, current_ref
 from strategies.cases import rebuild_guest
 

@@ -13,11 +13,12 @@ import pytest
 from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import MachineConfig
+from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
 from fuzz.run.machine import QemuMachine
 from fuzz.run.persistent import make_empty_qcow2
 from fuzz.run.session import Session
-from fuzz.stateful.engine import compare_loads, run_stateful
+from fuzz.stateful.engine import run_stateful
 from fuzz.stateful.model import Action
 from fuzz.stateful.procs import LiveProcess, one_shot_load
 from fuzz.stateful.replay import load_sequence_entry, replay_sequence

@@ -7,11 +7,12 @@ import subprocess
 import pytest
 
 from fuzz.core.case import MachineConfig
+from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import CorpusError
+from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
-from fuzz.stateful.engine import FALLBACK_GUESTS, compare_loads
+from fuzz.stateful.engine import FALLBACK_GUESTS
 from fuzz.stateful.model import Action, StatefulSequence, Step, hmp_error
-from fuzz.stateful.procs import LoadOutcome
 from fuzz.stateful.repro import repro_script
 from strategies.cases import rebuild_guest
 

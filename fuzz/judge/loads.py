@@ -1,0 +1,44 @@
+"""The judge of a load into a process with a history (``fuzz --stateful``).
+
+A stateful run loads a snapshot into a live process that has done other things first,
+and the same snapshot once into a fresh process (the one-shot load). QEMU promises the
+two are the same: :func:`compare_loads` says where they are not, as a ``history``
+signature, like every other oracle of :mod:`fuzz.judge.oracles`.
+"""
+
+from __future__ import annotations
+
+from fuzz.core.case import GuestProgram
+from fuzz.core.outcome import LoadOutcome
+from fuzz.judge.oracles import Signature
+from fuzz.judge.transcript import parse_transcript
+
+#: The signature kind of every finding of a load after a history.
+KIND = "history"
+
+#: What every guest prints when its read-back is complete.
+_DONE = GuestProgram(image=b"").done.decode("latin-1")
+
+
+def compare_loads(expected: LoadOutcome, actual: LoadOutcome) -> tuple[Signature, str, str] | None:
+    """The finding of a load that acted otherwise than the one-shot load, or None.
+
+    :return: the signature, and what the one-shot load and the process with a history
+        gave (as text) on the first step that differs: load outcome, then read-back.
+    """
+    if expected.verdict != actual.verdict:
+        return (
+            Signature(KIND, f"load outcome: one-shot {expected.verdict}, after history "
+                            f"{actual.verdict}"),
+            f"{expected.verdict} {expected.error}".strip(),
+            f"{actual.verdict} {actual.error}".strip(),
+        )  # fmt: skip
+    if expected.transcript is None or actual.transcript is None:
+        return None
+    done = _DONE
+    same = parse_transcript(expected.transcript) == parse_transcript(actual.transcript) and (
+        done in expected.transcript
+    ) == (done in actual.transcript)
+    if same:
+        return None
+    return Signature(KIND, "read-back after the load"), expected.transcript, actual.transcript
