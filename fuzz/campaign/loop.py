@@ -26,6 +26,11 @@ at once which destinations a bug spans.
 
 Every case goes through the one case path (:meth:`~fuzz.run.session.Session.run_case`) and
 the one judge. The loop reports what it does as events; :mod:`fuzz.campaign.driver` adds them up.
+
+The keep-going core is shared with the other Hypothesis driver, the stateful engine
+(:mod:`fuzz.stateful.engine`): :class:`BudgetExhausted`, :class:`Carried` (an error out
+of a Hypothesis run, unshrunk), :func:`finding_type` (one exception class per signature)
+and :func:`keep_going` (a run that ends on findings, several at once included).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from fuzz.core.case import Case, MachineConfig, Pair
 from fuzz.core.outcome import Stage
 from fuzz.corpus.entry import Entry, VersionRef
 from fuzz.corpus.store import CorpusStore
-from fuzz.errors import Finding, HarnessError, StorageError, UsageError
+from fuzz.errors import Finding, HarnessError, MigfuzzError, StorageError, UsageError
 from fuzz.events import (
     CaseJudged,
     FindingFlaky,
@@ -85,16 +90,57 @@ SHRINK_GRACE = 300.0
 UNSHRINKABLE_KINDS = frozenset({"reuse"})
 
 
+# -- the keep-going core of both Hypothesis drivers (this loop, the stateful engine) -------
+
+
 class BudgetExhausted(BaseException):
     """Raised inside a Hypothesis run to end it at once (a BaseException: not a failure)."""
 
 
-class _StorageFailed(BaseException):
-    """Carries a :class:`StorageError` out of a Hypothesis run unshrunk (a BaseException)."""
+class Carried(BaseException):
+    """Carries ``error`` out of a Hypothesis run unshrunk (a BaseException: Hypothesis
+    neither shrinks nor reports it); the driver raises ``error`` again outside the run."""
 
-    def __init__(self, error: StorageError) -> None:
+    def __init__(self, error: MigfuzzError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+_finding_types: dict[tuple[str, Signature], type[Finding]] = {}
+
+
+def finding_type(signature: Signature, prefix: str = "Finding") -> type[Finding]:
+    """One exception class per signature (``<prefix>_<hash>``), so Hypothesis treats each
+    as its own bug: its shrinker keeps the signature, and several are shrunk side by side."""
+    key = (prefix, signature)
+    if key not in _finding_types:
+        name = f"{prefix}_" + hashlib.sha256(str(signature).encode()).hexdigest()[:10]
+        _finding_types[key] = type(name, (Finding,), {"__doc__": str(signature)})
+    return _finding_types[key]
+
+
+def keep_going(test: Callable[[], None]) -> bool:
+    """Run a Hypothesis test whose failures are findings the driver has recorded already.
+
+    :return: whether findings ended it (a :class:`Finding`, a ``Flaky``, or an
+        ``ExceptionGroup`` of them: several shrunk side by side); False if it ran out.
+    :raise BaseException: anything else, a group's other members included (a harness
+        error or a bug of ours is never swallowed with the findings).
+    """
+    try:
+        test()
+    except (Finding, Flaky):
+        return True
+    except ExceptionGroup as group:
+        _findings, rest = group.split((Finding, Flaky))
+        if rest is not None:
+            raise rest from None
+        return True
+    return False
+
+
+class _StorageFailed(Carried):
+    """Carries a :class:`StorageError` out of a Hypothesis run unshrunk."""
 
 
 #: A new signature's case is run again up to this many times before it is reported...
@@ -158,17 +204,6 @@ def campaign_seed(given: int | None) -> int:
 def default_pairs(versions: Sequence[str]) -> list[Pair]:
     """Every ordered pair of distinct versions: both directions."""
     return [(a, b) for a in versions for b in versions if a != b]
-
-
-_finding_types: dict[Signature, type[Finding]] = {}
-
-
-def _finding_type(signature: Signature) -> type[Finding]:
-    """One exception class per signature, so Hypothesis treats each as its own bug."""
-    if signature not in _finding_types:
-        name = "Finding_" + hashlib.sha256(str(signature).encode()).hexdigest()[:10]
-        _finding_types[signature] = type(name, (Finding,), {"__doc__": str(signature)})
-    return _finding_types[signature]
 
 
 def _kind(run: CaseRun) -> tuple[str, str]:
@@ -462,13 +497,14 @@ class FuzzLoop:
             for sig in run.judgement.signatures():
                 if sig not in shrinking and self._take(sig, (src, dst), run):
                     shrinking[sig] = (src, dst)
+                    # At once: a stop while the next cause is taken must still find this
+                    # one claimed and release it (it leaked a claim when it was set after).
+                    self._minimal[sig] = ((src, dst), case)
         if not shrinking:
             return runs
-        for sig, pair in shrinking.items():
-            self._minimal[sig] = (pair, case)
         self._shrinking = True
         first = next(iter(shrinking))
-        raise _finding_type(first)(str(first))
+        raise finding_type(first)(str(first))
 
     def _take(self, sig: Signature, pair: Pair, run: CaseRun) -> bool:
         """Whether this worker shrinks ``sig`` in this run (claiming and first recording
@@ -551,15 +587,7 @@ class FuzzLoop:
         self._minimal = {}
         self.emit(RunStarted(self.worker, run_index))
         try:
-            property_()
-        except (Finding, Flaky):
-            pass  # the minimal examples are in self._minimal
-        except ExceptionGroup as group:
-            # Several findings at once; anything else in the group (a harness error, a
-            # bug of ours) must not be swallowed with them.
-            _findings, rest = group.split((Finding, Flaky))
-            if rest is not None:
-                raise rest from None
+            keep_going(property_)  # the minimal examples are in self._minimal
         finally:
             self._shrinking = True
             try:

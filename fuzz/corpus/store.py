@@ -11,14 +11,19 @@ In the spirit of Hypothesis's ``ExampleDatabase`` (save/fetch/delete and nothing
   and is taken over, so a killed worker blocks nothing;
 * :meth:`~CorpusStore.save` -- write an entry atomically (see
   :func:`fuzz.corpus.entry.write_entry`): first the unshrunk case, at once, then its
-  minimal form in place.
+  minimal form in place;
+* :meth:`~CorpusStore.save_folder` -- the same for an entry this layer does not know the
+  files of (a stateful sequence, :mod:`fuzz.stateful.repro`): claimed while it is written,
+  built by the caller's writer in a dot-folder, fsynced, renamed into place, released.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
@@ -181,6 +186,65 @@ class CorpusStore:
                 f"({err.strerror or err}); entries written before are whole"
             ) from None
         return path
+
+    def save_folder(self, signature: Signature, fill: Callable[[Path], None]) -> Path | None:
+        """Write (or replace, whole) the entry of ``signature`` as ``fill`` makes it.
+
+        The entry is claimed while it is written (no two processes write one signature at
+        once), built in a dot-folder beside the others, fsynced and renamed into place, so a
+        crash mid-write leaves no half entry; the claim is released after (unless this
+        process held it before).
+
+        :param fill: writes the entry's files into the empty folder it is given.
+        :return: the entry's folder; None if another live process holds the claim (nothing
+            was written).
+        :raise StorageError: it could not be written (the folder keeps what it had).
+        """
+        held = self._owner(self._claim_path(signature)) == f"{_host()} {os.getpid()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.claim_again(signature):
+                return None
+            try:
+                return write_folder(self.root, _entry_name(signature), fill)
+            finally:
+                if not held:
+                    self.release(signature)
+        except OSError as err:
+            raise StorageError(
+                f"{self.root}: cannot write the entry of '{signature}' "
+                f"({err.strerror or err}); entries written before are whole"
+            ) from None
+
+
+def write_folder(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
+    """Write the folder ``root/name`` atomically: ``fill`` writes its files into a new
+    dot-folder, every file is fsynced, then the dot-folder is renamed into place (an
+    existing folder of that name is replaced whole).
+
+    :return: the folder.
+    :raise OSError: it could not be written (``root`` keeps what it had).
+    """
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        fill(tmp)
+        for folder, _dirs, files in os.walk(tmp):
+            for file in files:
+                with open(os.path.join(folder, file), "rb") as fh:
+                    os.fsync(fh.fileno())
+        tmp.chmod(0o755)
+        if final.exists():
+            old = root / f".{name}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
 
 
 def _host() -> str:

@@ -18,7 +18,10 @@ A difference is a finding with a :class:`~fuzz.judge.oracles.Signature` of kind 
 Hypothesis shrinks the failing sequence; the shortest failing sequence seen is written as
 a corpus entry of the ``stateful`` kind (:mod:`fuzz.stateful.repro`).
 
-A process whose load did not complete is retired at once (QEMU promises nothing about it;
+The machine draws the steps and records them; one
+:class:`~fuzz.stateful.steps.StepInterpreter` (shared with the replay,
+:mod:`fuzz.stateful.replay`) applies them to the processes and judges every load. A
+process whose load did not complete is retired at once (QEMU promises nothing about it;
 see :mod:`fuzz.run.persistent`): the refusal itself is compared, what follows is not.
 Every process of a run is closed in the run's teardown; :func:`run_stateful` closes any
 left (Ctrl-C, SIGTERM) before it returns or raises.
@@ -26,17 +29,16 @@ left (Ctrl-C, SIGTERM) before it returns or raises.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Flaky
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -44,20 +46,20 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fuzz.campaign.loop import BudgetExhausted, Carried, finding_type, keep_going
 from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary, version_sort_key
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import GuestProgram, MachineConfig
-from fuzz.core.outcome import LoadOutcome
-from fuzz.errors import Finding, HarnessError, UsageError
-from fuzz.judge.loads import compare_loads
+from fuzz.corpus.store import CorpusStore
+from fuzz.errors import HarnessError, UsageError
 from fuzz.judge.oracles import Signature
 from fuzz.run.machine import QemuMachine
 from fuzz.run.persistent import make_empty_qcow2
 from fuzz.run.session import Session
 from fuzz.stateful.model import Action, StatefulSequence, Step
-from fuzz.stateful.procs import LiveProcess, one_shot_load
 from fuzz.stateful.repro import write_entry
+from fuzz.stateful.steps import Found, Live, Process, Snapshot, StepInterpreter
 from strategies.cases import rebuild_guest
 from strategies.configs import configurations
 from strategies.guests import guest_operations
@@ -96,31 +98,12 @@ FALLBACK_GUESTS = (
 # SIGSEGV in 5.2, 7.2, 10.0 and 11.1 alike (found by this engine; docs/qemu-bugs.md).
 
 
-class BudgetExhausted(BaseException):
-    """Ends a Hypothesis run at once (a BaseException: not a failure to shrink)."""
-
-
 class _Again(BaseException):
     """Ends a Hypothesis run on a finding already shrunk in an earlier one (counted only)."""
 
 
-class _HarnessFailed(BaseException):
+class _HarnessFailed(Carried):
     """Carries a :class:`HarnessError` out of Hypothesis without it being shrunk."""
-
-    def __init__(self, error: HarnessError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-_finding_types: dict[Signature, type[Finding]] = {}
-
-
-def _finding_type(signature: Signature) -> type[Finding]:
-    """One exception class per signature: Hypothesis tells bugs apart by type."""
-    if signature not in _finding_types:
-        name = "History_" + hashlib.sha256(str(signature).encode()).hexdigest()[:10]
-        _finding_types[signature] = type(name, (Finding,), {"__doc__": str(signature)})
-    return _finding_types[signature]
 
 
 @dataclass
@@ -142,38 +125,6 @@ class StatefulSummary:
     steps: int = 0
     loads: int = 0
     findings: dict[Signature, StatefulFinding] = field(default_factory=dict)
-
-
-@dataclass
-class _Proc:
-    """A live process and what the machine knows of it."""
-
-    number: int
-    version: str
-    guest: int | None
-    live: LiveProcess
-    #: ``reset`` (paused where its guest starts), ``checkpoint`` (waiting for the resume
-    #: byte), ``done`` (read back), ``unknown`` (a guest that did not reach its checkpoint).
-    phase: str = "reset"
-    #: The guest whose code the CPU starts in, in phase ``reset`` (None: nothing to run).
-    code: int | None = None
-    #: (load step, one-shot outcome with read-back) while the last step was a load that
-    #: did not read back: a read-back next is compared with the one-shot one.
-    pending: tuple[int, LoadOutcome] | None = None
-    #: Whether the last step on it was a load without a read-back (the known crash above).
-    just_loaded: bool = False
-    #: Its last step: a save right after a save, or a reset right after a start or a
-    #: reset, would do nothing new (steps spent there are steps not spent on histories).
-    last: Action = Action.START
-
-
-@dataclass(frozen=True)
-class _Snap:
-    number: int
-    version: str
-    phase: str
-    code: int | None
-    path: Path
 
 
 class StatefulEngine:
@@ -218,9 +169,8 @@ class StatefulEngine:
         self.shrink_started = 0.0
         #: When the shrink last made a failing sequence shorter (or started).
         self.shrink_progress = 0.0
-        self.processes: set[LiveProcess] = set()
+        self.processes: set[Live] = set()
         self._template: Path | None = None
-        self._one_shots: dict[tuple[int, str, bool], LoadOutcome] = {}
         self._run_number = 0
         #: Signatures whose failing run Hypothesis has shrunk already.
         self.shrunk: set[Signature] = set()
@@ -263,24 +213,9 @@ class StatefulEngine:
             self._template = path
         return self._template
 
-    def one_shot(
-        self, snap: _Snap, version: str, config: MachineConfig, read_back: bool
-    ) -> LoadOutcome:
-        """The load of ``snap`` on a fresh process of ``version`` (cached per run)."""
-        key = (id(snap), version, read_back)
-        if key not in self._one_shots:
-            self._one_shots[key] = self.run_async(
-                lambda: one_shot_load(
-                    self.binaries[version], config, self.workdir, snap.number, snap.path,
-                    read_back=read_back,
-                )
-            )  # fmt: skip
-        return self._one_shots[key]
-
     def new_run(self) -> Path:
         """A fresh folder for one state-machine run."""
         self._run_number += 1
-        self._one_shots.clear()
         folder = self.workdir / f"run-{self._run_number}"
         folder.mkdir()
         return folder
@@ -308,13 +243,18 @@ class StatefulEngine:
         return old is None
 
     def write_findings(self) -> None:
-        """Write each finding's shortest sequence as a corpus entry."""
-        for finding in self.summary.findings.values():
+        """Write each finding's shortest sequence as a corpus entry, through the store.
+
+        :raise StorageError: the corpus folder cannot be written.
+        """
+        store = CorpusStore(self.corpus)
+        for sig, finding in self.summary.findings.items():
             if finding.path is None:
                 finding.path = write_entry(
-                    self.corpus, finding.sequence, finding.guests, self.template(),
-                    finding.snapshots,
-                )  # fmt: skip
+                    store, finding.sequence, finding.guests, self.template(), finding.snapshots
+                )
+                if finding.path is None:
+                    self.emit(f"entry of {sig} not written: another process is writing it")
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -337,29 +277,22 @@ class StatefulEngine:
                 runs_before = self.summary.runs
                 factory = seed(self.seed * 1_000_003 + hypothesis_run)(machine)
                 self.shrinking = False
+                options = settings(
+                    max_examples=remaining, stateful_step_count=self.steps_per_run,
+                    deadline=None, database=None, print_blob=False,
+                    phases=[Phase.generate, Phase.shrink],
+                    suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
+                )  # fmt: skip
                 try:
-                    run_state_machine_as_test(
-                        factory,
-                        settings=settings(
-                            max_examples=remaining, stateful_step_count=self.steps_per_run,
-                            deadline=None, database=None, print_blob=False,
-                            phases=[Phase.generate, Phase.shrink],
-                            suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
-                        ),
-                    )  # fmt: skip
-                    if not self.shrinking and self.summary.runs == runs_before:
+                    test = partial(run_state_machine_as_test, factory, settings=options)
+                    found = keep_going(test)
+                    if not found and not self.shrinking and self.summary.runs == runs_before:
                         break  # Hypothesis ran all it would: nothing more to draw
                 except BudgetExhausted:
                     if not self.shrinking:
                         break
                 except _Again:
                     pass
-                except (Finding, Flaky):
-                    pass
-                except ExceptionGroup as group:
-                    _found, rest = group.split((Finding, Flaky))
-                    if rest is not None:
-                        raise rest from None
                 self.shrunk |= set(self.summary.findings)
                 self.shrinking = False
                 hypothesis_run += 1
@@ -388,7 +321,39 @@ class StatefulEngine:
 _FRESH = (Action.START, Action.RESET)
 
 
-def _saveable(proc: _Proc) -> bool:
+class _MachineSteps(StepInterpreter):
+    """The machine's interpreter: a step is recorded (and the budget checked) as it is
+    taken; a QEMU that exits under a step or refuses a save is said on the engine's
+    ``emit`` and retired, and the run goes on."""
+
+    def __init__(
+        self, engine: StatefulEngine, folder: Path, guests: Mapping[int, GuestProgram],
+        record: Callable[[Step], None],
+    ) -> None:  # fmt: skip
+        super().__init__(
+            engine.session.run, engine.binaries, MachineConfig("virt", "cortex-a57"), folder,
+            guests=guests, template=engine.template, processes=engine.processes,
+        )  # fmt: skip
+        self.engine = engine
+        self.record = record
+
+    def taken(self, step: Step) -> None:
+        """Record ``step`` (:class:`BudgetExhausted` when the budget is spent); count a load."""
+        self.record(step)
+        if step.action is Action.LOAD and not self.engine.shrinking:
+            self.engine.summary.loads += 1
+
+    def exited(self, proc: Process, step: Step, error: HarnessError) -> None:
+        """Say it (an exit outside a load has no one-shot to compare with)."""
+        tail = proc.live.stderr_tail(400).strip()
+        self.engine.emit(f"p{proc.number} ({proc.version}) exited: {tail or error}")
+
+    def save_failed(self, proc: Process, step: Step, error: str) -> None:
+        """Say it."""
+        self.engine.emit(f"save on {proc.version} failed: {error}")
+
+
+def _saveable(proc: Process) -> bool:
     """Whether a save of ``proc`` is worth a step: its guest waits at its checkpoint (it
     ran there, or loaded such a state) and it changed since its last save. Only such
     states are saved: every load is then followed by a read-back to compare."""
@@ -448,8 +413,6 @@ def _machine_class(engine: StatefulEngine) -> Any:
             if engine.out_of_budget():
                 raise BudgetExhausted
             self.folder = engine.new_run()
-            self.procs: list[_Proc] = []
-            self.snaps: list[_Snap] = []
             self.steps: list[Step] = []
             self.guest_ops: list[tuple[dict[str, Any], ...]] = []
             self.guests: dict[int, GuestProgram] = {}
@@ -458,6 +421,17 @@ def _machine_class(engine: StatefulEngine) -> Any:
             self.next_process = 0
             self.pool: list[GuestProgram] = []
             self.saved: set[int] = set()
+            self.interp = _MachineSteps(engine, self.folder, self.guests, self._step)
+
+        @property
+        def procs(self) -> list[Process]:
+            """The live processes, in order of their start."""
+            return list(self.interp.procs.values())
+
+        @property
+        def snaps(self) -> list[Snapshot]:
+            """The snapshots saved in this run, in order."""
+            return list(self.interp.snaps.values())
 
         # -- bookkeeping ---------------------------------------------------------------
 
@@ -465,38 +439,31 @@ def _machine_class(engine: StatefulEngine) -> Any:
             if engine.out_of_budget():
                 raise BudgetExhausted
             self.steps.append(step)
-            for proc in self.procs:
-                if proc.number == step.process:
-                    proc.just_loaded = False
-                    proc.last = step.action
             if not engine.shrinking:
                 engine.summary.steps += 1
 
-        def _pick(self, data: st.DataObject, procs: list[_Proc]) -> _Proc:
+        def _pick(self, data: st.DataObject, procs: list[Process]) -> Process:
             return data.draw(st.sampled_from(procs), label="process")
 
         def _version(self, data: st.DataObject) -> str:
             return data.draw(st.sampled_from(sorted(set(self.pair))), label="version")
 
-        def _on(self, proc: _Proc, make: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
-            """Run a step of ``proc``; None if QEMU exited under it (the process is then
-            retired: an exit outside a load has no one-shot to compare with)."""
+        def _apply(self, step: Step) -> None:
+            """Take ``step`` (the interpreter records it); a divergence is a finding."""
             try:
-                return engine.session.run(make)
+                found = self.interp.apply(step)
             except HarnessError as err:
-                if engine.session.run(lambda: proc.live.vm.wait_exit(2.0)) is None:
-                    raise _HarnessFailed(err) from err
-                tail = proc.live.vm.stderr_tail(400).strip()
-                engine.emit(f"p{proc.number} ({proc.version}) exited: {tail or err}")
-                self._retire(proc)
-                return None
+                raise _HarnessFailed(err) from err
+            if found is not None:
+                self._fail(found)
 
-        def _retire(self, proc: _Proc) -> None:
-            self.procs.remove(proc)
-            engine.processes.discard(proc.live)
-            engine.run_async(proc.live.close)
+        def _retire(self, proc: Process) -> None:
+            try:
+                self.interp.retire(proc)
+            except HarnessError as err:
+                raise _HarnessFailed(err) from err
 
-        def _fail(self, found: tuple[Signature, str, str]) -> None:
+        def _fail(self, found: Found) -> None:
             sig, expected, actual = found
             names = [engine.binaries[v] for v in sorted(set(self.pair))]
             sequence = StatefulSequence(
@@ -522,17 +489,17 @@ def _machine_class(engine: StatefulEngine) -> Any:
             if not engine.shrinking:
                 engine.shrinking = True
                 engine.shrink_started = engine.shrink_progress = time.time()
-            raise _finding_type(sig)(f"{sig}: {' / '.join(sequence.describe())}")
+            raise finding_type(sig, "History")(f"{sig}: {' / '.join(sequence.describe())}")
 
         # -- what can act now ----------------------------------------------------------
 
         def _free(self) -> bool:
             return len(self.procs) < MAX_PROCESSES
 
-        def _guestless(self) -> list[_Proc]:
+        def _guestless(self) -> list[Process]:
             return [p for p in self.procs if p.guest is None and not p.just_loaded]
 
-        def _runnable(self) -> list[_Proc]:
+        def _runnable(self) -> list[Process]:
             return [p for p in self.procs if p.phase == "reset" and p.code is not None]
 
         def _ready(self, action: str) -> bool:
@@ -557,7 +524,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
 
         # -- steps on one process (each logs one Step) -----------------------------------
 
-        def _start(self, version: str, pick: int | None) -> _Proc:
+        def _start(self, version: str, pick: int | None) -> Process:
             guest_index = None
             guest = None if pick is None else self.pool[pick]
             if guest is not None:
@@ -567,60 +534,20 @@ def _machine_class(engine: StatefulEngine) -> Any:
                 self.guests[guest_index] = guest
             number = self.next_process
             self.next_process += 1
-            self._step(Step(Action.START, number, version=version, guest=guest_index))
-            live = LiveProcess(engine.binaries[version], self.config, self.folder, guest)
-            engine.processes.add(live)
-            proc = _Proc(number, version, guest_index, live, code=guest_index)
-            self.procs.append(proc)
-            engine.run_async(live.start)
-            return proc
+            self._apply(Step(Action.START, number, version=version, guest=guest_index))
+            return self.interp.procs[number]
 
-        def _run(self, proc: _Proc) -> None:
-            self._step(Step(Action.RUN, proc.number))
-            proc.pending = None
-            reached = self._on(proc, proc.live.run_to_checkpoint)
-            if reached is not None:
-                proc.phase = "checkpoint" if reached else "unknown"
+        def _run(self, proc: Process) -> None:
+            self._apply(Step(Action.RUN, proc.number))
 
-        def _save(self, proc: _Proc) -> _Snap | None:
-            number = len(self.snaps)
-            path = self.folder / f"s{number}.qcow2"
-            proc.pending = None
-            template = engine.template()
-            error = self._on(proc, lambda: proc.live.save(number, path, template))
-            if proc not in self.procs:
-                return None
-            if error is not None:
-                engine.emit(f"save on {proc.version} failed: {error}")
-                self._retire(proc)
-                return None
-            self._step(Step(Action.SAVE, proc.number, snapshot=number))
-            snap = _Snap(number, proc.version, proc.phase, proc.code, path)
-            self.snaps.append(snap)
-            return snap
+        def _save(self, proc: Process) -> Snapshot | None:
+            number = len(self.interp.snaps)
+            self._apply(Step(Action.SAVE, proc.number, snapshot=number))
+            return self.interp.snaps.get(number)
 
-        def _load(self, proc: _Proc, snap: _Snap) -> None:
+        def _load(self, proc: Process, snap: Snapshot) -> None:
             read_back = snap.phase == "checkpoint"
-            self._step(Step(Action.LOAD, proc.number, snapshot=snap.number, read_back=read_back))
-            if not engine.shrinking:
-                engine.summary.loads += 1
-            path = snap.path
-            loaded = self._on(proc, lambda: proc.live.load(snap.number, path, read_back=read_back))
-            actual = loaded or LoadOutcome("crashed", "QEMU exited during the load or read-back")
-            expected = engine.one_shot(snap, proc.version, self.config, read_back)
-            proc.pending = None
-            proc.just_loaded = not read_back
-            if actual.verdict != "completed":
-                if proc in self.procs:
-                    self._retire(proc)
-            else:
-                proc.phase = "done" if read_back else snap.phase
-                proc.code = snap.code
-                if snap.phase == "checkpoint" and not read_back:
-                    pending = engine.one_shot(snap, proc.version, self.config, True)
-                    proc.pending = (len(self.steps) - 1, pending)
-            if (found := compare_loads(expected, actual)) is not None:
-                self._fail(found)
+            self._apply(Step(Action.LOAD, proc.number, snapshot=snap.number, read_back=read_back))
 
         # -- the rules -------------------------------------------------------------------
 
@@ -628,6 +555,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
         def configure(self, drawn: tuple[Pair, MachineConfig], pool: list[list[Any]]) -> None:
             """The run's pair, configuration and guests (one each per run)."""
             self.pair, self.config = drawn
+            self.interp.config = self.config
             guests = [build_guest(ops, smp=self.config.smp) for ops in pool if ops]
             for ops in FALLBACK_GUESTS:
                 guests.append(rebuild_guest(ops, self.config.smp))
@@ -664,7 +592,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
             before, mostly, else a new one) and read back: the history a guest-less
             process builds is one snapshot after another, so mostly one of another guest."""
             reuse = self._guestless()
-            options: list[_Proc | None] = [*reuse, *reuse, *([None] if self._free() else [])]
+            options: list[Process | None] = [*reuse, *reuse, *([None] if self._free() else [])]
             proc = data.draw(st.sampled_from(options), label="process")
             if proc is None:
                 proc = self._start(self._version(data), None)
@@ -695,40 +623,18 @@ def _machine_class(engine: StatefulEngine) -> Any:
         def do_read_back(self, data: st.DataObject) -> None:
             """Resume a guest waiting at its checkpoint and collect its read-back."""
             proc = self._pick(data, [p for p in self.procs if p.phase == "checkpoint"])
-            self._step(Step(Action.READ_BACK, proc.number))
-            transcript = self._on(proc, proc.live.read_back)
-            if transcript is None:
-                return
-            proc.phase = "done"
-            pending, proc.pending = proc.pending, None
-            if pending is not None:
-                found = compare_loads(pending[1], LoadOutcome("completed", "", transcript))
-                if found is not None:
-                    self._fail(found)
+            self._apply(Step(Action.READ_BACK, proc.number))
 
         def do_reset(self, data: st.DataObject) -> None:
             """``system_reset`` a process: its own guest (if any) starts again."""
             proc = self._pick(data, [p for p in self.procs if p.last not in _FRESH])
-            self._step(Step(Action.RESET, proc.number))
-            if self._on(proc, proc.live.reset) is None:
-                return
-            proc.pending = None
-            proc.phase = "reset"
-            proc.code = proc.guest
+            self._apply(Step(Action.RESET, proc.number))
 
         def teardown(self) -> None:
             """Close every process of the run and drop its snapshots."""
-            procs, self.procs = self.procs, []
-
-            async def close() -> None:
-                for proc in procs:
-                    await proc.live.close()
-
             try:
-                engine.session.run(close)
+                self.interp.close()
             finally:
-                for proc in procs:
-                    engine.processes.discard(proc.live)
                 shutil.rmtree(self.folder, ignore_errors=True)
 
     return HistoryMachine

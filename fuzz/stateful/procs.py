@@ -69,6 +69,14 @@ class LiveProcess:
         """Whether QEMU is still running."""
         return self.vm.returncode is None
 
+    async def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for QEMU to exit; its status, or None if it did not."""
+        return await self.vm.wait_exit(timeout)
+
+    def stderr_tail(self, limit: int) -> str:
+        """The last (about) ``limit`` bytes QEMU printed, whole lines."""
+        return self.vm.stderr_tail(limit)
+
     async def start(self) -> None:
         """Launch QEMU (paused).
 

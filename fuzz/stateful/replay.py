@@ -3,8 +3,9 @@
 A stateful entry (:mod:`fuzz.stateful.repro`) records the steps a state machine took on
 live QEMU processes and the signature of the load that acted otherwise than on a fresh
 process. :func:`replay_sequence` takes the same steps again, in order, on new processes of
-the recorded versions, and checks every load the way :mod:`fuzz.stateful.engine` did (against
-:func:`~fuzz.stateful.procs.one_shot_load`, with :func:`~fuzz.stateful.engine.compare_loads`).
+the recorded versions, and checks every load the way :mod:`fuzz.stateful.engine` did: with
+the same :class:`~fuzz.stateful.steps.StepInterpreter` (against
+:func:`~fuzz.stateful.procs.one_shot_load`, with :func:`~fuzz.judge.loads.compare_loads`).
 The verdict says whether the recorded signature shows again (*same*), another one shows
 first (*different*), or every load now agrees (*fixed*); :class:`SequenceReplay` answers
 ``regress`` and the corpus tests with the same rule as a one-shot entry
@@ -25,14 +26,12 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import GuestProgram
-from fuzz.core.outcome import LoadOutcome
 from fuzz.corpus.entry import Entry, VersionRef, load_entry
 from fuzz.errors import CorpusError, HarnessError, InvalidInput
-from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
 from fuzz.run.session import Session
 from fuzz.stateful.model import Action, StatefulSequence, Step
-from fuzz.stateful.procs import LiveProcess, one_shot_load
+from fuzz.stateful.steps import Process, StepInterpreter
 from fuzz.triage.replay import BinaryCheck, ReplayResult, ReplayVerdict, current_ref
 from strategies.cases import rebuild_guest
 
@@ -170,108 +169,52 @@ class _Unusable(Exception):
     """A step that cannot run at all (a start or a save that failed): no verdict."""
 
 
-@dataclass
-class _Live:
-    version: str
-    process: LiveProcess
-    #: ``reset``, ``checkpoint``, ``done`` or ``unknown``, as in :mod:`fuzz.stateful.engine`.
-    phase: str = "reset"
-    #: The one-shot outcome (with read-back) of a load not yet read back: a read-back
-    #: step next is compared with it.
-    pending: LoadOutcome | None = None
+class _Replayer(StepInterpreter):
+    """Takes an entry's steps on live processes; stops at the first divergent load.
 
-
-class _Replayer:
-    """Takes an entry's steps on live processes; stops at the first divergent load."""
+    A step whose process is gone, or a save QEMU refuses, makes the replay unusable; QEMU
+    exiting under a step other than a load is a :class:`HarnessError`, as it was.
+    """
 
     def __init__(
-        self, entry: SequenceEntry, binaries: Mapping[str, QemuBinary], workdir: Path
-    ) -> None:
+        self, session: Session, entry: SequenceEntry, binaries: Mapping[str, QemuBinary],
+        workdir: Path,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            session.run, binaries, entry.sequence.config, workdir, guests=entry.guests,
+            template=lambda: entry.template,
+        )  # fmt: skip
         self.entry = entry
-        self.binaries = binaries
-        self.workdir = workdir
-        self.config = entry.sequence.config
-        self.procs: dict[int, _Live] = {}
-        self.snaps: dict[int, tuple[Path, str]] = {}  # number -> (qcow2, phase at the save)
-        self.one_shots: dict[tuple[int, str, bool], LoadOutcome] = {}
+        self.index = 0
 
-    async def run(self) -> Divergent | None:
+    def replay(self) -> Divergent | None:
+        """Every step in order; the first divergent one, or None."""
         try:
             for index, step in enumerate(self.entry.sequence.steps):
-                if (found := await self._step(index, step)) is not None:
-                    return found
+                self.index = index
+                if (found := self.apply(step)) is not None:
+                    return Divergent(index, *found)
             return None
         finally:
-            for live in self.procs.values():
-                await live.process.close()
+            self.close()
 
-    async def _one_shot(self, snapshot: int, version: str, read_back: bool) -> LoadOutcome:
-        key = (snapshot, version, read_back)
-        if key not in self.one_shots:
-            path = self.snaps[snapshot][0]
-            self.one_shots[key] = await one_shot_load(
-                self.binaries[version], self.config, self.workdir, snapshot, path,
-                read_back=read_back,
-            )  # fmt: skip
-        return self.one_shots[key]
+    def _where(self, step: Step) -> str:
+        return f"step {self.index} ({step.describe()})"
 
-    async def _step(self, index: int, step: Step) -> Divergent | None:
-        if step.action is Action.START:
-            assert step.version is not None  # checked when the sequence was read
-            guest = None if step.guest is None else self.entry.guests[step.guest]
-            process = LiveProcess(self.binaries[step.version], self.config, self.workdir, guest)
-            self.procs[step.process] = _Live(step.version, process)
-            await process.start()
-            return None
-        live = self.procs.get(step.process)
-        if live is None or not live.process.alive:
-            raise _Unusable(f"step {index} ({step.describe()}): its process is no longer up")
-        match step.action:
-            case Action.RUN:
-                live.pending = None
-                live.phase = "checkpoint" if await live.process.run_to_checkpoint() else "unknown"
-            case Action.SAVE:
-                assert step.snapshot is not None
-                path = self.workdir / f"s{step.snapshot}.qcow2"
-                live.pending = None
-                if error := await live.process.save(step.snapshot, path, self.entry.template):
-                    raise _Unusable(f"step {index} ({step.describe()}): {error}")
-                self.snaps[step.snapshot] = (path, live.phase)
-            case Action.LOAD:
-                return await self._load(index, step, live)
-            case Action.READ_BACK:
-                transcript = await live.process.read_back()
-                live.phase = "done"
-                pending, live.pending = live.pending, None
-                if pending is not None:
-                    actual = LoadOutcome("completed", "", transcript)
-                    if (found := compare_loads(pending, actual)) is not None:
-                        return Divergent(index, *found)
-            case Action.RESET:
-                await live.process.reset()
-                live.pending = None
-                live.phase = "reset"
-        return None
+    def check(self, step: Step, proc: Process | None) -> Process:
+        """The step's process, which must still be up."""
+        if proc is None or not proc.live.alive:
+            raise _Unusable(f"{self._where(step)}: its process is no longer up")
+        return proc
 
-    async def _load(self, index: int, step: Step, live: _Live) -> Divergent | None:
-        assert step.snapshot is not None
-        path, phase = self.snaps[step.snapshot]
-        try:
-            actual = await live.process.load(step.snapshot, path, read_back=step.read_back)
-        except HarnessError:
-            if live.process.alive:
-                raise
-            actual = LoadOutcome("crashed", "QEMU exited during the load or read-back")
-        expected = await self._one_shot(step.snapshot, live.version, step.read_back)
-        live.pending = None
-        if actual.verdict != "completed":
-            await live.process.close()
-        else:
-            live.phase = "done" if step.read_back else phase
-            if phase == "checkpoint" and not step.read_back:
-                live.pending = await self._one_shot(step.snapshot, live.version, True)
-        found = compare_loads(expected, actual)
-        return None if found is None else Divergent(index, *found)
+    def exited(self, proc: Process, step: Step, error: HarnessError) -> None:
+        """A load's exit is its ``crashed`` outcome; any other is the harness's error."""
+        if step.action is not Action.LOAD:
+            raise error
+
+    def save_failed(self, proc: Process, step: Step, error: str) -> None:
+        """No verdict without the snapshot."""
+        raise _Unusable(f"{self._where(step)}: {error}")
 
 
 def replay_sequence(
@@ -288,9 +231,9 @@ def replay_sequence(
         for name in entry.versions
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="migfuzz-sequence-") as tmp:
-        replayer = _Replayer(entry, binaries, Path(tmp))
+        replayer = _Replayer(session, entry, binaries, Path(tmp))
         try:
-            now = session.run(replayer.run)
+            now = replayer.replay()
         except _Unusable as unusable:
             return SequenceReplay(entry, ReplayVerdict.UNUSABLE, None, checks, str(unusable))
     verdict = classify_sequence(entry.sequence.signature, now)

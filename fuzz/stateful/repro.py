@@ -13,17 +13,17 @@ The entry folder (``<signature-slug>-<hash>/``) holds:
   steps, every snapshot that a step loaded is loaded again on a fresh process (``-S``, no
   guest of its own); exit status 1 if any load or read-back differs.
 
-:func:`repro_script` is pure (text out); :func:`write_entry` writes atomically (a
-dot-folder renamed into place), as :mod:`fuzz.corpus.entry` does.
+:func:`repro_script` is pure (text out); :func:`fill_entry` writes an entry's files into a
+folder, and :func:`write_entry` writes the entry through the corpus store, as every entry
+is (:meth:`~fuzz.corpus.store.CorpusStore.save_folder`: claimed, a dot-folder fsynced and
+renamed into place).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +31,7 @@ from pathlib import Path
 from fuzz.core import command as qemu_command
 from fuzz.core.case import GuestProgram, MachineConfig
 from fuzz.core.command import Channel, QemuCommand, ShellText
+from fuzz.corpus.store import CorpusStore
 from fuzz.stateful.model import Action, StatefulSequence, load_commands, save_commands
 from fuzz.stateful.procs import CHECKPOINT, DONE, RESUME
 
@@ -272,42 +273,42 @@ def _one_shot(step: int, snapshot: int, version: str, compared: Mapping[int, int
     return lines
 
 
-def write_entry(
-    corpus: Path, sequence: StatefulSequence, guests: Mapping[int, GuestProgram],
+def fill_entry(
+    folder: Path, sequence: StatefulSequence, guests: Mapping[int, GuestProgram],
     template: Path, snapshots: Mapping[int, Path],
-) -> Path:  # fmt: skip
-    """Write ``sequence``'s entry into ``corpus`` (replacing one of the same signature).
+) -> None:  # fmt: skip
+    """Write ``sequence``'s entry files into the empty ``folder``.
 
     :param template: the empty qcow2 the snapshots were saved into.
     :param snapshots: snapshot number -> the qcow2 the engine saved it into.
-    :return: the entry folder.
-    :raise OSError: the folder could not be written.
+    :raise OSError: a file could not be written.
     """
-    corpus.mkdir(parents=True, exist_ok=True)
-    sig = sequence.signature
-    final = corpus / f"{sig.slug()}-{sig.short_hash()}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=corpus))
-    try:
-        (tmp / "sequence.json").write_text(sequence.dumps())
-        (tmp / "guests").mkdir()
-        for index, guest in guests.items():
-            (tmp / "guests" / f"g{index}.bin").write_bytes(guest.image)
-            if listing := guest.source():
-                (tmp / "guests" / f"g{index}.s").write_text(listing)
-        shutil.copyfile(template, tmp / "empty.qcow2")
-        (tmp / "snapshots").mkdir()
-        for number, path in snapshots.items():
-            shutil.copyfile(path, tmp / "snapshots" / f"s{number}.qcow2")
-        script = tmp / "repro.sh"
-        script.write_text(repro_script(sequence, guests))
-        script.chmod(0o755)
-        tmp.chmod(0o755)
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    (folder / "sequence.json").write_text(sequence.dumps())
+    (folder / "guests").mkdir()
+    for index, guest in guests.items():
+        (folder / "guests" / f"g{index}.bin").write_bytes(guest.image)
+        if listing := guest.source():
+            (folder / "guests" / f"g{index}.s").write_text(listing)
+    shutil.copyfile(template, folder / "empty.qcow2")
+    (folder / "snapshots").mkdir()
+    for number, path in snapshots.items():
+        shutil.copyfile(path, folder / "snapshots" / f"s{number}.qcow2")
+    script = folder / "repro.sh"
+    script.write_text(repro_script(sequence, guests))
+    script.chmod(0o755)
+
+
+def write_entry(
+    store: CorpusStore, sequence: StatefulSequence, guests: Mapping[int, GuestProgram],
+    template: Path, snapshots: Mapping[int, Path],
+) -> Path | None:  # fmt: skip
+    """Write ``sequence``'s entry through ``store`` (replacing one of the same signature).
+
+    :param template: the empty qcow2 the snapshots were saved into.
+    :param snapshots: snapshot number -> the qcow2 the engine saved it into.
+    :return: the entry folder; None if another process holds the signature's claim.
+    :raise StorageError: the folder could not be written.
+    """
+    return store.save_folder(
+        sequence.signature, lambda folder: fill_entry(folder, sequence, guests, template, snapshots)
+    )

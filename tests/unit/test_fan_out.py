@@ -293,3 +293,40 @@ def test_a_campaign_record_keeps_the_fan_out_and_an_older_one_resumes_without(
     assert FuzzOptions.from_json({**record, "fan_out": True}, tmp_path).fan_out
     older = {k: v for k, v in record.items() if k != "fan_out"}
     assert FuzzOptions.from_json(older, tmp_path).fan_out is False  # it ran without
+
+
+def test_a_stop_while_a_second_cause_is_taken_leaves_no_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One save, two destinations, two new causes: b refuses, c reads back wrong. Ctrl-C
+    # lands while the second is checked for reliability; the first was claimed already.
+    session = _Session(frozenset({"b"}), misread=frozenset({"c"}))
+    loop, session, _events = _loop(
+        tmp_path, [("a", "b"), ("a", "c")], accepts=frozenset({"b", "c"}), session=session
+    )
+    loop.store = CorpusStore(tmp_path)  # nothing known: both causes are new
+    monkeypatch.setattr("fuzz.campaign.loop.observe", lambda _run: None)
+    checked: list[Any] = []
+
+    def reliability(pair: Any, case: Case, sig: Any) -> tuple[int, int]:
+        checked.append(sig)
+        if len(checked) == 2:
+            raise BudgetExhausted  # what the driver's stop does mid-check
+        return 3, 3
+
+    written: list[Any] = []
+
+    def write(pair: Any, run: Any, sig: Any, findings: Any, *, flaky: bool = False) -> Path:
+        written.append(sig)  # the first case of a new cause (the fake binaries have no hash)
+        return tmp_path / f"entry-{len(written)}"
+
+    stopping = False
+    monkeypatch.setattr(loop, "_write", write)
+    monkeypatch.setattr(loop, "reliability", reliability)
+    monkeypatch.setattr(loop, "should_stop", lambda: stopping)
+    with pytest.raises(BudgetExhausted):
+        loop._body((("a", "b"), _guests(1)))
+    stopping = True
+    loop._record_minimal()  # what the Hypothesis run's ``finally`` does
+    assert len(checked) == 2 and written == checked[:1]  # the first cause's case stays
+    assert not (tmp_path / ".claims").exists()
