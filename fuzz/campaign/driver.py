@@ -41,6 +41,7 @@ from fuzz.core.settings import RunSettings
 from fuzz.corpus.store import CorpusStore, known_in
 from fuzz.errors import CorpusError, UsageError
 from fuzz.events import (
+    CampaignEvent,
     CaseJudged,
     FindingFlaky,
     FindingSeen,
@@ -168,7 +169,7 @@ class Summary:
         """How many cases had a control that did not complete."""
         return sum(self.control_failures.values())
 
-    def add(self, event: object) -> None:
+    def add(self, event: CampaignEvent) -> None:
         """Account for one event."""
         if isinstance(event, CaseJudged):
             self.cases += 1
@@ -241,7 +242,9 @@ def worker_store(spec: WorkerSpec) -> CorpusStore:
     return CorpusStore(spec.corpus_dir, known_elsewhere=known)
 
 
-def run_worker(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
+def run_worker(
+    spec: WorkerSpec, emit: Callable[[CampaignEvent], None], stop: Callable[[], bool]
+) -> int:
     """Run one worker's loop to its end in this process; returns the cases it drew.
 
     Ends with a :class:`WorkerFinished` event (after every QEMU of the worker is reaped,
@@ -282,7 +285,9 @@ def _worker_main(spec: WorkerSpec) -> int:
             os._exit(0)
 
 
-def _worker_body(spec: WorkerSpec, emit: Callable[[object], None], stop: Callable[[], bool]) -> int:
+def _worker_body(
+    spec: WorkerSpec, emit: Callable[[CampaignEvent], None], stop: Callable[[], bool]
+) -> int:
     """A worker on an executor that hands it its event sink and stop flag (a cluster)."""
     emit(WorkerStarted(spec.worker))
     return run_worker(spec, emit, stop)
@@ -384,7 +389,7 @@ class Campaign:
         jobs: int = 1,
         known: Sequence[Signature] = (),
         known_paths: Mapping[Signature, Path] | None = None,
-        emit: Callable[[object], None] = lambda _e: None,
+        emit: Callable[[CampaignEvent], None] = lambda _e: None,
         folder: CampaignFolder | None = None,
         shares: Mapping[int, int | None] | None = None,
         scheduler: str | None = None,
@@ -412,7 +417,7 @@ class Campaign:
         self._slot_shares: dict[int, int | None] = {}
         self._slot_cases: dict[int, int] = {}
 
-    def _event(self, event: object) -> None:
+    def _event(self, event: CampaignEvent) -> None:
         self.summary.add(event)
         if isinstance(event, FindingSeen):
             self._last_new = time.monotonic()
