@@ -5,8 +5,9 @@ checkpoint: write a system register, set a general-purpose or SIMD&FP register, 
 SVE vector register (where the CPU has SVE), fill a few words of memory, arm a generic
 timer (interrupt masked), set NZCV, DAIF or SPSel, configure one interrupt in the GIC
 distributor, a private interrupt in the redistributor (GICv3) or banked distributor
-(GICv2), the CPU interface's priority mask, drop to a lower exception level, or turn the
-MMU on with a small page table.
+(GICv2), the CPU interface's priority mask, drop to a lower exception level, turn the
+MMU on with a small page table, or program one of the ``virt`` board's devices: the PL031
+RTC or the PL061 GPIO controller (``docs/devices.md``).
 :func:`strategies.image.build_guest` turns a list of them into a bare-metal image. Pure
 data: nothing here starts a process.
 
@@ -25,7 +26,9 @@ Lists shrink toward no operations, each operation toward its first kind (a GPR w
 small values; every draw is local to its operation, so deleting one never changes another.
 
 Not covered (yet): secondary CPUs doing anything but parking, AArch32 exception levels,
-Secure EL2, SVE predicate registers and FFR, SME, ITS tables, GIC list registers.
+Secure EL2, SVE predicate registers and FFR, SME, ITS tables, GIC list registers, the
+board's devices other than the PL031 and the PL061 (the second UART, fw_cfg, virtio-mmio,
+the secure GPIO).
 """
 
 from __future__ import annotations
@@ -48,9 +51,12 @@ __all__ = [
     "MAX_FILL_WORDS",
     "MMU_LOCKED_REGISTERS",
     "PRIVATE_IRQS",
+    "RTC_QUIET",
     "ArmTimer",
     "ConfigureGic",
+    "ConfigureGpio",
     "ConfigurePrivateIrq",
+    "ConfigureRtc",
     "DropToEl",
     "EnableMmu",
     "FillMemory",
@@ -69,6 +75,7 @@ __all__ = [
     "flag_settings",
     "fpreg_writes",
     "gic_settings",
+    "gpio_settings",
     "gpr_writes",
     "guest_operations",
     "memory_fills",
@@ -78,6 +85,7 @@ __all__ = [
     "operations_to_json",
     "priority_masks",
     "private_irq_settings",
+    "rtc_settings",
     "stack_selections",
     "sve_writes",
     "sysreg_writes",
@@ -98,8 +106,12 @@ PRIVATE_IRQS: Final = range(16, 32)
 """The private peripheral interrupts (PPIs) a private-interrupt operation may configure."""
 MMU_LOCKED_REGISTERS: Final = frozenset({"MAIR_EL1", "TCR_EL1", "TTBR0_EL1"})
 """Registers :class:`EnableMmu` sets and a later write must not touch (it would unmap the code)."""
+RTC_QUIET: Final = 0x1_0000
+"""Seconds (about 18 hours) past the loaded RTC count in which no alarm may be set: a case
+runs for seconds, so an alarm that far away never fires on its own during one."""
 
 _U64: Final = (1 << 64) - 1
+_U32: Final = (1 << 32) - 1
 _U128: Final = (1 << 128) - 1
 
 
@@ -450,9 +462,88 @@ class EnableMmu:
         return {"op": self.kind, "caches": self.caches}
 
 
+@dataclass(frozen=True)
+class ConfigureRtc:
+    """Program the PL031 RTC: load the count, set the match (alarm) value, the interrupt
+    mask, and leave the raw interrupt status raised (``alarm``) or cleared.
+
+    Writes RTCLR = ``load`` (the count runs on from it), RTCMR = ``match``, then either
+    raises the alarm at once (RTCMR = RTCDR, retried until RTCRIS reads 1, then RTCMR =
+    ``match`` again) or clears it (RTCICR = 1), then RTCIMSC = ``mask``. ``match`` lies at
+    least :data:`RTC_QUIET` seconds past ``load`` (modulo 2**32), so no alarm fires on its
+    own while the case runs: RTCRIS depends on the guest alone, never on time. Every register
+    it reads back is written, so the read-back does not depend on what the RTC held before
+    (QEMU's PL031 has no reset: a long-lived source keeps the previous guest's RTC).
+    """
+
+    load: int
+    match: int
+    mask: bool = False
+    alarm: bool = False
+    kind: ClassVar[str] = "pl031"
+
+    def __post_init__(self) -> None:
+        """Refuse a value wider than 32 bits or a match too close after the load."""
+        _check_range("load", self.load, 0, _U32)
+        _check_range("match", self.match, 0, _U32)
+        for name in ("mask", "alarm"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInput(f"{name}={getattr(self, name)!r} is not a bool")
+        if (self.match - self.load) & _U32 < RTC_QUIET:
+            raise InvalidInput(
+                f"match={self.match:#x} is less than {RTC_QUIET:#x} s after load={self.load:#x}:"
+                " the alarm would fire at a time that depends on how long the case runs"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "load": f"{self.load:#x}",
+            "match": f"{self.match:#x}",
+            "mask": self.mask,
+            "alarm": self.alarm,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigureGpio:
+    """Program the PL061 GPIO controller's eight lines: every register a guest can write.
+
+    In order: GPIOIS = ``sense``, GPIOIBE = ``both_edges``, GPIOIEV = ``event``; GPIODIR =
+    0xff and GPIODATA = ``data`` (through the all-lines address 0x3fc, so every line takes
+    its bit), then GPIODIR = ``direction``: a line turned back into an input keeps its data
+    bit, an input edge that sets its GPIORIS bit as the edge registers say; then GPIOIC =
+    ``clear``, GPIOIE = ``mask``, GPIOAFSEL = ``afsel``. Nothing is wired to the outputs of
+    ``virt``'s PL061 (its line 3 is the power button's *input*), so driving any line is
+    harmless. The GPIO's interrupt reaches the GIC only, whose distributor stays disabled.
+    """
+
+    direction: int = 0
+    data: int = 0
+    sense: int = 0
+    both_edges: int = 0
+    event: int = 0
+    mask: int = 0
+    clear: int = 0
+    afsel: int = 0
+    kind: ClassVar[str] = "pl061"
+
+    def __post_init__(self) -> None:
+        """Refuse a value wider than the eight lines."""
+        for f in dataclasses.fields(self):
+            _check_range(f.name, getattr(self, f.name), 0, 0xFF)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        fields = {f.name: f"{getattr(self, f.name):#04x}" for f in dataclasses.fields(self)}
+        return {"op": self.kind, **fields}
+
+
 Operation: TypeAlias = (
     WriteSysReg | SetGpr | SetFpReg | SetSveReg | FillMemory | ArmTimer | SetFlags | SetDaif
     | ConfigureGic | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
+    | ConfigureRtc | ConfigureGpio
 )  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
@@ -461,6 +552,7 @@ _KINDS: Final[dict[str, type[Operation]]] = {
     for cls in (
         WriteSysReg, SetGpr, SetFpReg, SetSveReg, FillMemory, ArmTimer, SetFlags, SetDaif,
         ConfigureGic, ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
+        ConfigureRtc, ConfigureGpio,
     )
 }  # fmt: skip
 
@@ -692,14 +784,36 @@ def mmu_enables() -> st.SearchStrategy[EnableMmu]:
     return st.builds(EnableMmu, st.booleans())
 
 
+def _rtc_setting(load: int, distance: int, mask: bool, alarm: bool) -> ConfigureRtc:
+    return ConfigureRtc(load, (load + distance) & _U32, mask, alarm)
+
+
+def rtc_settings() -> st.SearchStrategy[ConfigureRtc]:
+    """PL031 settings: any loaded count, an alarm at least :data:`RTC_QUIET` seconds away
+    (or behind), masked or not, raised or not; shrinks toward load 0, match RTC_QUIET."""
+    return st.builds(
+        _rtc_setting, st.integers(0, _U32), st.integers(RTC_QUIET, _U32), st.booleans(),
+        st.booleans(),
+    )  # fmt: skip
+
+
+def gpio_settings() -> st.SearchStrategy[ConfigureGpio]:
+    """PL061 settings: any value of each writable register; each shrinks toward 0."""
+    lines = st.integers(0, 0xFF)
+    return st.builds(ConfigureGpio, lines, lines, lines, lines, lines, lines, lines, lines)
+
+
 def operations(
-    *, registers: Sequence[str] | None = None, gic: bool = True
+    *, registers: Sequence[str] | None = None, gic: bool = True, devices: bool = True
 ) -> st.SearchStrategy[Operation]:
     """Any one operation; shrinks toward a GPR write.
 
     :param registers: system registers that may be written (default: the whole table).
     :param gic: whether GIC operations (distributor, redistributor, CPU interface) may be
         drawn.
+    :param devices: whether the PL031 RTC and PL061 GPIO may be programmed: every ``virt``
+        configuration migfuzz runs has both (it loads no firmware, so the PL061 is never
+        replaced by the ACPI GED).
     """
     choices: list[st.SearchStrategy[Operation]] = [
         gpr_writes(),
@@ -716,11 +830,17 @@ def operations(
     ]
     if gic:
         choices += [gic_settings(), private_irq_settings(), priority_masks()]
+    if devices:
+        choices += [rtc_settings(), gpio_settings()]
     return st.one_of(choices)
 
 
 def guest_operations(
-    *, max_ops: int = 12, registers: Sequence[str] | None = None, gic: bool = True
+    *,
+    max_ops: int = 12,
+    registers: Sequence[str] | None = None,
+    gic: bool = True,
+    devices: bool = True,
 ) -> st.SearchStrategy[list[Operation]]:
     """Lists of up to ``max_ops`` operations, shrinking toward the empty list.
 
@@ -730,9 +850,10 @@ def guest_operations(
     :param registers: names of the system registers that may be written (default: the
         whole table; a subset focuses a campaign or avoids a register known to misbehave).
     :param gic: whether GIC operations may be drawn.
+    :param devices: whether device operations (PL031 RTC, PL061 GPIO) may be drawn.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """
     if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 0:
         raise InvalidInput(f"{max_ops=} must be an integer >= 0")
-    drawn = st.lists(operations(registers=registers, gic=gic), max_size=max_ops)
+    drawn = st.lists(operations(registers=registers, gic=gic, devices=devices), max_size=max_ops)
     return drawn.map(_without_conflicts)

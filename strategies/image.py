@@ -77,6 +77,7 @@ from strategies.asm import (
     STR_W,
     STR_Z,
     STRB,
+    SUB,
     SUB_IMM,
     TBNZ,
     TBZ,
@@ -91,9 +92,12 @@ from strategies.asm import (
 from strategies.guests import (
     DATA_BASE,
     DATA_SIZE,
+    RTC_QUIET,
     ArmTimer,
     ConfigureGic,
+    ConfigureGpio,
     ConfigurePrivateIrq,
+    ConfigureRtc,
     DropToEl,
     EnableMmu,
     FillMemory,
@@ -118,6 +122,8 @@ __all__ = [
     "GICR_SGI_BASE",
     "IMAGE_BASE",
     "MMU_ALIAS_OFFSET",
+    "PL031_BASE",
+    "PL061_BASE",
     "STACK_TOP",
     "SVE_SCRATCH",
     "UART_BASE",
@@ -143,6 +149,14 @@ SVE_SCRATCH: Final = DATA_BASE + DATA_SIZE
 """256 bytes (one vector at the longest length) the read-back stores a Z register to."""
 MMU_ALIAS_OFFSET: Final = 0x4000_0000
 """With the MMU on, VA ``pa + MMU_ALIAS_OFFSET`` aliases each RAM address ``pa``."""
+# The board's devices, from QEMU's hw/arm/virt.c, ``base_memmap``:
+#   [VIRT_RTC] =  { 0x09010000, 0x00001000 },  -- create_rtc(): sysbus_create_simple("pl031", ...)
+#   [VIRT_GPIO] = { 0x09030000, 0x00001000 },  -- create_gpio_devices(vms, VIRT_GPIO, sysmem)
+# (the same in every version from 5.2 to 11.1; both lie in the MMU's Device-nGnRnE gigabyte).
+PL031_BASE: Final = 0x0901_0000
+"""The PL031 RTC on ``virt`` (``VIRT_RTC``)."""
+PL061_BASE: Final = 0x0903_0000
+"""The PL061 GPIO controller on ``virt`` (``VIRT_GPIO``; present whenever no firmware is loaded)."""
 
 CHECKPOINT: Final = b"@@MIGFUZZ-CHECKPOINT@@"
 DONE: Final = b"@@MIGFUZZ-DONE@@"
@@ -156,6 +170,32 @@ _GICD_ISENABLER: Final = 0x100
 _GICD_ICENABLER: Final = 0x180
 _GICD_IPRIORITYR: Final = 0x400
 _GICC_PMR: Final = 0x4
+# PL031 registers (ARM PrimeCell RTC TRM, DDI 0224; QEMU hw/rtc/pl031.c).
+_RTC_DR: Final = 0x00
+_RTC_MR: Final = 0x04
+_RTC_LR: Final = 0x08
+_RTC_IMSC: Final = 0x10
+_RTC_RIS: Final = 0x14
+_RTC_ICR: Final = 0x1C
+#: What the read-back prints of the PL031 after its DR check, by register offset. CR is
+#: migrated but never changed by a write (QEMU's RTC is always started: it reads 1).
+_RTC_READBACK: Final = (("mr", 0x04), ("lr", 0x08), ("cr", 0x0C), ("imsc", 0x10),
+                        ("ris", 0x14), ("mis", 0x18))  # fmt: skip
+# PL061 registers (ARM PrimeCell GPIO TRM, DDI 0190; QEMU hw/gpio/pl061.c). GPIODATA is
+# addressed through bits 9:2 of the offset, which mask the lines: 0x3fc reaches all eight.
+_GPIO_DATA_ALL: Final = 0x3FC
+_GPIO_DIR: Final = 0x400
+_GPIO_IS: Final = 0x404
+_GPIO_IBE: Final = 0x408
+_GPIO_IEV: Final = 0x40C
+_GPIO_IE: Final = 0x410
+_GPIO_IC: Final = 0x41C
+_GPIO_AFSEL: Final = 0x420
+#: Every PL061 register a guest of ``virt`` can read, by offset (the plain PL061 has none
+#: of the Luminary registers: lock, commit, drive, pull, slew, digital and analog enable).
+_GPIO_READBACK: Final = (("data", 0x3FC), ("dir", 0x400), ("is", 0x404), ("ibe", 0x408),
+                         ("iev", 0x40C), ("ie", 0x410), ("ris", 0x414), ("mis", 0x418),
+                         ("afsel", 0x420))  # fmt: skip
 _STACK_GUARD: Final = 0x1000
 _FRAME: Final = 256  # x0..x27, then NZCV at 224, x30 at 232
 _NZCV_SLOT: Final = 224
@@ -395,6 +435,47 @@ def _priority_mask(a: Assembler) -> None:
     a.label(end)
 
 
+def _rtc_near_load(load: int) -> _Emit:
+    """x1 = 1 if RTCDR - ``load`` (modulo 2**32) is below :data:`RTC_QUIET`, else 0.
+
+    RTCDR counts seconds of the VM clock (``-rtc clock=vm``) from the loaded value, so its
+    exact value depends on when it is read: a control and a pair read it a few
+    milliseconds apart, and a second may tick in between. That it runs on from ``load``,
+    rather than from anything else, does not (no flags touched).
+    """
+
+    def emit(a: Assembler) -> None:
+        near, done = f"rtc_near_{a.address:x}", f"rtc_done_{a.address:x}"
+        a.mov_imm64(2, PL031_BASE)
+        a.emit(LDR_W, 1, 2, _RTC_DR)
+        a.mov_imm64(3, load)
+        a.emit(SUB, 1, 1, 3)
+        a.emit(LSL, 1, 1, 32)  # the 32-bit difference ...
+        a.emit(LSR, 1, 1, 32 + RTC_QUIET.bit_length() - 1)  # ... over RTC_QUIET
+        a.emit(CBZ, 1, near)
+        a.emit(MOVZ, 1, 0)
+        a.emit(B, done)
+        a.label(near)
+        a.emit(MOVZ, 1, 1)
+        a.label(done)
+
+    return emit
+
+
+def _device_items(operations: Sequence[Operation]) -> list[_Item]:
+    """The PL031's and PL061's read-back lines, for a guest that programs them."""
+    items = []
+    rtc = [op for op in operations if isinstance(op, ConfigureRtc)]
+    if rtc:
+        items.append(_Item("pl031.dr_near_load", (_rtc_near_load(rtc[-1].load),)))
+        for name, offset in _RTC_READBACK:
+            items.append(_Item(f"pl031.{name}", (_load(PL031_BASE + offset, word=True),)))
+    if any(isinstance(op, ConfigureGpio) for op in operations):
+        for name, offset in _GPIO_READBACK:
+            items.append(_Item(f"pl061.{name}", (_load(PL061_BASE + offset, word=True),)))
+    return items
+
+
 def _items(operations: Sequence[Operation]) -> list[_Item]:
     """Every read-back line for ``operations``, in transcript order."""
     items = [_Item("el", (_el,))]
@@ -423,6 +504,7 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
         items.append(_Item(f"GIC_PPI_IPRIORITYR{n}", (_gic_private_load(offset),)))
     if any(isinstance(op, SetPriorityMask) for op in operations):
         items.append(_Item("GIC_PMR", (_priority_mask,)))
+    items += _device_items(operations)
     for address in sorted(_final_memory(operations)):
         items.append(_Item(_memory_name(address), (_load(address, word=False),)))
     gprs = sorted({op.register for op in operations if isinstance(op, SetGpr)})
@@ -448,7 +530,11 @@ def readback_items(operations: Sequence[Operation]) -> list[str]:
     the page table's alias); then each written system register (table order), each armed
     timer's CVAL and CTL (CTL masked to ENABLE and IMASK), the GIC distributor words touched,
     the private-interrupt words touched (``GIC_PPI_*``, GICv3 redistributor or GICv2 banked
-    distributor), the CPU interface's ``GIC_PMR``, each memory word written (by address),
+    distributor), the CPU interface's ``GIC_PMR``, in a guest that programs the RTC
+    ``pl031.dr_near_load`` (1 while RTCDR runs on from the last loaded value) and
+    ``pl031.<register>`` for MR, LR, CR, IMSC, RIS and MIS, in one that programs the GPIO
+    ``pl061.<register>`` for DATA (all lines), DIR, IS, IBE, IEV, IE, RIS, MIS and AFSEL,
+    each memory word written (by address),
     each GPR ``xN`` and each ``qN`` set (by number), ``spsel`` in a guest that selects its
     stack, and last ``nzcv`` and ``daif``. A value is ``0x`` and 16 hex digits (32 for ``qN``,
     high half first).
@@ -460,12 +546,13 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
     """The read-back values fixed by ``operations`` alone, as the guest prints them.
 
     GPRs, Q registers, memory words, NZCV and DAIF when an operation set them (an
-    exception-level drop carries them over), and SPSel when no drop follows the last stack
-    selection: these must read back exactly as written. System registers, timers, GIC words
-    and the exception level are absent: they depend on the CPU and configuration (compare
-    them with the source's read-back).
+    exception-level drop carries them over), SPSel when no drop follows the last stack
+    selection, and the PL031's and PL061's registers (as QEMU models them): these must read
+    back exactly as written. System registers, timers, GIC words and the exception level
+    are absent: they depend on the CPU and configuration (compare them with the source's
+    read-back); so is ``pl031.lr``, which QEMU before 9.0 never set on a write (it read 0).
     """
-    out: dict[str, str] = {}
+    out: dict[str, str] = _device_values(operations)
     for address, value in sorted(_final_memory(operations).items()):
         out[_memory_name(address)] = _hex(value)
     gprs: dict[int, int] = {}
@@ -496,6 +583,70 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
         out["daif"] = _hex(daif << 6)
     if spsel is not None:
         out["spsel"] = _hex(spsel)
+    return out
+
+
+class _Pl061:
+    """The PL061 registers a guest of ``virt`` sees, as QEMU's ``hw/gpio/pl061.c`` updates
+    them (5.2 to 11.1 alike): no line is driven from outside, AFSEL is all writable."""
+
+    def __init__(self) -> None:
+        self.regs = dict.fromkeys(("data", "dir", "is", "ibe", "iev", "ie", "ris", "afsel"), 0)
+        self.old_in = 0
+
+    def write(self, name: str, value: int) -> None:
+        """A write to register ``name`` (``data``: through 0x3fc), then QEMU's update."""
+        r = self.regs
+        if name == "data":
+            r["data"] = (r["data"] & ~r["dir"]) | (value & r["dir"])
+        elif name == "ic":
+            r["ris"] &= ~value
+        else:
+            r[name] = value
+        changed = (self.old_in ^ r["data"]) & ~r["dir"] & 0xFF
+        if changed:  # input edges
+            self.old_in = r["data"]
+            edges = changed & ~r["is"]
+            r["ris"] |= edges & (r["ibe"] | ~(r["data"] ^ r["iev"]))
+        r["ris"] |= ~(r["data"] ^ r["iev"]) & r["is"] & 0xFF  # levels
+
+    def values(self) -> dict[str, int]:
+        """Register -> value, as the read-back names them."""
+        return {**self.regs, "mis": self.regs["ris"] & self.regs["ie"]}
+
+
+def _gpio_writes(op: ConfigureGpio) -> list[tuple[str, int, int]]:
+    """(register, offset, value) of each write :class:`ConfigureGpio` makes, in order."""
+    return [
+        ("is", _GPIO_IS, op.sense),
+        ("ibe", _GPIO_IBE, op.both_edges),
+        ("iev", _GPIO_IEV, op.event),
+        ("dir", _GPIO_DIR, 0xFF),
+        ("data", _GPIO_DATA_ALL, op.data),
+        ("dir", _GPIO_DIR, op.direction),
+        ("ic", _GPIO_IC, op.clear),
+        ("ie", _GPIO_IE, op.mask),
+        ("afsel", _GPIO_AFSEL, op.afsel),
+    ]
+
+
+def _device_values(operations: Sequence[Operation]) -> dict[str, str]:
+    """The PL031's and PL061's read-back values the operations fix (see expected_values)."""
+    out: dict[str, str] = {}
+    rtc = [op for op in operations if isinstance(op, ConfigureRtc)]
+    if rtc:
+        last = rtc[-1]
+        ris = int(last.alarm)
+        values = {"dr_near_load": 1, "mr": last.match, "cr": 1, "imsc": int(last.mask),
+                  "ris": ris, "mis": ris & int(last.mask)}  # fmt: skip
+        out.update({f"pl031.{name}": _hex(value) for name, value in values.items()})
+    gpio = [op for op in operations if isinstance(op, ConfigureGpio)]
+    if gpio:
+        model = _Pl061()
+        for op in gpio:
+            for name, _, value in _gpio_writes(op):
+                model.write(name, value)
+        out.update({f"pl061.{name}": _hex(value) for name, value in model.values().items()})
     return out
 
 
@@ -649,6 +800,10 @@ class _Builder:
                 a.emit(STR_W, 28, 29, _GICD_ISENABLER if op.enable else _GICD_ICENABLER)
             case SetPriorityMask():
                 self.priority_mask(op.mask)
+            case ConfigureRtc():
+                self.rtc(op)
+            case ConfigureGpio():
+                self.gpio(op)
             case SetSveReg():
                 self.sve_write(op)
             case SelectStack():
@@ -657,6 +812,41 @@ class _Builder:
                 self.drop_to_el(op.el, secure=op.secure)
             case EnableMmu():
                 self.enable_mmu(caches=op.caches)
+
+    # -- the board's devices (x28, x29 only; NZCV untouched) ------------------------------
+
+    def rtc(self, op: ConfigureRtc) -> None:
+        """Load the PL031, set its match, raise or clear its alarm, set its mask."""
+        a = self.a
+        a.mov_imm64(29, PL031_BASE)
+        a.mov_imm64(28, op.load)
+        a.emit(STR_W, 28, 29, _RTC_LR)
+        a.mov_imm64(28, op.match)
+        a.emit(STR_W, 28, 29, _RTC_MR)
+        if op.alarm:
+            # RTCMR = RTCDR fires at once (QEMU: ticks == 0), unless a second ticked in
+            # between: then the alarm is 2**32 - 1 s away, and the guest tries again.
+            retry = self.fresh("rtc_alarm")
+            a.label(retry)
+            a.emit(LDR_W, 28, 29, _RTC_DR)
+            a.emit(STR_W, 28, 29, _RTC_MR)
+            a.emit(LDR_W, 28, 29, _RTC_RIS)
+            a.emit(CBZ, 28, retry)
+            a.mov_imm64(28, op.match)
+            a.emit(STR_W, 28, 29, _RTC_MR)
+        else:
+            a.emit(MOVZ, 28, 1)
+            a.emit(STR_W, 28, 29, _RTC_ICR)
+        a.emit(MOVZ, 28, int(op.mask))
+        a.emit(STR_W, 28, 29, _RTC_IMSC)
+
+    def gpio(self, op: ConfigureGpio) -> None:
+        """Write every register of the PL061 a guest can write (:func:`_gpio_writes`)."""
+        a = self.a
+        a.mov_imm64(29, PL061_BASE)
+        for _, offset, value in _gpio_writes(op):
+            a.emit(MOVZ, 28, value)
+            a.emit(STR_W, 28, 29, offset)
 
     # -- operations that branch at run time (x28, x29 only; NZCV untouched) -------------
 
