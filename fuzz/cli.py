@@ -16,7 +16,6 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -747,7 +746,7 @@ def _show_session(event: object) -> None:
                   markup=False)  # fmt: skip
 
 
-def _campaign_display(begins: SessionBegins) -> AbstractContextManager[Callable[[object], None]]:
+def _campaign_display(begins: SessionBegins) -> contextlib.AbstractContextManager[Callable[[object], None]]:
     """The live panel on a terminal, plain lines elsewhere (:mod:`fuzz.status_panel`)."""
     return campaign_display(err, budget_seconds=begins.budget_seconds,
                             max_cases=begins.max_cases, pairs=begins.pairs, jobs=begins.jobs,
