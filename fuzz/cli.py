@@ -746,7 +746,9 @@ def _show_session(event: object) -> None:
                   markup=False)  # fmt: skip
 
 
-def _campaign_display(begins: SessionBegins) -> contextlib.AbstractContextManager[Callable[[object], None]]:
+def _campaign_display(
+    begins: SessionBegins,
+) -> contextlib.AbstractContextManager[Callable[[object], None]]:
     """The live panel on a terminal, plain lines elsewhere (:mod:`fuzz.status_panel`)."""
     return campaign_display(err, budget_seconds=begins.budget_seconds,
                             max_cases=begins.max_cases, pairs=begins.pairs, jobs=begins.jobs,
