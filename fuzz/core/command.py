@@ -47,6 +47,7 @@ __all__ = [
     "live_process",
     "long_lived_destination",
     "long_lived_source",
+    "machine_type_of_options",
     "machine_value",
     "probe",
     "raw",
@@ -369,6 +370,12 @@ class QemuCommand:
 def machine_value(config: MachineConfig) -> str:
     """The ``-machine`` value of ``config``: type and options, in their order."""
     return ",".join([config.machine, *(f"{k}={v}" for k, v in config.machine_options)])
+
+
+def machine_type_of_options(machine: str) -> str:
+    """The QOM type whose properties are ``machine``'s ``-machine`` options (the probe
+    lists them): ``virt-10.0`` -> ``virt-10.0-machine``."""
+    return f"{machine}-machine"
 
 
 def base(config: MachineConfig) -> QemuCommand:

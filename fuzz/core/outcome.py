@@ -8,12 +8,24 @@ binary was started from.
 from __future__ import annotations
 
 import re
-import signal
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from fuzz.errors import CorpusError
+
+#: Linux's signal names by number, as ``signal.Signals`` names them (the number a QEMU
+#: died by is named in an outcome's summary). A table, not the ``signal`` module, so that
+#: the floor of plain values imports no process-control code; a unit test holds it to
+#: ``signal.Signals`` on the machine that runs the tests.
+SIGNAL_NAMES: dict[int, str] = {
+    1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+    7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
+    13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD",
+    18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG",
+    24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH",
+    29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS", 34: "SIGRTMIN", 64: "SIGRTMAX",
+}  # fmt: skip
 
 
 class Verdict(StrEnum):
@@ -89,10 +101,8 @@ class StepOutcome:
         """One line: verdict, and the first QEMU error message or the signal."""
         text = f"{self.stage} on {self.version}: {self.verdict}"
         if self.returncode is not None and self.returncode < 0:
-            try:
-                text += f" ({signal.Signals(-self.returncode).name})"
-            except ValueError:
-                text += f" (signal {-self.returncode})"
+            number = -self.returncode
+            text += f" ({SIGNAL_NAMES.get(number, f'signal {number}')})"
         if self.headline:
             text += f": {self.headline}"
         return text

@@ -10,7 +10,7 @@ The entry folder (``<signature-slug>-<hash>/``) holds:
   (for a look with the recorded version; ``repro.sh`` saves its own);
 * ``repro.sh`` -- the steps with plain QEMU: each process's HMP monitor and UART go
   through FIFOs, so processes take their steps interleaved, as the engine's did. After the
-  steps, every snapshot that a step loaded is loaded again on a fresh process (``-S``, no
+  steps, every snapshot that a step loaded is loaded again on a fresh process (paused, no
   guest of its own); exit status 1 if any load or read-back differs.
 
 :func:`repro_script` is pure (text out); :func:`fill_entry` writes an entry's files into a
@@ -171,14 +171,14 @@ def repro_script(sequence: StatefulSequence, guests: Mapping[int, GuestProgram])
         "# Steps (p: a QEMU process, s: a qcow2 internal snapshot, g: a guest in guests/):",
         *(f"#  {line}" for line in sequence.describe()),
         "# The steps run with plain QEMU; each process's HMP monitor and UART go through",
-        "# FIFOs. Then every snapshot a step loaded is loaded again on a fresh process (-S,",
-        "# no guest image of its own) and the outcomes and read-backs are compared.",
+        "# FIFOs. Then every snapshot a step loaded is loaded again on a fresh process",
+        "# (paused, no guest image of its own) and the outcomes and read-backs are compared.",
         "#",
         "#   QEMU=qemu-system-aarch64 MACHINE=virt ./repro.sh",
         "#",
         "# QEMU: the command words that start QEMU (default qemu-system-aarch64);",
         f"# {', '.join(version_variable(v) for v in versions)}: per version, default $QEMU.",
-        f"# MACHINE: the -machine value (default {machine}).",
+        f"# MACHINE: the machine type and its options (default {machine}).",
         "# Exit status: 0 every load acts as on a fresh process, 1 one does not, 2 setup error.",
         "QEMU=${QEMU:-qemu-system-aarch64}",
         *(f"{version_variable(v)}=${{{version_variable(v)}:-$QEMU}}" for v in versions),

@@ -2,11 +2,11 @@
 
 Strategies draw only what both versions of a pair accept, so they need facts, not lists
 typed by hand: machine types, CPU models, each AArch64 model's settable properties, the
-``virt`` options, the migration transports and whether ``-trace`` produces output.
+``virt`` options, the migration transports and whether tracing produces output.
 
-One QEMU (``-machine none``) answers every question over QMP in about a second; the answer
-is stored as JSON under ``<cache>/probe/<sha256>.json`` and reused while the binary is the
-same file content.
+One QEMU (machine type ``none``: :func:`fuzz.core.command.probe`) answers every question
+over QMP in about a second; the answer is stored as JSON under
+``<cache>/probe/<sha256>.json`` and reused while the binary is the same file content.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fuzz.core.settings import RunSettings
 from fuzz.errors import HarnessError, MonitorError
 from fuzz.run.machine import QemuMachine, private_workdir
 
-#: QOM properties of a CPU that are wiring or identity, not a user-facing ``-cpu`` option.
+#: QOM properties of a CPU that are wiring or identity, not a user-facing CPU option.
 _CPU_INTERNAL = {
     "type",
     "parent_bus",
@@ -105,7 +105,7 @@ def capabilities(binary: QemuBinary, cache_dir: Path, *, refresh: bool = False) 
 
 
 async def probe(binary: QemuBinary) -> Capabilities:
-    """Ask a running ``-machine none`` QEMU everything :class:`Capabilities` holds."""
+    """Ask a running QEMU with no machine everything :class:`Capabilities` holds."""
     with private_workdir("migfuzz-probe-") as tmp:
         async with QemuMachine(binary, qemu_command.probe(), Path(tmp)) as vm:
             return await _ask(vm, binary)
@@ -152,7 +152,7 @@ async def _ask(vm: QemuMachine, binary: QemuBinary) -> Capabilities:
         except MonitorError as err:
             notes.append(f"query-cpu-model-expansion {model}: {err}")
 
-    virt_type = f"{default_virt}-machine" if default_virt else "virt-machine"
+    virt_type = qemu_command.machine_type_of_options(default_virt or "virt")
     try:
         virt_props = await _qom_properties(vm, virt_type)
     except MonitorError as err:

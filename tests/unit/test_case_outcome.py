@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 
 from fuzz.core import command as qemu_command
 from fuzz.core.case import MachineConfig
-from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict, qemu_error_lines
+from fuzz.core.outcome import (
+    SIGNAL_NAMES,
+    Stage,
+    StepOutcome,
+    TransferOutcome,
+    Verdict,
+    qemu_error_lines,
+)
 from fuzz.errors import CorpusError
 
 names = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
@@ -114,3 +122,14 @@ def test_signature_names_every_register_only_in_the_incoming_stream_sorted() -> 
     ]
     assert sig == step_causes(step)[0]
     assert step_causes(reversed_step) == step_causes(step)
+
+
+def test_signal_names_are_the_platforms() -> None:
+    assert {int(s): s.name for s in signal.Signals} == SIGNAL_NAMES
+
+
+@pytest.mark.parametrize(("returncode", "named"), [(-6, "(SIGABRT)"), (-11, "(SIGSEGV)"),
+                                                  (-40, "(signal 40)")])  # fmt: skip
+def test_a_summary_names_the_signal_qemu_died_by(returncode: int, named: str) -> None:
+    step = StepOutcome(Stage.LOAD, "11.1", Verdict.CRASHED, returncode=returncode)
+    assert step.summary() == f"load on 11.1: crashed {named}"

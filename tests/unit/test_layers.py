@@ -23,7 +23,7 @@ PACKAGES = ("fuzz", "strategies")
 #: Modules (stdlib or third party) whose import means process, socket or QEMU code.
 PROCESS_MODULES = frozenset({
     "subprocess", "socket", "multiprocessing", "concurrent.futures", "pty", "qemu",
-    "asyncio.subprocess", "distributed", "dask",
+    "asyncio.subprocess", "distributed", "dask", "signal",
 })  # fmt: skip
 
 #: Modules and packages that must reach no process code, directly or through others.

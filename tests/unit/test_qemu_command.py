@@ -317,32 +317,37 @@ QEMU_OPTIONS = qemu_command.OPTIONS | {
 #: The module allowed to spell QEMU options: the model, and nothing else.
 MODEL = ROOT / "fuzz/core/command.py"
 #: Strings that name an option in prose (a help text) without passing it to QEMU.
-NOT_OPTIONS = {("cli.py", "-cpu properties"), ("cli.py", "-machine options")}
+NOT_OPTIONS = {
+    ("cli.py", "-cpu properties"), ("cli.py", "-machine options"),
+    ("cli.py", "  max -cpu properties: "),
+}  # fmt: skip
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring constants of a module, its classes and functions (prose)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
 
 
 def _spelled_options(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, option) for each QEMU option in a string constant of ``path``: a constant
-    (or a constant part of an f-string) whose first word is an option (``"-machine"``,
-    ``" -nodefaults -display none"``), and every option word of a shell line that runs
-    QEMU (one with ``$QEMU`` or ``$q ``)."""
+    """(line, option) for each QEMU option in a string constant of ``path`` (docstrings
+    are prose and left out): any word of the constant, or of a constant part of an
+    f-string, that is an option once quotes and brackets are stripped (``"-machine"``,
+    ``" -nodefaults -display none"``, ``"a fresh process (-S,"``)."""
     tree = ast.parse(path.read_text(), str(path))
-    suffixes = {  # f"{name}-machine": the end of a word, not an option
-        id(part)
-        for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
-        for before, part in zip(node.values, node.values[1:], strict=False)
-        if isinstance(before, ast.FormattedValue) and isinstance(part, ast.Constant)
-        and isinstance(part.value, str) and not part.value[:1].isspace()
-    }  # fmt: skip
+    prose = _docstrings(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
             continue
-        if id(node) in suffixes or (path.name, node.value) in NOT_OPTIONS:
+        if id(node) in prose or (path.name, node.value) in NOT_OPTIONS:
             continue
-        words = node.value.split()
-        if "$QEMU" not in node.value and "$q " not in node.value:
-            words = words[:1]
-        for word in words:
-            option = re.split(r"[=,]", word.strip("\"'"), maxsplit=1)[0]
+        for word in node.value.split():
+            option = re.split(r"[=,]", word.strip("\"'()[].;:"), maxsplit=1)[0]
             if option in QEMU_OPTIONS:
                 yield node.lineno, option
 
@@ -362,9 +367,12 @@ def test_no_qemu_option_is_spelled_outside_the_command_model() -> None:
 def test_the_spelling_check_finds_an_option(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text(
+        '"""A docstring may say -machine."""\n'
         'A = ["-incoming", "defer"]\nB = "$QEMU -S -nodefaults"\nC = f" -m {A} -cpu"\n'
-        'D = "run python -m fuzz"\nE = "--machine"\nF = f"{A}-machine"\n'
+        'D = "run pytest"\nE = "--machine"\nF = f"{A}-machine"\nG = "process (-S,"\n'
+        'H = "the -machine value"\n'
     )
     assert sorted(_spelled_options(module)) == [
-        (1, "-incoming"), (2, "-S"), (2, "-nodefaults"), (3, "-cpu"), (3, "-m"),
+        (2, "-incoming"), (3, "-S"), (3, "-nodefaults"), (4, "-cpu"), (4, "-m"),
+        (7, "-machine"), (8, "-S"), (9, "-machine"),
     ]  # fmt: skip
