@@ -23,7 +23,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,36 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def write_folder(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
+    """Write the folder ``root/name`` atomically: ``fill`` writes its files into a new
+    dot-folder, every file is fsynced, then the dot-folder is renamed into place (an
+    existing folder of that name is replaced whole).
+
+    :return: the folder.
+    :raise OSError: it could not be written (``root`` keeps what it had).
+    """
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        fill(tmp)
+        for folder, _dirs, files in os.walk(tmp):
+            for file in files:
+                with open(os.path.join(folder, file), "rb") as fh:
+                    os.fsync(fh.fileno())
+        tmp.chmod(0o755)
+        if final.exists():
+            old = root / f".{name}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
 def write_entry(
     corpus_dir: Path, entry: Entry, src: QemuBinary, dst: QemuBinary, *, replace: bool = False
 ) -> tuple[Path, bool]:
@@ -115,8 +145,8 @@ def write_entry(
     final = corpus_dir / entry.name
     if final.exists() and not replace:
         return final, False
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=corpus_dir))
-    try:
+
+    def fill(tmp: Path) -> None:
         case = entry.case
         _write_json(tmp / "case.json", {
             "format": FORMAT,
@@ -144,21 +174,8 @@ def write_entry(
         script = tmp / "repro.sh"
         script.write_text(repro_script(entry, src, dst))
         script.chmod(0o755)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        tmp.chmod(0o755)
-        if final.exists():
-            old = corpus_dir / f".{entry.name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final, True
+
+    return write_folder(corpus_dir, entry.name, fill), True
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
-from fuzz.corpus.entry import Entry, iter_entries, write_entry
+from fuzz.corpus.entry import Entry, iter_entries, write_entry, write_folder
 from fuzz.errors import CorpusError, StorageError
 from fuzz.judge.oracles import Signature
 
@@ -215,36 +213,6 @@ class CorpusStore:
                 f"{self.root}: cannot write the entry of '{signature}' "
                 f"({err.strerror or err}); entries written before are whole"
             ) from None
-
-
-def write_folder(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
-    """Write the folder ``root/name`` atomically: ``fill`` writes its files into a new
-    dot-folder, every file is fsynced, then the dot-folder is renamed into place (an
-    existing folder of that name is replaced whole).
-
-    :return: the folder.
-    :raise OSError: it could not be written (``root`` keeps what it had).
-    """
-    final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
-        fill(tmp)
-        for folder, _dirs, files in os.walk(tmp):
-            for file in files:
-                with open(os.path.join(folder, file), "rb") as fh:
-                    os.fsync(fh.fileno())
-        tmp.chmod(0o755)
-        if final.exists():
-            old = root / f".{name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
 
 
 def _host() -> str:
