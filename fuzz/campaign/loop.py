@@ -477,15 +477,16 @@ class FuzzLoop:
         # One save served every destination: each pair's case is charged an equal share.
         seconds = (time.monotonic() - started) / len(dsts)
         if not self._shrinking:
+            key = case.key()  # one case, judged on every destination
             for dst, run in zip(dsts, runs, strict=True):
                 self.cases += 1
                 if run is None:
                     judged = CaseJudged((src, dst), "harness", None, bucket, seconds,
-                                        self.worker, case=case.key())  # fmt: skip
+                                        self.worker, case=key)  # fmt: skip
                 else:
                     kind, reason = _kind(run)
                     judged = CaseJudged((src, dst), kind, run.signature, reason, seconds,
-                                        self.worker, run.causes, case.key())  # fmt: skip
+                                        self.worker, run.causes, key)  # fmt: skip
                 self.emit(judged)
         # Each root cause is recorded on its own; the case is the first example of every
         # new one. Hypothesis shrinks toward the first cause being recorded here; the
