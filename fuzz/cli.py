@@ -172,6 +172,10 @@ def _add_fuzz_parser(sub: Any) -> None:
                     help="restore each save on every destination of its source that starts "
                          "the configuration, each judged as a case (default; --no-fan-out: "
                          "only on the drawn pair's; see README)")  # fmt: skip
+    fz.add_argument("--past-refusals", action=argparse.BooleanOptionalAction, default=True,
+                    help="load a pair refused on the CPU's register list again with the "
+                         "list patched, and judge what follows (default; see "
+                         "docs/campaigns.md)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip
@@ -639,6 +643,11 @@ def _print_summary(summary: Summary) -> None:
                   f"{e.get('confirmed', 0)} confirmed and {e.get('sampled', 0)} sampled on "
                   f"fresh ones, {e.get('fresh', 0)} fresh only; {e.get('disagreed', 0)} "
                   "disagreements")  # fmt: skip
+        if e.get("past_looked"):
+            out.print(f"past refusals: {e['past_looked']} refused loads looked past, "
+                      f"{e.get('past_past', 0)} loaded once patched "
+                      f"({e.get('past_saves', 0)} destination saves and "
+                      f"{e.get('past_tests', 0)} test loads to learn the patches)")  # fmt: skip
         per_case = 1000 / summary.cases
         out.print(f"time: cpu per case {summary.python_seconds * per_case:.0f} ms migfuzz "
                   f"(Python) + {summary.qemu_seconds * per_case:.0f} ms QEMU")  # fmt: skip
@@ -649,13 +658,17 @@ def _print_summary(summary: Summary) -> None:
         out.print(f"flaky (shown {flaky.reliability} times, not shrunk): {flaky.signature}",
                   markup=False)  # fmt: skip
         out.print(f"         entry: {flaky.path}", markup=False)
-    out.print(f"distinct divergences met: {len(met)}")
+    graded = ", ".join(f"{n} {grade}" for grade, n in summary.by_promise().items())
+    out.print(f"distinct divergences met: {len(met)}" + (f" ({graded})" if met else ""))
     for f in sorted(met, key=lambda f: -f.count):
         pairs = " ".join(f"{a}->{b}" for a, b in sorted(f.pairs))
         tag = "new" if f.new else "known"
         out.print(f"  {f.count:5d}x [{tag}] {f.signature}", markup=False)
         out.print(f"         pairs: {pairs}", markup=False)
         out.print(f"         reproducer: {f.path or '(not written)'}", markup=False)
+        grade = f.promise()
+        if grade is not None:
+            out.print(f"         promise: {grade.promise} \u2014 {grade.reason}", markup=False)
 
 
 #: The repository's own corpus (a checkout): its signatures are always known to a campaign.
@@ -682,7 +695,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
             raise UsageError(f"--known {k}: no such folder")
     return FuzzOptions(
         tuple(pairs), campaign_seed(args.seed), budget, args.max_cases, not args.no_guests,
-        args.one_sided, args.reuse, tuple(known), args.fan_out,
+        args.one_sided, args.reuse, tuple(known), args.fan_out, args.past_refusals,
     )  # fmt: skip
 
 
@@ -796,6 +809,7 @@ def cmd_repro(args: argparse.Namespace, farm: Farm) -> int:
         )
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
+    out.print(entry.promise.line(), markup=False)
     for check in result.binaries_changed:
         out.print(f"binary:   {check.describe()}", markup=False)
     out.print(f"control:  {result.control.summary()}", markup=False)
@@ -954,11 +968,13 @@ def cmd_bisect(args: argparse.Namespace, farm: Farm) -> int:
             "signature": str(entry.signature),
             "src": entry.src.name,
             "dst": entry.dst.name,
+            **entry.promise.to_json(),
             "axes": [axis.to_json() for axis in axes],
         })  # fmt: skip
         return EXIT_OK
     out.print(f"entry:    {args.path}", markup=False)
     out.print(f"recorded: {entry.src.name} -> {entry.dst.name}: {entry.signature}", markup=False)
+    out.print(entry.promise.line(), markup=False)
     for axis in axes:
         held = "source" if axis.role == "destination" else "destination"
         out.print(f"{axis.role}s ({held} {axis.fixed}):", markup=False)

@@ -65,6 +65,8 @@ class FindingSeen:
     pair: Pair
     path: Path
     worker: int = -1
+    behind: tuple[str, ...] = ()
+    """The refusal it was found behind (its causes), for one found past a refusal."""
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ def _notable(event: object, control_seen: set[str]) -> list[_Line]:
     if isinstance(event, FindingSeen):
         return [
             _Line(f"[new] {event.pair[0]} -> {event.pair[1]}: {event.signature}"),
+            *[_Line(f"      behind: {first}", "dim") for first in event.behind[:1]],
             _Line(f"      first case written: {event.path}; shrinking...", "dim"),
         ]
     if isinstance(event, ReproducerWritten):

@@ -38,6 +38,7 @@ from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities, settings_for
 from fuzz.core.case import Pair
 from fuzz.core.settings import RunSettings
+from fuzz.corpus.entry import read_promise
 from fuzz.corpus.store import CorpusStore, known_in
 from fuzz.errors import CorpusError, UsageError
 from fuzz.events import (
@@ -53,6 +54,7 @@ from fuzz.events import (
     WorkerStarted,
 )
 from fuzz.judge.oracles import Signature
+from fuzz.judge.promise import Grade, Promise
 from fuzz.run.session import Session
 from fuzz.triage.minimize import GuestBuilder
 from fuzz.versions.farm import Farm
@@ -103,6 +105,7 @@ def worker_spec(
     first_runs: Mapping[int, int] | None = None,
     replay: Mapping[int, frozenset[str]] | None = None,
     fan_out: Accepts | None = None,
+    past_refusals: bool = True,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
@@ -110,6 +113,8 @@ def worker_spec(
         :mod:`fuzz.run.engine`).
     :param fan_out: restore each save on every destination of its source that this says
         starts the configuration (see :class:`~fuzz.campaign.loop.FuzzLoop`).
+    :param past_refusals: load pairs refused on their cpreg list again, patched, and judge
+        what follows (:mod:`fuzz.run.past_refusal`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -120,7 +125,7 @@ def worker_spec(
     return WorkerSpec(
         binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
         corpus_dir=corpus_dir, seed=seed, worker=0,
-        settings=settings_for(caps, reuse=reuse),
+        settings=settings_for(caps, reuse=reuse, past_refusals=past_refusals),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
@@ -137,6 +142,11 @@ class FindingStats:
     pairs: set[Pair] = field(default_factory=set)
     path: Path | None = None
     new: bool = False
+
+    def promise(self) -> Grade | None:
+        """The promise grade of its reproducer (the entry's pair and configuration, computed
+        from the entry); None: no readable one-shot entry."""
+        return None if self.path is None else read_promise(self.path)
 
 
 @dataclass
@@ -201,6 +211,17 @@ class Summary:
                 self.engine[key] = self.engine.get(key, 0) + count
             self.python_seconds += event.python_seconds
             self.qemu_seconds += event.qemu_seconds
+
+    def by_promise(self) -> dict[str, int]:
+        """The findings met, counted by the promise grade of their reproducers:
+        ``promised``, ``not promised`` and, if any, ``ungraded`` (no readable entry)."""
+        counts = {str(p): 0 for p in Promise}
+        for stats in self.findings.values():
+            if stats.count:
+                grade = stats.promise()
+                key = "ungraded" if grade is None else str(grade.promise)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def _stats(self, signature: Signature) -> FindingStats:
         if signature not in self.findings:

@@ -538,7 +538,8 @@ class FuzzLoop:
             self.emit(FindingFlaky(sig, pair, path, f"{hits}/{runs}"))
             return False
         path = self._write(pair, run, sig, findings=findings)
-        self.emit(FindingSeen(sig, pair, path, self.worker))
+        behind = run.past.first_causes if run.past and sig in run.past.behind else ()
+        self.emit(FindingSeen(sig, pair, path, self.worker, tuple(str(c) for c in behind)))
         if sig.kind in UNSHRINKABLE_KINDS:
             self.store.release(sig)
             return False
@@ -550,12 +551,21 @@ class FuzzLoop:
         *, flaky: bool = False,
     ) -> Path:  # fmt: skip
         src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
+        past = run.past
+        behind = past is not None and signature in past.behind
         entry = Entry(
             signature=signature,
             src=version_ref(src, self.caps[src.name]),
             dst=version_ref(dst, self.caps[dst.name]),
-            case=run.case, control=run.control, pair=run.pair,
-            findings=findings, stream=run.source_stream,
+            case=run.case, control=run.control,
+            # A cause found behind a refusal: the pair is its patched load.
+            pair=past.evidence.pair if past is not None and behind else run.pair,
+            findings=(
+                {**findings, "behind": [str(c) for c in past.first_causes]}
+                if past is not None and behind else findings
+            ),
+            stream=run.source_stream,
+            patched_stream=past.stream if past is not None and behind else None,
         )  # fmt: skip
         try:
             return self.store.save(entry, src, dst, flaky=flaky)

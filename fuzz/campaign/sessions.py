@@ -49,6 +49,7 @@ class FuzzOptions:
     reuse: bool
     known: tuple[Path, ...]
     fan_out: bool = True
+    past_refusals: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The record's part that a resume reads back."""
@@ -57,6 +58,7 @@ class FuzzOptions:
             "budget_seconds": self.budget_seconds, "max_cases": self.max_cases,
             "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
             "known": [str(k) for k in self.known], "fan_out": self.fan_out,
+            "past_refusals": self.past_refusals,
         }  # fmt: skip
 
     @classmethod
@@ -74,6 +76,7 @@ class FuzzOptions:
                 reuse=bool(data["reuse"]), known=tuple(Path(k) for k in data["known"]),
                 # A record from before the fan-out ran without it: resumed the same way.
                 fan_out=bool(data.get("fan_out", False)),
+                past_refusals=bool(data.get("past_refusals", False)),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
@@ -256,6 +259,7 @@ class _Session:
             known_dirs=self.known_dirs, first_runs=self.state.next_run,
             replay={slot: frozenset(sigs) for slot, sigs in self.state.replay.items()},
             hypothesis_dir=self.hypothesis_dir, fan_out=accepted_by if o.fan_out else None,
+            past_refusals=o.past_refusals,
         )  # fmt: skip
 
     # -- running ------------------------------------------------------------------------

@@ -40,6 +40,8 @@ class RunSettings:
         fresh processes and compare.
     :param snapshot_versions: the versions with QMP ``snapshot-save``/``snapshot-load``
         (QEMU >= 6.0); long-lived processes of the others use HMP ``savevm``/``loadvm``.
+    :param past_refusals: load a pair refused on its cpreg list again with the list
+        patched, and judge what follows (:mod:`fuzz.run.past_refusal`).
     :param file_uri_versions: the versions whose ``migrate`` takes a ``file:`` URI (QEMU
         >= 8.2): they write and read streams themselves; the others go through an
         ``exec:cat``, a shell and a ``cat`` per migration (~6 ms of CPU each, measured).
@@ -54,6 +56,7 @@ class RunSettings:
     fresh_sample_every: int = 20
     snapshot_versions: frozenset[str] = frozenset()
     file_uri_versions: frozenset[str] = frozenset()
+    past_refusals: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a campaign's record)."""

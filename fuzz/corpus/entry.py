@@ -4,9 +4,13 @@
 
 * ``case.json`` -- versions (by name and binary hash), machine/CPU configuration, guest
   operations, seed; ``format`` versions the layout;
-* ``outcome.json`` -- the signature, the control's and the pair's outcomes with the
-  destination's messages, and whatever the oracles found (e.g. responsible registers);
+* ``outcome.json`` -- the signature, its promise grade (:mod:`fuzz.judge.promise`: recorded
+  for a reader, re-computed from the entry whenever it is read), the control's and the
+  pair's outcomes with the destination's messages, and whatever the oracles found (e.g.
+  responsible registers);
 * ``stream.lz4`` -- the source's migration stream, lz4-frame compressed;
+* ``patched.lz4`` -- for a finding made past a cpreg refusal, the stream the destination
+  loaded: the source's with its cpreg list patched (``outcome.json`` says how);
 * ``guest.bin`` and ``guest.s`` -- the guest image and its GNU-as listing, if any;
 * ``repro.sh`` -- the exact QEMU command lines, for a maintainer without migfuzz.
 
@@ -38,6 +42,8 @@ from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
 from fuzz.core.outcome import TransferOutcome
 from fuzz.errors import CorpusError
 from fuzz.judge.oracles import Signature
+from fuzz.judge.promise import FIELDS as PROMISE_FIELDS
+from fuzz.judge.promise import Grade, grade
 
 FORMAT = 1
 _MAX_JSON = 16 << 20
@@ -78,11 +84,31 @@ class Entry:
     findings: dict[str, Any] = field(default_factory=dict)
     stream: bytes | None = None
     path: Path | None = None
+    patched_stream: bytes | None = None
+    """What the destination loaded, where it was not ``stream``: the source's stream with
+    its cpreg list patched (a finding behind a refusal, :mod:`fuzz.judge.past_refusal`)."""
 
     @property
     def name(self) -> str:
         """The entry's folder name."""
         return f"{self.signature.slug()}-{self.signature.short_hash()}"
+
+    @property
+    def promise(self) -> Grade:
+        """Whether QEMU promises what this entry shows broken: computed from the entry
+        (signature, versions, configuration), never read from ``outcome.json``."""
+        return promise_of(self.signature, self.src, self.dst, self.case.config)
+
+
+def promise_of(
+    signature: Signature, src: VersionRef, dst: VersionRef, config: MachineConfig
+) -> Grade:
+    """The promise grade (:func:`fuzz.judge.promise.grade`) of a finding between two
+    recorded versions, placed by name or else by their version lines."""
+    return grade(
+        signature, src.name, dst.name, config,
+        src_line=src.version_line, dst_line=dst.version_line,
+    )  # fmt: skip
 
 
 def _guest_json(guest: GuestProgram) -> dict[str, Any]:
@@ -160,6 +186,7 @@ def write_entry(
         _write_json(tmp / "outcome.json", {
             "format": FORMAT,
             "signature": entry.signature.to_json(),
+            **entry.promise.to_json(),
             "control": entry.control.to_json(),
             "pair": entry.pair.to_json(),
             "findings": entry.findings,
@@ -168,6 +195,8 @@ def write_entry(
         })  # fmt: skip
         if entry.stream is not None:
             (tmp / "stream.lz4").write_bytes(lz4.frame.compress(entry.stream))
+        if entry.patched_stream is not None:
+            (tmp / "patched.lz4").write_bytes(lz4.frame.compress(entry.patched_stream))
         if case.guest is not None:
             (tmp / "guest.bin").write_bytes(case.guest.image)
             (tmp / "guest.s").write_text(case.guest.source())
@@ -235,12 +264,6 @@ def load_entry(folder: Path) -> Entry:
         guest=_guest_from_json(folder, case_data.get("guest")),
         seed=case_data.get("seed") if isinstance(case_data.get("seed"), int) else None,
     )
-    stream = None
-    if (folder / "stream.lz4").exists():
-        try:
-            stream = lz4.frame.decompress((folder / "stream.lz4").read_bytes())
-        except (OSError, RuntimeError) as err:
-            raise CorpusError(f"{folder / 'stream.lz4'}: not a valid lz4 frame ({err})") from err
     findings = outcome_data.get("findings", {})
     return Entry(
         signature=signature,
@@ -250,9 +273,63 @@ def load_entry(folder: Path) -> Entry:
         control=TransferOutcome.from_json(outcome_data.get("control")),
         pair=TransferOutcome.from_json(outcome_data.get("pair")),
         findings=findings if isinstance(findings, dict) else {},
-        stream=stream,
+        stream=_read_lz4(folder / "stream.lz4"),
         path=folder,
+        patched_stream=_read_lz4(folder / "patched.lz4"),
     )
+
+
+def _read_lz4(path: Path) -> bytes | None:
+    """The decompressed content of ``path``, None if there is no such file.
+
+    :raise CorpusError: it is not an lz4 frame.
+    """
+    if not path.exists():
+        return None
+    try:
+        data: bytes = lz4.frame.decompress(path.read_bytes())
+    except (OSError, RuntimeError) as err:
+        raise CorpusError(f"{path}: not a valid lz4 frame ({err})") from err
+    return data
+
+
+def read_promise(folder: Path) -> Grade | None:
+    """The promise grade of the one-shot entry in ``folder``, computed from its
+    ``case.json`` and its signature (the recorded grade is not trusted), without reading
+    its stream or guest; None for a stateful entry or one that does not read."""
+    try:
+        case_data = _read_json(folder / "case.json")
+        outcome_data = _read_json(folder / "outcome.json")
+        return promise_of(
+            Signature.from_json(outcome_data.get("signature")),
+            VersionRef.from_json(case_data.get("src")),
+            VersionRef.from_json(case_data.get("dst")),
+            MachineConfig.from_json(case_data.get("config")),
+        )
+    except CorpusError:
+        return None
+
+
+def record_promise(folder: Path) -> bool:
+    """Write the entry's promise grade, as computed now, into its ``outcome.json`` (after
+    the signature), leaving every other field as it was; for entries recorded before the
+    grade, or graded by an older rule.
+
+    :return: whether the file changed.
+    :raise CorpusError: the entry does not read.
+    """
+    path = folder / "outcome.json"
+    graded = load_entry(folder).promise.to_json()
+    data = _read_json(path)
+    if all(data.get(key) == graded[key] for key in PROMISE_FIELDS):
+        return False
+    rest = [(k, v) for k, v in data.items() if k not in PROMISE_FIELDS]
+    at = next((i + 1 for i, (k, _v) in enumerate(rest) if k == "signature"), len(rest))
+    updated = dict([*rest[:at], *graded.items(), *rest[at:]])
+    tmp = path.with_name(f".{path.name}.tmp")
+    _write_json(tmp, updated)
+    tmp.replace(path)
+    return True
 
 
 def entry_folders(corpus_dir: Path) -> list[Path]:
@@ -352,16 +429,41 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
             "else",
             '  lz4 -dcq "$HERE/stream.lz4" > "$WORK/src.stream" || exit 2',
             "fi",
+            *_patched_setup(entry),
             f"echo '== control: restore on {entry.src.name}'",
             "QEMU=$QEMU_SRC",
+            *_use_stream(entry, "control"),
             restore_lines.format(command=restore.shell(), label="control").rstrip(),
             f"echo '== pair: restore on {entry.dst.name}'",
             "QEMU=$QEMU_DST",
+            *_use_stream(entry, "pair"),
             restore_lines.format(command=restore.shell(), label="pair").rstrip(),
             *_read_back_lines(entry, restore),
             "",
         ]
     )
+
+
+def _patched_setup(entry: Entry) -> list[str]:
+    """For a finding behind a refusal: keep the control's stream, unpack the pair's."""
+    if entry.patched_stream is None:
+        return []
+    behind = entry.findings.get("behind") or ["a cpreg refusal"]
+    first = behind[0] if isinstance(behind, list) else str(behind)
+    return [
+        f"# Found behind: {first}. The pair restores the source's stream with its cpreg",
+        "# list patched (patched.lz4; outcome.json's past_refusal.patches says how). With",
+        "# --resave the control restores the new stream, the pair still the recorded one.",
+        'cp "$WORK/src.stream" "$WORK/control.stream"',
+        'lz4 -dcq "$HERE/patched.lz4" > "$WORK/pair.stream" || exit 2',
+    ]
+
+
+def _use_stream(entry: Entry, label: str) -> list[str]:
+    """The line that puts ``label``'s stream where the restore reads it (patched only)."""
+    if entry.patched_stream is None:
+        return []
+    return [f'cp "$WORK/{label}.stream" "$WORK/src.stream"']
 
 
 _READ_BACK = """\
@@ -409,8 +511,9 @@ def _read_back_lines(entry: Entry, restore: QemuCommand) -> list[str]:
     lines = [
         "echo '== the guest read-back after each restore'",
         _READ_BACK.format(resume=resume, command=command),
+        *_use_stream(entry, "control"),
         "QEMU=$QEMU_SRC; read_back control",
-        *([] if same_version else ["QEMU=$QEMU_DST; read_back pair"]),
+        *([] if same_version else [*_use_stream(entry, "pair"), "QEMU=$QEMU_DST; read_back pair"]),
     ]
     for d in items:
         name = shlex.quote(d["name"])

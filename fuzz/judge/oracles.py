@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fuzz.core.outcome import StepOutcome, TransferOutcome, Verdict
@@ -288,8 +288,14 @@ def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> J
     return Agree()
 
 
-def guest_transcript_oracle(evidence: Evidence) -> Divergence | None:
-    """The guest-visible oracle: what the guest reads back after A -> B vs after A -> A."""
+def guest_transcript_oracle(
+    evidence: Evidence, ignore: frozenset[str] = frozenset()
+) -> Divergence | None:
+    """The guest-visible oracle: what the guest reads back after A -> B vs after A -> A.
+
+    :param ignore: read-back items (register names) left out: ones the pair's stream was
+        patched to hold another value of (:mod:`fuzz.judge.past_refusal`).
+    """
     control, pair = evidence.control, evidence.pair
     if control.load is None or pair.load is None:
         return None
@@ -299,13 +305,18 @@ def guest_transcript_oracle(evidence: Evidence) -> Divergence | None:
         return None
     from fuzz.judge.transcript import compare_transcripts, parse_transcript  # noqa: PLC0415
 
-    differences = compare_transcripts(parse_transcript(expected), parse_transcript(actual))
+    differences = [
+        d for d in compare_transcripts(parse_transcript(expected), parse_transcript(actual))
+        if d.name not in ignore
+    ]  # fmt: skip
     if not differences:
         return None
     return _readback_divergence("state", differences, {})
 
 
-def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
+def state_round_trip_oracle(
+    evidence: Evidence, ignore: frozenset[str] = frozenset()
+) -> Divergence | None:
     """The state oracle: what B restored differently from what A restored.
 
     Compares the pair's re-save with the control's, field by field (by register for
@@ -314,16 +325,23 @@ def state_round_trip_oracle(evidence: Evidence) -> Divergence | None:
     that are the same bytes (but for where RAM passes break) are not decoded at all. A
     re-save that does not decode tells nothing: no finding (a false finding costs more
     than a missed one).
+
+    :param ignore: cpreg names left out (registers the pair's stream was patched to hold
+        another value of).
     """
     details = {"src": evidence.pair.src, "dst": evidence.pair.dst}
-    return _state_divergence(evidence.control_resave, evidence.pair_resave, "state", details)
+    return _state_divergence(
+        evidence.control_resave, evidence.pair_resave, "state", details, ignore
+    )
 
 
 def _state_divergence(
-    a: bytes | None, b: bytes | None, kind: str, details: dict[str, Any]
-) -> Divergence | None:
+    a: bytes | None, b: bytes | None, kind: str, details: dict[str, Any],
+    ignore: frozenset[str] = frozenset(),
+) -> Divergence | None:  # fmt: skip
     """A ``kind`` divergence naming the fields where the states ``a`` and ``b`` differ
-    (volatile ones aside), or None: one missing, alike, or one that does not decode."""
+    (volatile ones and ``ignore``'s cpregs aside), or None: one missing, alike, or one
+    that does not decode."""
     if a is None or b is None:
         return None
     from fuzz.errors import StreamError  # noqa: PLC0415
@@ -335,9 +353,11 @@ def _state_divergence(
         diff = compare_resaves(a, b)
     except StreamError:
         return None
-    if diff.identical:
+    changed = [c for c in diff.changed if c.rule_path.rpartition("/cpreg/")[2] not in ignore]
+    if not changed:
         return None
-    fields = sorted({c.rule_path for c in diff.changed})
+    diff = replace(diff, changed=tuple(changed))
+    fields = sorted({c.rule_path for c in changed})
     shown = ", ".join(fields[:4]) + (f" (+{len(fields) - 4} more)" if len(fields) > 4 else "")
     return Divergence(
         Signature(kind, f"restored state differs: {shown}"), {"state": diff.to_json(), **details}

@@ -13,6 +13,11 @@ logs millions of events; the report's memory does not grow with them). The corpu
 add what the log does not hold: the minimal case, its listing, the responsible registers
 and the ``repro.sh``.
 
+Each signature carries the promise grade of its entry (:mod:`fuzz.judge.promise`), and each
+pair of the matrix counts the signatures QEMU does not promise to avoid there (the entry's
+configuration on that pair's versions), with its worst outcome leaving those out: the
+report colours a pair that met only such findings apart, and can show promised ones only.
+
 The matrix's diagonal is the control: every case runs A -> A on its source before its
 pair, and its judgement says how that control ended (clean, a same-version finding, a
 failed control, a setup error), so each diagonal cell adds up the controls of the cases
@@ -23,16 +28,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fuzz.campaign.folder import CORPUS, EVENTS, FORMAT, RECORD, ResumeFold, read_jsonl
-from fuzz.corpus.entry import Entry, iter_entries
+from fuzz.corpus.entry import Entry, VersionRef, iter_entries, promise_of
 from fuzz.errors import CampaignError, CorpusError
 from fuzz.judge.oracles import SAME_VERSION
+from fuzz.judge.promise import Grade, Promise
 
 __all__ = [
     "CONTROL_CLEAN",
@@ -176,6 +182,19 @@ class CellReport:
     the harness failed tells nothing of its control and is left out."""
     same_version: tuple[tuple[str, int], ...] = ()
     """Diagonal only: same-version signatures its controls showed -> cases."""
+    not_promised: int = 0
+    """Of :attr:`signatures`, those QEMU does not promise to avoid on this pair (graded
+    by their entries' configurations; a signature without an entry counts as promised)."""
+    promised_worst: Severity | None = None
+    """The worst outcome leaving out what is not promised (a case whose divergences are all
+    not promised counts as agreeing); None: no case ran."""
+
+    @property
+    def only_not_promised(self) -> bool:
+        """Every divergence met on this pair is one QEMU does not promise to avoid."""
+        divergence = self.worst is not None and self.worst >= Severity.STATE
+        promised = self.promised_worst is not None and self.promised_worst >= Severity.STATE
+        return divergence and not promised and self.not_promised > 0
 
     @property
     def control_cases(self) -> int:
@@ -258,6 +277,15 @@ class SignatureReport:
     reliability: str = ""
     """How often its first case showed it again before it was reported (``"3/3"``;
     empty: not measured, e.g. an entry written by an older migfuzz)."""
+    promise: str = ""
+    """``promised`` or ``not promised``, computed from its entry (its pair and
+    configuration); empty: no entry, not graded."""
+    promise_reason: str = ""
+
+    @property
+    def not_promised(self) -> bool:
+        """QEMU does not promise to avoid it (an ungraded signature is not this)."""
+        return self.promise == Promise.NOT_PROMISED
 
 
 @dataclass(frozen=True)
@@ -342,10 +370,10 @@ def gather(root: Path) -> ReportData:
         raise CampaignError(f"{root}: campaign folder without its {CORPUS}/ folder")
     pairs = _pairs(record, root)
     versions = _versions(record, pairs)
-    fold = _Fold(root)
+    entries, bad_entries = _entries(root / CORPUS)
+    fold = _Fold(root, _Grades(entries, versions))
     for event in read_jsonl(root / EVENTS):
         fold.add(event)
-    entries, bad_entries = _entries(root / CORPUS)
     state = fold.resume.state()
     sessions = fold.sessions()
     # A finding announced and never shrunk is a problem once the campaign stopped; while
@@ -426,15 +454,44 @@ def _versions(
     return tuple(infos)
 
 
+class _Grades:
+    """The promise grade of a signature on a pair: its entry's configuration and signature
+    on that pair's versions (placed by the entry's version lines, or else the campaign
+    record's); None for a signature without an entry. Remembered per (signature, pair)."""
+
+    def __init__(self, entries: Mapping[str, Entry], versions: Sequence[VersionInfo]) -> None:
+        self._entries = entries
+        self._lines = {v.name: v.version_line for v in versions}
+        self._known: dict[tuple[str, str, str], Grade | None] = {}
+
+    def _ref(self, entry: Entry, name: str) -> VersionRef:
+        for ref in (entry.src, entry.dst):
+            if ref.name == name:
+                return ref
+        return VersionRef(name, "", self._lines.get(name, ""))
+
+    def __call__(self, signature: str, pair: tuple[str, str]) -> Grade | None:
+        key = (signature, *pair)
+        if key not in self._known:
+            entry = self._entries.get(signature)
+            self._known[key] = None if entry is None else promise_of(
+                entry.signature, self._ref(entry, pair[0]), self._ref(entry, pair[1]),
+                entry.case.config,
+            )  # fmt: skip
+        return self._known[key]
+
+
 class _Cell:
     """What the log said of one pair so far."""
 
-    __slots__ = ("cases", "kinds", "signatures", "worst")
+    __slots__ = ("cases", "kinds", "not_promised", "promised_worst", "signatures", "worst")
 
     def __init__(self) -> None:
         self.cases = 0
         self.worst: Severity | None = None
+        self.promised_worst: Severity | None = None
         self.signatures: set[str] = set()
+        self.not_promised: set[str] = set()
         self.kinds: Counter[str] = Counter()
 
 
@@ -501,8 +558,11 @@ class _Series:
 class _Fold:
     """The event log folded one event at a time into what the report shows."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, grades: Callable[[str, tuple[str, str]], Grade | None] = lambda *_: None
+    ) -> None:
         self.resume = ResumeFold(root)
+        self._grades = grades
         self.cases = 0
         self.series = _Series()
         self.flaky: dict[str, FlakyReport] = {}
@@ -601,6 +661,13 @@ class _Fold:
             if cell.worst is None or severity > cell.worst:
                 cell.worst = severity
             cell.signatures.update(causes)
+            unpromised = [c for c in causes if self._not_promised(c, pair)]
+            if unpromised and kind == "divergence":
+                cell.not_promised.update(unpromised)
+                kept = [c for c in causes if c not in unpromised]
+                severity = max(map(_signature_severity, kept), default=Severity.AGREE)
+            if cell.promised_worst is None or severity > cell.promised_worst:
+                cell.promised_worst = severity
             cell.kinds[str(kind or _NO_REASON)] += 1
             self._control(pair, event, causes)
         seen = len(self._sig_count)
@@ -620,6 +687,10 @@ class _Fold:
             self._clock(0.0) if when is None else when, self.cases, len(self._sig_count),
             new_signature=len(self._sig_count) > seen,
         )  # fmt: skip
+
+    def _not_promised(self, signature: str, pair: tuple[str, str]) -> bool:
+        grade = self._grades(signature, pair)
+        return grade is not None and not grade.promised
 
     def _control(
         self, pair: tuple[str, str], event: Mapping[str, Any], causes: Sequence[str]
@@ -657,15 +728,19 @@ class _Fold:
                     cells.append(CellReport(
                         src=src, dst=dst, cases=cell.cases, worst=cell.worst,
                         signatures=len(cell.signatures), kinds=_ranked(cell.kinds),
+                        not_promised=len(cell.not_promised), promised_worst=cell.promised_worst,
                     ))  # fmt: skip
                     continue
                 known = [s for s in (cell.worst, control.worst) if s is not None]
                 worst = max(known, default=None)
+                kept = [s for s in (cell.promised_worst, control.worst) if s is not None]
                 cells.append(CellReport(
                     src=src, dst=dst, cases=cell.cases, worst=worst,
                     signatures=len(cell.signatures | set(control.same_version)),
                     kinds=_ranked(cell.kinds), controls=_ranked(control.outcomes),
                     same_version=_ranked(control.same_version),
+                    not_promised=len(cell.not_promised - set(control.same_version)),
+                    promised_worst=max(kept, default=None),
                 ))  # fmt: skip
         return tuple(cells)
 
@@ -689,6 +764,7 @@ class _Fold:
                 entry=None if entry is None else _entry_report(entry),
                 unstable=signature in self._unstable,
                 reliability="" if entry is None else str(entry.findings.get("reliability", "")),
+                **_promise_fields(entry),
             ))  # fmt: skip
         reports.sort(key=lambda r: (-r.severity, -r.count, r.signature))
         return tuple(reports)
@@ -722,6 +798,14 @@ def _control_outcome(
     if kind == "agree":
         return CONTROL_CLEAN, Severity.AGREE, []
     return None
+
+
+def _promise_fields(entry: Entry | None) -> dict[str, str]:
+    """A signature's promise grade and reason, from its entry (none: not graded)."""
+    if entry is None:
+        return {"promise": "", "promise_reason": ""}
+    grade = entry.promise
+    return {"promise": str(grade.promise), "promise_reason": grade.reason}
 
 
 def _signature_severity(signature: str) -> Severity:

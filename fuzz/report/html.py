@@ -3,7 +3,10 @@
 The page carries everything inline -- CSS in a ``<style>``, pictures as base64 PNG, no
 script at all -- so it can be mailed, attached to a CI run or opened from an archive with
 no network. Every piece of text from the campaign (QEMU messages, listings, ``repro.sh``)
-is escaped: a QEMU error line is data, never markup.
+is escaped: a QEMU error line is data, never markup. Its controls are plain HTML:
+``<details>`` to unfold a listing, and a check box whose CSS ``:checked`` rules show
+promised findings only (the promised-only matrix instead of the whole one, and no section
+of a finding QEMU does not promise to avoid).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from fuzz.report.gather import (
     SignatureReport,
     ValueChange,
 )
-from fuzz.report.plots import COLOURS, matrix_png, timeline_png
+from fuzz.report.plots import COLOURS, NOT_PROMISED_COLOUR, matrix_png, timeline_png
 
 __all__ = ["render_html", "write_report"]
 
@@ -50,6 +53,12 @@ section.signature { border: 1px solid #e3e3e3; border-radius: 6px; padding: .3em
                     margin: 1.2em 0; }
 img { max-width: 100%; }
 details > summary { cursor: pointer; color: #0b61a4; }
+label.filter { display: inline-block; margin: .3em 0 .6em; cursor: pointer; }
+#matrix-promised { display: none; }
+#promised-only:checked ~ #matrix { display: none; }
+#promised-only:checked ~ #matrix-promised { display: inline; }
+#promised-only:checked ~ section.not-promised,
+#promised-only:checked ~ ol li.not-promised { display: none; }
 """
 
 
@@ -122,8 +131,10 @@ def _status(data: ReportData) -> str:
     if data.cases == 0:
         notes.append("no case was judged: this campaign is empty")
     found = len(data.signatures)
+    unpromised = sum(s.not_promised for s in data.signatures)
     summary = (
-        f"{found} distinct signature{'s' if found != 1 else ''}, "
+        f"{found} distinct signature{'s' if found != 1 else ''} "
+        f"({unpromised} not promised), "
         f"{len(data.flaky)} flaky, "
         f"{sum(n for _, n in data.control_failures)} control failure(s), "
         f"{len(data.harness_problems) + sum(n for _, n in data.harness_failures)} "
@@ -153,9 +164,45 @@ def _matrix(data: ReportData) -> str:
         "diagonal (A \u2192 A, framed) is the control: every case runs A \u2192 A on its "
         "source before its pair, and the diagonal adds up how those controls ended "
         "(same-version findings, failed controls) over the cases whose source was A.</p>",
+        *_promise_filter(data),
         image,
+        *_promised_matrix(data),
         _controls(data),
     ])  # fmt: skip
+
+
+def _any_not_promised(data: ReportData) -> bool:
+    return any(s.not_promised for s in data.signatures) or any(c.not_promised for c in data.cells)
+
+
+def _promise_filter(data: ReportData) -> list[str]:
+    """What the promise grades say of the matrix, and the check box that shows promised
+    findings only (the CSS rules hide the rest; it must precede what it hides)."""
+    note = (
+        "<p>A finding is <em>promised</em> when QEMU's documented migration policy covers "
+        "it (a versioned machine type, a named CPU model and fixed options, forward or one "
+        "release back, or any crash, hang or same-version failure), <em>not promised</em> "
+        "otherwise (the <code>max</code> CPU, <code>gic-version=max</code>, an unversioned "
+        "machine type, a backward jump of several releases). A pair that met only findings "
+        f'QEMU does not promise to avoid is <span class="badge" style="background:'
+        f'{NOT_PROMISED_COLOUR}">not promised</span>.</p>'
+    )
+    if not _any_not_promised(data):
+        return [note, "<p class='muted'>Every graded finding of this campaign is promised.</p>"]
+    return [
+        note,
+        '<input type="checkbox" id="promised-only">',
+        '<label class="filter" for="promised-only">Promised only: leave out the findings '
+        "QEMU does not promise to avoid (matrix and signatures)</label>",
+    ]
+
+
+def _promised_matrix(data: ReportData) -> list[str]:
+    """The matrix without what is not promised, shown instead when the box is checked."""
+    if not _any_not_promised(data):
+        return []
+    png = matrix_png(data, promised_only=True)
+    return [_img(png, "compatibility matrix, promised findings only", "matrix-promised")]
 
 
 def _controls(data: ReportData) -> str:
@@ -200,13 +247,23 @@ def _signatures(signatures: Sequence[SignatureReport]) -> str:
         return "\n".join(out)
     out.append("<ol>")
     out.extend(
-        f'<li><a href="#sig-{i}">{escape(s.signature)}</a> '
+        f'<li{_promise_class(s)}><a href="#sig-{i}">{escape(s.signature)}</a> '
         f'<span class="muted">({s.count} case{"s" if s.count != 1 else ""})</span></li>'
         for i, s in enumerate(signatures, 1)
     )
     out.append("</ol>")
     out.extend(_signature(i, s) for i, s in enumerate(signatures, 1))
     return "\n".join(out)
+
+
+def _promise_class(sig: SignatureReport) -> str:
+    return ' class="not-promised"' if sig.not_promised else ""
+
+
+def _promise_text(sig: SignatureReport) -> str:
+    if not sig.promise:
+        return "not graded (no reproducer in this campaign's corpus)"
+    return f"{sig.promise} \u2014 {sig.promise_reason}"
 
 
 def _signature(index: int, sig: SignatureReport) -> str:
@@ -218,12 +275,19 @@ def _signature(index: int, sig: SignatureReport) -> str:
         ("versions", ", ".join(sig.versions) or "\u2014"),
         ("first met", "\u2014" if sig.first_seen is None else f"after {_duration(sig.first_seen)}"),
         ("reproduces", _reliability(sig.reliability)),
+        ("promise", _promise_text(sig)),
     ]  # fmt: skip
     if sig.unstable:
         rows.append(("shrink", "unstable: the minimal case no longer showed it"))
+    unpromised = " not-promised" if sig.not_promised else ""
+    badge = (
+        f' <span class="badge" style="background:{NOT_PROMISED_COLOUR}">not promised</span>'
+        if sig.not_promised
+        else ""
+    )
     out = [
-        f'<section class="signature" id="sig-{index}">',
-        f"<h3>{_badge(sig.severity)} {escape(sig.signature)}</h3>",
+        f'<section class="signature{unpromised}" id="sig-{index}">',
+        f"<h3>{_badge(sig.severity)}{badge} {escape(sig.signature)}</h3>",
         _kv(rows),
     ]
     if sig.entry is None:

@@ -2,7 +2,9 @@
 
 Drawn with matplotlib's object API on its Agg canvas (no pyplot, no display, no global
 backend state), so a report renders the same on a headless CI runner as on a desktop.
-Colours are fixed per :class:`~fuzz.report.gather.Severity`, so two reports compare at a glance.
+Colours are fixed per :class:`~fuzz.report.gather.Severity`, so two reports compare at a glance;
+a pair whose every divergence is one QEMU does not promise to avoid (:mod:`fuzz.judge.promise`)
+has a colour of its own, and the promised-only matrix leaves such divergences out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from matplotlib.patches import Patch, Rectangle
 
 from fuzz.report.gather import CONTROL_FAILED, CONTROL_INVALID, CellReport, ReportData, Severity
 
-__all__ = ["COLOURS", "NOT_RUN_COLOUR", "cell_text", "matrix_png", "timeline_png"]
+__all__ = [
+    "COLOURS",
+    "NOT_PROMISED_COLOUR",
+    "NOT_RUN_COLOUR",
+    "cell_text",
+    "matrix_png",
+    "timeline_png",
+]
 
 #: Cell colour per worst outcome: greens for nothing found, amber for harness trouble,
 #: reds for divergences, darker the worse.
@@ -28,6 +37,8 @@ COLOURS: dict[Severity, str] = {
     Severity.CRASHED: "#7f0000",
 }
 NOT_RUN_COLOUR = "#f2f2f2"
+#: A pair that met only divergences QEMU does not promise to avoid: apart from the reds.
+NOT_PROMISED_COLOUR = "#9575cd"
 _DARK = (Severity.REFUSED, Severity.CRASHED, Severity.AGREE)  # white text on these
 #: Where a cell's lines go (height in the cell, font size), by how many it has.
 _PLACES = {2: ((0.42, 10), (0.66, 8)), 3: ((0.36, 10), (0.58, 8), (0.78, 7))}
@@ -40,26 +51,41 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def cell_text(cell: CellReport | None) -> tuple[str, ...]:
+def cell_text(cell: CellReport | None, *, promised_only: bool = False) -> tuple[str, ...]:
     """What a matrix cell says, line by line (the first in bold): its distinct signatures
-    and cases; on the diagonal, its controls; ``not run`` if nothing ran there."""
+    (how many of them are not promised, or, ``promised_only``, the promised ones alone) and
+    cases; on the diagonal, its controls; ``not run`` if nothing ran there."""
     if cell is None or cell.worst is None:
         return ("not run",)
-    sigs = f"{cell.signatures} signature{'s' if cell.signatures != 1 else ''}"
+    count = cell.signatures - cell.not_promised if promised_only else cell.signatures
+    sigs = f"{count} signature{'s' if count != 1 else ''}"
     if cell.src != cell.dst:
+        if cell.not_promised and not promised_only:
+            return sigs, f"{cell.not_promised} not promised", f"{cell.cases} cases"
         return sigs, f"{cell.cases} cases"
     failed, invalid = cell.controls_of(CONTROL_FAILED), cell.controls_of(CONTROL_INVALID)
     ended = [f"{failed} failed"] * bool(failed) + [f"{invalid} invalid"] * bool(invalid)
     return sigs, f"{cell.control_cases} controls", f"control: {', '.join(ended) or 'all ran'}"
 
 
-def matrix_png(data: ReportData) -> bytes:
+def _cell_colour(cell: CellReport | None, promised_only: bool) -> str | None:
+    """A cell's fill (None: nothing ran there)."""
+    if cell is None or cell.worst is None:
+        return None
+    if promised_only:
+        return COLOURS[cell.promised_worst if cell.promised_worst is not None else cell.worst]
+    return NOT_PROMISED_COLOUR if cell.only_not_promised else COLOURS[cell.worst]
+
+
+def matrix_png(data: ReportData, *, promised_only: bool = False) -> bytes:
     """Source (rows) x destination (columns) over every version of the campaign.
 
     Each cell is coloured by the worst outcome met on that pair and says how many distinct
     signatures and cases it had (:func:`cell_text`); a pair with no case is hatched and
-    says ``not run``. The diagonal (A -> A, framed) is the control of every case whose
-    source was A: its colour and counts are those controls' outcomes.
+    says ``not run``; a pair whose every divergence QEMU does not promise to avoid has its
+    own colour. The diagonal (A -> A, framed) is the control of every case whose source was
+    A: its colour and counts are those controls' outcomes. ``promised_only`` leaves out
+    the divergences that are not promised (colours and counts).
     """
     names = data.version_names
     n = max(1, len(names))
@@ -71,18 +97,19 @@ def matrix_png(data: ReportData) -> bytes:
         for col, dst in enumerate(names):
             cell = cells.get((src, dst))
             ran = cell is not None and cell.worst is not None
-            colour = COLOURS[cell.worst] if cell is not None and cell.worst is not None else None
+            colour = _cell_colour(cell, promised_only)
             ax.add_patch(Rectangle(
                 (col, row), 1, 1, facecolor=colour or NOT_RUN_COLOUR, edgecolor="white",
                 linewidth=2, hatch=None if ran else "///",
             ))  # fmt: skip
-            colour = "white" if cell is not None and cell.worst in _DARK else "black"
+            dark = colour in {COLOURS[s] for s in _DARK} | {NOT_PROMISED_COLOUR}
+            colour = "white" if dark else "black"
             if src == dst:
                 ax.add_patch(Rectangle(
                     (col + 0.06, row + 0.06), 0.88, 0.88, fill=False, edgecolor=colour,
                     linestyle="--", linewidth=1,
                 ))  # fmt: skip
-            lines = cell_text(cell)
+            lines = cell_text(cell, promised_only=promised_only)
             if cell is None or cell.worst is None:
                 ax.text(col + 0.5, row + 0.5, lines[0], ha="center", va="center",
                         fontsize=9, color="#777777")  # fmt: skip
@@ -104,11 +131,14 @@ def matrix_png(data: ReportData) -> bytes:
         spine.set_visible(False)
     ax.set_aspect("equal")
     handles = [Patch(facecolor=COLOURS[s], label=s.label) for s in Severity]
+    if not promised_only:
+        handles.append(Patch(facecolor=NOT_PROMISED_COLOUR, label="only not promised"))
     handles.append(Patch(facecolor=NOT_RUN_COLOUR, hatch="///", label="not run"))
     handles.append(Patch(facecolor="white", edgecolor="#333333", linestyle="--",
                          label="A \u2192 A: the control"))  # fmt: skip
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False,
-              title="worst outcome", fontsize=8, title_fontsize=9)  # fmt: skip
+              title="worst promised outcome" if promised_only else "worst outcome",
+              fontsize=8, title_fontsize=9)  # fmt: skip
     return _png(fig)
 
 

@@ -49,7 +49,9 @@ from fuzz.judge.oracles import (
     judge,
     normalize_message,
 )
+from fuzz.judge.past_refusal import PastRefusal
 from fuzz.run.machine import private_workdir
+from fuzz.run.past_refusal import RefusalPatcher
 from fuzz.run.persistent import ProcessPool
 from fuzz.run.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
 
@@ -76,6 +78,9 @@ class CaseRun:
     source_stream: bytes | None
     judgement: Judgement
     reused: bool = False
+    past: PastRefusal | None = None
+    """The pair's second load past its cpreg refusal (:mod:`fuzz.run.past_refusal`), if
+    one was made: ``judgement`` then joins both loads' causes."""
 
     @property
     def control(self) -> TransferOutcome:
@@ -162,9 +167,13 @@ async def execute_cases(
     settings: RunSettings,
     *,
     emit: Callable[[Event], None] = _noop,
+    patcher: RefusalPatcher | None = None,
 ) -> list[CaseRun]:
     """Run ``case`` on fresh processes: one save on ``src``, one control, a restore on
     every destination; one judged run per destination, in order.
+
+    With a ``patcher``, a pair refused on its cpreg list is loaded again past the refusal
+    and judged there too (:mod:`fuzz.run.past_refusal`).
 
     Runs in a private temp folder that is gone when this returns.
 
@@ -188,7 +197,25 @@ async def execute_cases(
             src, dsts, case, settings, save=lambda: source.save(case), destination=destination,
             resave=settings.resave,
         )  # fmt: skip
-    return [CaseRun(case, e, saved.stream, judge(e)) for e in evidence]
+
+        async def own_save(binary: QemuBinary, case: Case) -> SaveResult:
+            return await FreshSource(
+                binary, workdir, timeouts=settings.timeouts, emit=emit,
+                file_uri=binary.name in files,
+            ).save(case)  # fmt: skip
+
+        runs = []
+        for dst, each in zip(dsts, evidence, strict=True):
+            judgement, past = judge(each), None
+            if patcher is not None and isinstance(judgement, Divergence):
+                past = await patcher.look_past(
+                    src, dst, case, each, judgement, save=own_save, destination=destination,
+                    resave=settings.resave,
+                )  # fmt: skip
+            if past is not None:
+                judgement = past.joined()
+            runs.append(CaseRun(case, each, saved.stream, judgement, past=past))
+    return runs
 
 
 async def execute_cases_reused(
@@ -297,10 +324,18 @@ class CaseRunner:
         self.settings = settings
         self.emit = emit
         self.pool = ProcessPool(workdir, settings, emit=emit) if settings.reuse else None
+        self.patcher = RefusalPatcher() if settings.past_refusals else None
         self._fresh_only: set[tuple[str, str, MachineConfig]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0
-        self.stats = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
+        self.counts = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Where runs ran (long-lived or fresh processes, how often they disagreed) and,
+        with a patcher, how often pairs were looked past their refusal (``past_*``)."""
+        past = {} if self.patcher is None else self.patcher.stats
+        return {**self.counts, **{f"past_{key}": n for key, n in past.items()}}
 
     async def run_cases(
         self,
@@ -335,14 +370,16 @@ class CaseRunner:
             or any((src.name, d.name, config) in self._fresh_only for d in dsts)
             or not all(_loads_cleanly(r) for r in recent)
         ):
-            self.stats["fresh"] += len(dsts)
-            only = await execute_cases(src, dsts, case, self.settings, emit=self.emit)
+            self.counts["fresh"] += len(dsts)
+            only = await execute_cases(
+                src, dsts, case, self.settings, emit=self.emit, patcher=self.patcher
+            )
             for memory, run in zip(recent, only, strict=True):
                 _remember(memory, run)
             return only
         runs = await execute_cases_reused(src, dsts, case, self.settings, self.pool)
         self._reused += 1
-        self.stats["reused"] += len(dsts)
+        self.counts["reused"] += len(dsts)
         sample = self._reused % max(1, self.settings.fresh_sample_every) == 0
         settled = [isinstance(r.judgement, Agree) or _guest_refused_itself(r) for r in runs]
         again = [i for i, ok in enumerate(settled) if sample or not ok]
@@ -352,10 +389,11 @@ class CaseRunner:
         if not again:
             return runs
         fresh_runs = await execute_cases(
-            src, [dsts[i] for i in again], case, self.settings, emit=self.emit
-        )
+            src, [dsts[i] for i in again], case, self.settings, emit=self.emit,
+            patcher=self.patcher,
+        )  # fmt: skip
         for i, fresh in zip(again, fresh_runs, strict=True):
-            self.stats["sampled" if settled[i] else "confirmed"] += 1
+            self.counts["sampled" if settled[i] else "confirmed"] += 1
             runs[i] = self._settle(recent[i], config, runs[i], fresh)
         return runs
 
@@ -373,7 +411,7 @@ class CaseRunner:
         finding = reuse_divergence(reused, fresh)
         if finding is None:
             return fresh
-        self.stats["disagreed"] += 1
+        self.counts["disagreed"] += 1
         return CaseRun(fresh.case, fresh.evidence, fresh.source_stream, finding)
 
     async def close(self) -> None:

@@ -65,6 +65,35 @@ class CpregPatch:
             return f"{self.register}: only in destination ({dst})"
         return f"{self.register}: source {src}, destination {dst}"
 
+    def to_json(self) -> dict[str, str | None]:
+        """A JSON-ready dict: register name, KVM id, action and both values in hex."""
+        return {
+            "name": self.register,
+            "kvm_id": f"{self.kvm_id:#x}",
+            "action": str(self.action),
+            "src": None if self.src_value is None else f"{self.src_value:#x}",
+            "dst": None if self.dst_value is None else f"{self.dst_value:#x}",
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> CpregPatch:
+        """Parse :meth:`to_json` output.
+
+        :raise StreamError: not such a dict.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("kvm_id"), str):
+            raise StreamError(f"not a cpreg patch: {data!r}", offset=0)
+
+        def number(key: str) -> int | None:
+            value = data.get(key)
+            return None if value is None else int(str(value), 16)
+
+        try:
+            kvm_id = int(data["kvm_id"], 16)
+            return cls(kvm_id, PatchAction(str(data.get("action"))), number("src"), number("dst"))
+        except ValueError as err:
+            raise StreamError(f"not a cpreg patch: {data!r}", offset=0) from err
+
 
 def _hex(value: int | None) -> str:
     return "-" if value is None else f"{value:#x}"

@@ -6,9 +6,10 @@ file, :mod:`fuzz.versions.lock`); the plain QEMU command lines of the source, th
 destination and the load (the commands of the entry's ``repro.sh``,
 :func:`fuzz.corpus.entry.repro_commands`, with the files beside the report); what the
 same-version control does (expected) and what the cross-version pair does, in QEMU's own
-error lines (actual); the responsible registers with both values, AArch32 ones under their
-architectural names beside the encoding; the state the pair restored differently; and,
-when given, the version range found by :mod:`fuzz.triage.bisect`.
+error lines (actual); whether QEMU promises that migration at all (the ``Promise:``
+line, :mod:`fuzz.judge.promise`); the responsible registers with both values, AArch32 ones
+under their architectural names beside the encoding; the state the pair restored
+differently; and, when given, the version range found by :mod:`fuzz.triage.bisect`.
 
 Pure: it reads a loaded :class:`~fuzz.corpus.entry.Entry` (and optionally a lock and bisect
 axes) and starts nothing, so it is tested on committed entries without QEMU.
@@ -261,6 +262,15 @@ def _value(value: object) -> str:
 
 def _registers_section(findings: dict[str, Any]) -> list[str]:
     loc = findings.get("localization")
+    past = findings.get("past_refusal")
+    if not isinstance(loc, dict) and isinstance(past, dict) and past.get("patches"):
+        # Recorded by the engine itself (fuzz.run.past_refusal), not by a localization.
+        lead = (
+            "Found by patching the source's cpreg list toward the destination's own until "
+            "the destination accepted it: changing these registers makes it accept the stream."
+        )
+        return ["## Responsible registers", "", lead, "", *_register_rows(
+            {"registers": past["patches"]}), ""]  # fmt: skip
     if not isinstance(loc, dict):
         return []
     lines = ["## Responsible registers", ""]
@@ -368,6 +378,8 @@ def bug_report(entry: Entry, *, lock: Lock | None = None, axes: Sequence[Axis] =
         "",
         "Found by migfuzz, a differential fuzzer of QEMU migration across versions "
         f"(entry `{entry.path.name if entry.path else entry.name}`).",
+        "",
+        entry.promise.line(),
         "",
         "## Versions",
         "",

@@ -56,16 +56,7 @@ class Localization:
             "candidates": self.candidates,
             "tests": self.tests,
             "note": self.note,
-            "registers": [
-                {
-                    "name": p.register,
-                    "kvm_id": f"{p.kvm_id:#x}",
-                    "action": str(p.action),
-                    "src": None if p.src_value is None else f"{p.src_value:#x}",
-                    "dst": None if p.dst_value is None else f"{p.dst_value:#x}",
-                }
-                for p in self.responsible
-            ],
+            "registers": [p.to_json() for p in self.responsible],
         }
 
 

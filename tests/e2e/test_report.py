@@ -82,3 +82,29 @@ def test_the_page_screenshots_and_loads_nothing_from_the_network(
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     text = page.read_text()
     assert "<script" not in text and "<link" not in text and 'src="http' not in text
+
+
+def test_the_promised_only_box_hides_what_qemu_does_not_promise(
+    rendered: tuple[Campaign, Path], tmp_path: Path
+):
+    """The hand-made campaign's entry is not promised (the max CPU): the page offers the
+    box, and checking it (here: the same page with the box checked) shows another page."""
+    campaign, page = rendered
+    dom = _chromium("--dump-dom", page=page).stdout
+    assert '<input type="checkbox" id="promised-only">' in dom
+    assert '<img id="matrix-promised"' in dom
+    assert '<section class="signature not-promised"' in dom
+    assert "not promised \u2014 CPU model max" in html.unescape(dom)
+    checked = tmp_path / "checked.html"
+    checked.write_text(
+        page.read_text().replace('id="promised-only">', 'id="promised-only" checked>', 1)
+    )
+    shots = []
+    for name, source in (("all", page), ("promised", checked)):
+        shot = tmp_path / f"{name}.png"
+        done = _chromium("--hide-scrollbars", "--window-size=1200,2000", f"--screenshot={shot}",
+                         page=source)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        shots.append(shot.read_bytes())
+    assert shots[0] != shots[1]
+    assert campaign.signature in page.read_text()

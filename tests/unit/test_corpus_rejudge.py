@@ -25,6 +25,7 @@ from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.corpus.entry import Entry, VersionRef, entry_folders, iter_entries, load_entry
 from fuzz.errors import CorpusError
 from fuzz.judge.oracles import AGREE, Agree, Divergence, Evidence, Judgement, Signature, judge
+from fuzz.judge.past_refusal import PastRefusal
 from fuzz.stateful.replay import is_sequence_entry
 from fuzz.stream import compare
 from fuzz.stream.compare import FieldChange, StreamDiff
@@ -56,12 +57,21 @@ def _recorded_state(monkeypatch: pytest.MonkeyPatch, diff: StreamDiff) -> Iterat
 
 
 def rejudge(entry: Entry, monkeypatch: pytest.MonkeyPatch) -> Judgement:
-    """The judgement of ``entry``'s recorded outcomes, with no QEMU run."""
+    """The judgement of ``entry``'s recorded outcomes, with no QEMU run; a refusal the
+    engine loaded past (``findings["past_refusal"]``) joined with its recorded second load."""
     diff = _recorded_diff(entry.findings)
     if diff is None:
-        return judge(Evidence(entry.control, entry.pair))
-    with _recorded_state(monkeypatch, diff):
-        return judge(Evidence(entry.control, entry.pair, b"control re-save", b"pair re-save"))
+        judgement = judge(Evidence(entry.control, entry.pair))
+    else:
+        with _recorded_state(monkeypatch, diff):
+            resaves = (b"control re-save", b"pair re-save")
+            judgement = judge(Evidence(entry.control, entry.pair, *resaves))
+    record = entry.findings.get("past_refusal")
+    if not isinstance(record, dict) or not isinstance(judgement, Divergence):
+        return judgement
+    past = PastRefusal.from_record(judgement, record, entry.control)
+    # An entry found behind the refusal recorded the patched load as its pair.
+    return past.judgement if entry.findings.get("behind") else past.joined()
 
 
 def _causes_of(judgement: Judgement) -> tuple[Signature, ...]:

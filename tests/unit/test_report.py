@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from fuzz.cli import main
+from fuzz.corpus.entry import entry_folders, load_entry
 from fuzz.errors import CampaignError
+from fuzz.judge.promise import release_of
 from fuzz.report.gather import (
     CONTROL_CLEAN,
     CONTROL_FAILED,
@@ -27,7 +31,7 @@ from fuzz.report.gather import (
 )
 from fuzz.report.html import render_html
 from fuzz.report.junit import CLASSNAME, junit_xml, regress_case
-from fuzz.report.plots import cell_text
+from fuzz.report.plots import NOT_PROMISED_COLOUR, cell_text, matrix_png
 from fuzz.triage.replay import RegressKind
 from tests.report_fixture import (
     CONTROL_REASON,
@@ -35,6 +39,7 @@ from tests.report_fixture import (
     FLAKY,
     HARNESS_REASON,
     INVALID_REASON,
+    REPO_CORPUS,
     Campaign,
     make_campaign,
 )
@@ -394,3 +399,129 @@ def test_a_default_campaign_fills_the_diagonal(tmp_path: Path):
     controls = page[page.index('id="controls"') : page.index('id="time"')]
     assert "same-version-refused-on-load: EL3 is not supported (2)" in controls
     assert "<td>5.2</td><td>4</td><td>1</td><td>2</td><td>0</td><td>1</td>" in controls
+
+
+# -- promise grades: not-promised findings apart, and a promised-only view ---------------
+
+
+def _graded_entries() -> tuple[Path, Path, Path]:
+    """Committed entries: one not promised for its max CPU, one promised refusal on another
+    pair, one not promised for its backward jump of several releases (named CPU)."""
+    entries = [load_entry(f) for f in entry_folders(REPO_CORPUS) if (f / "case.json").is_file()]
+    cross = [e for e in entries if not e.signature.same_version and e.src.name != e.dst.name]
+    max_cpu = next(e for e in cross if e.case.config.cpu == "max" and not e.promise.promised)
+    promised = next(
+        e for e in cross
+        if e.promise.promised and e.signature.kind.startswith("refused")
+        and (e.src.name, e.dst.name) != (max_cpu.src.name, max_cpu.dst.name)
+    )  # fmt: skip
+    backward = next(
+        e for e in cross if not e.promise.promised and "backward jump" in e.promise.reason
+    )
+    assert backward.path and max_cpu.path and promised.path
+    return max_cpu.path, promised.path, backward.path
+
+
+def _one_back(name: str, line: str) -> str:
+    """The version line of the release just before ``name``'s."""
+    release = release_of(name, line)
+    assert release is not None and release.major > 3
+    major, minor = (release.major, release.minor - 1) if release.minor else (release.major - 1, 2)
+    return f"QEMU emulator version {major}.{minor}.0"
+
+
+def _graded_campaign(root: Path, folders: Sequence[Path]) -> Path:
+    """A campaign whose corpus holds ``folders``: each finding met twice on its own pair;
+    the first also once on the second's pair; the last also once on a pair one release
+    back from its source (version ``prev``)."""
+    (root / "corpus").mkdir(parents=True)
+    entries = [load_entry(f) for f in folders]
+    for folder in folders:
+        shutil.copytree(folder, root / "corpus" / folder.name)
+    last = entries[-1]
+    versions = {
+        ref.name: {"version_line": ref.version_line, "sha256": ref.sha256}
+        for e in entries for ref in (e.src, e.dst)
+    }  # fmt: skip
+    versions["prev"] = {"version_line": _one_back(last.src.name, last.src.version_line)}
+    cases = [(e.src.name, e.dst.name, str(e.signature)) for e in entries for _ in range(2)]
+    if len(entries) > 1:
+        cases.append((entries[1].src.name, entries[1].dst.name, str(entries[0].signature)))
+    cases.append((last.src.name, "prev", str(last.signature)))
+    pairs = sorted({f"{src}:{dst}" for src, dst, _sig in cases})
+    record = {"format": 1, "pairs": pairs, "versions": versions}
+    (root / "campaign.json").write_text(json.dumps(record))
+    lines: list[dict[str, object]] = [{"type": "CampaignStarted", "t": 10.0}]
+    lines += [
+        {"type": "CaseJudged", "t": 11.0 + i, "pair": [src, dst], "kind": "divergence",
+         "signature": sig, "causes": [sig], "reason": sig, "worker": 0}
+        for i, (src, dst, sig) in enumerate(cases)
+    ]  # fmt: skip
+    lines.append({"type": "CampaignStopped", "t": 30.0, "interrupted": False})
+    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    return root
+
+
+def test_each_signature_carries_its_entrys_promise_grade(tmp_path: Path):
+    folders = _graded_entries()
+    data = gather(_graded_campaign(tmp_path / "graded", folders))
+    by_name = {s.signature: s for s in data.signatures}
+    for folder in folders:
+        entry = load_entry(folder)
+        found = by_name[str(entry.signature)]
+        assert (found.promise, found.promise_reason) == (
+            str(entry.promise.promise), entry.promise.reason,
+        )  # fmt: skip
+        assert found.not_promised is not entry.promise.promised
+    crash = gather(make_campaign(tmp_path / "fixture").root).signatures[0]
+    assert crash.signature == CRASH and crash.entry is None
+    assert (crash.promise, crash.not_promised) == ("", False)  # no entry: not graded
+
+
+def test_a_pair_that_met_only_unpromised_findings_is_told_apart(tmp_path: Path):
+    max_cpu, promised, backward = (load_entry(f) for f in _graded_entries())
+    data = gather(_graded_campaign(tmp_path / "graded", _graded_entries()))
+    cells = {(c.src, c.dst): c for c in data.cells}
+    alone = cells[max_cpu.src.name, max_cpu.dst.name]
+    assert (alone.signatures, alone.not_promised, alone.cases) == (1, 1, 2)
+    assert (alone.worst, alone.promised_worst) == (Severity.REFUSED, Severity.AGREE)
+    assert alone.only_not_promised
+    assert cell_text(alone) == ("1 signature", "1 not promised", "2 cases")
+    assert cell_text(alone, promised_only=True) == ("0 signatures", "2 cases")
+    # The max-CPU finding met on a promised refusal's pair is still not promised there.
+    mixed = cells[promised.src.name, promised.dst.name]
+    assert (mixed.signatures, mixed.not_promised, mixed.cases) == (2, 1, 3)
+    assert mixed.worst is mixed.promised_worst is Severity.REFUSED
+    assert not mixed.only_not_promised
+    # Graded per pair: the backward jump is not promised on its own pair, promised one
+    # release back (the entry's configuration on that pair's versions).
+    assert cells[backward.src.name, backward.dst.name].only_not_promised
+    back_one = cells[backward.src.name, "prev"]
+    assert (back_one.not_promised, back_one.promised_worst) == (0, Severity.REFUSED)
+
+
+def test_the_page_colours_unpromised_pairs_and_filters_promised_only(tmp_path: Path):
+    data = gather(_graded_campaign(tmp_path / "graded", _graded_entries()))
+    assert matrix_png(data) != matrix_png(data, promised_only=True)
+    page = render_html(data)
+    box = page.index('<input type="checkbox" id="promised-only">')
+    assert '<label class="filter" for="promised-only">' in page
+    assert box < page.index('<img id="matrix"') < page.index('<img id="matrix-promised"')
+    assert box < page.index('id="signatures"')
+    assert "#promised-only:checked ~ section.not-promised" in page
+    assert page.count('<section class="signature not-promised"') == 2
+    assert page.count('<li class="not-promised">') == 2
+    assert page.count('<section class="signature" id=') == 1
+    assert "<th>promise</th><td>not promised \u2014 CPU model max" in page
+    assert f"background:{NOT_PROMISED_COLOUR}" in page
+    assert "(2 not promised)" in page  # the banner's count
+    assert "<script" not in page
+
+
+def test_a_campaign_with_only_promised_findings_has_no_filter(tmp_path: Path):
+    _max_cpu, promised, _backward = _graded_entries()
+    data = gather(_graded_campaign(tmp_path / "promised", [promised]))
+    assert not any(c.not_promised for c in data.cells)
+    page = render_html(data)
+    assert 'id="promised-only"' not in page and 'id="matrix-promised"' not in page
+    assert "Every graded finding of this campaign is promised." in page

@@ -1,0 +1,151 @@
+"""Judging what a pair does once its first refusal is patched away.
+
+Across release series every AArch64 pair is refused on the CPU's register list, and a
+refusal ends the load: nothing behind it (devices, the GIC, RAM, the guest's read-back)
+is ever compared. :mod:`fuzz.run.past_refusal` patches the source's cpreg list until the
+destination accepts it, as the localization does (:mod:`fuzz.triage.localize`), and loads
+it again; this module judges that second load like any case and joins both judgements:
+
+* the first refusal is signed by its causes, the registers the patch had to change
+  (:func:`refusal_causes`), where QEMU's message names none (5.2-10.0 say only "error
+  while loading state for instance 0x0 of device 'cpu'", signed until now by the last
+  field loaded, which is not a cause);
+* every cause of the patched load is a finding of its own, signed as itself; the entry
+  records which refusal it was found behind (:meth:`PastRefusal.to_json`);
+* registers the patch *set* to the destination's value are left out of the comparison
+  (the pair holds another value there by construction); dropped or inserted ones are in
+  one list only, which the state oracle never compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from fuzz.core.outcome import TransferOutcome
+from fuzz.errors import CorpusError, StreamError
+from fuzz.judge.oracles import (
+    Agree,
+    Divergence,
+    Evidence,
+    Judgement,
+    Signature,
+    guest_transcript_oracle,
+    judge,
+    register_cause,
+    state_round_trip_oracle,
+)
+from fuzz.stream.patch import CpregPatch, PatchAction
+
+#: How each kind of patch names the cause it stands for. A dropped register is one the
+#: destination does not know: QEMU 11.1 says so itself, in these words.
+CAUSE_OF = {
+    PatchAction.DROP: "cpreg only in incoming stream",
+    PatchAction.SET: "cpreg value not accepted",
+    PatchAction.INSERT: "cpreg missing from incoming stream",
+}
+
+
+#: How a refusal that names no register is signed (:func:`~fuzz.judge.oracles.step_causes`):
+#: the ``cpu`` section's post-load check failed, on 5.2-10.0 with no reason given. Only
+#: these are signed by the patch instead; a named cause (a register, the list's length)
+#: is QEMU's own word.
+UNNAMED = "error loading device 'cpu'"
+
+
+def refusal_causes(kind: str, patches: tuple[CpregPatch, ...]) -> tuple[Signature, ...]:
+    """The causes of a refusal that ``patches`` got past, one per register (the AArch32
+    registers a version dropped count once per family), sorted."""
+    causes = {Signature(kind, f"{CAUSE_OF[p.action]}: {_cause_name(p)}") for p in patches}
+    return tuple(sorted(causes))
+
+
+def _cause_name(patch: CpregPatch) -> str:
+    """A dropped register by its family (:func:`~fuzz.judge.oracles.register_cause`), as
+    QEMU's own "only in incoming stream" causes are; a refused value by its register."""
+    return register_cause(patch.register) if patch.action is PatchAction.DROP else patch.register
+
+
+def set_registers(patches: tuple[CpregPatch, ...]) -> frozenset[str]:
+    """The registers ``patches`` set to the destination's value: left out of comparisons."""
+    return frozenset(p.register for p in patches if p.action is PatchAction.SET)
+
+
+def judge_patched(evidence: Evidence, patches: tuple[CpregPatch, ...]) -> Judgement:
+    """The one judge on the patched load, with the set registers left out."""
+    ignore = set_registers(patches)
+    oracles = [
+        partial(guest_transcript_oracle, ignore=ignore),
+        partial(state_round_trip_oracle, ignore=ignore),
+    ]
+    return judge(evidence, oracles)
+
+
+@dataclass(frozen=True)
+class PastRefusal:
+    """A refused pair's second load, with the source's cpreg list patched.
+
+    ``first`` is the refusal's own judgement; ``patches`` what made the destination
+    accept the stream; ``stream`` the patched stream it loaded; ``judgement`` the judge's
+    verdict on that load (:func:`judge_patched`).
+    """
+
+    first: Divergence
+    patches: tuple[CpregPatch, ...]
+    evidence: Evidence
+    judgement: Judgement
+    stream: bytes = field(repr=False)
+
+    @property
+    def first_causes(self) -> tuple[Signature, ...]:
+        """The refusal's causes: its own where QEMU named the registers, else the patch's."""
+        own = self.first.signatures()
+        if len(own) > 1 or not own[0].detail.startswith(UNNAMED) or not self.patches:
+            return own
+        return refusal_causes(own[0].kind, self.patches)
+
+    @property
+    def behind(self) -> tuple[Signature, ...]:
+        """The causes found behind the refusal (none if the patched load agreed)."""
+        if not isinstance(self.judgement, Divergence):
+            return ()
+        first = set(self.first_causes)
+        return tuple(c for c in self.judgement.signatures() if c not in first)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: what was patched, how the patched load ended, what it showed."""
+        judgement = self.judgement
+        return {
+            "first": [str(c) for c in self.first_causes],
+            "patches": [p.to_json() for p in self.patches],
+            "pair": self.evidence.pair.to_json(),
+            "verdict": "agree" if isinstance(judgement, Agree) else type(judgement).__name__,
+            "causes": [str(c) for c in self.behind],
+            "details": judgement.details if isinstance(judgement, Divergence) else {},
+        }
+
+    @classmethod
+    def from_record(
+        cls, first: Divergence, record: dict[str, Any], control: TransferOutcome
+    ) -> PastRefusal:
+        """The second load as an entry recorded it (``findings["past_refusal"]``, from
+        :meth:`to_json`), judged again against ``control``: how an entry is re-judged
+        without QEMU. Its patched stream is not part of the record (empty here).
+
+        :raise CorpusError: the record is not such a dict.
+        """
+        try:
+            patches = tuple(CpregPatch.from_json(p) for p in record["patches"])
+            pair = TransferOutcome.from_json(record["pair"])
+        except (KeyError, TypeError, StreamError) as err:
+            raise CorpusError(f"past_refusal record unreadable: {err}") from None
+        evidence = Evidence(control, pair)
+        return cls(first, patches, evidence, judge_patched(evidence, patches), b"")
+
+    def joined(self) -> Divergence:
+        """One divergence for the whole case: the refusal's causes first, then every cause
+        found behind it; the details say what was patched and what the second load did."""
+        causes = self.first_causes + self.behind
+        details = {**self.first.details, "past_refusal": self.to_json()}
+        return Divergence(causes[0], details, causes if len(causes) > 1 else ())

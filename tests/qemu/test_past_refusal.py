@@ -1,0 +1,104 @@
+"""Past the first refusal on real QEMU: causes named, the state behind compared, reproduced.
+
+Pairs across release series refuse the CPU's register list; patched, they load, and what
+they restored is judged like any case. The pairs here must agree behind the refusal (their
+devices, GIC and RAM come back as the control's): a false finding there would be ours.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from fuzz.core.capabilities import settings_for
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.outcome import Verdict
+from fuzz.corpus.entry import Entry, VersionRef, load_entry, write_entry
+from fuzz.judge.oracles import Agree, Divergence
+from fuzz.run.session import Session
+from fuzz.versions.probe import capabilities
+from strategies.cases import rebuild_guest
+
+pytestmark = pytest.mark.qemu
+
+#: A guest that writes a register the read-back checks.
+GUEST_OPS = [{"op": "sysreg", "register": "TPIDR_EL1", "value": "0x1234"}]
+
+
+def _session(binaries, farm, *names: str) -> Session:
+    caps = {n: capabilities(binaries[n], farm.cache_dir) for n in names}
+    return Session(settings_for(caps))
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "config", "causes"),
+    [
+        # 5.2 and 10.0.x say only "error while loading state ... of device 'cpu'".
+        (
+            "5.2", "7.2", MachineConfig("virt-5.2", "cortex-a57"),
+            {
+                "cpreg missing from incoming stream: P14_0_C7_C0_1",
+                "cpreg missing from incoming stream: P14_0_C7_C0_2",
+                "cpreg value not accepted: ID_DFR0_EL1",
+                "cpreg value not accepted: P15_0_C0_C1_2",
+            },
+        ),
+        (
+            "10.0.2", "10.0", MachineConfig("virt-10.0", "max"),
+            {"cpreg only in incoming stream: P14_3_*"},
+        ),
+        # 11.1 names the register itself: its own word is kept.
+        (
+            "10.0", "11.1", MachineConfig("virt-10.0", "cortex-a57"),
+            {"cpreg only in incoming stream: ID_AA64ISAR0_EL1"},
+        ),
+    ],
+)  # fmt: skip
+def test_a_refusal_is_signed_by_its_registers_and_agrees_behind(
+    farm, src, dst, config, causes
+) -> None:
+    if not {src, dst} <= set(farm.installed()):
+        pytest.skip(f"{src} or {dst} is not installed (scripts/setup installs qemu.lock's)")
+    binaries = {name: farm.get(name) for name in (src, dst)}
+    with _session(binaries, farm, src, dst) as session:
+        run = session.run_case(binaries[src], binaries[dst], Case(config))
+    assert run.pair.verdict is Verdict.REFUSED
+    assert {c.detail for c in run.causes} == causes
+    past = run.past
+    assert past is not None and past.evidence.pair.verdict is Verdict.COMPLETED
+    # Nothing differs behind the refusal: state (every field both versions save) and all.
+    assert isinstance(past.judgement, Agree), past.judgement
+    assert past.behind == ()
+
+
+def test_a_difference_behind_the_refusal_is_found_and_reproduced(binaries, farm, tmp_path) -> None:
+    """A guest whose state 7.2 -> 10.0 restores alike; the second load is compared all the
+    same: its re-save and its read-back are there, and the reproducer loads the patched
+    stream on the destination with plain QEMU."""
+    config = MachineConfig("virt-5.2", "cortex-a57")
+    case = Case(config, rebuild_guest(GUEST_OPS, config.smp))
+    with _session(binaries, farm, "7.2", "10.0") as session:
+        run = session.run_case(binaries["7.2"], binaries["10.0"], case)
+    past = run.past
+    assert past is not None and past.evidence.pair_resave is not None
+    assert past.evidence.pair.load is not None
+    transcript = past.evidence.pair.load.details["transcript"]
+    assert "TPIDR_EL1=0x0000000000001234" in transcript
+    assert isinstance(run.judgement, Divergence)
+    # The reproducer of the pair's patched load: the control loads the source's stream,
+    # the pair the patched one, both with plain QEMU.
+    entry = Entry(
+        run.judgement.signature, VersionRef("7.2", ""), VersionRef("10.0", ""), case,
+        run.control, past.evidence.pair, {"behind": [str(c) for c in past.first_causes]},
+        run.source_stream, patched_stream=past.stream,
+    )  # fmt: skip
+    folder, _ = write_entry(tmp_path, entry, binaries["7.2"], binaries["10.0"])
+    assert load_entry(folder).patched_stream == past.stream
+    script = (folder / "repro.sh").read_text()
+    assert "# Found behind: refused-on-load: cpreg" in script
+    result = subprocess.run(
+        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, timeout=60
+    )
+    text = result.stdout + result.stderr
+    assert "control: loaded" in text and "pair: loaded" in text, text

@@ -1,0 +1,180 @@
+"""Past the first refusal, without QEMU: the reduction, the causes, the joined judgement.
+
+The real loads are in ``tests/qemu/test_past_refusal.py``; here the pieces that decide what
+a finding behind a refusal is called, and what it is compared on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.errors import StreamError
+from fuzz.judge.oracles import Agree, Divergence, Evidence, Signature
+from fuzz.judge.past_refusal import PastRefusal, judge_patched, refusal_causes, set_registers
+from fuzz.run.past_refusal import _applies, reduce_needed, refused_on_cpu
+from fuzz.stream.cpregs import CpReg, to_kvm_id
+from fuzz.stream.patch import CpregPatch, PatchAction
+
+ID_DFR0_EL1 = to_kvm_id(CpReg.aa64(3, 0, 0, 1, 2))
+SCTLR_EL1 = to_kvm_id(CpReg.aa64(3, 0, 1, 0, 0))
+AA32_DCC = to_kvm_id(CpReg.aa32(14, 3, 0, 5, 0))
+
+SET_ID = CpregPatch(ID_DFR0_EL1, PatchAction.SET, 0x3010006, 0x3000006)
+DROP_DCC = CpregPatch(AA32_DCC, PatchAction.DROP, 0, None)
+INSERT_SCTLR = CpregPatch(SCTLR_EL1, PatchAction.INSERT, None, 0x30D0198D)
+
+
+def _step(stage: Stage, verdict: Verdict, *messages: str, **details: object) -> StepOutcome:
+    return StepOutcome(stage, "v", verdict, tuple(messages), None, 0.0, dict(details))
+
+
+def _evidence(pair_load: StepOutcome, transcript: str = "x=0x1\n") -> Evidence:
+    save = _step(Stage.SAVE, Verdict.COMPLETED)
+    control = _step(Stage.LOAD, Verdict.COMPLETED, transcript=transcript)
+    return Evidence(
+        control=TransferOutcome("a", "a", save, control),
+        pair=TransferOutcome("a", "b", save, pair_load),
+    )
+
+
+# -- the reduction -----------------------------------------------------------------------
+
+
+def _reduce(items: list[int], needed: set[int], budget: int = 100) -> tuple[list[int], int]:
+    calls = []
+
+    async def accepted(subset: list[int]) -> bool:
+        calls.append(subset)
+        return needed <= set(subset)
+
+    return asyncio.run(reduce_needed(items, accepted, budget)), len(calls)
+
+
+@given(st.sets(st.integers(0, 60), min_size=1, max_size=40), st.data())
+def test_the_reduction_keeps_exactly_what_is_needed(items, data) -> None:
+    needed = data.draw(st.sets(st.sampled_from(sorted(items)), max_size=4))
+    found, _calls = _reduce(sorted(items), needed)
+    assert set(found) == needed
+
+
+def test_one_needed_item_among_forty_costs_few_restores() -> None:
+    found, calls = _reduce(list(range(40)), {17})
+    assert found == [17]
+    assert calls <= 45  # each restore is ~60 ms: a new cause costs seconds at most
+
+
+def test_a_spent_budget_leaves_a_set_that_still_passes() -> None:
+    found, calls = _reduce(list(range(40)), {3, 29}, budget=3)
+    assert calls == 3
+    assert {3, 29} <= set(found)
+
+
+# -- which refusals it looks past --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        # 5.2-10.0: the post-load check, no register named.
+        (_step(Stage.LOAD, Verdict.REFUSED, "error while loading state for instance 0x0 "
+               "of device 'cpu'", load_path={"last_field": "cpu/irq-line-state:x"}), True),
+        # 11.1 names the registers.
+        (_step(Stage.LOAD, Verdict.REFUSED, "handle_cpreg_only_in_incoming_stream: system "
+               "register 0x1013e710 in the incoming stream but unknown"), True),
+        (_step(Stage.LOAD, Verdict.REFUSED, "Failed to load cpu:cpreg_vmstate_array_len"), True),
+        # Another section, a crash, a save: left as they are.
+        (_step(Stage.LOAD, Verdict.REFUSED, "Failed to load arm_gicv3:cpu",
+               load_path={"last_field": "arm_gicv3_cpu/sre_el1:icc_sre_el1"}), False),
+        (_step(Stage.LOAD, Verdict.CRASHED, "error while loading state for instance 0x0 of "
+               "device 'cpu'"), False),
+        (_step(Stage.SAVE, Verdict.REFUSED, "device 'cpu'"), False),
+        (None, False),
+    ],
+)  # fmt: skip
+def test_only_a_refusal_in_the_cpu_section_is_looked_past(step, expected) -> None:
+    assert refused_on_cpu(step) is expected
+
+
+def test_a_learned_patch_is_reused_only_on_the_same_source_values() -> None:
+    table = {ID_DFR0_EL1: 0x3010006, AA32_DCC: 0}
+    assert _applies((SET_ID, DROP_DCC, INSERT_SCTLR), table)
+    # The guest wrote another value: the edit learned elsewhere is not this case's.
+    assert not _applies((SET_ID,), {**table, ID_DFR0_EL1: 0x3010007})
+    assert not _applies((DROP_DCC,), {ID_DFR0_EL1: 0x3010006})
+    assert not _applies((INSERT_SCTLR,), {**table, SCTLR_EL1: 1})
+
+
+# -- how the causes are named ------------------------------------------------------------
+
+
+def test_a_refusal_is_signed_by_the_registers_the_patch_changed() -> None:
+    causes = refusal_causes("refused-on-load", (SET_ID, DROP_DCC, INSERT_SCTLR))
+    assert [str(c) for c in causes] == [
+        "refused-on-load: cpreg missing from incoming stream: SCTLR_EL1",
+        # A dropped AArch32 register goes by its family, as QEMU 11.1's own causes.
+        "refused-on-load: cpreg only in incoming stream: P14_3_*",
+        "refused-on-load: cpreg value not accepted: ID_DFR0_EL1",
+    ]
+
+
+def _first(detail: str) -> Divergence:
+    return Divergence(Signature("refused-on-load", detail), {"messages": ["m"]})
+
+
+def _past(first: Divergence, judgement: Agree | Divergence) -> PastRefusal:
+    evidence = _evidence(_step(Stage.LOAD, Verdict.COMPLETED, transcript="x=0x1\n"))
+    return PastRefusal(first, (SET_ID, DROP_DCC), evidence, judgement, b"stream")
+
+
+def test_an_unnamed_refusal_takes_the_patch_s_causes_and_a_named_one_keeps_its_own() -> None:
+    unnamed = _past(_first("error loading device 'cpu' after cpu/irq-line-state:x"), Agree())
+    assert [c.detail for c in unnamed.first_causes] == [
+        "cpreg only in incoming stream: P14_3_*",
+        "cpreg value not accepted: ID_DFR0_EL1",
+    ]
+    named = _past(_first("cpreg only in incoming stream: ID_AA64ISAR0_EL1"), Agree())
+    assert [c.detail for c in named.first_causes] == [
+        "cpreg only in incoming stream: ID_AA64ISAR0_EL1"
+    ]
+    length = _past(_first("Failed to load cpu:cpreg_vmstate_array_len"), Agree())
+    assert [c.detail for c in length.first_causes] == ["Failed to load cpu:cpreg_vmstate_array_len"]
+
+
+def test_causes_behind_the_refusal_are_findings_of_their_own() -> None:
+    gic = Signature("state", "restored state differs: arm_gicv3/x")
+    first = _first("cpreg only in incoming stream: ID_AA64ISAR0_EL1")
+    past = _past(first, Divergence(gic, {"state": {}}, (gic, first.signature)))
+    assert past.behind == (gic,)  # the refusal itself is not "behind" itself
+    joined = past.joined()
+    assert joined.signatures() == (first.signature, gic)
+    record = joined.details["past_refusal"]
+    assert record["first"] == [str(first.signature)]
+    assert record["causes"] == [str(gic)]
+    assert [p["action"] for p in record["patches"]] == ["set", "drop"]
+    # An agreeing second load adds no cause.
+    assert _past(first, Agree()).joined().signatures() == (first.signature,)
+
+
+def test_patched_registers_are_left_out_of_the_comparison() -> None:
+    assert set_registers((SET_ID, DROP_DCC, INSERT_SCTLR)) == {"ID_DFR0_EL1"}
+    control_says, pair_says = "ID_DFR0_EL1=0x3010006\nx=0x1\n", "ID_DFR0_EL1=0x3000006\nx=0x1\n"
+    pair_load = _step(Stage.LOAD, Verdict.COMPLETED, transcript=pair_says)
+    assert isinstance(judge_patched(_evidence(pair_load, control_says), (SET_ID,)), Agree)
+    # Anything else still counts: the comparison is not blind.
+    other = _step(Stage.LOAD, Verdict.COMPLETED, transcript="ID_DFR0_EL1=0x3000006\nx=0x2\n")
+    judged = judge_patched(_evidence(other, control_says), (SET_ID,))
+    assert isinstance(judged, Divergence)
+    assert str(judged.signature) == "state: guest read-back differs: x"
+
+
+def test_a_patch_round_trips_through_json_and_bad_json_is_named() -> None:
+    for patch in (SET_ID, DROP_DCC, INSERT_SCTLR):
+        assert CpregPatch.from_json(patch.to_json()) == patch
+    for bad in (None, {}, {"kvm_id": "zz", "action": "set"}, {"kvm_id": "0x1", "action": "x"}):
+        with pytest.raises(StreamError, match="not a cpreg patch"):
+            CpregPatch.from_json(bad)
