@@ -22,6 +22,7 @@ stream alone (without the guest, ~60 ms each).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -34,6 +35,7 @@ from fuzz.judge.oracles import Divergence, Evidence
 from fuzz.judge.past_refusal import PastRefusal, judge_patched
 from fuzz.run.runner import Destination, LoadResult, SaveResult
 from fuzz.stream.decode import decode_stream
+from fuzz.stream.model import Stream
 from fuzz.stream.patch import (
     CpregPatch,
     PatchAction,
@@ -137,7 +139,7 @@ class RefusalPatcher:
         if stream is None or not refused_on_cpu(evidence.pair.failing_step):
             return None
         try:
-            decoded = decode_stream(stream)
+            decoded = _decoded(stream)
             table = cpreg_table(decoded)
         except StreamError:
             return None
@@ -216,6 +218,12 @@ class RefusalPatcher:
         found = await reduce_needed(rest, accepted, MAX_TESTS)
         needed.update((p.kvm_id, p.action) for p in found)
         return tuple(sorted(known + tuple(found)))
+
+
+@functools.lru_cache(maxsize=2)
+def _decoded(stream: bytes) -> Stream:
+    """``stream`` decoded, once for every destination of a fan-out that refused it."""
+    return decode_stream(stream)
 
 
 def _applies(patches: tuple[CpregPatch, ...], table: dict[int, int]) -> bool:

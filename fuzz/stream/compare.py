@@ -7,6 +7,7 @@ lists differ in length across versions); RAM by each block's content digest.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,11 @@ def state_map(stream: Stream) -> dict[str, str]:
 
 def compare_streams(before: Stream, after: Stream) -> StreamDiff:
     """Compare ``after`` (a round trip's re-save) with ``before`` (the original save)."""
-    a, b = state_map(before), state_map(after)
+    return _compare_maps(state_map(before), state_map(after))
+
+
+def _compare_maps(a: dict[str, str], b: dict[str, str]) -> StreamDiff:
+    """Compare two :func:`state_map` results (``b`` the round trip's)."""
     common = [p for p in a if p in b]
     changed = tuple(FieldChange(p, a[p], b[p]) for p in common if a[p] != b[p])
     return StreamDiff(
@@ -195,8 +200,19 @@ def compare_resaves(control: bytes, pair: bytes) -> StreamDiff:
 
     :raise StreamError: a re-save does not decode.
     """
-    from fuzz.stream.decode import decode_stream  # noqa: PLC0415
-
-    diff = compare_streams(decode_stream(control), decode_stream(pair))
+    diff = _compare_maps(_state_map_of(control), _state_map_of(pair))
     kept = tuple(c for c in diff.changed if not is_volatile(c.path))
     return StreamDiff(kept, diff.only_before, diff.only_after, diff.compared, diff.notes)
+
+
+@functools.lru_cache(maxsize=8)
+def _state_map_of(data: bytes) -> dict[str, str]:
+    """:func:`state_map` of the stream ``data``, decoded once: one case's control re-save
+    is compared with the re-save of every destination of its fan-out (and again past a
+    refusal), ~70 ms each time otherwise. Callers must not change the dict.
+
+    :raise StreamError: ``data`` does not decode.
+    """
+    from fuzz.stream.decode import decode_stream  # noqa: PLC0415
+
+    return state_map(decode_stream(data))

@@ -32,6 +32,10 @@ _ZERO_CONTINUE = fmt.RAM_FLAG_ZERO | fmt.RAM_FLAG_CONTINUE
 _BE64 = Struct(">Q")
 _ZERO_RECORD = Struct(">QB")
 _PAGE_KINDS = frozenset({fmt.RAM_FLAG_ZERO, fmt.RAM_FLAG_PAGE, fmt.RAM_FLAG_XBZRLE})
+#: The low byte of a ``ZERO | CONTINUE`` record's word (the flags live in the low bits).
+_ZERO_CONTINUE_LOW = bytes([_ZERO_CONTINUE & 0xFF])
+#: Records :meth:`RamDecoder._zero_run` looks at in one go (bounds its work per call).
+_ZERO_RUN_WINDOW = 4096
 
 
 def _hasher() -> hashlib.blake2b:
@@ -66,6 +70,9 @@ class RamDecoder:
         self.blocks: dict[bytes, _Block] = {}
         self.last: _Block | None = None
         self.zero_page = bytes(page_size)
+        # Byte 6 of a record's word: 1 where it holds a flag bit (set), else 0.
+        high_mask = ((page_size - 1) >> 8) & 0xFF
+        self._flag_bits_of_byte_6 = bytes(int(b & high_mask != 0) for b in range(256))
 
     def read_record(self, reader: Reader) -> None:
         """Read one section record's worth of RAM, up to and including its ``EOS``.
@@ -124,25 +131,63 @@ class RamDecoder:
     def _zero_run(self, reader: Reader) -> None:
         """Consume a run of ``ZERO | CONTINUE`` records with fill byte 0, if one starts here.
 
-        A fresh guest's RAM is mostly such records; reading them in this tight loop (and
-        everything else in :meth:`read_record`) gives the same totals several times faster.
+        A fresh guest's RAM is mostly such records (16,384 for 64 MiB). They are taken a
+        window at a time with byte-string operations instead of one record at a time: a
+        record is the be64 word ``offset | flags`` and a fill byte, so the run is where the
+        word's low byte is the flags (and the byte above holds no flag bit) and the fill
+        byte is 0, and each record hashes as its offset and fill, which is the record with
+        its flags byte cleared. Same totals as :meth:`_page`, several times faster; a
+        page size whose flag bits reach past the word's two low bytes takes the slow path.
         """
         block = self.last
         if block is None:
             return
+        if self.page_size > 1 << 16:
+            self._zero_run_slowly(reader, block)
+            return
+        data, pos, end = reader.data, reader.pos, reader.end
+        while True:
+            count = min((end - pos) // 9, _ZERO_RUN_WINDOW)
+            window = data[pos : pos + 9 * count]
+            flags_low = window[7::9]
+            fills = window[8::9]
+            flags_high = window[6::9].translate(self._flag_bits_of_byte_6)
+            run = min(
+                count - len(flags_low.lstrip(_ZERO_CONTINUE_LOW)),
+                count - len(fills.lstrip(b"\0")),
+                count - len(flags_high.lstrip(b"\0")),
+            )
+            if run == 0:
+                break
+            words = bytearray(window[: 9 * run])
+            del words[8::9]
+            offsets = Struct(f">{run}Q").unpack(words)
+            if max(offsets) ^ _ZERO_CONTINUE >= block.length:  # stop before a stray page
+                run = next(i for i, w in enumerate(offsets) if w ^ _ZERO_CONTINUE >= block.length)
+                if run == 0:
+                    break
+            records = bytearray(window[: 9 * run])
+            records[7::9] = bytes(run)
+            block.hasher.update(records)
+            block.pages += run
+            pos += 9 * run
+            if run < count or count < _ZERO_RUN_WINDOW:
+                break
+        reader.pos = pos
+
+    def _zero_run_slowly(self, reader: Reader, block: _Block) -> None:
+        """:meth:`_zero_run` one record at a time (page sizes above 64 KiB)."""
         data, pos, end = reader.data, reader.pos, reader.end
         flag_mask = self.page_size - 1
-        length = block.length
-        update = block.hasher.update
         first = pos
         while pos + 9 <= end:
             (word,) = _BE64.unpack_from(data, pos)
             if word & flag_mask != _ZERO_CONTINUE or data[pos + 8]:
                 break
             addr = word ^ _ZERO_CONTINUE
-            if addr >= length:
+            if addr >= block.length:
                 break
-            update(_ZERO_RECORD.pack(addr, 0))
+            block.hasher.update(_ZERO_RECORD.pack(addr, 0))
             pos += 9
         block.pages += (pos - first) // 9
         reader.pos = pos
