@@ -94,11 +94,15 @@ async def reduce_needed(
     return needed
 
 
+#: One stream's edits: the edits of each CPU's cpreg list, in instance order.
+_PerCpu = tuple[tuple[CpregPatch, ...], ...]
+
+
 @dataclass(frozen=True)
 class _Attempt:
     """One restore of a patched stream."""
 
-    patches: tuple[CpregPatch, ...]
+    patches: _PerCpu
     stream: bytes
     result: LoadResult
 
@@ -107,13 +111,107 @@ class _Attempt:
         return self.result.outcome.verdict is Verdict.COMPLETED
 
 
+@dataclass(frozen=True)
+class _Learned:
+    """What gets a configuration past its refusal: which edits (by register and kind), and
+    the destination's own lists they take their values from (one per CPU).
+
+    ``src_values`` are the source's values of those registers when it was learned: the
+    same edits serve another case only where the source holds the same values there.
+    """
+
+    keys: frozenset[_PatchKey]
+    dst_tables: tuple[dict[int, int], ...]
+    src_values: tuple[dict[int, int | None], ...]
+
+    @classmethod
+    def of(
+        cls,
+        keys: frozenset[_PatchKey],
+        src: Sequence[dict[int, int]],
+        dst: Sequence[dict[int, int]],
+    ) -> _Learned:
+        registers = {kvm_id for kvm_id, _action in keys}
+        values = tuple({r: table.get(r) for r in registers} for table in src)
+        return cls(keys, tuple(dst), values)
+
+    def applies(self, src: Sequence[dict[int, int]]) -> bool:
+        """Whether these edits are this case's too (same CPUs, same source values)."""
+        return len(src) == len(self.dst_tables) and all(
+            {r: table.get(r) for r in values} == values
+            for table, values in zip(src, self.src_values, strict=True)
+        )
+
+    def patches(self, src: Sequence[dict[int, int]]) -> _PerCpu:
+        """Each CPU's edits of its list ``src[i]`` toward the destination's."""
+        return _edits(src, self.dst_tables, self.keys)
+
+
+def _edits(
+    src: Sequence[dict[int, int]], dst: Sequence[dict[int, int]], keys: frozenset[_PatchKey]
+) -> _PerCpu:
+    """Each CPU's differences from ``src[i]`` to ``dst[i]`` whose kind and register are in
+    ``keys``."""
+    return tuple(
+        tuple(p for p in cpreg_differences(s, d) if (p.kvm_id, p.action) in keys)
+        for s, d in zip(src, dst, strict=True)
+    )
+
+
+def _keys(src: Sequence[dict[int, int]], dst: Sequence[dict[int, int]]) -> set[_PatchKey]:
+    """Every edit (register and kind) that some CPU's list needs toward the destination's."""
+    return {
+        (p.kvm_id, p.action) for s, d in zip(src, dst, strict=True) for p in cpreg_differences(s, d)
+    }
+
+
+def cpu_tables(stream: Stream) -> tuple[dict[int, int], ...]:
+    """Each CPU's cpreg list, in instance order (instance 0 first).
+
+    :raise StreamError: the stream has no cpu section, or one's arrays are malformed.
+    """
+    tables: list[dict[int, int]] = []
+    while True:
+        try:
+            stream.section("cpu", len(tables))
+        except KeyError:
+            break
+        tables.append(cpreg_table(stream, len(tables)))
+    if not tables:
+        raise StreamError("no cpu section in the stream", offset=0)
+    return tuple(tables)
+
+
+def rewrite_every_cpu(data: bytes, stream: Stream, tables: Sequence[dict[int, int]]) -> bytes:
+    """``data`` with CPU ``i``'s cpreg list replaced by ``tables[i]``: the last in the stream
+    first, so the offsets of the ones before stay valid."""
+    order = sorted(
+        range(len(tables)),
+        key=lambda i: stream.section("cpu", i).field("cpreg_vmstate_array_len").offset,
+        reverse=True,
+    )
+    for i in order:
+        data = rewrite_cpregs(data, stream, tables[i], i)
+    return data
+
+
+def _unique(per_cpu: _PerCpu) -> tuple[CpregPatch, ...]:
+    """Every CPU's edits, one per register and kind (CPU 0's where CPUs differ): what a
+    finding records and is signed by."""
+    seen: dict[_PatchKey, CpregPatch] = {}
+    for patches in per_cpu:
+        for p in patches:
+            seen.setdefault((p.kvm_id, p.action), p)
+    return tuple(sorted(seen.values()))
+
+
 class RefusalPatcher:
     """Gets refused pairs past their cpreg refusal and judges what follows (one per
     session: what it learns serves every later case)."""
 
     def __init__(self) -> None:
         self._needed: dict[tuple[str, str], set[_PatchKey]] = {}
-        self._last: dict[tuple[str, str, MachineConfig], tuple[CpregPatch, ...] | None] = {}
+        self._last: dict[tuple[str, str, MachineConfig], _Learned | None] = {}
         self.stats = {"looked": 0, "past": 0, "stuck": 0, "saves": 0, "tests": 0}
 
     async def look_past(
@@ -140,33 +238,33 @@ class RefusalPatcher:
             return None
         try:
             decoded = _decoded(stream)
-            table = cpreg_table(decoded)
+            tables = cpu_tables(decoded)
         except StreamError:
             return None
         self.stats["looked"] += 1
 
-        async def restore(patches: tuple[CpregPatch, ...], *, guest: bool = True) -> _Attempt:
-            data = rewrite_cpregs(stream, decoded, apply_patches(table, patches))
+        async def restore(per_cpu: _PerCpu, *, guest: bool = True) -> _Attempt:
+            patched = [apply_patches(t, p) for t, p in zip(tables, per_cpu, strict=True)]
+            data = rewrite_every_cpu(stream, decoded, patched)
             target = case if guest else replace(case, guest=None)
-            loading = await destination(dst)
-            return _Attempt(
-                patches, data, await loading.load(target, data, resave=resave and guest)
-            )
+            result = await (await destination(dst)).load(target, data, resave=resave and guest)
+            return _Attempt(per_cpu, data, result)
 
         config_key = (src.name, dst.name, case.config)
-        last = self._last.get(config_key, ())
-        if last is None:  # no way past this configuration, found before
-            self.stats["stuck"] += 1
+        if config_key in self._last and self._last[config_key] is None:
+            self.stats["stuck"] += 1  # no way past this configuration, found before
             return None
-        if last and _applies(last, table) and (attempt := await restore(last)).loaded:
-            return self._judged(evidence, first, attempt)
-        patches = await self._learn(src, dst, case, table, save=save, restore=restore)
-        if isinstance(patches, _Attempt):  # the pair's known edits were enough
-            self._last[config_key] = patches.patches
-            return self._judged(evidence, first, patches)
-        if patches is not None and (attempt := await restore(patches)).loaded:
-            self._last[config_key] = patches
-            return self._judged(evidence, first, attempt)
+        last = self._last.get(config_key)
+        if last is not None and last.applies(tables):
+            reused = await restore(last.patches(tables))
+            if reused.loaded:
+                return self._judged(evidence, first, reused)
+        learned, tried = await self._learn(src, dst, case, tables, save=save, restore=restore)
+        if learned is not None and tried is None:
+            tried = await restore(learned.patches(tables))
+        if learned is not None and tried is not None and tried.loaded:
+            self._last[config_key] = learned
+            return self._judged(evidence, first, tried)
         self._last[config_key] = None
         self.stats["stuck"] += 1
         return None
@@ -178,57 +276,56 @@ class RefusalPatcher:
             pair_resave=attempt.result.resave,
         )  # fmt: skip
         self.stats["past"] += 1
-        judgement = judge_patched(patched, attempt.patches)
-        return PastRefusal(first, attempt.patches, patched, judgement, attempt.stream)
+        patches = _unique(attempt.patches)
+        judgement = judge_patched(patched, patches)
+        return PastRefusal(first, patches, patched, judgement, attempt.stream)
 
     async def _learn(
         self,
         src: QemuBinary,
         dst: QemuBinary,
         case: Case,
-        table: dict[int, int],
+        tables: tuple[dict[int, int], ...],
         *,
         save: Callable[[QemuBinary, Case], Awaitable[SaveResult]],
         restore: Callable[..., Awaitable[_Attempt]],
-    ) -> _Attempt | tuple[CpregPatch, ...] | None:
+    ) -> tuple[_Learned | None, _Attempt | None]:
         """The edits this case needs, from the destination's own save of it: the pair's
-        known edits among the differences, tried first as the real restore (the attempt
-        is returned if it loaded), else those and what a reduction finds among the rest
-        (restored without the guest). None: even every edit is refused."""
+        known edits among the differences, tried first as the real restore (returned with
+        it if it loaded), else those and what a reduction finds among the rest (restored
+        without the guest). None: even every edit is refused."""
         self.stats["saves"] += 1
         own = await save(dst, case)
         if own.stream is None:
-            return None
+            return None, None
         try:
-            differences = cpreg_differences(table, cpreg_table(decode_stream(own.stream)))
+            dst_tables = cpu_tables(decode_stream(own.stream))
         except StreamError:
-            return None
+            return None, None
+        if len(dst_tables) != len(tables):
+            return None, None
+        candidates = _keys(tables, dst_tables)
         needed = self._needed.setdefault((src.name, dst.name), set())
-        known = tuple(p for p in differences if (p.kvm_id, p.action) in needed)
-        rest = [p for p in differences if (p.kvm_id, p.action) not in needed]
-        if known and (attempt := await restore(known)).loaded:
-            return attempt
+        known = frozenset(candidates & needed)
+        if known:
+            plan = _Learned.of(known, tables, dst_tables)
+            if (attempt := await restore(plan.patches(tables))).loaded:
+                return plan, attempt
+        rest = sorted(candidates - known)
 
-        async def accepted(subset: list[CpregPatch]) -> bool:
+        async def accepted(subset: list[_PatchKey]) -> bool:
             self.stats["tests"] += 1
-            return (await restore(known + tuple(subset), guest=False)).loaded
+            keys = known | frozenset(subset)
+            return (await restore(_edits(tables, dst_tables, keys), guest=False)).loaded
 
         if not rest or not await accepted(rest):
-            return None
+            return None, None
         found = await reduce_needed(rest, accepted, MAX_TESTS)
-        needed.update((p.kvm_id, p.action) for p in found)
-        return tuple(sorted(known + tuple(found)))
+        needed.update(found)
+        return _Learned.of(known | frozenset(found), tables, dst_tables), None
 
 
 @functools.lru_cache(maxsize=2)
 def _decoded(stream: bytes) -> Stream:
     """``stream`` decoded, once for every destination of a fan-out that refused it."""
     return decode_stream(stream)
-
-
-def _applies(patches: tuple[CpregPatch, ...], table: dict[int, int]) -> bool:
-    """Whether ``patches``, learned on another case, are the same edits of this one: the
-    source holds every register they set or drop with the value they were learned on."""
-    return all(
-        table.get(p.kvm_id) == p.src_value for p in patches if p.action is not PatchAction.INSERT
-    ) and all(p.kvm_id not in table for p in patches if p.action is PatchAction.INSERT)

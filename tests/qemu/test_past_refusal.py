@@ -44,6 +44,17 @@ def _session(binaries, farm, *names: str) -> Session:
                 "cpreg value not accepted: P15_0_C0_C1_2",
             },
         ),
+        # Every CPU's list is patched, each toward the destination's own.
+        (
+            "7.2", "10.0", MachineConfig("virt-5.2", "cortex-a57", smp=3),
+            {
+                "cpreg missing from incoming stream: P15_0_C12_C0_2",
+                "cpreg missing from incoming stream: RMR_EL1",
+                "cpreg only in incoming stream: P15_0_*",
+                "cpreg value not accepted: ID_DFR0_EL1",
+                "cpreg value not accepted: P15_0_C0_C1_2",
+            },
+        ),
         (
             "10.0.2", "10.0", MachineConfig("virt-10.0", "max"),
             {"cpreg only in incoming stream: P14_3_*"},

@@ -16,7 +16,7 @@ from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import StreamError
 from fuzz.judge.oracles import Agree, Divergence, Evidence, Signature
 from fuzz.judge.past_refusal import PastRefusal, judge_patched, refusal_causes, set_registers
-from fuzz.run.past_refusal import _applies, reduce_needed, refused_on_cpu
+from fuzz.run.past_refusal import _Learned, _unique, reduce_needed, refused_on_cpu
 from fuzz.stream.cpregs import CpReg, to_kvm_id
 from fuzz.stream.patch import CpregPatch, PatchAction
 
@@ -101,12 +101,27 @@ def test_only_a_refusal_in_the_cpu_section_is_looked_past(step, expected) -> Non
 
 
 def test_a_learned_patch_is_reused_only_on_the_same_source_values() -> None:
-    table = {ID_DFR0_EL1: 0x3010006, AA32_DCC: 0}
-    assert _applies((SET_ID, DROP_DCC, INSERT_SCTLR), table)
-    # The guest wrote another value: the edit learned elsewhere is not this case's.
-    assert not _applies((SET_ID,), {**table, ID_DFR0_EL1: 0x3010007})
-    assert not _applies((DROP_DCC,), {ID_DFR0_EL1: 0x3010006})
-    assert not _applies((INSERT_SCTLR,), {**table, SCTLR_EL1: 1})
+    src = {ID_DFR0_EL1: 0x3010006, AA32_DCC: 0}
+    dst = {ID_DFR0_EL1: 0x3000006, SCTLR_EL1: 0x30D0198D}
+    keys = frozenset({
+        (ID_DFR0_EL1, PatchAction.SET), (AA32_DCC, PatchAction.DROP),
+        (SCTLR_EL1, PatchAction.INSERT),
+    })  # fmt: skip
+    learned = _Learned.of(keys, [src, src], [dst, dst])
+    assert learned.applies([src, src])
+    assert learned.patches([src, src]) == (tuple(sorted((SET_ID, DROP_DCC, INSERT_SCTLR))),) * 2
+    # The guest wrote another value, or the case has another number of CPUs: the edits
+    # learned elsewhere are not this case's.
+    assert not learned.applies([src, {**src, ID_DFR0_EL1: 0x3010007}])
+    assert not learned.applies([{ID_DFR0_EL1: 0x3010006}, src])
+    assert not learned.applies([{**src, SCTLR_EL1: 1}, src])
+    assert not learned.applies([src])
+
+
+def test_every_cpu_s_edits_are_recorded_once() -> None:
+    other_cpu = CpregPatch(ID_DFR0_EL1, PatchAction.SET, 0x3010006, 0x3000007)
+    unique = _unique(((SET_ID, DROP_DCC), (other_cpu, INSERT_SCTLR)))
+    assert unique == tuple(sorted((SET_ID, DROP_DCC, INSERT_SCTLR)))
 
 
 # -- how the causes are named ------------------------------------------------------------
