@@ -43,7 +43,8 @@ cases ran and how their CPU time splits between migfuzz and QEMU. ``--machine`` 
 ``--cpu`` apply to ``plain`` and ``floor`` only: migfuzz draws its own. Usage::
 
     .venv/bin/python scripts/bench.py [--src 11.1] [--dst 11.1] [--seconds 30] \\
-        [--jobs 1,8] [--only plain,paused,guests,campaign,floor] [--campaign-seconds 60]
+        [--jobs 1,8] [--only plain,paused,guests,campaign,floor] [--campaign-seconds 60] \\
+        [--fuzz-arg=--no-past-refusals]
     .venv/bin/python scripts/bench.py --only report [--report-events 600000,4000000]
 """
 
@@ -598,6 +599,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu", default="cortex-a57", help="CPU model for plain")
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per measurement")
     p.add_argument("--campaign-seconds", type=float, default=60.0, help="budget of (d)")
+    p.add_argument("--fuzz-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for the migfuzz runs (b)-(d), e.g. "
+                        "--fuzz-arg=--no-past-refusals for an A/B (repeatable)")  # fmt: skip
     p.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}", help="comma list of -j values")
     p.add_argument("--only", default="a,b,c,d,e", help="comma list of a..f or their names")
     p.add_argument("--report-events", default="600000,4000000",
@@ -674,7 +678,7 @@ def _measure(
                 continue
             for j in args.jobs:
                 print(f"  {label} -j {j} ...", file=sys.stderr, flush=True)
-                rows.append(run_cli(label, extra, seconds, j, known=True))
+                rows.append(run_cli(label, [*extra, *args.fuzz_arg], seconds, j, known=True))
     if "e" in args.only:
         for j in args.jobs:
             print(f"  floor -j {j} ...", file=sys.stderr, flush=True)

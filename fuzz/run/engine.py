@@ -11,6 +11,11 @@ destinations at once (the fuzz loop's fan-out), each pair judged on its own. Eac
 restore is re-saved at once (still paused), and the judge compares the two re-saves field by
 field, so the state oracle sees what B restored differently from A.
 
+A pair refused on the CPU's register list is loaded once more with the list patched
+(:mod:`fuzz.run.past_refusal`, ``RunSettings.past_refusals``): the refusal is signed by the
+registers the patch changed, and whatever the patched load shows is judged like any case.
+It runs on fresh processes only, inside this path, so a replay meets it as the campaign did.
+
 Where the steps run is the runner's choice, not the caller's. :func:`execute_cases` starts a
 fresh QEMU per step: the canonical path, whose outcomes and streams reproducers record, and
 the one every command but ``fuzz`` uses. With ``RunSettings.reuse`` (``migfuzz fuzz``'s
