@@ -49,7 +49,7 @@ from hypothesis.errors import Flaky
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, MachineConfig, Pair
-from fuzz.core.outcome import Stage
+from fuzz.core.outcome import Stage, TransferOutcome
 from fuzz.corpus.entry import Entry, VersionRef
 from fuzz.corpus.store import CorpusStore
 from fuzz.errors import Finding, HarnessError, MigfuzzError, StorageError, UsageError
@@ -551,26 +551,35 @@ class FuzzLoop:
         *, flaky: bool = False,
     ) -> Path:  # fmt: skip
         src, dst = self.binaries[pair[0]], self.binaries[pair[1]]
-        past = run.past
-        behind = past is not None and signature in past.behind
+        pair_outcome, patched, findings = self._edited_load(run, signature, findings)
+        if run.tolerance is not None and signature in run.tolerance.causes:
+            dst = src  # the source loaded its own stream, one cpreg left out
         entry = Entry(
             signature=signature,
             src=version_ref(src, self.caps[src.name]),
             dst=version_ref(dst, self.caps[dst.name]),
-            case=run.case, control=run.control,
-            # A cause found behind a refusal: the pair is its patched load.
-            pair=past.evidence.pair if past is not None and behind else run.pair,
-            findings=(
-                {**findings, "behind": [str(c) for c in past.first_causes]}
-                if past is not None and behind else findings
-            ),
-            stream=run.source_stream,
-            patched_stream=past.stream if past is not None and behind else None,
+            case=run.case, control=run.control, pair=pair_outcome,
+            findings=findings, stream=run.source_stream, patched_stream=patched,
         )  # fmt: skip
         try:
             return self.store.save(entry, src, dst, flaky=flaky)
         except StorageError as err:
             raise _StorageFailed(err) from None
+
+    @staticmethod
+    def _edited_load(
+        run: CaseRun, signature: Signature, findings: dict[str, object]
+    ) -> tuple[TransferOutcome, bytes | None, dict[str, object]]:
+        """For a cause of a load of an edited stream (past a refusal, or with a cpreg left
+        out by the tolerance check): that load as the entry's pair, the stream it loaded,
+        and what the entry says about it. Any other cause: the run's pair, as it is."""
+        past, check = run.past, run.tolerance
+        if past is not None and signature in past.behind:
+            behind = [str(c) for c in past.first_causes]
+            return past.evidence.pair, past.stream, {**findings, "behind": behind}
+        if check is not None and signature in check.causes:
+            return check.evidence.pair, check.stream, findings
+        return run.pair, None, findings
 
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes

@@ -42,6 +42,8 @@ class RunSettings:
         (QEMU >= 6.0); long-lived processes of the others use HMP ``savevm``/``loadvm``.
     :param past_refusals: load a pair refused on its cpreg list again with the list
         patched, and judge what follows (:mod:`fuzz.run.past_refusal`).
+    :param tolerance: also load the source's stream with one cpreg left out on the source,
+        and judge QEMU's promise that it keeps its reset value (:mod:`fuzz.run.tolerance`).
     :param file_uri_versions: the versions whose ``migrate`` takes a ``file:`` URI (QEMU
         >= 8.2): they write and read streams themselves; the others go through an
         ``exec:cat``, a shell and a ``cat`` per migration (~6 ms of CPU each, measured).
@@ -57,6 +59,7 @@ class RunSettings:
     snapshot_versions: frozenset[str] = frozenset()
     file_uri_versions: frozenset[str] = frozenset()
     past_refusals: bool = True
+    tolerance: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a campaign's record)."""

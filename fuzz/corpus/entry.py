@@ -448,12 +448,25 @@ def _patched_setup(entry: Entry) -> list[str]:
     """For a finding behind a refusal: keep the control's stream, unpack the pair's."""
     if entry.patched_stream is None:
         return []
-    behind = entry.findings.get("behind") or ["a cpreg refusal"]
-    first = behind[0] if isinstance(behind, list) else str(behind)
+    tolerance = entry.findings.get("tolerance")
+    if isinstance(tolerance, dict):
+        dropped = tolerance.get("dropped", {})
+        name = dropped.get("name", "one register") if isinstance(dropped, dict) else "?"
+        said = [
+            f"# The pair restores the source's stream with {name} left out of the cpreg",
+            "# list (patched.lz4), on the same version: QEMU promises a register the stream",
+            "# lacks keeps its reset value, which is the value the stream held for it.",
+        ]
+    else:
+        behind = entry.findings.get("behind") or ["a cpreg refusal"]
+        first = behind[0] if isinstance(behind, list) else str(behind)
+        said = [
+            f"# Found behind: {first}. The pair restores the source's stream with its cpreg",
+            "# list patched (patched.lz4; outcome.json's past_refusal.patches says how).",
+        ]
     return [
-        f"# Found behind: {first}. The pair restores the source's stream with its cpreg",
-        "# list patched (patched.lz4; outcome.json's past_refusal.patches says how). With",
-        "# --resave the control restores the new stream, the pair still the recorded one.",
+        *said,
+        "# With --resave the control restores the new stream, the pair the recorded one.",
         'cp "$WORK/src.stream" "$WORK/control.stream"',
         'lz4 -dcq "$HERE/patched.lz4" > "$WORK/pair.stream" || exit 2',
     ]

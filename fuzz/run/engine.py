@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
@@ -55,10 +55,12 @@ from fuzz.judge.oracles import (
     normalize_message,
 )
 from fuzz.judge.past_refusal import PastRefusal
+from fuzz.judge.tolerance import ToleranceCheck
 from fuzz.run.machine import private_workdir
 from fuzz.run.past_refusal import RefusalPatcher
 from fuzz.run.persistent import ProcessPool
 from fuzz.run.runner import Destination, FreshDestination, FreshSource, LoadResult, SaveResult
+from fuzz.run.tolerance import ToleranceChecker
 
 #: Long-lived processes serve a pair once both restores of its last this-many cases completed
 #: (whichever processes ran them). Where a pair refuses, a long-lived destination is
@@ -86,6 +88,9 @@ class CaseRun:
     past: PastRefusal | None = None
     """The pair's second load past its cpreg refusal (:mod:`fuzz.run.past_refusal`), if
     one was made: ``judgement`` then joins both loads' causes."""
+    tolerance: ToleranceCheck | None = None
+    """The source's load of its own stream with one cpreg left out (:mod:`fuzz.run.tolerance`),
+    if one was made: its broken promises are among ``judgement``'s causes."""
 
     @property
     def control(self) -> TransferOutcome:
@@ -173,12 +178,15 @@ async def execute_cases(
     *,
     emit: Callable[[Event], None] = _noop,
     patcher: RefusalPatcher | None = None,
+    checker: ToleranceChecker | None = None,
 ) -> list[CaseRun]:
     """Run ``case`` on fresh processes: one save on ``src``, one control, a restore on
     every destination; one judged run per destination, in order.
 
     With a ``patcher``, a pair refused on its cpreg list is loaded again past the refusal
-    and judged there too (:mod:`fuzz.run.past_refusal`).
+    and judged there too (:mod:`fuzz.run.past_refusal`). With a ``checker``, the source
+    loads its own stream with one cpreg left out (:mod:`fuzz.run.tolerance`), once per
+    case; its broken promises join the first destination's run.
 
     Runs in a private temp folder that is gone when this returns.
 
@@ -220,7 +228,38 @@ async def execute_cases(
             if past is not None:
                 judgement = past.joined()
             runs.append(CaseRun(case, each, saved.stream, judgement, past=past))
+        if checker is not None and runs and _control_clean(runs[0].judgement):
+            check = await checker.check(
+                src, case, runs[0].evidence, save=own_save, destination=destination,
+                resave=settings.resave,
+            )  # fmt: skip
+            if check is not None:
+                runs[0] = _with_tolerance(runs[0], check)
     return runs
+
+
+def _control_clean(judgement: Judgement) -> bool:
+    """Whether A -> A came back clean (whatever the pair did): a tolerance check compares
+    with the control, so only then."""
+    if isinstance(judgement, Agree):
+        return True
+    return isinstance(judgement, Divergence) and not any(
+        c.same_version for c in judgement.signatures()
+    )
+
+
+def _with_tolerance(run: CaseRun, check: ToleranceCheck) -> CaseRun:
+    """``run`` with the tolerance check's broken promises among its causes."""
+    if not check.causes:
+        return replace(run, tolerance=check)
+    judgement = run.judgement
+    own = judgement.signatures() if isinstance(judgement, Divergence) else ()
+    causes = own + tuple(c for c in check.causes if c not in own)
+    details = judgement.details if isinstance(judgement, Divergence) else {}
+    joined = Divergence(
+        causes[0], {**details, "tolerance": check.to_json()}, causes if len(causes) > 1 else ()
+    )
+    return replace(run, judgement=joined, tolerance=check)
 
 
 async def execute_cases_reused(
@@ -330,6 +369,7 @@ class CaseRunner:
         self.emit = emit
         self.pool = ProcessPool(workdir, settings, emit=emit) if settings.reuse else None
         self.patcher = RefusalPatcher() if settings.past_refusals else None
+        self.checker = ToleranceChecker() if settings.tolerance else None
         self._fresh_only: set[tuple[str, str, MachineConfig]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0
@@ -340,7 +380,12 @@ class CaseRunner:
         """Where runs ran (long-lived or fresh processes, how often they disagreed) and,
         with a patcher, how often pairs were looked past their refusal (``past_*``)."""
         past = {} if self.patcher is None else self.patcher.stats
-        return {**self.counts, **{f"past_{key}": n for key, n in past.items()}}
+        tolerance = {} if self.checker is None else self.checker.stats
+        return {
+            **self.counts,
+            **{f"past_{key}": n for key, n in past.items()},
+            **{f"tolerance_{key}": n for key, n in tolerance.items()},
+        }
 
     async def run_cases(
         self,
@@ -377,8 +422,9 @@ class CaseRunner:
         ):
             self.counts["fresh"] += len(dsts)
             only = await execute_cases(
-                src, dsts, case, self.settings, emit=self.emit, patcher=self.patcher
-            )
+                src, dsts, case, self.settings, emit=self.emit, patcher=self.patcher,
+                checker=self.checker,
+            )  # fmt: skip
             for memory, run in zip(recent, only, strict=True):
                 _remember(memory, run)
             return only
@@ -395,7 +441,7 @@ class CaseRunner:
             return runs
         fresh_runs = await execute_cases(
             src, [dsts[i] for i in again], case, self.settings, emit=self.emit,
-            patcher=self.patcher,
+            patcher=self.patcher, checker=self.checker,
         )  # fmt: skip
         for i, fresh in zip(again, fresh_runs, strict=True):
             self.counts["sampled" if settled[i] else "confirmed"] += 1

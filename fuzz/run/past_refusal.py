@@ -237,7 +237,7 @@ class RefusalPatcher:
         if stream is None or not refused_on_cpu(evidence.pair.failing_step):
             return None
         try:
-            decoded = _decoded(stream)
+            decoded = decoded_once(stream)
             tables = cpu_tables(decoded)
         except StreamError:
             return None
@@ -326,6 +326,7 @@ class RefusalPatcher:
 
 
 @functools.lru_cache(maxsize=2)
-def _decoded(stream: bytes) -> Stream:
-    """``stream`` decoded, once for every destination of a fan-out that refused it."""
+def decoded_once(stream: bytes) -> Stream:
+    """``stream`` decoded, once for every destination of a fan-out that refused it (and
+    for the tolerance check of the same case)."""
     return decode_stream(stream)
