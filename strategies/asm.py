@@ -87,6 +87,7 @@ __all__ = [
     "MSR_DAIFCLR",
     "MSR_DAIFSET",
     "MSR_SPSEL",
+    "MUL",
     "NOP",
     "ORR",
     "RDVL",
@@ -555,6 +556,7 @@ SUB = _form("sub", "sub {0}, {1}, {2}", 0xCB000000, _RD, _RN, _RM)
 ORR = _form("orr", "orr {0}, {1}, {2}", 0xAA000000, _RD, _RN, _RM)
 AND = _form("and", "and {0}, {1}, {2}", 0x8A000000, _RD, _RN, _RM)
 EOR = _form("eor", "eor {0}, {1}, {2}", 0xCA000000, _RD, _RN, _RM)
+MUL = _form("mul", "mul {0}, {1}, {2}", 0x9B007C00, _RD, _RN, _RM)
 CMP = _form("cmp", "cmp {0}, {1}", 0xEB00001F, _RN, _RM)
 LSR = _form("lsr", "lsr {0}, {1}, #{2}", 0xD340FC00, _RD, _RN, Imm("shift", 6, 16))
 LSL = _form("lsl", "lsl {0}, {1}, #{2}", 0xD3400000, _RD, _RN, Imm("shift", 6, _lsl_place))

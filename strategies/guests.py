@@ -3,7 +3,10 @@
 An operation is a frozen dataclass that says one thing the guest does before its
 checkpoint: write a system register, set a general-purpose or SIMD&FP register, fill an
 SVE vector register (where the CPU has SVE), fill a few words of memory, arm a generic
-timer (interrupt masked), set NZCV, DAIF or SPSel, configure one interrupt in the GIC
+timer (interrupt masked), set a near deadline on any generic timer its exception level has
+(EL1 physical and virtual, EL2 physical and virtual, EL3 secure physical: the read-back
+after the restore waits for each and says whether it fired, ``docs/devices.md``), set
+NZCV, DAIF or SPSel, configure one interrupt in the GIC
 distributor, a private interrupt in the redistributor (GICv3) or banked distributor
 (GICv2), the CPU interface's priority mask, drop to a lower exception level, turn the
 MMU on with a small page table, or program one of the ``virt`` board's devices: the PL031
@@ -14,12 +17,15 @@ data: nothing here starts a process.
 The guest does not know its configuration when it is built: what depends on it is decided
 at run time (an exception-level drop is a no-op where the CPU is already at or below the
 target; GIC operations pick the GICv3 or GICv2 register frame by ID_AA64PFR0_EL1.GIC; an
-SVE write does nothing on a CPU without SVE).
+SVE write does nothing on a CPU without SVE; a deadline on a timer the exception level or
+the CPU does not have is not set).
 
 A few combinations would make a guest take an exception or lose its stack, so lists never
 hold them (:func:`check_operations`, and the strategies drop them): after
 :class:`EnableMmu`, no exception-level drop and no write to the translation registers the
-MMU now uses; in a guest that selects SP_EL0 as its stack, no write to SP_EL0. Removing
+MMU now uses; in a guest that selects SP_EL0 as its stack, no write to SP_EL0; after a
+deadline on an EL2 or EL3 timer, no exception-level drop (the lower level could not read
+that timer back). Removing
 any operation from a valid list leaves a valid list, so shrinking and minimizing stay free.
 
 Lists shrink toward no operations, each operation toward its first kind (a GPR write) and
@@ -46,12 +52,16 @@ from strategies.sysregs import SYSTEM_REGISTERS, by_name
 __all__ = [
     "DATA_BASE",
     "DATA_SIZE",
+    "DEADLINE_TIMERS",
     "GIC_IRQS",
     "GPR_COUNT",
     "MAX_FILL_WORDS",
+    "MAX_TIMER_MICROS",
+    "MIN_TIMER_MICROS",
     "MMU_LOCKED_REGISTERS",
     "PRIVATE_IRQS",
     "RTC_QUIET",
+    "ArmDeadline",
     "ArmTimer",
     "ConfigureGic",
     "ConfigureGpio",
@@ -89,6 +99,7 @@ __all__ = [
     "stack_selections",
     "sve_writes",
     "sysreg_writes",
+    "timer_deadlines",
     "timer_settings",
 ]
 
@@ -109,6 +120,14 @@ MMU_LOCKED_REGISTERS: Final = frozenset({"MAIR_EL1", "TCR_EL1", "TTBR0_EL1"})
 RTC_QUIET: Final = 0x1_0000
 """Seconds (about 18 hours) past the loaded RTC count in which no alarm may be set: a case
 runs for seconds, so an alarm that far away never fires on its own during one."""
+MIN_TIMER_MICROS: Final = 2000
+"""Fewest microseconds of counter time a timer deadline lies ahead."""
+MAX_TIMER_MICROS: Final = 20_000
+"""Most microseconds of counter time a timer deadline lies ahead: after a restore the guest
+waits about this long at most for a timer that works. The guest turns microseconds into
+ticks at the counter's rate (62.5 MHz or 1 GHz in QEMU). Nearer deadlines have mostly fired
+by the time the harness stops the VM at its checkpoint, so the save carries no pending
+deadline (measured, ``docs/devices.md``)."""
 
 _U64: Final = (1 << 64) - 1
 _U32: Final = (1 << 32) - 1
@@ -288,6 +307,66 @@ class ArmTimer:
             "timer": self.timer,
             "compare": f"{self.compare:#x}",
             "enable": self.enable,
+        }
+
+
+DeadlineTimer: TypeAlias = Literal[
+    "physical", "virtual", "hyp_physical", "hyp_virtual", "secure_physical"
+]
+DEADLINE_TIMERS: Final[tuple[DeadlineTimer, ...]] = (
+    "physical", "virtual", "hyp_physical", "hyp_virtual", "secure_physical",
+)  # fmt: skip
+"""Every generic timer of an AArch64 CPU without Secure EL2, in read-back order: the EL1
+physical (CNTP) and virtual (CNTV) timers, the EL2 physical (CNTHP) and virtual (CNTHV,
+FEAT_VHE) timers and the EL3 secure physical timer (CNTPS)."""
+#: The timers only EL2 and EL3 can read: no exception-level drop may follow their deadline.
+HIGH_EL_TIMERS: Final = frozenset({"hyp_physical", "hyp_virtual", "secure_physical"})
+
+
+@dataclass(frozen=True)
+class ArmDeadline:
+    """Enable ``timer`` with its deadline ``micros`` microseconds of counter time from now.
+
+    The guest turns ``micros`` into ticks at the rate CNTFRQ_EL0 said at reset, then sets
+    CVAL (= the timer's counter + ticks) or, with ``tval``, TVAL (= ticks);
+    then CTL = ENABLE, with IMASK if ``mask`` (unmasked, the interrupt still reaches no
+    CPU: the GIC's distributor stays disabled). While the guest waits at its checkpoint it
+    arms the timer as far ahead again each time it fires, so the save mostly finds it
+    pending, whenever it comes (unless the VM ran on past the deadline before it stopped:
+    then it is restored as fired). After each restore the guest waits for the timer and
+    prints whether it fired (``timer.<timer>.fired``,
+    :func:`strategies.image.after_restore_items`).
+
+    What the exception level and the CPU allow is decided at run time: the EL2 timers need
+    EL2 or EL3 and a CPU with EL2 (``virtualization=on``), the EL2 virtual timer also
+    FEAT_VHE (ID_AA64MMFR1_EL1.VH: ``max``, ``cortex-a55``, ``a76``, ``a710``, ``a64fx``
+    and the ``neoverse`` models, not ``a35``, ``a53``, ``a57``, ``a72``), the secure timer
+    EL3 (``secure=on``); elsewhere nothing is set and the read-back says so.
+    """
+
+    timer: DeadlineTimer
+    micros: int
+    tval: bool = False
+    mask: bool = False
+    kind: ClassVar[str] = "deadline"
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown timer or a deadline outside the allowed distance."""
+        if self.timer not in DEADLINE_TIMERS:
+            raise InvalidInput(f"timer={self.timer!r} not one of {', '.join(DEADLINE_TIMERS)}")
+        _check_range("micros", self.micros, MIN_TIMER_MICROS, MAX_TIMER_MICROS)
+        for name in ("tval", "mask"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInput(f"{name}={getattr(self, name)!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "timer": self.timer,
+            "micros": self.micros,
+            "tval": self.tval,
+            "mask": self.mask,
         }
 
 
@@ -543,7 +622,7 @@ class ConfigureGpio:
 Operation: TypeAlias = (
     WriteSysReg | SetGpr | SetFpReg | SetSveReg | FillMemory | ArmTimer | SetFlags | SetDaif
     | ConfigureGic | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
-    | ConfigureRtc | ConfigureGpio
+    | ConfigureRtc | ConfigureGpio | ArmDeadline
 )  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
@@ -552,7 +631,7 @@ _KINDS: Final[dict[str, type[Operation]]] = {
     for cls in (
         WriteSysReg, SetGpr, SetFpReg, SetSveReg, FillMemory, ArmTimer, SetFlags, SetDaif,
         ConfigureGic, ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
-        ConfigureRtc, ConfigureGpio,
+        ConfigureRtc, ConfigureGpio, ArmDeadline,
     )
 }  # fmt: skip
 
@@ -566,6 +645,10 @@ def _conflict(op: Operation, earlier: Sequence[Operation], selects_sp_el0: bool)
         return f"a write to {op.register} after EnableMmu (it would unmap the running code)"
     if selects_sp_el0 and isinstance(op, WriteSysReg) and op.register == "SP_EL0":
         return "a write to SP_EL0 in a guest that selects SP_EL0 as its stack"
+    if isinstance(op, DropToEl) and any(
+        isinstance(e, ArmDeadline) and e.timer in HIGH_EL_TIMERS for e in earlier
+    ):
+        return "an exception-level drop after a deadline on an EL2 or EL3 timer (unreadable below)"
     return None
 
 
@@ -734,6 +817,16 @@ def timer_settings() -> st.SearchStrategy[ArmTimer]:
     return st.builds(ArmTimer, st.sampled_from(("virtual", "physical")), _u64s, st.booleans())
 
 
+def timer_deadlines() -> st.SearchStrategy[ArmDeadline]:
+    """Deadlines :data:`MIN_TIMER_MICROS` to :data:`MAX_TIMER_MICROS` ahead on any of the
+    five timers, through CVAL or TVAL, masked or not; shrinks toward the EL1 physical timer,
+    the nearest deadline, CVAL, unmasked."""
+    return st.builds(
+        ArmDeadline, st.sampled_from(DEADLINE_TIMERS),
+        st.integers(MIN_TIMER_MICROS, MAX_TIMER_MICROS), st.booleans(), st.booleans(),
+    )  # fmt: skip
+
+
 def flag_settings() -> st.SearchStrategy[SetFlags]:
     """Writes of NZCV."""
     return st.builds(SetFlags, st.integers(0, 15))
@@ -804,7 +897,11 @@ def gpio_settings() -> st.SearchStrategy[ConfigureGpio]:
 
 
 def operations(
-    *, registers: Sequence[str] | None = None, gic: bool = True, devices: bool = True
+    *,
+    registers: Sequence[str] | None = None,
+    gic: bool = True,
+    devices: bool = True,
+    deadlines: bool = True,
 ) -> st.SearchStrategy[Operation]:
     """Any one operation; shrinks toward a GPR write.
 
@@ -814,6 +911,9 @@ def operations(
     :param devices: whether the PL031 RTC and PL061 GPIO may be programmed: every ``virt``
         configuration migfuzz runs has both (it loads no firmware, so the PL061 is never
         replaced by the ACPI GED).
+    :param deadlines: whether timer deadlines may be set (offered last, one draw in as
+        many as there are kinds: each costs the read-back a wait of up to
+        :data:`MAX_TIMER_MICROS` after the restore).
     """
     choices: list[st.SearchStrategy[Operation]] = [
         gpr_writes(),
@@ -832,6 +932,8 @@ def operations(
         choices += [gic_settings(), private_irq_settings(), priority_masks()]
     if devices:
         choices += [rtc_settings(), gpio_settings()]
+    if deadlines:
+        choices.append(timer_deadlines())
     return st.one_of(choices)
 
 
@@ -841,6 +943,7 @@ def guest_operations(
     registers: Sequence[str] | None = None,
     gic: bool = True,
     devices: bool = True,
+    deadlines: bool = True,
 ) -> st.SearchStrategy[list[Operation]]:
     """Lists of up to ``max_ops`` operations, shrinking toward the empty list.
 
@@ -851,9 +954,11 @@ def guest_operations(
         whole table; a subset focuses a campaign or avoids a register known to misbehave).
     :param gic: whether GIC operations may be drawn.
     :param devices: whether device operations (PL031 RTC, PL061 GPIO) may be drawn.
+    :param deadlines: whether timer deadlines may be drawn.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """
     if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 0:
         raise InvalidInput(f"{max_ops=} must be an integer >= 0")
-    drawn = st.lists(operations(registers=registers, gic=gic, devices=devices), max_size=max_ops)
+    one = operations(registers=registers, gic=gic, devices=devices, deadlines=deadlines)
+    drawn = st.lists(one, max_size=max_ops)
     return drawn.map(_without_conflicts)

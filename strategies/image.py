@@ -8,8 +8,11 @@ What the image does, in order (every CPU starts at ``entry`` at its reset EL):
    marker, then park; enable FP/SIMD (CPACR_EL1.FPEN, and CPTR_EL2/EL3.TFP at EL2/EL3).
 2. The operations, in list order, using only x28 and x29 as scratch.
 3. The read-back (``name=0x<hex>`` lines, see :func:`readback_items`), then the
-   checkpoint marker; then it polls the UART for the resume byte using only x28/x29.
-4. After resume: the same read-back (the transcript), the done marker, and it parks.
+   checkpoint marker; then it polls the UART for the resume byte using only x28/x29 (and
+   meanwhile arms again each timer deadline that fired, so the save finds it pending).
+4. After resume: in a guest with timer deadlines, a wait for each timer and whether it
+   fired (:func:`after_restore_items`); the same read-back (the transcript), the done
+   marker, and it parks.
 
 What depends on the configuration is decided at run time, so one image runs on every
 ``virt`` configuration: the exception level (CurrentEL), whether EL2 exists
@@ -68,6 +71,7 @@ from strategies.asm import (
     MSR_DAIFCLR,
     MSR_DAIFSET,
     MSR_SPSEL,
+    MUL,
     ORR,
     RDVL,
     RET,
@@ -92,7 +96,9 @@ from strategies.asm import (
 from strategies.guests import (
     DATA_BASE,
     DATA_SIZE,
+    DEADLINE_TIMERS,
     RTC_QUIET,
+    ArmDeadline,
     ArmTimer,
     ConfigureGic,
     ConfigureGpio,
@@ -126,7 +132,14 @@ __all__ = [
     "PL061_BASE",
     "STACK_TOP",
     "SVE_SCRATCH",
+    "TIMER_ABSENT",
+    "TIMER_FIRED",
+    "TIMER_FIRE_LIMIT_SHIFT",
+    "TIMER_MISSED",
+    "TIMER_NOT_DUE",
+    "TIMER_SCRATCH",
     "UART_BASE",
+    "after_restore_items",
     "build_guest",
     "expected_values",
     "operations_from_json",
@@ -147,6 +160,10 @@ GICR_SGI_BASE: Final = 0x080A_0000 + 0x1_0000
 """CPU 0's GICv3 redistributor SGI/PPI frame on ``virt`` (its second 64 KiB frame)."""
 SVE_SCRATCH: Final = DATA_BASE + DATA_SIZE
 """256 bytes (one vector at the longest length) the read-back stores a Z register to."""
+TIMER_SCRATCH: Final = SVE_SCRATCH + 256
+"""Words a guest that sets timer deadlines keeps: CNTFRQ_EL0 as the CPU came out of reset
+(the counter's rate: an operation may write CNTFRQ_EL0 later, the rate stays), ticks per
+microsecond as a 32.32 fixed-point number, then each timer's deadline distance in ticks."""
 MMU_ALIAS_OFFSET: Final = 0x4000_0000
 """With the MMU on, VA ``pa + MMU_ALIAS_OFFSET`` aliases each RAM address ``pa``."""
 # The board's devices, from QEMU's hw/arm/virt.c, ``base_memmap``:
@@ -270,8 +287,83 @@ _SCTLR_M: Final = 1 << 0
 _SCTLR_C_I: Final = 1 << 2 | 1 << 12
 _SCTLR_READ_MASK: Final = _SCTLR_M | _SCTLR_C_I
 
+_CTL_ENABLE: Final = 1
 _CTL_IMASK: Final = 2
+_CTL_ISTATUS_BIT: Final = 2  # bit number
 _CTL_READ_MASK: Final = 3  # ENABLE | IMASK: ISTATUS depends on the time of the read
+
+# Timer deadlines (ArmDeadline). What the guest prints after a restore, ``timer.<timer>.fired``:
+TIMER_MISSED: Final = 0
+"""The timer was due (its counter 1/8 s past its deadline, see
+:data:`TIMER_FIRE_LIMIT_SHIFT`) but CTL.ISTATUS never rose: a finding, on A -> A too
+(:func:`fuzz.judge.transcript.guest_reported_differences`; not for the EL2 and EL3 timers,
+whose pending deadlines QEMU loses, ``docs/devices.md``)."""
+TIMER_FIRED: Final = 1
+"""CTL.ISTATUS rose (whether IMASK is set or not)."""
+TIMER_ABSENT: Final = 2
+"""The exception level or the CPU has no such timer, so the guest set no deadline on it."""
+TIMER_NOT_DUE: Final = 3
+"""The counter never reached the deadline while the guest waited (it spins at most
+:data:`_TIMER_SPINS` times): a counter that stopped."""
+TIMER_FIRE_LIMIT_SHIFT: Final = 3
+"""A timer not fired CNTFRQ_EL0 >> 3 ticks (1/8 s) past its deadline is missed. QEMU
+signals a due timer from its main loop: measured 0.1 to 8 ms late on a loaded host (load 10
+on 2 cores)."""
+_TIMER_MIN_LIMIT: Final = 0x10  # x 2**16 ticks: the limit if CNTFRQ_EL0 read 0
+#: Most times the guest looks at a timer (a stopped counter is reported, not waited on for
+#: ever), and how long it spins between two looks (a looks takes QEMU's BQL, which the
+#: main loop needs to signal the timer).
+_TIMER_SPINS: Final = 1 << 20
+_TIMER_PAUSE: Final = 0x400
+_CNTFRQ = SysReg(3, 3, 14, 0, 0)
+_FREQUENCY_SLOT: Final = TIMER_SCRATCH
+_TICKS_PER_MICRO_SLOT: Final = TIMER_SCRATCH + 8
+_MICRO_Q32: Final = 4295  # 2**32 / 10**6, rounded: ticks = (CNTFRQ * 4295 * us) >> 32
+
+
+def _ticks_slot(timer: str) -> int:
+    """Where the guest keeps ``timer``'s deadline distance in ticks."""
+    return TIMER_SCRATCH + 16 + 8 * DEADLINE_TIMERS.index(timer)
+
+
+_CNTPCT = SysReg(3, 3, 14, 0, 1)
+_CNTVCT = SysReg(3, 3, 14, 0, 2)
+_ID_AA64MMFR1 = SysReg(3, 0, 0, 7, 1)
+
+
+@dataclass(frozen=True)
+class _GenericTimer:
+    """One generic timer's registers, the counter its deadline is compared with, and the
+    lowest exception level that may access it (``vhe``: only with FEAT_VHE)."""
+
+    ctl: SysReg
+    cval: SysReg
+    tval: SysReg
+    counter: SysReg
+    min_el: int
+    vhe: bool = False
+
+
+def _timer_regs(
+    op1: int, crm: int, counter: SysReg, min_el: int, *, vhe: bool = False
+) -> _GenericTimer:
+    return _GenericTimer(
+        SysReg(3, op1, 14, crm, 1), SysReg(3, op1, 14, crm, 2), SysReg(3, op1, 14, crm, 0),
+        counter, min_el, vhe,
+    )  # fmt: skip
+
+
+#: CNTP, CNTV (EL0 encodings, op1 3), CNTHP, CNTHV (op1 4), CNTPS (op1 7). The EL2 virtual
+#: timer counts the physical count (QEMU: no offset for GTIMER_HYPVIRT; the same while
+#: CNTVOFF_EL2 is 0, which no guest writes).
+_GENERIC_TIMERS: Final = {
+    "physical": _timer_regs(3, 2, _CNTPCT, 1),
+    "virtual": _timer_regs(3, 3, _CNTVCT, 1),
+    "hyp_physical": _timer_regs(4, 2, _CNTPCT, 2),
+    "hyp_virtual": _timer_regs(4, 3, _CNTPCT, 2, vhe=True),
+    "secure_physical": _timer_regs(7, 2, _CNTPCT, 3),
+}
+assert tuple(_GENERIC_TIMERS) == DEADLINE_TIMERS
 
 _Emit = Callable[[Assembler], None]
 
@@ -369,6 +461,38 @@ def _el_dispatch(a: Assembler, scratch: int, prefix: str, body: Callable[[int], 
         body(el)
         a.emit(B, f"{prefix}_end")
     a.label(f"{prefix}_end")
+
+
+def _timer_guard(a: Assembler, timer: str, reg: int, skip: str) -> None:
+    """Branch to ``skip`` unless this EL and CPU have ``timer`` (``reg`` only, no flags)."""
+    spec = _GENERIC_TIMERS[timer]
+    if spec.min_el == 1:
+        return
+    a.emit(MRS, reg, _CURRENT_EL)
+    a.emit(TBZ, reg, 3, skip)  # EL1 (CurrentEL.EL is bits 3:2)
+    if spec.min_el == 3:
+        a.emit(TBZ, reg, 2, skip)  # EL2
+        return
+    _field(a, reg, _ID_AA64PFR0, 8)  # EL2 implemented (at EL3 it may not be)
+    a.emit(CBZ, reg, skip)
+    if spec.vhe:
+        _field(a, reg, _ID_AA64MMFR1, 8)  # VH
+        a.emit(CBZ, reg, skip)
+
+
+def _last_arming(operations: Sequence[Operation]) -> dict[str, ArmTimer | ArmDeadline]:
+    """Timer -> the last operation that armed it."""
+    last: dict[str, ArmTimer | ArmDeadline] = {}
+    for op in operations:
+        if isinstance(op, ArmTimer | ArmDeadline):
+            last[op.timer] = op
+    return last
+
+
+def _deadlines(operations: Sequence[Operation]) -> dict[str, ArmDeadline]:
+    """The timers whose last arming set a deadline, in :data:`DEADLINE_TIMERS` order."""
+    last = _last_arming(operations)
+    return {t: op for t in DEADLINE_TIMERS if isinstance(op := last.get(t), ArmDeadline)}
 
 
 def _sctlr_bits(a: Assembler) -> None:
@@ -484,7 +608,8 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
         items.append(_Item("mmu_alias", (_load(IMAGE_BASE + MMU_ALIAS_OFFSET, word=False),)))
     written = {op.register for op in operations if isinstance(op, WriteSysReg)}
     items += [_Item(r.name, (_mrs(r.encoding),)) for r in SYSTEM_REGISTERS if r.name in written]
-    timers = {op.timer for op in operations if isinstance(op, ArmTimer)}
+    last = _last_arming(operations)
+    timers = {timer for timer, op in last.items() if isinstance(op, ArmTimer)}
     for timer, (cval_name, cval, ctl_name, ctl) in _TIMERS.items():
         if timer in timers:
             items.append(_Item(cval_name, (_mrs(cval),)))
@@ -527,19 +652,31 @@ def readback_items(operations: Sequence[Operation]) -> list[str]:
 
     Always ``el`` (CurrentEL.EL) first, then with the MMU on ``mmu_sctlr`` (the current EL's
     SCTLR masked to M, C and I) and ``mmu_alias`` (the image's first 8 bytes read through
-    the page table's alias); then each written system register (table order), each armed
-    timer's CVAL and CTL (CTL masked to ENABLE and IMASK), the GIC distributor words touched,
-    the private-interrupt words touched (``GIC_PPI_*``, GICv3 redistributor or GICv2 banked
-    distributor), the CPU interface's ``GIC_PMR``, in a guest that programs the RTC
-    ``pl031.dr_near_load`` (1 while RTCDR runs on from the last loaded value) and
-    ``pl031.<register>`` for MR, LR, CR, IMSC, RIS and MIS, in one that programs the GPIO
-    ``pl061.<register>`` for DATA (all lines), DIR, IS, IBE, IEV, IE, RIS, MIS and AFSEL,
-    each memory word written (by address),
-    each GPR ``xN`` and each ``qN`` set (by number), ``spsel`` in a guest that selects its
-    stack, and last ``nzcv`` and ``daif``. A value is ``0x`` and 16 hex digits (32 for ``qN``,
-    high half first).
+    the page table's alias); then each written system register (table order), each timer
+    last armed by :class:`~strategies.guests.ArmTimer` its CVAL and CTL (CTL masked to
+    ENABLE and IMASK; a deadline's are left out, :func:`after_restore_items`), the GIC
+    distributor words touched, the private-interrupt words touched (``GIC_PPI_*``, GICv3
+    redistributor or GICv2 banked distributor), the CPU interface's ``GIC_PMR``, in a guest
+    that programs the RTC ``pl031.dr_near_load`` (1 while RTCDR runs on from the last loaded
+    value) and ``pl031.<register>`` for MR, LR, CR, IMSC, RIS and MIS, in one that programs
+    the GPIO ``pl061.<register>`` for DATA (all lines), DIR, IS, IBE, IEV, IE, RIS, MIS and
+    AFSEL, each memory word written (by address), each GPR ``xN`` and each ``qN`` set (by
+    number), ``spsel`` in a guest that selects its stack, and last ``nzcv`` and ``daif``. A
+    value is ``0x`` and 16 hex digits (32 for ``qN``, high half first).
     """
     return [item.name for item in _items(operations)]
+
+
+def after_restore_items(operations: Sequence[Operation]) -> list[str]:
+    """The names of the lines the guest prints after a restore only, before its read-back.
+
+    ``timer.<timer>.fired`` for each timer whose last arming set a deadline
+    (:class:`~strategies.guests.ArmDeadline`), in :data:`~strategies.guests.DEADLINE_TIMERS`
+    order: :data:`TIMER_FIRED`, :data:`TIMER_MISSED`, :data:`TIMER_ABSENT` or
+    :data:`TIMER_NOT_DUE`. Each is followed by a line that is no item (``timer.<timer> seen
+    0x... ticks past its deadline``): how late QEMU signalled it depends on the host.
+    """
+    return [f"timer.{timer}.fired" for timer in _deadlines(operations)]
 
 
 def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
@@ -660,6 +797,7 @@ class _Builder:
         self._page_table = False
         self._sve = False
         self._zcr_len = _ZCR_LEN[False]
+        self._deadlines: dict[str, ArmDeadline] = {}
 
     def fresh(self, prefix: str) -> str:
         """A label no other call returns."""
@@ -683,6 +821,7 @@ class _Builder:
         sve = [op for op in operations if isinstance(op, SetSveReg)]
         self._sve = bool(sve)
         self._zcr_len = _ZCR_LEN[any(op.full_length for op in sve)]
+        self._deadlines = _deadlines(operations)
         a.emit(B, "start")
         self.vectors()
         a.label("start")
@@ -743,6 +882,13 @@ class _Builder:
         a.emit(MOVZ, 2, 0x30, 16)  # CPACR_EL1.FPEN = 0b11 (bits 20..21)
         a.emit(MSR, _CPACR_EL1, 2)
         a.emit(ISB)
+        if self._deadlines:  # the counter's rate, and ticks per microsecond (32.32)
+            a.emit(MRS, 1, _CNTFRQ)
+            a.mov_imm64(2, TIMER_SCRATCH)
+            a.emit(STR, 1, 2, _FREQUENCY_SLOT - TIMER_SCRATCH)
+            a.mov_imm64(3, _MICRO_Q32)
+            a.emit(MUL, 1, 1, 3)
+            a.emit(STR, 1, 2, _TICKS_PER_MICRO_SLOT - TIMER_SCRATCH)
 
     def operation(self, op: Operation) -> None:
         a = self.a
@@ -804,6 +950,8 @@ class _Builder:
                 self.rtc(op)
             case ConfigureGpio():
                 self.gpio(op)
+            case ArmDeadline():
+                self.deadline(op)
             case SetSveReg():
                 self.sve_write(op)
             case SelectStack():
@@ -847,6 +995,119 @@ class _Builder:
         for _, offset, value in _gpio_writes(op):
             a.emit(MOVZ, 28, value)
             a.emit(STR_W, 28, 29, offset)
+
+    # -- timer deadlines ---------------------------------------------------------------
+
+    def deadline(self, op: ArmDeadline) -> None:
+        """Where this EL and CPU have the timer: its deadline ``op.micros`` ahead (in ticks,
+        kept for the re-arming), then CTL = ENABLE (and IMASK); x28, x29 only, NZCV
+        untouched."""
+        a, spec, skip = self.a, _GENERIC_TIMERS[op.timer], self.fresh("deadline_skip")
+        _timer_guard(a, op.timer, 28, skip)
+        a.mov_imm64(29, _TICKS_PER_MICRO_SLOT)
+        a.emit(LDR, 28, 29, 0)
+        a.mov_imm64(29, op.micros)
+        a.emit(MUL, 28, 28, 29)
+        a.emit(LSR, 28, 28, 32)
+        a.mov_imm64(29, _ticks_slot(op.timer))
+        a.emit(STR, 28, 29, 0)
+        if op.tval:
+            a.emit(MSR, spec.tval, 28)
+        else:
+            a.emit(MRS, 29, spec.counter)
+            a.emit(ADD, 28, 28, 29)
+            a.emit(MSR, spec.cval, 28)
+        a.emit(MOVZ, 28, _CTL_ENABLE | (_CTL_IMASK if op.mask else 0))
+        a.emit(MSR, spec.ctl, 28)
+        a.label(skip)
+
+    def rearm_fired_timers(self) -> None:
+        """In the checkpoint's polling loop: each deadline timer that fired is armed as far
+        ahead again (TVAL), so the save finds it pending; x28 only, no flags.
+
+        A timer that has not fired is left alone, so after a restore that lost a pending
+        deadline nothing here arms it again before the read-back looks.
+        """
+        a = self.a
+        for timer in self._deadlines:
+            spec, pending = _GENERIC_TIMERS[timer], self.fresh("rearm_next")
+            _timer_guard(a, timer, 28, pending)
+            a.emit(MRS, 28, spec.ctl)
+            a.emit(TBZ, 28, _CTL_ISTATUS_BIT, pending)
+            a.mov_imm64(28, _ticks_slot(timer))
+            a.emit(LDR, 28, 28, 0)
+            a.emit(MSR, spec.tval, 28)
+            a.label(pending)
+        if self._deadlines:
+            pause = self.fresh("poll_pause")
+            a.emit(MOVZ, 28, _TIMER_PAUSE)
+            a.label(pause)
+            a.emit(SUB_IMM, 28, 28, 1)
+            a.emit(CBNZ, 28, pause)
+
+    def wait_for_timers(self) -> None:
+        """After a restore (x28 is the done marker), in the read-back's frame: wait for each
+        deadline timer and print ``timer.<timer>.fired`` and how late it was seen.
+
+        Uses x1..x7 (saved by the read-back), x0 and what ``puts``/``puthex`` clobber.
+        """
+        a, skip = self.a, "wait_timers_done"
+        a.emit(ADR, 0, self.string(DONE + b"\n"))
+        a.emit(EOR, 0, 0, 28)
+        a.emit(CBNZ, 0, skip)
+        for timer in self._deadlines:
+            self.wait_for_timer(timer)
+        a.label(skip)
+
+    def wait_for_timer(self, timer: str) -> None:
+        """x1 = the verdict (``TIMER_*``), x7 = ticks past the deadline when last looked."""
+        a, spec = self.a, _GENERIC_TIMERS[timer]
+        loop, pause, ahead, missed, fired, report = (
+            self.fresh(f"wait_{timer}_{part}")
+            for part in ("loop", "pause", "ahead", "missed", "fired", "report")
+        )
+        a.emit(MOVZ, 1, TIMER_ABSENT)
+        a.emit(MOVZ, 7, 0)
+        _timer_guard(a, timer, 2, report)
+        a.emit(MRS, 3, spec.ctl)
+        a.emit(TBZ, 3, 0, report)  # not enabled: the deadline was never set
+        a.mov_imm64(4, _TIMER_SPINS)
+        a.mov_imm64(2, _FREQUENCY_SLOT)  # x2 = how long past its deadline a timer is missed
+        a.emit(LDR, 2, 2, 0)
+        a.emit(LSR, 2, 2, TIMER_FIRE_LIMIT_SHIFT)
+        a.emit(MOVZ, 6, _TIMER_MIN_LIMIT, 16)
+        a.emit(ORR, 2, 2, 6)
+        a.label(loop)
+        a.emit(MRS, 3, spec.ctl)
+        a.emit(MRS, 5, spec.counter)
+        a.emit(MRS, 6, spec.cval)
+        a.emit(SUB, 7, 5, 6)  # ticks past the deadline; negative while it is ahead
+        a.emit(TBNZ, 3, _CTL_ISTATUS_BIT, fired)
+        a.emit(TBNZ, 7, 63, ahead)
+        a.emit(SUB, 6, 7, 2)
+        a.emit(TBZ, 6, 63, missed)  # due that long and not fired
+        a.label(ahead)
+        a.emit(MOVZ, 8, _TIMER_PAUSE)
+        a.label(pause)
+        a.emit(SUB_IMM, 8, 8, 1)
+        a.emit(CBNZ, 8, pause)
+        a.emit(SUB_IMM, 4, 4, 1)
+        a.emit(CBNZ, 4, loop)
+        a.emit(TBZ, 7, 63, missed)  # out of spins: due (missed) or not (the counter stopped)
+        a.emit(MOVZ, 1, TIMER_NOT_DUE)
+        a.emit(B, report)
+        a.label(missed)
+        a.emit(MOVZ, 1, TIMER_MISSED)
+        a.emit(B, report)
+        a.label(fired)
+        a.emit(MOVZ, 1, TIMER_FIRED)
+        a.label(report)
+        self.call_puts(f"timer.{timer}.fired=0x".encode())
+        a.emit(BL, "puthex")
+        self.call_puts(f"\ntimer.{timer} seen 0x".encode())
+        a.emit(ADD_IMM, 1, 7, 0)
+        a.emit(BL, "puthex")
+        self.call_puts(b" ticks past its deadline\n")
 
     # -- operations that branch at run time (x28, x29 only; NZCV untouched) -------------
 
@@ -1017,6 +1278,7 @@ class _Builder:
         a.emit(BL, "readback")
         a.mov_imm64(29, UART_BASE)
         a.label("poll")
+        self.rearm_fired_timers()
         a.emit(LDR_W, 28, 29, _UART_FR)
         a.emit(TBNZ, 28, _FR_RXFE, "poll")
         a.emit(LDR_W, 28, 29, 0)
@@ -1040,6 +1302,8 @@ class _Builder:
         a.emit(MRS, 0, _NZCV)
         a.emit(STR, 0, SP, _NZCV_SLOT)
         a.emit(STR, 30, SP, _LR_SLOT)
+        if self._deadlines:
+            self.wait_for_timers()
         for item in items:
             self.call_puts(f"{item.name}=0x".encode())
             for half in item.halves:

@@ -373,7 +373,7 @@ TIME_VARYING_ITEMS = re.compile(r"^CNT\w*_(CTL|TVAL)_EL\d$|^CNT\w*CT(SS)?_EL0$")
 
 def control_readback_oracle(evidence: Evidence) -> Divergence | None:
     """Same version: what the guest reads back after A -> A vs what it read before the
-    save, item by item (time-varying items aside)."""
+    save, item by item (time-varying items aside), and what it reports wrong itself."""
     save, load = evidence.control.save, evidence.control.load
     if load is None:
         return None
@@ -387,6 +387,9 @@ def control_readback_oracle(evidence: Evidence) -> Divergence | None:
         d for d in compare_transcripts(before, after)
         if d.name in before and d.name in after and not TIME_VARYING_ITEMS.match(d.name)
     ]  # fmt: skip
+    from fuzz.judge.transcript import guest_reported_differences  # noqa: PLC0415
+
+    differences += guest_reported_differences(after)  # e.g. a timer due but not fired
     if not differences:
         return None
     details = {"version": evidence.control.src}

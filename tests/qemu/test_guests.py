@@ -4,9 +4,9 @@ For each of the four versions, Hypothesis draws 200 guests (25 examples of 8, ru
 concurrently, each case in its own temp folder) on ``virt-5.2``, mostly ``cortex-a57`` and
 some ``max``, starting at EL1, EL2 or EL3 with a GICv2 or GICv3. Each must reach its
 checkpoint; the A->A transcript must equal the pre-save read-back item by item and name
-exactly the items the builder promised; GPRs, Q registers, memory, NZCV, DAIF and SPSel
-must read back exactly as written (system registers may be masked by the CPU, so they are
-compared with the pre-save read-back only).
+exactly the items the builder promised (after the timer lines a restore adds); GPRs, Q
+registers, memory, NZCV, DAIF and SPSel must read back exactly as written (system
+registers may be masked by the CPU, so they are compared with the pre-save read-back only).
 
 QEMU 5.2 refuses its own stream of a CPU saved at EL3 (``secure=on``), so on 5.2 the drawn
 guests start at EL1 or EL2 only, and the fixed cases below expect that refusal.
@@ -51,12 +51,22 @@ from strategies.guests import (
     WriteSysReg,
     guest_operations,
 )
-from strategies.image import build_guest, expected_values, readback_items
+from strategies.image import (
+    TIMER_ABSENT,
+    TIMER_FIRED,
+    TIMER_MISSED,
+    after_restore_items,
+    build_guest,
+    expected_values,
+    readback_items,
+)
 from strategies.sysregs import SYSTEM_REGISTERS
 from tests.conftest import VERSIONS
 from tests.qemu.conftest import COMMON_MACHINE, transfer
 
 pytestmark = pytest.mark.qemu
+
+EL1_TIMER_ITEMS = frozenset({"timer.physical.fired", "timer.virtual.fired"})
 
 BATCH = 8
 EXAMPLES = 25  # x BATCH = 200 guests per version
@@ -107,11 +117,23 @@ def _check_pre_save(ops: list[Operation], result: TransferOutcome) -> dict[str, 
 
 
 def _check_round_trip(ops: list[Operation], result: TransferOutcome) -> dict[str, str]:
-    """Assert the guest's A->A contract; return the pre-save read-back items."""
+    """Assert the guest's A->A contract; return the pre-save read-back items.
+
+    After the restore, a guest with timer deadlines first says whether each fired: an EL1
+    timer always does; an EL2 or EL3 timer may not, if its deadline was still pending at
+    the save (a QEMU bug, pinned in ``tests/qemu/test_timer_ops.py``), or be absent.
+    """
     before = _check_pre_save(ops, result)
     assert result.load is not None and result.load.verdict is Verdict.COMPLETED, result.summary()
     after = parse_transcript(result.load.details["transcript"])
-    assert compare_transcripts(before, after) == [], ops
+    timers = after_restore_items(ops)
+    assert [n for n in after if n.startswith("timer.")] == timers, ops
+    for name in timers:
+        allowed = {TIMER_FIRED} if name in EL1_TIMER_ITEMS else {TIMER_FIRED, TIMER_MISSED,
+                                                                TIMER_ABSENT}  # fmt: skip
+        assert int(after[name], 16) in allowed, (name, after[name], ops)
+    rest = {name: value for name, value in after.items() if name not in timers}
+    assert compare_transcripts(before, rest) == [], ops
     return before
 
 
