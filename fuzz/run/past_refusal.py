@@ -258,18 +258,20 @@ class RefusalPatcher:
         if last is not None and last.applies(tables):
             reused = await restore(last.patches(tables))
             if reused.loaded:
-                return self._judged(evidence, first, reused)
+                return self._judged(evidence, first, reused, case.config.cpu)
         learned, tried = await self._learn(src, dst, case, tables, save=save, restore=restore)
         if learned is not None and tried is None:
             tried = await restore(learned.patches(tables))
         if learned is not None and tried is not None and tried.loaded:
             self._last[config_key] = learned
-            return self._judged(evidence, first, tried)
+            return self._judged(evidence, first, tried, case.config.cpu)
         self._last[config_key] = None
         self.stats["stuck"] += 1
         return None
 
-    def _judged(self, evidence: Evidence, first: Divergence, attempt: _Attempt) -> PastRefusal:
+    def _judged(
+        self, evidence: Evidence, first: Divergence, attempt: _Attempt, cpu: str
+    ) -> PastRefusal:
         pair = evidence.pair
         patched = replace(
             evidence, pair=TransferOutcome(pair.src, pair.dst, pair.save, attempt.result.outcome),
@@ -278,7 +280,7 @@ class RefusalPatcher:
         self.stats["past"] += 1
         patches = _unique(attempt.patches)
         judgement = judge_patched(patched, patches)
-        return PastRefusal(first, patches, patched, judgement, attempt.stream)
+        return PastRefusal(first, patches, patched, judgement, attempt.stream, cpu)
 
     async def _learn(
         self,

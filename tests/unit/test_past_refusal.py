@@ -137,6 +137,34 @@ def test_a_refusal_is_signed_by_the_registers_the_patch_changed() -> None:
     ]
 
 
+AA32_ID_DFR0 = to_kvm_id(CpReg.aa32(15, 0, 0, 1, 2))
+CTR_EL0 = to_kvm_id(CpReg.aa64(3, 3, 0, 0, 1))
+
+
+def test_an_id_register_refused_in_both_views_counts_once_under_its_aarch64_name() -> None:
+    aa32 = CpregPatch(AA32_ID_DFR0, PatchAction.SET, 0x3010006, 0x3000006)
+    assert [c.detail for c in refusal_causes("r", (SET_ID, aa32))] == [
+        "cpreg value not accepted: ID_DFR0_EL1"
+    ]
+    # Alone, the AArch32 view is a cause of its own.
+    assert [c.detail for c in refusal_causes("r", (aa32,))] == [
+        "cpreg value not accepted: P15_0_C0_C1_2"
+    ]
+
+
+def test_the_id_registers_of_max_are_one_cause() -> None:
+    ctr = CpregPatch(CTR_EL0, PatchAction.SET, 0x8444C004, 0x84448004)
+    patches = (SET_ID, ctr, DROP_DCC, INSERT_SCTLR)
+    assert [c.detail for c in refusal_causes("r", patches, "max")] == [
+        "cpreg missing from incoming stream: SCTLR_EL1",
+        "cpreg only in incoming stream: P14_3_*",
+        "cpreg value not accepted: ID registers of CPU model max",
+    ]
+    named = [c.detail for c in refusal_causes("r", patches, "cortex-a57")]
+    assert "cpreg value not accepted: CTR_EL0" in named
+    assert "cpreg value not accepted: ID_DFR0_EL1" in named
+
+
 def _first(detail: str) -> Divergence:
     return Divergence(Signature("refused-on-load", detail), {"messages": ["m"]})
 
