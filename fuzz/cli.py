@@ -57,6 +57,7 @@ from fuzz.events import (
     SessionBegins,
     StepFinished,
 )
+from fuzz.judge.coverage import summary_lines
 from fuzz.judge.oracles import ControlFailed, Divergence, InvalidCase
 from fuzz.report.junit import JUnitCase, regress_case, write_junit
 from fuzz.run.engine import CaseRun
@@ -176,6 +177,10 @@ def _add_fuzz_parser(sub: Any) -> None:
                     help="load a pair refused on the CPU's register list again with the "
                          "list patched, and judge what follows (default; see "
                          "docs/campaigns.md)")  # fmt: skip
+    fz.add_argument("--tolerance", action="store_true",
+                    help="also load each case's stream on its source with one cpreg left out, "
+                         "and check QEMU's promise that it keeps its reset value (every case "
+                         "on fresh processes; see docs/how-cases-run.md)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip
@@ -643,6 +648,9 @@ def _print_summary(summary: Summary) -> None:
                   f"{e.get('confirmed', 0)} confirmed and {e.get('sampled', 0)} sampled on "
                   f"fresh ones, {e.get('fresh', 0)} fresh only; {e.get('disagreed', 0)} "
                   "disagreements")  # fmt: skip
+        if e.get("tolerance_checked"):
+            out.print(f"tolerance: {e['tolerance_checked']} loads with a cpreg left out, "
+                      f"{e.get('tolerance_broken', 0)} broke QEMU's promise")  # fmt: skip
         if e.get("past_looked"):
             out.print(f"past refusals: {e['past_looked']} refused loads looked past, "
                       f"{e.get('past_past', 0)} loaded once patched "
@@ -669,6 +677,8 @@ def _print_summary(summary: Summary) -> None:
         grade = f.promise()
         if grade is not None:
             out.print(f"         promise: {grade.promise} \u2014 {grade.reason}", markup=False)
+    for line in summary_lines(summary.coverage):
+        out.print(line, markup=False)
 
 
 #: The repository's own corpus (a checkout): its signatures are always known to a campaign.
@@ -695,7 +705,9 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
             raise UsageError(f"--known {k}: no such folder")
     return FuzzOptions(
         tuple(pairs), campaign_seed(args.seed), budget, args.max_cases, not args.no_guests,
-        args.one_sided, args.reuse, tuple(known), args.fan_out, args.past_refusals,
+        # A tolerance check needs the source's stream: fresh processes only.
+        args.one_sided, args.reuse and not args.tolerance, tuple(known), args.fan_out,
+        args.past_refusals, args.tolerance,
     )  # fmt: skip
 
 

@@ -110,9 +110,31 @@ class RunStarted:
     run_index: int
 
 
+@dataclass(frozen=True)
+class CoverageMeasured:
+    """One save's state coverage was measured (a sample of the saves: see
+    :mod:`fuzz.campaign.coverage`): the fields it carried with a value other than at reset.
+
+    Not logged to ``events.jsonl`` (a measured save names hundreds of fields): the driver
+    adds them up into the campaign folder's ``coverage.json``.
+    """
+
+    version: str
+    """The version that saved it."""
+    exercised: tuple[str, ...]
+    """Its fields (rule paths, :func:`fuzz.stream.compare.rule_path`) that differ from reset."""
+    known: tuple[str, ...] = ()
+    """Fields of the reset reference this worker has not reported for ``version`` yet: with
+    the earlier events', every field the version's references held."""
+    worker: int = -1
+    seconds: float = 0.0
+    """What measuring it cost (a reset reference's save included, if one was made)."""
+
+
 LoopEvent = (
     CaseJudged | FindingSeen | FindingFlaky | ReproducerWritten | ReproducerUnstable | RunStarted
-)
+    | CoverageMeasured
+)  # fmt: skip
 
 
 # -- the campaign (the driver and its workers) -------------------------------------------
@@ -163,6 +185,9 @@ class Progress:
     since_new: float | None = None
     control_failures: int = 0
     shrinking: tuple[str, ...] = ()
+    fields_exercised: int = 0
+    """State coverage so far: fields some measured save exercised, summed over versions
+    (earlier sessions included; see :class:`CoverageMeasured`)."""
 
 
 CampaignEvent = LoopEvent | WorkerStarted | WorkerFinished | WorkerLost | Progress

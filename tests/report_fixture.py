@@ -26,6 +26,21 @@ HARNESS_REASON = "monitor: QMP connection lost"
 FLAKY = "state: guest read-back differs: CNTV_CVAL_EL0"
 
 
+#: The folder's ``coverage.json``: 11.1 has 2 of 3 sections and 3 of 6 fields exercised in
+#: 4 measured saves (``<b>`` must be escaped); 5.2 one of one: 4 fields exercised in all.
+COVERAGE = {
+    "format": 1,
+    "versions": {
+        "11.1": {"saves": 4, "sections": {
+            "cpu": {"saves": 3, "fields": {"env.pc": 3, "env.xregs": 2, "cpreg/SCTLR_EL1": 0}},
+            "pl031": {"saves": 1, "fields": {"lr<b>": 1, "cr": 0}},
+            "pl061": {"saves": 0, "fields": {"dir": 0}},
+        }},
+        "5.2": {"saves": 1, "sections": {"cpu": {"saves": 1, "fields": {"env.pc": 1}}}},
+    },
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Campaign:
     """The folder and what it holds: the entry's signature and pair."""
@@ -123,7 +138,9 @@ def make_campaign(root: Path, *, findings: bool = True) -> Campaign:
     ]  # fmt: skip
     lines = [json.dumps(e) for e in events]
     (root / "events.jsonl").write_text("\n".join(lines) + '\n{"type": "CaseJu')  # torn line
-    samples = [{"t": 1000.0 + s, "cases": s, "seconds": float(s), "signatures": 1}
-               for s in range(4)]  # fmt: skip
+    # Fields exercised: 2 from 1001 (1 s), 3 from 1003 (3 s); coverage.json's 4 in the end.
+    samples = [{"t": 1000.0 + s, "cases": s, "seconds": float(s), "signatures": 1,
+                "fields_exercised": (0, 2, 2, 3)[s]} for s in range(4)]  # fmt: skip
     (root / "timeseries.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (root / "coverage.json").write_text(json.dumps(COVERAGE))
     return Campaign(root, copy, signature, pair)

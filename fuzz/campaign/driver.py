@@ -44,6 +44,7 @@ from fuzz.errors import CorpusError, UsageError
 from fuzz.events import (
     CampaignEvent,
     CaseJudged,
+    CoverageMeasured,
     FindingFlaky,
     FindingSeen,
     Progress,
@@ -53,6 +54,7 @@ from fuzz.events import (
     WorkerLost,
     WorkerStarted,
 )
+from fuzz.judge.coverage import Coverage
 from fuzz.judge.oracles import Signature
 from fuzz.judge.promise import Grade, Promise
 from fuzz.run.session import Session
@@ -87,6 +89,8 @@ class WorkerSpec:
     fan_out: Accepts | None = None
     """Restore each save on every destination of its source that starts the configuration
     (see :class:`~fuzz.campaign.loop.FuzzLoop`); None: the drawn pair's only."""
+    coverage: bool = True
+    """Measure a sample of the saves' state coverage (:mod:`fuzz.campaign.coverage`)."""
 
 
 def worker_spec(
@@ -106,6 +110,8 @@ def worker_spec(
     replay: Mapping[int, frozenset[str]] | None = None,
     fan_out: Accepts | None = None,
     past_refusals: bool = True,
+    coverage: bool = True,
+    tolerance: bool = False,
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
@@ -115,6 +121,9 @@ def worker_spec(
         starts the configuration (see :class:`~fuzz.campaign.loop.FuzzLoop`).
     :param past_refusals: load pairs refused on their cpreg list again, patched, and judge
         what follows (:mod:`fuzz.run.past_refusal`).
+    :param coverage: measure a sample of the saves' state coverage.
+    :param tolerance: check that each case's source loads its stream with one cpreg left
+        out as QEMU promises (:mod:`fuzz.run.tolerance`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -125,11 +134,13 @@ def worker_spec(
     return WorkerSpec(
         binaries=binaries, caps=caps, pairs=tuple(pairs), case_strategy=case_strategy,
         corpus_dir=corpus_dir, seed=seed, worker=0,
-        settings=settings_for(caps, reuse=reuse, past_refusals=past_refusals),
+        settings=settings_for(
+            caps, reuse=reuse, past_refusals=past_refusals, tolerance=tolerance
+        ),
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
-        replay=dict(replay or {}), fan_out=fan_out,
+        replay=dict(replay or {}), fan_out=fan_out, coverage=coverage,
     )  # fmt: skip
 
 
@@ -168,6 +179,9 @@ class Summary:
     """Cases the harness failed twice, by bucket (never findings)."""
     flaky: dict[Signature, FindingFlaky] = field(default_factory=dict)
     """New signatures their own case did not show again reliably."""
+    coverage: Coverage = field(default_factory=Coverage)
+    """State coverage of the measured saves: the whole campaign's (a resumed campaign's
+    starts from what its folder's ``coverage.json`` held)."""
 
     @property
     def cases_per_second(self) -> float:
@@ -182,19 +196,7 @@ class Summary:
     def add(self, event: CampaignEvent) -> None:
         """Account for one event."""
         if isinstance(event, CaseJudged):
-            self.cases += 1
-            self.per_pair[event.pair] = self.per_pair.get(event.pair, 0) + 1
-            if event.kind == "invalid":
-                self.invalid += 1
-            elif event.kind == "control-failed":
-                self.control_failures[event.reason] = self.control_failures.get(event.reason, 0) + 1
-            elif event.kind == "harness":
-                self.harness[event.reason] = self.harness.get(event.reason, 0) + 1
-            elif event.signature is not None:
-                for signature in event.causes or (event.signature,):
-                    stats = self._stats(signature)
-                    stats.count += 1
-                    stats.pairs.add(event.pair)
+            self._judged(event)
         elif isinstance(event, FindingSeen):
             stats = self._stats(event.signature)
             stats.new, stats.path = True, event.path
@@ -204,6 +206,8 @@ class Summary:
             self._stats(event.signature).path = event.path
         elif isinstance(event, FindingFlaky):
             self.flaky[event.signature] = event
+        elif isinstance(event, CoverageMeasured):
+            self.coverage.add(event.version, event.exercised, event.known)
         elif isinstance(event, WorkerLost):
             self.workers_lost += 1
         elif isinstance(event, WorkerFinished):
@@ -211,6 +215,21 @@ class Summary:
                 self.engine[key] = self.engine.get(key, 0) + count
             self.python_seconds += event.python_seconds
             self.qemu_seconds += event.qemu_seconds
+
+    def _judged(self, event: CaseJudged) -> None:
+        self.cases += 1
+        self.per_pair[event.pair] = self.per_pair.get(event.pair, 0) + 1
+        if event.kind == "invalid":
+            self.invalid += 1
+        elif event.kind == "control-failed":
+            self.control_failures[event.reason] = self.control_failures.get(event.reason, 0) + 1
+        elif event.kind == "harness":
+            self.harness[event.reason] = self.harness.get(event.reason, 0) + 1
+        elif event.signature is not None:
+            for signature in event.causes or (event.signature,):
+                stats = self._stats(signature)
+                stats.count += 1
+                stats.pairs.add(event.pair)
 
     def by_promise(self) -> dict[str, int]:
         """The findings met, counted by the promise grade of their reproducers:
@@ -279,7 +298,7 @@ def run_worker(
             seed_value=spec.seed, worker=spec.worker, build_guest=spec.build_guest,
             first_run=spec.first_runs.get(spec.worker, 0), database=spec.hypothesis_dir,
             replaying=spec.replay.get(spec.worker, frozenset()),
-            emit=emit, should_stop=stop, fan_out=spec.fan_out,
+            emit=emit, should_stop=stop, fan_out=spec.fan_out, coverage=spec.coverage,
         )  # fmt: skip
         try:
             cases = loop.run()
@@ -394,7 +413,8 @@ class Campaign:
 
     :param jobs: worker processes; 1 runs the loop in this process (no pool).
     :param emit: receives every event, for display; the summary is built here.
-    :param folder: the campaign folder: every event goes to its log, and a progress
+    :param folder: the campaign folder: every event goes to its log (but the measured
+        saves' coverage, added up into its ``coverage.json`` instead), and a progress
         sample to its time series every few seconds.
     :param scheduler: a Dask scheduler's address: run the workers on its cluster
         (:mod:`fuzz.campaign.cluster`) instead of a local process pool, even with one job.
@@ -425,6 +445,9 @@ class Campaign:
         self.emit = emit
         self.folder = folder
         self.summary = Summary()
+        if folder is not None:  # a resumed campaign's coverage goes on from its folder's
+            self.summary.coverage = folder.read_coverage()
+        self._coverage_changed = False
         self._last_new: float | None = None
         self._shrinking: dict[Signature, Pair] = {}
         for sig, path in (known_paths or {}).items():
@@ -445,7 +468,9 @@ class Campaign:
             self._shrinking[event.signature] = event.pair
         elif isinstance(event, ReproducerWritten | ReproducerUnstable):
             self._shrinking.pop(event.signature, None)
-        if self.folder is not None:
+        if isinstance(event, CoverageMeasured):
+            self._coverage_changed = True  # not logged: coverage.json adds them up
+        elif self.folder is not None:
             kind, data = event_record(event)
             self.folder.log_event(kind, **data)
         self.emit(event)
@@ -463,12 +488,23 @@ class Campaign:
             since_new=None if self._last_new is None else now - self._last_new,
             control_failures=summary.control_failure_count,
             shrinking=tuple(str(s) for s in self._shrinking),
+            fields_exercised=summary.coverage.fields_exercised(),
         )  # fmt: skip
         if self.folder is not None:
+            self._save_coverage()
             _kind, data = event_record(progress)
             rate = progress.cases / progress.seconds if progress.seconds > 0 else 0.0
             self.folder.log_sample(**data, cases_per_second=round(rate, 3))
         self.emit(progress)
+
+    def _save_coverage(self) -> None:
+        """Write ``coverage.json`` if a measured save came since it was last written.
+
+        :raise StorageError: it cannot be written.
+        """
+        if self.folder is not None and self._coverage_changed:
+            self._coverage_changed = False
+            self.folder.write_coverage(self.summary.coverage)
 
     def finish_shrinks(self, entries: Sequence[Path]) -> None:
         """Shrink, in this process, findings whose first case was written but whose shrink
@@ -516,6 +552,7 @@ class Campaign:
             self.summary.interrupted = True
         finally:
             self.summary.seconds = time.monotonic() - self._started
+        self._save_coverage()
         return self.summary
 
     def _pool(self) -> Any:

@@ -7,13 +7,17 @@
     DIR/corpus/           the reproducers this campaign found (a corpus like any other)
     DIR/events.jsonl      append-only: every event of every worker, one JSON per line
     DIR/timeseries.jsonl  one sample every few seconds: cases, rate, signatures, ...
+    DIR/coverage.json     state coverage of the measured saves, per version, section and
+                          field (:mod:`fuzz.judge.coverage`), rewritten as it grows
     DIR/hypothesis/       Hypothesis's example database (the failing examples it shrank)
     DIR/.lock             held (``flock``) while a campaign runs in the folder
 
 Only the driver writes here (workers write entries into ``corpus/`` through the
 :class:`~fuzz.corpus.store.CorpusStore`). The event log is the campaign's memory: a resumed
 campaign reads from it how far each worker's seed sequence got, how much of the budget
-was spent, and which findings were announced but not yet shrunk. Each line is written
+was spent, and which findings were announced but not yet shrunk (coverage is not in it:
+its events name hundreds of fields each, so ``coverage.json`` holds their sum, which a
+resumed campaign goes on from). Each line is written
 whole and flushed, so a driver killed mid-write loses at most a half line, which the
 reader skips.
 """
@@ -32,10 +36,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from fuzz.errors import CampaignError, StorageError
+from fuzz.judge.coverage import Coverage
 
 RECORD = "campaign.json"
 EVENTS = "events.jsonl"
 SERIES = "timeseries.jsonl"
+COVERAGE = "coverage.json"
 CORPUS = "corpus"
 HYPOTHESIS = "hypothesis"
 LOCK = ".lock"
@@ -199,6 +205,21 @@ class CampaignFolder:
             self._series = open(self.root / SERIES, "a", encoding="utf-8")  # noqa: SIM115
         _append(self._series, {"t": round(time.time(), 3), **data})
 
+    def read_coverage(self) -> Coverage:
+        """The campaign's state coverage so far (``coverage.json``); empty if there is none
+        yet, or it does not parse (it is then started again)."""
+        return read_coverage(self.root) or Coverage()
+
+    def write_coverage(self, coverage: Coverage) -> None:
+        """Replace ``coverage.json`` (atomically).
+
+        :raise StorageError: it cannot be written.
+        """
+        try:
+            _write_atomic(self.root / COVERAGE, coverage.to_json())
+        except OSError as err:
+            raise StorageError(f"{self.root / COVERAGE}: cannot write it ({err})") from None
+
     def events(self) -> Iterator[dict[str, Any]]:
         """The logged events in order; a torn last line (a killed driver) is skipped."""
         yield from read_jsonl(self.root / EVENTS)
@@ -206,6 +227,15 @@ class CampaignFolder:
     def resume_state(self) -> ResumeState:
         """Read the event log back into what a resumed campaign needs."""
         return resume_state(self.events(), self.root)
+
+
+def read_coverage(root: Path) -> Coverage | None:
+    """The state coverage in campaign folder ``root``; None: no ``coverage.json``, or one
+    that does not parse."""
+    try:
+        return Coverage.from_json(json.loads((root / COVERAGE).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -4,7 +4,8 @@
 states the same property as one ``@given`` test function, so that other Hypothesis
 runners can drive it: HypoFuzz (``hypothesis fuzz``) runs it for ever on every core,
 steering by the behaviours :func:`fuzz.campaign.loop.observe` reports (the outcome, each cause's
-kind, where a load stopped, the sections that differ), and shows its own dashboard::
+kind, where a load stopped, the sections that differ) and the sections a sample of the saves
+exercised (:func:`fuzz.campaign.loop.observe_coverage`), and shows its own dashboard::
 
     .venv/bin/pip install hypofuzz
     MIGFUZZ_PAIRS=10.0:11.1 .venv/bin/hypothesis fuzz --no-dashboard -n 2 -- \
@@ -31,7 +32,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from fuzz.campaign.loop import default_pairs, observe, parse_pairs
+from fuzz.campaign.coverage import CoverageSampler
+from fuzz.campaign.loop import default_pairs, observe, observe_coverage, parse_pairs
 from fuzz.core.case import Case
 from fuzz.corpus.store import known_in
 from fuzz.errors import Finding
@@ -87,7 +89,21 @@ SLOW_AND_LARGE = [
 @given(st.deferred(_drawn))
 def test_migration_shows_no_unknown_cause(drawn: tuple[tuple[str, str], Case]) -> None:
     """A -> B shows no root cause beyond those already known (see the module docstring)."""
-    check(*drawn, report=observe)
+    pair, case = drawn
+
+    def report(run: CaseRun) -> None:
+        observe(run)
+        observe_coverage(_coverage(), pair[0], case, [run])
+
+    check(pair, case, report=report)
+
+
+@functools.cache
+def _coverage() -> CoverageSampler:
+    """The state coverage sampler of this process's examples (its events go nowhere)."""
+    farm, pairs, session, _known = _setup()
+    binaries = {name: farm.get(name) for pair in pairs for name in pair}
+    return CoverageSampler(session, binaries, lambda _event: None)
 
 
 if _pinned := os.environ.get("MIGFUZZ_SEED"):

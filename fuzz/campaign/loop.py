@@ -46,6 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
+from fuzz.campaign.coverage import CoverageSampler
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, MachineConfig, Pair
@@ -62,6 +63,7 @@ from fuzz.events import (
     ReproducerWritten,
     RunStarted,
 )
+from fuzz.judge.coverage import section_of
 from fuzz.judge.oracles import ControlFailed, Divergence, InvalidCase, Signature
 from fuzz.run.engine import CaseRun
 from fuzz.run.session import Session
@@ -240,6 +242,16 @@ def observe(run: CaseRun) -> None:
             event(f"differing section: {change['path'].split('/')[0]}")
 
 
+def observe_coverage(
+    sampler: CoverageSampler, version: str, case: Case, runs: Sequence[CaseRun | None]
+) -> None:
+    """Measure the state coverage of ``case``'s save on ``version`` if its time share allows
+    (:mod:`fuzz.campaign.coverage`), and tell Hypothesis which sections it exercised
+    (``event``): HypoFuzz steers by them, toward guests that reach more devices."""
+    for section in sorted({section_of(f) for f in sampler.measure(version, case, runs)}):
+        event(f"section exercised: {section}")
+
+
 def version_ref(binary: QemuBinary, caps: Capabilities) -> VersionRef:
     """How an entry records a version: name, binary hash, version line."""
     return VersionRef(binary.name, binary.content_hash(), caps.version_line)
@@ -263,6 +275,8 @@ class FuzzLoop:
     :param fan_out: with it, each case's save is restored on every destination of its
         source that this says starts the configuration, not only on the drawn pair's (one
         save, one control, many pairs judged); None: the drawn pair only.
+    :param coverage: measure a sample of the saves' state coverage
+        (:mod:`fuzz.campaign.coverage`), emitted as events and told to Hypothesis.
     """
 
     def __init__(
@@ -285,6 +299,7 @@ class FuzzLoop:
         emit: Callable[[LoopEvent], None] = lambda _e: None,
         should_stop: Callable[[], bool] = lambda: False,
         fan_out: Accepts | None = None,
+        coverage: bool = False,
     ) -> None:
         if deadline is None and max_cases is None:
             raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
@@ -305,6 +320,9 @@ class FuzzLoop:
         self.emit = emit
         self.should_stop = should_stop
         self.fan_out = fan_out
+        self.coverage = (
+            CoverageSampler(session, binaries, emit, worker=worker) if coverage else None
+        )
         self.cases = 0
         self._shrinking = False
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
@@ -419,6 +437,8 @@ class FuzzLoop:
                 # --max-cases N runs N cases, not one fan-out more; the drawn pair first.
                 dsts = dsts[: self.max_cases - self.cases]
             runs = self._one(pair[0], dsts, case, more_alike=index + 1 < len(group))
+            if self.coverage is not None and not self._shrinking:
+                observe_coverage(self.coverage, pair[0], case, runs)
             done = set()
             for dst, run in zip(dsts, runs, strict=True):
                 if run is None:

@@ -50,6 +50,7 @@ class FuzzOptions:
     known: tuple[Path, ...]
     fan_out: bool = True
     past_refusals: bool = True
+    tolerance: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The record's part that a resume reads back."""
@@ -58,7 +59,7 @@ class FuzzOptions:
             "budget_seconds": self.budget_seconds, "max_cases": self.max_cases,
             "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
             "known": [str(k) for k in self.known], "fan_out": self.fan_out,
-            "past_refusals": self.past_refusals,
+            "past_refusals": self.past_refusals, "tolerance": self.tolerance,
         }  # fmt: skip
 
     @classmethod
@@ -77,6 +78,7 @@ class FuzzOptions:
                 # A record from before the fan-out ran without it: resumed the same way.
                 fan_out=bool(data.get("fan_out", False)),
                 past_refusals=bool(data.get("past_refusals", False)),
+                tolerance=bool(data.get("tolerance", False)),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
@@ -259,7 +261,7 @@ class _Session:
             known_dirs=self.known_dirs, first_runs=self.state.next_run,
             replay={slot: frozenset(sigs) for slot, sigs in self.state.replay.items()},
             hypothesis_dir=self.hypothesis_dir, fan_out=accepted_by if o.fan_out else None,
-            past_refusals=o.past_refusals,
+            past_refusals=o.past_refusals, tolerance=o.tolerance,
         )  # fmt: skip
 
     # -- running ------------------------------------------------------------------------

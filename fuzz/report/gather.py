@@ -6,6 +6,10 @@ log and the corpus entries into a frozen :class:`ReportData`, with nothing of HT
 plotting in it, so what the report *says* is tested apart from how it looks
 (:mod:`fuzz.report.html` and :mod:`fuzz.report.plots` draw it).
 
+State coverage comes from the folder's ``coverage.json`` (per version, section and field:
+the measured saves that carried it away from reset, :mod:`fuzz.judge.coverage`) and its
+growth over time from ``timeseries.jsonl``, whose samples count the fields exercised.
+
 The event log is the source of truth for counts: every judged case is one ``CaseJudged``
 line, so the matrix, the per-signature counts and the time series all add up to the same
 number of cases. It is read once, as a stream folded into counters (a week-long campaign
@@ -34,9 +38,20 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fuzz.campaign.folder import CORPUS, EVENTS, FORMAT, RECORD, ResumeFold, read_jsonl
+from fuzz.campaign.folder import (
+    CORPUS,
+    COVERAGE,
+    EVENTS,
+    FORMAT,
+    RECORD,
+    SERIES,
+    ResumeFold,
+    read_coverage,
+    read_jsonl,
+)
 from fuzz.corpus.entry import Entry, VersionRef, iter_entries, promise_of
 from fuzz.errors import CampaignError, CorpusError
+from fuzz.judge.coverage import Coverage, VersionCoverage
 from fuzz.judge.oracles import SAME_VERSION
 from fuzz.judge.promise import Grade, Promise
 
@@ -46,9 +61,11 @@ __all__ = [
     "CONTROL_INVALID",
     "CONTROL_SAME_VERSION",
     "CellReport",
+    "CoverageReport",
     "EntryReport",
     "FlakyReport",
     "ReportData",
+    "SectionReport",
     "SeriesPoint",
     "Session",
     "Severity",
@@ -216,6 +233,34 @@ class SeriesPoint:
 
 
 @dataclass(frozen=True)
+class SectionReport:
+    """One vmstate section of one version's state coverage: a row of its table."""
+
+    section: str
+    fields_exercised: int
+    """Its fields that some measured save carried away from reset..."""
+    fields: int
+    """... of the fields the version's reset references held."""
+    saves: int
+    """Measured saves that exercised at least one of its fields."""
+    top: tuple[tuple[str, int], ...]
+    """The fields exercised most (names without the section), with their saves."""
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """One version's state coverage (``coverage.json``)."""
+
+    version: str
+    saves: int
+    """Saves measured (a sample of the campaign's saves of this version)."""
+    sections: tuple[SectionReport, ...]
+    """By section name."""
+    summary: str
+    """In one line: sections and fields exercised, of how many, in how many saves."""
+
+
+@dataclass(frozen=True)
 class ValueChange:
     """One register or field that explains a divergence, with its value on each side.
 
@@ -328,6 +373,13 @@ class ReportData:
     rechecked: tuple[tuple[str, str, str], ...] = ()
     """(entry, signature, what its replay on a new binary said), from ``--recheck`` and
     resumes, the last word per entry."""
+    coverage: tuple[CoverageReport, ...] = ()
+    """State coverage per version, oldest first (empty: no ``coverage.json``)."""
+    coverage_note: str = ""
+    """Why there is no coverage to show, if there is none."""
+    coverage_series: tuple[tuple[float, int], ...] = ()
+    """(campaign seconds, fields exercised over every version), where the count changed
+    (from ``timeseries.jsonl``)."""
 
     @property
     def cases_per_second(self) -> float:
@@ -406,7 +458,55 @@ def gather(root: Path) -> ReportData:
         harness_failures=fold.reasons("harness"),
         flaky=tuple(fold.flaky.values()),
         rechecked=tuple(fold.rechecked.values()),
+        **_coverage(root, fold, state.seconds),
     )
+
+
+#: Fields named per section in the coverage table (the most exercised).
+TOP_FIELDS = 5
+
+
+def _coverage(root: Path, fold: _Fold, seconds: float) -> dict[str, Any]:
+    """``coverage``, ``coverage_note`` and ``coverage_series`` of the report (the series
+    ends at ``seconds`` with ``coverage.json``'s count, which the last sample may predate)."""
+    coverage = read_coverage(root)
+    note = ""
+    if coverage is None:
+        there = (root / COVERAGE).exists()
+        note = f"{COVERAGE} does not parse" if there else f"no {COVERAGE}: no save was measured"
+        coverage = Coverage()
+    elif not coverage.versions:
+        note = "no save was measured"
+    reports = tuple(
+        _version_coverage(name, coverage.versions[name])
+        for name in sorted(coverage.versions, key=version_key)
+    )
+    series: list[tuple[float, int]] = []
+    for sample in read_jsonl(root / SERIES):
+        count, t = _opt_int(sample.get("fields_exercised")), _opt_float(sample.get("t"))
+        if count is None or t is None:
+            continue
+        if not series:
+            series.append((0.0, 0))
+        if count != series[-1][1]:
+            series.append((fold.clock(t), count))
+    total = coverage.fields_exercised()
+    if total and (not series or series[-1][1] != total):
+        if not series:
+            series.append((0.0, 0))
+        series.append((max(seconds, series[-1][0]), total))
+    return {"coverage": reports, "coverage_note": note, "coverage_series": tuple(series)}
+
+
+def _version_coverage(name: str, coverage: VersionCoverage) -> CoverageReport:
+    rows = []
+    for section, counts in sorted(coverage.sections.items()):
+        top = sorted(((p, n) for p, n in counts.fields.items() if n), key=lambda pn: -pn[1])
+        rows.append(SectionReport(
+            section, counts.exercised, len(counts.fields), counts.saves,
+            tuple((p.removeprefix(f"{section}/"), n) for p, n in top[:TOP_FIELDS]),
+        ))  # fmt: skip
+    return CoverageReport(name, coverage.saves, tuple(rows), str(coverage.totals()))
 
 
 def _read_record(root: Path) -> dict[str, Any]:
@@ -634,7 +734,7 @@ class _Fold:
         self._sessions.append(Session(start, ended, cases, round(seconds, 3)))
         self._spent += seconds
 
-    def _clock(self, t: float) -> float:
+    def clock(self, t: float) -> float:
         """Wall-clock time -> campaign seconds, leaving out the gaps between sessions:
         counted from the last session (in the log's order) that started by ``t``."""
         starts = self._starts
@@ -671,7 +771,7 @@ class _Fold:
             cell.kinds[str(kind or _NO_REASON)] += 1
             self._control(pair, event, causes)
         seen = len(self._sig_count)
-        when = None if t is None else self._clock(t)
+        when = None if t is None else self.clock(t)
         for cause in causes:
             self._sig_count[cause] += 1
             if pair is not None:
@@ -684,7 +784,7 @@ class _Fold:
         if isinstance(kind, str) and kind in self._reasons:
             self._reasons[kind][str(event.get("reason") or _NO_REASON)] += 1
         self.series.add(
-            self._clock(0.0) if when is None else when, self.cases, len(self._sig_count),
+            self.clock(0.0) if when is None else when, self.cases, len(self._sig_count),
             new_signature=len(self._sig_count) > seen,
         )  # fmt: skip
 

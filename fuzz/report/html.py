@@ -22,6 +22,7 @@ from fuzz.report.gather import (
     CONTROL_FAILED,
     CONTROL_INVALID,
     CONTROL_SAME_VERSION,
+    CoverageReport,
     EntryReport,
     ReportData,
     Severity,
@@ -84,6 +85,7 @@ def render_html(data: ReportData) -> str:
         _header(data),
         _matrix(data),
         _timeline(data),
+        _coverage(data),
         _signatures(data.signatures),
         _problems(data),
         "</body></html>",
@@ -232,12 +234,45 @@ def _controls(data: ReportData) -> str:
 
 
 def _timeline(data: ReportData) -> str:
-    image = _img(timeline_png(data), "cases and signatures over time", "timeline")
+    image = _img(timeline_png(data), "cases, signatures and fields exercised over time",
+                 "timeline")  # fmt: skip
     note = "" if len(data.sessions) < 2 else (
         "<p class='muted'>Dashed lines: where a resumed session began (time between "
         "sessions is left out).</p>"
     )  # fmt: skip
     return f'<h2 id="time">Over time</h2>\n{image}\n{note}'
+
+
+def _coverage(data: ReportData) -> str:
+    """State coverage: per version, a table of its sections (devices)."""
+    out = ['<h2 id="coverage">State coverage</h2>']
+    if not data.coverage:
+        out.append(f"<p class='muted'>{escape(data.coverage_note or 'no save was measured')}.</p>")
+        return "\n".join(out)
+    out.append(
+        "<p class='muted'>A sample of the campaign's saves was measured against a save of "
+        "the same configuration at reset: a field is <em>exercised</em> by a save that "
+        "carries it with another value. Per version and section: its fields exercised by "
+        "some measured save, of the fields the version has (as its reset saves held them), "
+        "the measured saves that exercised any of them, and the fields exercised most "
+        "(with their saves). Arrays and CPUs count as one field.</p>"
+    )
+    out.extend(_version_coverage(c) for c in data.coverage)
+    return "\n".join(out)
+
+
+def _version_coverage(coverage: CoverageReport) -> str:
+    rows = [
+        (_code(s.section), f"{s.fields_exercised} / {s.fields}", str(s.saves),
+         ", ".join(f"{_code(name)} ({n})" for name, n in s.top) or "\u2014")
+        for s in coverage.sections
+    ]  # fmt: skip
+    heads = ("section", "fields exercised", f"saves (of {coverage.saves})", "exercised most")
+    return "\n".join([
+        f'<h3 id="coverage-{escape(coverage.version)}">{escape(coverage.version)}: '
+        f"{escape(coverage.summary)}</h3>",
+        _table(heads, rows, raw_columns=(0, 3)),
+    ])  # fmt: skip
 
 
 def _signatures(signatures: Sequence[SignatureReport]) -> str:

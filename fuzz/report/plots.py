@@ -143,30 +143,37 @@ def matrix_png(data: ReportData, *, promised_only: bool = False) -> bytes:
 
 
 def timeline_png(data: ReportData) -> bytes:
-    """Cases judged and distinct signatures against campaign time (resume gaps left out)."""
-    fig = Figure(figsize=(10, 3.2))
-    left, right = fig.subplots(1, 2)
+    """Cases judged, distinct signatures and fields exercised (state coverage, summed over
+    the versions) against campaign time (resume gaps left out)."""
+    fig = Figure(figsize=(13, 3.2))
+    axes = fig.subplots(1, 3)
     points = data.series
     xs = [p.seconds for p in points]
-    for ax, ys, title, colour in (
-        (left, [p.cases for p in points], "cases judged", "#1e88e5"),
-        (right, [p.signatures for p in points], "distinct signatures", "#e53935"),
-    ):
+    fields = data.coverage_series
+    for ax, xs_ys, title, colour, empty in (
+        (axes[0], (xs, [p.cases for p in points]), "cases judged", "#1e88e5",
+         "no cases judged"),
+        (axes[1], (xs, [p.signatures for p in points]), "distinct signatures", "#e53935",
+         "no cases judged"),
+        (axes[2], ([x for x, _n in fields], [n for _x, n in fields]),
+         "fields exercised (state coverage)", "#43a047", "no save measured"),
+    ):  # fmt: skip
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("campaign seconds")
         ax.grid(True, alpha=0.3)
-        if points:
-            ax.step(xs, ys, where="post", color=colour)
-            ax.set_xlim(0, max(xs[-1], data.seconds, 1.0))
+        x, ys = xs_ys
+        if x:
+            ax.step(x, ys, where="post", color=colour)
+            ax.set_xlim(0, max(x[-1], data.seconds, 1.0))
             ax.set_ylim(0, max(1, *ys) * 1.1)
         else:
-            ax.text(0.5, 0.5, "no cases judged", ha="center", va="center",
+            ax.text(0.5, 0.5, empty, ha="center", va="center",
                     transform=ax.transAxes, color="#777777")  # fmt: skip
             ax.set_xlim(0, max(data.seconds, 1.0))
             ax.set_ylim(0, 1)
     for session in data.sessions[1:]:
         start = _campaign_time_of(data, session.started)
-        for ax in (left, right):
+        for ax in axes:
             ax.axvline(start, color="#999999", linestyle="--", linewidth=1)
     fig.tight_layout()
     return _png(fig)

@@ -110,6 +110,41 @@ def test_series_counts_cases_and_signatures_in_campaign_time(campaign: Campaign)
     assert [p.seconds for p in series[1:]] == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 8.0, 8.5]
 
 
+def test_state_coverage_per_version_and_section_from_coverage_json(campaign: Campaign):
+    data = gather(campaign.root)
+    assert [c.version for c in data.coverage] == ["5.2", "11.1"]  # oldest first
+    new = data.coverage[1]
+    assert new.saves == 4
+    assert new.summary == "2 of 3 sections, 3 of 6 fields exercised (in 4 measured saves)"
+    rows = {r.section: r for r in new.sections}
+    assert list(rows) == ["cpu", "pl031", "pl061"]
+    assert (rows["cpu"].fields_exercised, rows["cpu"].fields, rows["cpu"].saves) == (2, 3, 3)
+    assert rows["cpu"].top == (("env.pc", 3), ("env.xregs", 2))  # most exercised first
+    assert (rows["pl061"].fields_exercised, rows["pl061"].fields, rows["pl061"].top) == (0, 1, ())
+
+
+def test_fields_exercised_over_campaign_time_end_at_coverage_json(campaign: Campaign):
+    # The samples' counts where they changed, then coverage.json's total at the end.
+    assert gather(campaign.root).coverage_series == ((0.0, 0), (1.0, 2), (3.0, 3), (10.0, 4))
+
+
+def test_the_page_draws_a_coverage_table_per_version(campaign: Campaign):
+    page = render_html(gather(campaign.root))
+    assert '<h3 id="coverage-11.1">11.1: 2 of 3 sections, 3 of 6 fields exercised' in page
+    assert "<td><code>pl031</code></td><td>1 / 2</td><td>1</td>" in page
+    assert "<code>lr&lt;b&gt;</code> (1)" in page  # a field name is text, not markup
+    assert "saves (of 4)" in page
+
+
+def test_a_campaign_without_coverage_says_so(campaign: Campaign):
+    (campaign.root / "coverage.json").unlink()
+    data = gather(campaign.root)
+    assert data.coverage == () and "no coverage.json" in data.coverage_note
+    assert "no save was measured" in render_html(data)
+    (campaign.root / "coverage.json").write_text("{")
+    assert gather(campaign.root).coverage_note == "coverage.json does not parse"
+
+
 def test_signatures_with_their_counts_pairs_and_entry(campaign: Campaign):
     signatures = gather(campaign.root).signatures
     assert [s.signature for s in signatures] == [CRASH, campaign.signature]  # worst first
