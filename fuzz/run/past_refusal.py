@@ -153,7 +153,7 @@ def _edits(
     """Each CPU's differences from ``src[i]`` to ``dst[i]`` whose kind and register are in
     ``keys``."""
     return tuple(
-        tuple(p for p in cpreg_differences(s, d) if (p.kvm_id, p.action) in keys)
+        tuple(p for p in cpreg_differences(s, d, zeros=True) if (p.kvm_id, p.action) in keys)
         for s, d in zip(src, dst, strict=True)
     )
 
@@ -161,7 +161,9 @@ def _edits(
 def _keys(src: Sequence[dict[int, int]], dst: Sequence[dict[int, int]]) -> set[_PatchKey]:
     """Every edit (register and kind) that some CPU's list needs toward the destination's."""
     return {
-        (p.kvm_id, p.action) for s, d in zip(src, dst, strict=True) for p in cpreg_differences(s, d)
+        (p.kvm_id, p.action)
+        for s, d in zip(src, dst, strict=True)
+        for p in cpreg_differences(s, d, zeros=True)
     }
 
 

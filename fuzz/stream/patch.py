@@ -121,11 +121,16 @@ def cpreg_table(stream: Stream, instance_id: int = 0) -> dict[int, int]:
     return dict(zip(indexes, values, strict=True))
 
 
-def cpreg_differences(src: Mapping[int, int], dst: Mapping[int, int]) -> list[CpregPatch]:
+def cpreg_differences(
+    src: Mapping[int, int], dst: Mapping[int, int], *, zeros: bool = False
+) -> list[CpregPatch]:
     """Every edit that turns the source's list into the destination's, by register id.
 
-    Registers only the destination holds with value 0 are left out: the destination
-    accepts their absence (it keeps its reset value, which is that 0).
+    Registers only the destination holds with value 0 are left out unless ``zeros``: the
+    destination is meant to accept their absence (a missing register keeps its reset
+    value). Under TCG it does not always: a missing register takes whatever its slot of
+    ``cpreg_values`` held (``docs/qemu-bugs.md``), which on a second CPU was seen to be
+    refused where inserting the 0 loads; getting past a refusal needs ``zeros``.
     """
     patches = []
     for kvm_id in sorted(set(src) | set(dst)):
@@ -134,7 +139,7 @@ def cpreg_differences(src: Mapping[int, int], dst: Mapping[int, int]) -> list[Cp
                 patches.append(CpregPatch(kvm_id, PatchAction.SET, src[kvm_id], dst[kvm_id]))
         elif kvm_id in src:
             patches.append(CpregPatch(kvm_id, PatchAction.DROP, src[kvm_id], None))
-        elif dst[kvm_id] != 0:
+        elif dst[kvm_id] != 0 or zeros:
             patches.append(CpregPatch(kvm_id, PatchAction.INSERT, None, dst[kvm_id]))
     return patches
 

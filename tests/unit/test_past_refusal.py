@@ -130,7 +130,7 @@ def test_every_cpu_s_edits_are_recorded_once() -> None:
 def test_a_refusal_is_signed_by_the_registers_the_patch_changed() -> None:
     causes = refusal_causes("refused-on-load", (SET_ID, DROP_DCC, INSERT_SCTLR))
     assert [str(c) for c in causes] == [
-        "refused-on-load: cpreg missing from incoming stream: SCTLR_EL1",
+        "refused-on-load: cpreg missing from incoming stream: not kept at its reset value",
         # A dropped AArch32 register goes by its family, as QEMU 11.1's own causes.
         "refused-on-load: cpreg only in incoming stream: P14_3_*",
         "refused-on-load: cpreg value not accepted: ID_DFR0_EL1",
@@ -156,7 +156,7 @@ def test_the_id_registers_of_max_are_one_cause() -> None:
     ctr = CpregPatch(CTR_EL0, PatchAction.SET, 0x8444C004, 0x84448004)
     patches = (SET_ID, ctr, DROP_DCC, INSERT_SCTLR)
     assert [c.detail for c in refusal_causes("r", patches, "max")] == [
-        "cpreg missing from incoming stream: SCTLR_EL1",
+        "cpreg missing from incoming stream: not kept at its reset value",
         "cpreg only in incoming stream: P14_3_*",
         "cpreg value not accepted: ID registers of CPU model max",
     ]
