@@ -14,7 +14,7 @@ from fuzz.versions.lock import read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 P15_4 = ROOT / "corpus/refused-on-load-cpreg-only-in-incoming-stream-p15-4-3cfabc70"
-IRQ_LINE = ROOT / "corpus/refused-on-load-cpreg-missing-from-incoming-stream-p14-0-c7-3d96229f"
+IRQ_LINE = ROOT / "corpus/refused-on-load-cpreg-missing-from-incoming-stream-not-kept-f7dc9c21"
 Z_REGS = ROOT / "corpus/same-version-state-guest-read-back-differs-z-6988d6cb"
 EL3_52 = ROOT / "corpus/same-version-refused-on-load-error-loading-device-cpu-after-aa51543e"
 
