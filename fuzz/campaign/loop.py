@@ -594,7 +594,7 @@ class FuzzLoop:
         out by the tolerance check): that load as the entry's pair, the stream it loaded,
         and what the entry says about it. Any other cause: the run's pair, as it is."""
         past, check = run.past, run.tolerance
-        if past is not None and signature in past.behind:
+        if past is not None and past.evidence is not None and signature in past.behind:
             behind = [str(c) for c in past.first_causes]
             return past.evidence.pair, past.stream, {**findings, "behind": behind}
         if check is not None and signature in check.causes:

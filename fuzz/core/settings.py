@@ -42,6 +42,10 @@ class RunSettings:
         (QEMU >= 6.0); long-lived processes of the others use HMP ``savevm``/``loadvm``.
     :param past_refusals: load a pair refused on its cpreg list again with the list
         patched, and judge what follows (:mod:`fuzz.run.past_refusal`).
+    :param behind_every: with ``past_refusals``, load past the refusal (and judge what lies
+        behind it) for one refused pair in this many, chosen by the case and destination
+        (the same choice on every replay); every refusal is signed by its causes all the
+        same. 1: every one.
     :param tolerance: also load the source's stream with one cpreg left out on the source,
         and judge QEMU's promise that it keeps its reset value (:mod:`fuzz.run.tolerance`).
     :param file_uri_versions: the versions whose ``migrate`` takes a ``file:`` URI (QEMU
@@ -59,6 +63,7 @@ class RunSettings:
     snapshot_versions: frozenset[str] = frozenset()
     file_uri_versions: frozenset[str] = frozenset()
     past_refusals: bool = True
+    behind_every: int = 4
     tolerance: bool = False
 
     def to_json(self) -> dict[str, Any]:

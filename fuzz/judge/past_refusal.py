@@ -55,6 +55,13 @@ CAUSE_OF = {
 UNNAMED = "error loading device 'cpu'"
 
 
+def unnamed_refusal(first: Divergence) -> bool:
+    """Whether ``first`` is a refusal QEMU names no register for (:data:`UNNAMED`): one the
+    patch's edits are needed to sign."""
+    own = first.signatures()
+    return len(own) == 1 and own[0].detail.startswith(UNNAMED)
+
+
 #: CPU models whose ID registers follow the release ("the best this binary emulates"): QEMU
 #: promises nothing of them across versions (:mod:`fuzz.judge.promise`).
 UNFIXED_CPUS = frozenset({"max", "host"})
@@ -146,19 +153,23 @@ class PastRefusal:
 
     first: Divergence
     patches: tuple[CpregPatch, ...]
-    evidence: Evidence
-    judgement: Judgement
+    evidence: Evidence | None
+    """The patched load (None: not loaded, the refusal only signed)."""
+    judgement: Judgement | None
     stream: bytes = field(repr=False)
     cpu: str = ""
     """The case's CPU model (how refused ID registers are named: :func:`refusal_causes`)."""
+    signing: tuple[CpregPatch, ...] | None = None
+    """The edits that stand for the refusal's causes (None: all of ``patches``)."""
 
     @property
     def first_causes(self) -> tuple[Signature, ...]:
         """The refusal's causes: its own where QEMU named the registers, else the patch's."""
         own = self.first.signatures()
-        if len(own) > 1 or not own[0].detail.startswith(UNNAMED) or not self.patches:
+        signing = self.patches if self.signing is None else self.signing
+        if not unnamed_refusal(self.first) or not signing:
             return own
-        return refusal_causes(own[0].kind, self.patches, self.cpu)
+        return refusal_causes(own[0].kind, signing, self.cpu)
 
     @property
     def behind(self) -> tuple[Signature, ...]:
@@ -175,8 +186,15 @@ class PastRefusal:
             "first": [str(c) for c in self.first_causes],
             "cpu": self.cpu,
             "patches": [p.to_json() for p in self.patches],
-            "pair": self.evidence.pair.to_json(),
-            "verdict": "agree" if isinstance(judgement, Agree) else type(judgement).__name__,
+            "signing": None if self.signing is None else [p.to_json() for p in self.signing],
+            "pair": None if self.evidence is None else self.evidence.pair.to_json(),
+            "verdict": (
+                "not loaded"
+                if judgement is None
+                else "agree"
+                if isinstance(judgement, Agree)
+                else type(judgement).__name__
+            ),
             "causes": [str(c) for c in self.behind],
             "details": judgement.details if isinstance(judgement, Divergence) else {},
         }
@@ -193,12 +211,18 @@ class PastRefusal:
         """
         try:
             patches = tuple(CpregPatch.from_json(p) for p in record["patches"])
-            pair = TransferOutcome.from_json(record["pair"])
+            signed = record.get("signing")
+            signing = None if signed is None else tuple(CpregPatch.from_json(p) for p in signed)
+            loaded = record.get("pair")
+            pair = None if loaded is None else TransferOutcome.from_json(loaded)
         except (KeyError, TypeError, StreamError) as err:
             raise CorpusError(f"past_refusal record unreadable: {err}") from None
+        cpu = str(record.get("cpu", ""))
+        if pair is None:
+            return cls(first, patches, None, None, b"", cpu, signing)
         evidence = Evidence(control, pair)
         judgement = judge_patched(evidence, patches)
-        return cls(first, patches, evidence, judgement, b"", str(record.get("cpu", "")))
+        return cls(first, patches, evidence, judgement, b"", cpu, signing)
 
     def joined(self) -> Divergence:
         """One divergence for the whole case: the refusal's causes first, then every cause

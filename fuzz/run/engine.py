@@ -34,6 +34,7 @@ destinations now work around (:func:`~fuzz.run.persistent.drop_stale_translation
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -54,7 +55,7 @@ from fuzz.judge.oracles import (
     judge,
     normalize_message,
 )
-from fuzz.judge.past_refusal import PastRefusal
+from fuzz.judge.past_refusal import PastRefusal, unnamed_refusal
 from fuzz.judge.tolerance import ToleranceCheck
 from fuzz.run.machine import private_workdir
 from fuzz.run.past_refusal import RefusalPatcher
@@ -220,10 +221,13 @@ async def execute_cases(
         runs = []
         for dst, each in zip(dsts, evidence, strict=True):
             judgement, past = judge(each), None
-            if patcher is not None and isinstance(judgement, Divergence):
+            load = looks_behind(case, dst, settings.behind_every)
+            # A refusal QEMU named needs no edits to be signed: looked past only if sampled.
+            worth = isinstance(judgement, Divergence) and (load or unnamed_refusal(judgement))
+            if patcher is not None and isinstance(judgement, Divergence) and worth:
                 past = await patcher.look_past(
                     src, dst, case, each, judgement, save=own_save, destination=destination,
-                    resave=settings.resave,
+                    resave=settings.resave, load=load,
                 )  # fmt: skip
             if past is not None:
                 judgement = past.joined()
@@ -236,6 +240,17 @@ async def execute_cases(
             if check is not None:
                 runs[0] = _with_tolerance(runs[0], check)
     return runs
+
+
+def looks_behind(case: Case, dst: QemuBinary, every: int) -> bool:
+    """Whether a refused pair of ``case`` on ``dst`` is loaded past its refusal: one in
+    ``every``, by the case's key and the destination, so that a replay, a reliability
+    check or a shrink of the same case decides the same. Measured: loading every refused
+    pair past its refusal halved a default campaign's cases per second (5.25 -> 2.56)."""
+    if every <= 1:
+        return True
+    digest = hashlib.sha256(f"{case.key()}/{dst.name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % every == 0
 
 
 def _control_clean(judgement: Judgement) -> bool:

@@ -96,6 +96,7 @@ async def reduce_needed(
 
 #: One stream's edits: the edits of each CPU's cpreg list, in instance order.
 _PerCpu = tuple[tuple[CpregPatch, ...], ...]
+_Tables = tuple[dict[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,16 @@ class _Learned:
     """What gets a configuration past its refusal: which edits (by register and kind), and
     the destination's own lists they take their values from (one per CPU).
 
-    ``src_values`` are the source's values of those registers when it was learned: the
-    same edits serve another case only where the source holds the same values there.
+    ``src_values`` are the source's values of the registers it sets when it was learned:
+    the same edits serve another case only where the source holds the same values there.
     """
 
     keys: frozenset[_PatchKey]
     dst_tables: tuple[dict[int, int], ...]
     src_values: tuple[dict[int, int | None], ...]
+    causes: frozenset[_PatchKey]
+    """The edits that stand for causes: every one but insertions the destination turned
+    out not to need (it takes its own value for every register the stream lacks)."""
 
     @classmethod
     def of(
@@ -130,10 +134,13 @@ class _Learned:
         keys: frozenset[_PatchKey],
         src: Sequence[dict[int, int]],
         dst: Sequence[dict[int, int]],
+        causes: frozenset[_PatchKey] | None = None,
     ) -> _Learned:
-        registers = {kvm_id for kvm_id, _action in keys}
+        # Only a set value depends on the source's: a drop or an insertion is the same
+        # edit whatever the source held.
+        registers = {kvm_id for kvm_id, action in keys if action is PatchAction.SET}
         values = tuple({r: table.get(r) for r in registers} for table in src)
-        return cls(keys, tuple(dst), values)
+        return cls(keys, tuple(dst), values, keys if causes is None else causes)
 
     def applies(self, src: Sequence[dict[int, int]]) -> bool:
         """Whether these edits are this case's too (same CPUs, same source values)."""
@@ -145,6 +152,10 @@ class _Learned:
     def patches(self, src: Sequence[dict[int, int]]) -> _PerCpu:
         """Each CPU's edits of its list ``src[i]`` toward the destination's."""
         return _edits(src, self.dst_tables, self.keys)
+
+    def signing(self, src: Sequence[dict[int, int]]) -> tuple[CpregPatch, ...]:
+        """The edits that stand for the refusal's causes, once each."""
+        return _unique(_edits(src, self.dst_tables, self.causes))
 
 
 def _edits(
@@ -165,6 +176,22 @@ def _keys(src: Sequence[dict[int, int]], dst: Sequence[dict[int, int]]) -> set[_
         for s, d in zip(src, dst, strict=True)
         for p in cpreg_differences(s, d, zeros=True)
     }
+
+
+#: The machine options that change a CPU's register list (its EL, the GIC's CPU interface,
+#: MTE's tags); the others (memory, IOMMU, ITS, flash, ...) leave it as it is.
+CPREG_OPTIONS = frozenset({"secure", "virtualization", "gic-version", "mte"})
+
+
+def cpreg_config(config: MachineConfig) -> tuple[object, ...]:
+    """What decides a configuration's cpreg lists: the CPU model and its properties, the
+    options in :data:`CPREG_OPTIONS` and the number of CPUs (the machine type seldom: where
+    it does, the reused edits are refused and learned again). Edits learned on one
+    configuration serve every other with the same (a configuration met once costs a save
+    and a few restores; over a 60-second default campaign nearly every refusal met a new
+    configuration)."""
+    options = tuple(sorted(o for o in config.machine_options if o[0] in CPREG_OPTIONS))
+    return (config.cpu, config.cpu_properties, options, config.smp)
 
 
 def cpu_tables(stream: Stream) -> tuple[dict[int, int], ...]:
@@ -213,8 +240,8 @@ class RefusalPatcher:
 
     def __init__(self) -> None:
         self._needed: dict[tuple[str, str], set[_PatchKey]] = {}
-        self._last: dict[tuple[str, str, MachineConfig], _Learned | None] = {}
-        self.stats = {"looked": 0, "past": 0, "stuck": 0, "saves": 0, "tests": 0}
+        self._last: dict[tuple[str, str, tuple[object, ...]], _Learned | None] = {}
+        self.stats = {"looked": 0, "past": 0, "signed": 0, "stuck": 0, "saves": 0, "tests": 0}
 
     async def look_past(
         self,
@@ -227,6 +254,7 @@ class RefusalPatcher:
         save: Callable[[QemuBinary, Case], Awaitable[SaveResult]],
         destination: Callable[[QemuBinary], Awaitable[Destination]],
         resave: bool,
+        load: bool = True,
     ) -> PastRefusal | None:
         """The pair's patched second load, judged; None where no patch gets past (the
         cause is outside the cpreg list) or there is nothing to patch.
@@ -234,6 +262,9 @@ class RefusalPatcher:
         :param save: saves a case on a fresh source of a version (for its own list).
         :param destination: a fresh destination of a version.
         :param resave: re-save the patched load (the state oracle), as the pair's own.
+        :param load: load the patched stream and judge it. Without, the refusal is only
+            signed, from the edits learned for the configuration (no restore at all when
+            they are known), and nothing behind it is judged.
         """
         stream = evidence.source_stream
         if stream is None or not refused_on_cpu(evidence.pair.failing_step):
@@ -252,27 +283,48 @@ class RefusalPatcher:
             result = await (await destination(dst)).load(target, data, resave=resave and guest)
             return _Attempt(per_cpu, data, result)
 
-        config_key = (src.name, dst.name, case.config)
+        config_key = (src.name, dst.name, cpreg_config(case.config))
         if config_key in self._last and self._last[config_key] is None:
             self.stats["stuck"] += 1  # no way past this configuration, found before
             return None
+        cpu = case.config.cpu
         last = self._last.get(config_key)
         if last is not None and last.applies(tables):
+            if not load:
+                return self._signed(first, last, tables, cpu)
             reused = await restore(last.patches(tables))
             if reused.loaded:
-                return self._judged(evidence, first, reused, case.config.cpu)
-        learned, tried = await self._learn(src, dst, case, tables, save=save, restore=restore)
+                return self._judged(evidence, first, reused, last.signing(tables), cpu)
+        learned, tried = await self._learn(
+            src, dst, case, tables, save=save, restore=restore, load=load
+        )
+        if learned is not None and tried is None and not load:
+            self._last[config_key] = learned
+            return self._signed(first, learned, tables, cpu)
         if learned is not None and tried is None:
             tried = await restore(learned.patches(tables))
         if learned is not None and tried is not None and tried.loaded:
             self._last[config_key] = learned
-            return self._judged(evidence, first, tried, case.config.cpu)
+            return self._judged(evidence, first, tried, learned.signing(tables), cpu)
         self._last[config_key] = None
         self.stats["stuck"] += 1
         return None
 
+    def _signed(
+        self, first: Divergence, learned: _Learned, tables: _Tables, cpu: str
+    ) -> PastRefusal:
+        """The refusal signed by the edits learned for its configuration, not loaded."""
+        self.stats["signed"] += 1
+        signing = learned.signing(tables)
+        return PastRefusal(first, _unique(learned.patches(tables)), None, None, b"", cpu, signing)
+
     def _judged(
-        self, evidence: Evidence, first: Divergence, attempt: _Attempt, cpu: str
+        self,
+        evidence: Evidence,
+        first: Divergence,
+        attempt: _Attempt,
+        signing: tuple[CpregPatch, ...],
+        cpu: str,
     ) -> PastRefusal:
         pair = evidence.pair
         patched = replace(
@@ -282,7 +334,7 @@ class RefusalPatcher:
         self.stats["past"] += 1
         patches = _unique(attempt.patches)
         judgement = judge_patched(patched, patches)
-        return PastRefusal(first, patches, patched, judgement, attempt.stream, cpu)
+        return PastRefusal(first, patches, patched, judgement, attempt.stream, cpu, signing)
 
     async def _learn(
         self,
@@ -293,6 +345,7 @@ class RefusalPatcher:
         *,
         save: Callable[[QemuBinary, Case], Awaitable[SaveResult]],
         restore: Callable[..., Awaitable[_Attempt]],
+        load: bool,
     ) -> tuple[_Learned | None, _Attempt | None]:
         """The edits this case needs, from the destination's own save of it: the pair's
         known edits among the differences, tried first as the real restore (returned with
@@ -309,24 +362,38 @@ class RefusalPatcher:
         if len(dst_tables) != len(tables):
             return None, None
         candidates = _keys(tables, dst_tables)
+        # Insertions are the destination's own values of registers the stream lacks: always
+        # made (a missing register takes heap bytes, so which ones refuse depends on the
+        # heap), and a cause only if the stream without them is refused (tested below).
+        # A register only the stream has fails every version's cpu_post_load: always dropped.
+        # What is left to find is which values to set (reduced below, learned per pair).
+        inserts = frozenset(k for k in candidates if k[1] is PatchAction.INSERT)
+        drops = frozenset(k for k in candidates if k[1] is PatchAction.DROP)
         needed = self._needed.setdefault((src.name, dst.name), set())
-        known = frozenset(candidates & needed)
-        if known:
-            plan = _Learned.of(known, tables, dst_tables)
-            if (attempt := await restore(plan.patches(tables))).loaded:
-                return plan, attempt
-        rest = sorted(candidates - known)
+        known = inserts | drops | (candidates & needed)
 
-        async def accepted(subset: list[_PatchKey]) -> bool:
+        async def accepted(subset: Sequence[_PatchKey], *, inserted: bool = True) -> bool:
             self.stats["tests"] += 1
-            keys = known | frozenset(subset)
+            keys = (known if inserted else known - inserts) | frozenset(subset)
             return (await restore(_edits(tables, dst_tables, keys), guest=False)).loaded
 
+        async def learned(keys: frozenset[_PatchKey]) -> _Learned:
+            causes = keys
+            if inserts and await accepted(sorted(keys - inserts), inserted=False):
+                causes = keys - inserts
+            return _Learned.of(keys, tables, dst_tables, causes)
+
+        if known and load:  # as the real restore: the attempt is the load past the refusal
+            if (attempt := await restore(_edits(tables, dst_tables, known))).loaded:
+                return await learned(known), attempt
+        elif known and await accepted([]):
+            return await learned(known), None
+        rest = sorted(candidates - known)
         if not rest or not await accepted(rest):
             return None, None
         found = await reduce_needed(rest, accepted, MAX_TESTS)
         needed.update(found)
-        return _Learned.of(known | frozenset(found), tables, dst_tables), None
+        return await learned(known | frozenset(found)), None
 
 
 @functools.lru_cache(maxsize=2)

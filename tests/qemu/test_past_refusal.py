@@ -27,8 +27,9 @@ GUEST_OPS = [{"op": "sysreg", "register": "TPIDR_EL1", "value": "0x1234"}]
 
 
 def _session(binaries, farm, *names: str) -> Session:
+    """A session that loads every refused pair past its refusal (campaigns: one in 4)."""
     caps = {n: capabilities(binaries[n], farm.cache_dir) for n in names}
-    return Session(settings_for(caps))
+    return Session(settings_for(caps, behind_every=1))
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,22 @@ def test_a_refusal_is_signed_by_its_registers_and_agrees_behind(
     # Nothing differs behind the refusal: state (every field both versions save) and all.
     assert isinstance(past.judgement, Agree), past.judgement
     assert past.behind == ()
+
+
+def test_without_the_load_the_refusal_is_signed_alike(binaries, farm) -> None:
+    """Campaigns load past one refusal in four; the others are signed from the edits learned
+    for the configuration, with no restore, and must be signed the same."""
+    case = Case(MachineConfig("virt-5.2", "cortex-a57"))
+    caps = {n: capabilities(binaries[n], farm.cache_dir) for n in ("7.2", "10.0")}
+    with Session(settings_for(caps, behind_every=10**9)) as session:
+        first = session.run_case(binaries["7.2"], binaries["10.0"], case)
+        again = session.run_case(binaries["7.2"], binaries["10.0"], case)
+        stats = session.cases.stats
+    with _session(binaries, farm, "7.2", "10.0") as session:
+        loaded = session.run_case(binaries["7.2"], binaries["10.0"], case)
+    assert first.causes == again.causes == loaded.causes
+    assert again.past is not None and again.past.judgement is None and again.past.behind == ()
+    assert stats["past_signed"] == 2 and stats["past_saves"] == 1  # learned once
 
 
 def test_a_difference_behind_the_refusal_is_found_and_reproduced(binaries, farm, tmp_path) -> None:
