@@ -5,19 +5,22 @@ this no difference of devices, GIC or RAM between those versions is ever seen. F
 whose restore was refused in the ``cpu`` section, :class:`RefusalPatcher`:
 
 1. learns which cpreg edits make the destination accept the source's stream -- the
-   destination saves the case itself, every difference of the two lists is a candidate
-   edit (:func:`~fuzz.stream.patch.cpreg_differences`), and the candidates are reduced to
-   the ones the destination needs (:func:`reduce_needed`), as the localization does;
-2. loads the patched stream on the destination (re-saved, the guest read back, exactly as
-   the pair's own restore) and judges it against the case's control
-   (:func:`~fuzz.judge.past_refusal.judge_patched`).
+   destination saves the case itself and every difference of each CPU's two lists is a
+   candidate edit (:func:`~fuzz.stream.patch.cpreg_differences`): registers only the
+   stream has are dropped and the destination's own are inserted, always; which values to
+   set is reduced to the ones the destination needs (:func:`reduce_needed`), as the
+   localization does;
+2. if asked to (``load``), loads the patched stream on the destination (re-saved, the
+   guest read back, exactly as the pair's own restore) and judges it against the case's
+   control (:func:`~fuzz.judge.past_refusal.judge_patched`); else the refusal is only
+   signed by the edits.
 
-What it learns is kept, so a campaign stays fast: per pair, the edits found needed (a
-version's refused registers are the same in every case); per pair and configuration, the
-last edits that worked, reused while the case's source values are the same (an edit of a
-register the guest wrote is never carried to another guest). A cached patch then costs
-one restore, a new configuration one save more, and a new cause a few restores of the
-stream alone (without the guest, ~60 ms each).
+What it learns is kept, so a campaign stays fast: per pair, the values found needed (a
+version refuses the same registers in every case); per pair and cpreg configuration
+(:func:`cpreg_config`), the last edits that worked, reused while the case's source holds
+the same values where they set one (an edit of a register the guest wrote is never carried
+to another guest). Signing from known edits costs no restore; a load past the refusal one;
+a new configuration a save and a few restores of the stream alone (~60 ms each).
 """
 
 from __future__ import annotations
