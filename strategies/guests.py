@@ -636,6 +636,11 @@ _KINDS: Final[dict[str, type[Operation]]] = {
 }  # fmt: skip
 
 
+#: Registers only the highest implemented EL may write (Arm ARM: CNTFRQ_EL0 is writable at
+#: the highest EL only; below it the write is UNDEFINED, as QEMU 5.2 under EL2 showed).
+HIGHEST_EL_ONLY = frozenset({"CNTFRQ_EL0"})
+
+
 def _conflict(op: Operation, earlier: Sequence[Operation], selects_sp_el0: bool) -> str | None:
     """Why ``op`` may not follow ``earlier`` in a guest, or None if it may."""
     mmu_on = any(isinstance(e, EnableMmu) for e in earlier)
@@ -645,6 +650,12 @@ def _conflict(op: Operation, earlier: Sequence[Operation], selects_sp_el0: bool)
         return f"a write to {op.register} after EnableMmu (it would unmap the running code)"
     if selects_sp_el0 and isinstance(op, WriteSysReg) and op.register == "SP_EL0":
         return "a write to SP_EL0 in a guest that selects SP_EL0 as its stack"
+    if (
+        isinstance(op, WriteSysReg)
+        and op.register in HIGHEST_EL_ONLY
+        and any(isinstance(e, DropToEl) for e in earlier)
+    ):
+        return f"a write to {op.register} after an exception-level drop (only the highest EL may)"
     if isinstance(op, DropToEl) and any(
         isinstance(e, ArmDeadline) and e.timer in HIGH_EL_TIMERS for e in earlier
     ):
