@@ -16,10 +16,10 @@ details):
 * ``tolerance: a cpreg missing from the stream changes other state: <fields>``;
 * ``tolerance: a cpreg missing from the stream changes the guest's read-back: <items>``.
 
-Found this way on every version 5.2-11.1 (TCG): a register missing from the stream comes
-back as whatever the heap held (``cpreg_values`` is allocated with ``g_new`` and only a
-save fills it), or the load is refused where the register does not read back;
-``docs/qemu-bugs.md``.
+Found this way under TCG: on 11.1 a register missing from the stream comes back as
+whatever the heap held (``cpreg_values`` is allocated with ``g_new`` and only a save fills
+it; the code is the same in 5.2-11.1), and 7.2, 10.0 and 11.1 refuse the load where the
+register does not read back; ``docs/qemu-bugs.md``.
 """
 
 from __future__ import annotations
