@@ -69,7 +69,7 @@ pytestmark = pytest.mark.qemu
 EL1_TIMER_ITEMS = frozenset({"timer.physical.fired", "timer.virtual.fired"})
 
 BATCH = 8
-EXAMPLES = 25  # x BATCH = 200 guests per version
+EXAMPLES = 15  # x BATCH = 120 guests per version
 # sampled_from shrinks toward the first entry: a failure is reported on cortex-a57 if it can be.
 CPUS = st.sampled_from(("cortex-a57", "cortex-a57", "cortex-a57", "max"))
 Options = tuple[tuple[str, str], ...]
