@@ -100,6 +100,7 @@ __all__ = [
     "STP_PRE",
     "STR",
     "STRB",
+    "STRH",
     "STR_Q",
     "STR_W",
     "STR_Z",
@@ -576,6 +577,7 @@ LDR_W = _form("ldr_w", "ldr " + _MEM, 0xB9400000, _WT, _RN_SP, Imm("offset", 12,
 STR_W = _form("str_w", "str " + _MEM, 0xB9000000, _WT, _RN_SP, Imm("offset", 12, 10, scale=4))
 LDRB = _form("ldrb", "ldrb " + _MEM, 0x39400000, _WT, _RN_SP, Imm("offset", 12, 10))
 STRB = _form("strb", "strb " + _MEM, 0x39000000, _WT, _RN_SP, Imm("offset", 12, 10))
+STRH = _form("strh", "strh " + _MEM, 0x79000000, _WT, _RN_SP, Imm("offset", 12, 10, scale=2))
 LDR_Q = _form("ldr_q", "ldr " + _MEM, 0x3DC00000, _QT, _RN_SP, Imm("offset", 12, 10, scale=16))
 STR_Q = _form("str_q", "str " + _MEM, 0x3D800000, _QT, _RN_SP, Imm("offset", 12, 10, scale=16))
 

@@ -10,7 +10,9 @@ NZCV, DAIF or SPSel, configure one interrupt in the GIC
 distributor, a private interrupt in the redistributor (GICv3) or banked distributor
 (GICv2), the CPU interface's priority mask, drop to a lower exception level, turn the
 MMU on with a small page table, or program one of the ``virt`` board's devices: the PL031
-RTC or the PL061 GPIO controller (``docs/devices.md``).
+RTC or the PL061 GPIO controller, a virtio-mmio transport, the GICv2m or GICv3 ITS (MSI
+controllers), the PCIe host bridge's config space, the console PL011 UART, a CFI flash
+bank or fw_cfg (``docs/devices.md``).
 :func:`strategies.image.build_guest` turns a list of them into a bare-metal image. Pure
 data: nothing here starts a process.
 
@@ -18,23 +20,25 @@ The guest does not know its configuration when it is built: what depends on it i
 at run time (an exception-level drop is a no-op where the CPU is already at or below the
 target; GIC operations pick the GICv3 or GICv2 register frame by ID_AA64PFR0_EL1.GIC; an
 SVE write does nothing on a CPU without SVE; a deadline on a timer the exception level or
-the CPU does not have is not set).
+the CPU does not have is not set; the GICv2m operation needs a GICv2, the ITS and PCIe
+ones look for their node in the device tree QEMU leaves in RAM).
 
 A few combinations would make a guest take an exception or lose its stack, so lists never
 hold them (:func:`check_operations`, and the strategies drop them): after
 :class:`EnableMmu`, no exception-level drop and no write to the translation registers the
 MMU now uses; in a guest that selects SP_EL0 as its stack, no write to SP_EL0; after a
 deadline on an EL2 or EL3 timer, no exception-level drop (the lower level could not read
-that timer back). Removing
+that timer back); no PCIe operation and :class:`EnableMmu` in one guest (the page table
+maps no high ECAM). Removing
 any operation from a valid list leaves a valid list, so shrinking and minimizing stay free.
 
 Lists shrink toward no operations, each operation toward its first kind (a GPR write) and
 small values; every draw is local to its operation, so deleting one never changes another.
 
 Not covered (yet): secondary CPUs doing anything but parking, AArch32 exception levels,
-Secure EL2, SVE predicate registers and FFR, SME, ITS tables, GIC list registers, the
-board's devices other than the PL031 and the PL061 (the second UART, fw_cfg, virtio-mmio,
-the secure GPIO).
+Secure EL2, SVE predicate registers and FFR, SME, LPIs, GIC list registers, the second
+UART, fw_cfg's files and DMA transfers, the secure GPIO, virtio and PCI devices behind the
+transports and the bridge.
 """
 
 from __future__ import annotations
@@ -53,24 +57,44 @@ __all__ = [
     "DATA_BASE",
     "DATA_SIZE",
     "DEADLINE_TIMERS",
+    "FLASH_MODES",
+    "FLASH_WINDOW",
+    "FW_CFG_ITEMS",
+    "FW_CFG_MAX_SKIP",
+    "GICV2M_FIRST_INTID",
+    "GICV2M_SPIS",
     "GIC_IRQS",
     "GPR_COUNT",
+    "ITS_COLLECTIONS",
+    "ITS_DEVICES",
+    "ITS_EVENTS",
+    "ITS_LPIS",
     "MAX_FILL_WORDS",
     "MAX_TIMER_MICROS",
     "MIN_TIMER_MICROS",
     "MMU_LOCKED_REGISTERS",
+    "PCIE_SCRATCH_WORDS",
     "PRIVATE_IRQS",
     "RTC_QUIET",
+    "UART_ECHO_BYTES",
+    "VIRTIO_TRANSPORTS",
     "ArmDeadline",
     "ArmTimer",
+    "ConfigureFlash",
+    "ConfigureFwCfg",
     "ConfigureGic",
     "ConfigureGpio",
+    "ConfigurePcieHost",
     "ConfigurePrivateIrq",
     "ConfigureRtc",
+    "ConfigureUart",
+    "ConfigureVirtioMmio",
     "DropToEl",
     "EnableMmu",
     "FillMemory",
+    "MapItsEvent",
     "Operation",
+    "RaiseV2mMsi",
     "SelectStack",
     "SetDaif",
     "SetFlags",
@@ -83,16 +107,20 @@ __all__ = [
     "daif_settings",
     "el_drops",
     "flag_settings",
+    "flash_settings",
     "fpreg_writes",
+    "fw_cfg_settings",
     "gic_settings",
     "gpio_settings",
     "gpr_writes",
     "guest_operations",
+    "its_events",
     "memory_fills",
     "mmu_enables",
     "operations",
     "operations_from_json",
     "operations_to_json",
+    "pcie_settings",
     "priority_masks",
     "private_irq_settings",
     "rtc_settings",
@@ -101,6 +129,9 @@ __all__ = [
     "sysreg_writes",
     "timer_deadlines",
     "timer_settings",
+    "uart_settings",
+    "v2m_msis",
+    "virtio_mmio_settings",
 ]
 
 GPR_COUNT: Final = 28
@@ -619,10 +650,379 @@ class ConfigureGpio:
         return {"op": self.kind, **fields}
 
 
+# -- bus devices: the virtio-mmio transports and the MSI controllers (docs/devices.md) ----
+
+VIRTIO_TRANSPORTS: Final = 32
+"""How many virtio-mmio transports ``virt`` creates (``NUM_VIRTIO_TRANSPORTS``)."""
+GICV2M_SPIS: Final = 64
+"""How many SPIs ``virt``'s GICv2m frame raises (``NUM_GICV2M_SPIS``), from INTID
+:data:`GICV2M_FIRST_INTID` on."""
+GICV2M_FIRST_INTID: Final = 80
+"""The first INTID the GICv2m raises: ``irqmap[VIRT_GIC_V2M]`` = SPI 48, INTID 48 + 32."""
+ITS_DEVICES: Final = 512
+"""Device IDs an ITS operation may map: the guest's one 4 KiB page of device table holds
+512 eight-byte entries (QEMU's ``GITS_DTE_SIZE``)."""
+ITS_COLLECTIONS: Final = 512
+"""Collection IDs an ITS operation may map: one 4 KiB page of eight-byte entries."""
+ITS_EVENTS: Final = 32
+"""Event IDs an ITS operation may map: MAPD gives every device a 5-bit event ID space."""
+ITS_LPIS: Final = 8192
+"""LPIs an ITS operation may map an event to, from INTID 8192 (QEMU's GICD_TYPER.IDbits
+allows INTIDs up to 65535)."""
+
+
+@dataclass(frozen=True)
+class ConfigureVirtioMmio:
+    """What a virtio driver writes to a virtio-mmio transport before DRIVER_OK.
+
+    To transport ``transport`` (at 0x0a000000 + 0x200 * ``transport``), in order: Status =
+    0 (reset), Status = ACKNOWLEDGE (1), Status = ACKNOWLEDGE | DRIVER (3),
+    DeviceFeaturesSel = ``features_sel``, DriverFeaturesSel = ``features_sel``,
+    DriverFeatures = ``features``, GuestPageSize = 1 << ``page_shift`` (legacy), QueueSel =
+    ``queue``, QueueNum = ``queue_num``, QueueAlign = 4096 (legacy), then Status =
+    ``status``. Without ``-device``, no transport of ``virt`` has a backend, and QEMU
+    ignores every write to an empty transport: what reads back is its identity (MagicValue,
+    Version, VendorID) and zeros, the same before and after a restore.
+    """
+
+    transport: int = 0
+    status: int = 0
+    features: int = 0
+    features_sel: int = 0
+    queue: int = 0
+    queue_num: int = 0
+    page_shift: int = 12
+    kind: ClassVar[str] = "virtio_mmio"
+
+    def __post_init__(self) -> None:
+        """Refuse a transport ``virt`` does not have or a value its register cannot hold."""
+        _check_range("transport", self.transport, 0, VIRTIO_TRANSPORTS - 1)
+        _check_range("status", self.status, 0, 0xFF)
+        _check_range("features", self.features, 0, _U32)
+        _check_range("features_sel", self.features_sel, 0, 1)
+        _check_range("queue", self.queue, 0, 0xFFFF)
+        _check_range("queue_num", self.queue_num, 0, 0xFFFF)
+        _check_range("page_shift", self.page_shift, 12, 16)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "transport": self.transport,
+            "status": f"{self.status:#04x}",
+            "features": f"{self.features:#x}",
+            "features_sel": self.features_sel,
+            "queue": self.queue,
+            "queue_num": self.queue_num,
+            "page_shift": self.page_shift,
+        }
+
+
+@dataclass(frozen=True)
+class RaiseV2mMsi:
+    """Raise an MSI through the GICv2m frame (with a GICv2 only: ``gic-version=2``).
+
+    Where ID_AA64PFR0_EL1.GIC says no GICv3 CPU interface (so ``virt`` made a GICv2 and its
+    GICv2m at 0x08020000): GICD_ICFGR<n> = the edge bits of every SPI a GICv2m operation of
+    the guest has raised in that word so far, this one's included (the GICv2m pulses its
+    SPI, and only an edge-triggered interrupt keeps a pulse pending while it is disabled),
+    then MSI_SETSPI_NS = INTID 80 + ``spi``: the SPI becomes pending in the distributor,
+    which stays disabled, so it is never delivered. With a GICv3 it does nothing.
+    """
+
+    spi: int = 0
+    kind: ClassVar[str] = "gicv2m"
+
+    def __post_init__(self) -> None:
+        """Refuse an SPI the GICv2m does not raise."""
+        _check_range("spi", self.spi, 0, GICV2M_SPIS - 1)
+
+    @property
+    def intid(self) -> int:
+        """The INTID the MSI raises."""
+        return GICV2M_FIRST_INTID + self.spi
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "spi": self.spi}
+
+
+@dataclass(frozen=True)
+class MapItsEvent:
+    """Program the GICv3 ITS and map one event of one device to an LPI, by its commands.
+
+    Where there is an ITS (``gic-version=3``, ``its=on``, QEMU and machine type 6.2 or
+    later: the guest looks for the ITS's node in the device tree), in order: GITS_CTLR = 0
+    (disabled); GITS_BASER0 = a flat 4 KiB device table, GITS_BASER1 = a flat 4 KiB
+    collection table, GITS_CBASER = a 4 KiB command queue (all valid, in guest RAM at
+    :data:`strategies.image.ITS_RAM`); GITS_CWRITER = 0; four commands in the
+    queue: MAPD (``device``, 5 event-ID bits, its ITT in guest RAM, valid), MAPC
+    (``collection`` to CPU 0, valid), MAPTI (``device``, ``event`` -> LPI 8192 + ``lpi``,
+    ``collection``), SYNC (CPU 0); then GITS_CTLR = Enabled and GITS_CWRITER = 0x80, on
+    which QEMU runs the four commands: it writes the device's and the collection's entries
+    into the tables and the event's entry into the ITT. No LPI is ever made pending (the
+    redistributor's LPIs stay disabled). Elsewhere it does nothing.
+    """
+
+    device: int = 0
+    event: int = 0
+    lpi: int = 0
+    collection: int = 0
+    kind: ClassVar[str] = "its"
+
+    def __post_init__(self) -> None:
+        """Refuse an ID the guest's tables do not hold."""
+        _check_range("device", self.device, 0, ITS_DEVICES - 1)
+        _check_range("event", self.event, 0, ITS_EVENTS - 1)
+        _check_range("lpi", self.lpi, 0, ITS_LPIS - 1)
+        _check_range("collection", self.collection, 0, ITS_COLLECTIONS - 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "device": self.device,
+            "event": self.event,
+            "lpi": self.lpi,
+            "collection": self.collection,
+        }
+
+
+PCIE_SCRATCH_WORDS: Final = 48
+"""32-bit words of the host bridge's device-specific config space (0x40..0xff) a PCIe
+operation may write: the whole of it (QEMU's ``pci_init_wmask`` makes it writable)."""
+
+
+@dataclass(frozen=True)
+class ConfigurePcieHost:
+    """Write the PCIe host bridge's (00:00.0, QEMU's ``gpex-root``) config space through ECAM.
+
+    The guest finds the ECAM in the device tree QEMU left at the start of RAM (the ``reg``
+    of node ``/pcie@10000000``: the low ECAM at 0x3f000000 or the high one above 256 GiB,
+    which depends on the machine type, ``highmem``, ``highmem-ecam``, ``compact-highmem``
+    and the CPU's physical address size). Then, 32 bits at a time, in order: Command =
+    ``command`` (Status written 0: its bits are read-only or write-1-to-clear); the word at
+    0x0c = ``cache_line`` | ``latency`` << 8 (header type and BIST are read-only); BAR0 =
+    0xffffffff (a driver sizing it; the host bridge has no BAR); the word at 0x3c =
+    ``interrupt_line`` (pin, min/max are read-only); the device-specific word at 0x40 + 4 *
+    ``word`` = ``value``. No device is behind the bridge without ``-device``. Not with the
+    MMU on (its page table maps no high ECAM): :func:`check_operations` refuses the pair.
+    """
+
+    command: int = 0
+    cache_line: int = 0
+    latency: int = 0
+    interrupt_line: int = 0
+    word: int = 0
+    value: int = 0
+    kind: ClassVar[str] = "pcie"
+
+    def __post_init__(self) -> None:
+        """Refuse a value wider than its register."""
+        _check_range("command", self.command, 0, 0xFFFF)
+        for name in ("cache_line", "latency", "interrupt_line"):
+            _check_range(name, getattr(self, name), 0, 0xFF)
+        _check_range("word", self.word, 0, PCIE_SCRATCH_WORDS - 1)
+        _check_range("value", self.value, 0, _U32)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "command": f"{self.command:#06x}",
+            "cache_line": f"{self.cache_line:#04x}",
+            "latency": f"{self.latency:#04x}",
+            "interrupt_line": f"{self.interrupt_line:#04x}",
+            "word": self.word,
+            "value": f"{self.value:#x}",
+        }
+
+
+def _bus_conflict(op: Operation, earlier: Sequence[Operation]) -> str | None:
+    """Why a bus-device operation and ``op`` may not meet, or None."""
+    if isinstance(op, ConfigurePcieHost) and any(isinstance(e, EnableMmu) for e in earlier):
+        return "a PCIe operation after EnableMmu (its page table maps no high ECAM)"
+    if isinstance(op, EnableMmu) and any(isinstance(e, ConfigurePcieHost) for e in earlier):
+        return "EnableMmu after a PCIe operation (the read-back could not reach a high ECAM)"
+    return None
+
+
+# -- the PL011 UART, the CFI flash banks and fw_cfg (docs/devices.md) --------------------
+
+UART_ECHO_BYTES: Final = 15
+"""Bytes a :class:`ConfigureUart` with ``echo`` leaves in the 16-deep RX FIFO: one short of
+full, so the resume byte after a restore fills it (FR.RXFF), which the guest waits for
+instead of reading the FIFO (that would empty it before the save)."""
+_UART_ALWAYS: Final = 0x301  # CR.UARTEN | TXE | RXE: the console
+_UART_LBE: Final = 0x80
+_UART_FEN: Final = 0x10
+_ECHO_ALPHABET: Final = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True)
+class ConfigureUart:
+    """Program the PL011 console UART: every register a guest can write, and with ``echo``
+    leave bytes in its RX FIFO.
+
+    In order: read DR until FR.RXFE (the RX FIFO empty), ICR = 0x7ff; LCR_H = ``lcr_h``,
+    IBRD = ``ibrd``, FBRD = ``fbrd``, IFLS = ``ifls``, ILPR = ``ilpr``, DMACR = ``dmacr``;
+    with ``echo``: CR = ``cr`` | LBE (loopback), each byte of ``echo`` to DR (QEMU 9.0 and
+    later put it into the RX FIFO too, and set FR's modem bits from CR's RTS, DTR, OUT1,
+    OUT2; earlier versions only print it), CR = ``cr``, DR = ``'\\n'`` (the console line
+    ends); without: CR = ``cr``; then IMSC = ``imsc``, ICR = ``icr``.
+
+    The console keeps working whatever is drawn: ``cr`` always has UARTEN, TXE and RXE and
+    never LBE (QEMU 9.0 and later ignore the console's input in loopback, so the resume byte
+    would never arrive); ``echo`` is exactly :data:`UART_ECHO_BYTES` lower-case letters
+    (no line end, no ``=``: nothing on the console reads as a read-back item) and needs
+    LCR_H.FEN (a 16-deep FIFO). IBRD and FBRD stay inside their fields (16 and 6 bits):
+    QEMU 9.1 and later mask wider values on a write and on a load, so a wider one would
+    read back differently after 7.2 -> 10.0 than after 7.2 -> 7.2 by design.
+    """
+
+    ibrd: int = 0
+    fbrd: int = 0
+    lcr_h: int = 0
+    cr: int = _UART_ALWAYS
+    ifls: int = 0
+    imsc: int = 0
+    icr: int = 0
+    ilpr: int = 0
+    dmacr: int = 0
+    echo: str = ""
+    kind: ClassVar[str] = "pl011"
+
+    def __post_init__(self) -> None:
+        """Refuse a value outside its register's field, a CR that would break the console,
+        or an echo that is not what the guest can wait for."""
+        for name, hi in (("ibrd", 0xFFFF), ("fbrd", 0x3F), ("lcr_h", 0xFF), ("cr", 0xFFFF),
+                         ("ifls", 0x3F), ("imsc", 0x7FF), ("icr", 0x7FF), ("ilpr", 0xFF),
+                         ("dmacr", 0x7)):  # fmt: skip
+            _check_range(name, getattr(self, name), 0, hi)
+        if self.cr & _UART_ALWAYS != _UART_ALWAYS or self.cr & _UART_LBE:
+            raise InvalidInput(
+                f"cr={self.cr:#x} must set UARTEN, TXE and RXE and clear LBE (the console)"
+            )
+        if not isinstance(self.echo, str):
+            raise InvalidInput(f"echo={self.echo!r} is not a str")
+        if self.echo:
+            if len(self.echo) != UART_ECHO_BYTES or not set(self.echo) <= _ECHO_ALPHABET:
+                raise InvalidInput(
+                    f"echo={self.echo!r} is not {UART_ECHO_BYTES} lower-case letters"
+                )
+            if not self.lcr_h & _UART_FEN:
+                raise InvalidInput(f"lcr_h={self.lcr_h:#x} without FEN cannot hold an echo")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        fields = {
+            f.name: f"{getattr(self, f.name):#x}"
+            for f in dataclasses.fields(self)
+            if f.name != "echo"
+        }
+        return {"op": self.kind, **fields, "echo": self.echo}
+
+
+FlashMode: TypeAlias = Literal["query", "status", "id", "program", "erase"]
+FLASH_MODES: Final[tuple[FlashMode, ...]] = ("query", "status", "id", "program", "erase")
+"""What a :class:`ConfigureFlash` leaves its bank in: CFI query (0x98), read status (0x70),
+read identifier (0x90), or status after a word program (0x40) or a block erase (0x20,
+0xd0)."""
+FLASH_WINDOW: Final = 0x1_0000
+"""Bytes at the start of a bank a program may write (erase takes the 256 KiB sector)."""
+
+
+@dataclass(frozen=True)
+class ConfigureFlash:
+    """Leave one of the ``virt`` board's CFI flash banks (``cfi.pflash01``) out of its
+    read-array mode.
+
+    The guest writes 32-bit commands to the bank (``bank`` 0 at 0x0, 1 at 0x04000000):
+    0xff at its start (read array: ends whatever an earlier operation began), with
+    ``clear`` 0x50 (clear the status register), then by ``mode``: 0x98 (``query``), 0x70
+    (``status``), 0x90 (``id``), 0x40 then ``data`` at ``offset`` (``program``), or 0x20
+    then 0xd0 at ``offset`` (``erase``: the 256 KiB sector holding it becomes 0xff). With
+    no ``-drive if=pflash`` (migfuzz gives none) both banks are writable RAM-backed
+    devices. Bank 0 is Secure-only with ``secure=on``: the guest decides at run time and
+    leaves it alone below EL3 there (the read-back says ``absent``).
+    """
+
+    bank: int
+    mode: FlashMode
+    offset: int = 0
+    data: int = 0
+    clear: bool = False
+    kind: ClassVar[str] = "pflash"
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown bank or mode, or an offset outside the window or unaligned."""
+        _check_range("bank", self.bank, 0, 1)
+        if self.mode not in FLASH_MODES:
+            raise InvalidInput(f"mode={self.mode!r} not one of {', '.join(FLASH_MODES)}")
+        _check_range("offset", self.offset, 0, FLASH_WINDOW - 4)
+        if self.offset % 4:
+            raise InvalidInput(f"offset={self.offset:#x} is not a multiple of 4")
+        _check_range("data", self.data, 0, _U32)
+        if not isinstance(self.clear, bool):
+            raise InvalidInput(f"clear={self.clear!r} is not a bool")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind, "bank": self.bank, "mode": self.mode, "offset": f"{self.offset:#x}",
+            "data": f"{self.data:#x}", "clear": self.clear,
+        }  # fmt: skip
+
+
+FW_CFG_ITEMS: Final = {0x0000: b"QEMU", 0x0001: (3).to_bytes(4, "little"), 0x0002: bytes(16)}
+"""The fw_cfg items a :class:`ConfigureFwCfg` selects, and what they hold on ``virt`` in
+every version 5.2 to 11.1: the signature, the interface ID (traditional | DMA) and the
+UUID (zero without ``-uuid``). fw_cfg's data is not migrated (the destination serves its
+own), so only items the same in every version are read."""
+FW_CFG_MAX_SKIP: Final = 20
+"""Most bytes a :class:`ConfigureFwCfg` reads before the checkpoint (past an item's end
+fw_cfg reads zeros and the offset stops)."""
+
+
+@dataclass(frozen=True)
+class ConfigureFwCfg:
+    """Select a fw_cfg item, read into it, and set the DMA address's high half.
+
+    The guest writes the selector (16-bit, big-endian) = ``key``, reads ``skip`` bytes of
+    the data register (one at a time: ``cur_offset`` advances), then writes the DMA
+    address register's high word = ``dma_high`` (big-endian). Only a write of the low word
+    starts a transfer, so none starts: ``dma_addr`` is ``dma_high << 32`` at the save. A
+    ``dma_high`` is 0 or at least 0x80000000 (no memory or device is mapped at 2**63 and
+    above: a transfer from there fails without touching anything).
+    """
+
+    key: int
+    skip: int = 0
+    dma_high: int = 0
+    kind: ClassVar[str] = "fw_cfg"
+
+    def __post_init__(self) -> None:
+        """Refuse an item not in :data:`FW_CFG_ITEMS`, a skip too long, or a DMA address
+        that could reach memory."""
+        if isinstance(self.key, bool) or self.key not in FW_CFG_ITEMS:
+            raise InvalidInput(f"key={self.key!r} not one of {sorted(FW_CFG_ITEMS)}")
+        _check_range("skip", self.skip, 0, FW_CFG_MAX_SKIP)
+        _check_range("dma_high", self.dma_high, 0, _U32)
+        if 0 < self.dma_high < 0x8000_0000:
+            raise InvalidInput(f"dma_high={self.dma_high:#x} could address memory or a device")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.kind, "key": f"{self.key:#06x}", "skip": self.skip,
+                "dma_high": f"{self.dma_high:#x}"}  # fmt: skip
+
+
 Operation: TypeAlias = (
     WriteSysReg | SetGpr | SetFpReg | SetSveReg | FillMemory | ArmTimer | SetFlags | SetDaif
     | ConfigureGic | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
     | ConfigureRtc | ConfigureGpio | ArmDeadline
+    | ConfigureVirtioMmio | RaiseV2mMsi | MapItsEvent | ConfigurePcieHost
+    | ConfigureUart | ConfigureFlash | ConfigureFwCfg
 )  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
@@ -632,6 +1032,8 @@ _KINDS: Final[dict[str, type[Operation]]] = {
         WriteSysReg, SetGpr, SetFpReg, SetSveReg, FillMemory, ArmTimer, SetFlags, SetDaif,
         ConfigureGic, ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
         ConfigureRtc, ConfigureGpio, ArmDeadline,
+        ConfigureVirtioMmio, RaiseV2mMsi, MapItsEvent, ConfigurePcieHost,
+        ConfigureUart, ConfigureFlash, ConfigureFwCfg,
     )
 }  # fmt: skip
 
@@ -660,6 +1062,8 @@ def _conflict(op: Operation, earlier: Sequence[Operation], selects_sp_el0: bool)
         isinstance(e, ArmDeadline) and e.timer in HIGH_EL_TIMERS for e in earlier
     ):
         return "an exception-level drop after a deadline on an EL2 or EL3 timer (unreadable below)"
+    if (reason := _bus_conflict(op, earlier)) is not None:
+        return reason
     return None
 
 
@@ -907,6 +1311,82 @@ def gpio_settings() -> st.SearchStrategy[ConfigureGpio]:
     return st.builds(ConfigureGpio, lines, lines, lines, lines, lines, lines, lines, lines)
 
 
+def virtio_mmio_settings() -> st.SearchStrategy[ConfigureVirtioMmio]:
+    """Driver writes to any of the 32 virtio-mmio transports: any final status byte, any
+    32-bit feature word of either half, any queue and size, a guest page of 4 to 64 KiB;
+    shrinks toward transport 0 and zeros."""
+    u16 = st.integers(0, 0xFFFF)
+    return st.builds(
+        ConfigureVirtioMmio, st.integers(0, VIRTIO_TRANSPORTS - 1), st.integers(0, 0xFF),
+        st.integers(0, _U32), st.integers(0, 1), u16, u16, st.integers(12, 16),
+    )  # fmt: skip
+
+
+def v2m_msis() -> st.SearchStrategy[RaiseV2mMsi]:
+    """MSIs through the GICv2m, to any of its 64 SPIs; shrinks toward the first."""
+    return st.builds(RaiseV2mMsi, st.integers(0, GICV2M_SPIS - 1))
+
+
+def its_events() -> st.SearchStrategy[MapItsEvent]:
+    """ITS mappings of any device, event, LPI and collection the guest's tables hold;
+    shrinks toward all zeros."""
+    return st.builds(
+        MapItsEvent, st.integers(0, ITS_DEVICES - 1), st.integers(0, ITS_EVENTS - 1),
+        st.integers(0, ITS_LPIS - 1), st.integers(0, ITS_COLLECTIONS - 1),
+    )  # fmt: skip
+
+
+def pcie_settings() -> st.SearchStrategy[ConfigurePcieHost]:
+    """Host-bridge config writes: any command, cache line, latency and interrupt line, any
+    value in any device-specific word; shrinks toward all zeros."""
+    byte = st.integers(0, 0xFF)
+    return st.builds(
+        ConfigurePcieHost, st.integers(0, 0xFFFF), byte, byte, byte,
+        st.integers(0, PCIE_SCRATCH_WORDS - 1), st.integers(0, _U32),
+    )  # fmt: skip
+
+
+def _uart_setting(cr: int, echo: str, **registers: int) -> ConfigureUart:
+    lcr_h = registers.pop("lcr_h") | (_UART_FEN if echo else 0)
+    cr = (cr & ~_UART_LBE) | _UART_ALWAYS
+    return ConfigureUart(lcr_h=lcr_h, cr=cr, echo=echo, **registers)
+
+
+def uart_settings() -> st.SearchStrategy[ConfigureUart]:
+    """PL011 settings: every writable register inside its field (CR always with the
+    console's bits, never loopback), sometimes an echo left in the RX FIFO (LCR_H.FEN
+    then forced); shrinks toward all zeros, no echo."""
+    echo = st.one_of(
+        st.just(""),
+        st.text(sorted(_ECHO_ALPHABET), min_size=UART_ECHO_BYTES, max_size=UART_ECHO_BYTES),
+    )
+    return st.builds(
+        _uart_setting, st.integers(0, 0xFFFF), echo, ibrd=st.integers(0, 0xFFFF),
+        fbrd=st.integers(0, 0x3F), lcr_h=st.integers(0, 0xFF), ifls=st.integers(0, 0x3F),
+        imsc=st.integers(0, 0x7FF), icr=st.integers(0, 0x7FF), ilpr=st.integers(0, 0xFF),
+        dmacr=st.integers(0, 7),
+    )  # fmt: skip
+
+
+def flash_settings() -> st.SearchStrategy[ConfigureFlash]:
+    """CFI flash commands on either bank; shrinks toward bank 0 in query mode."""
+    return st.builds(
+        ConfigureFlash, st.integers(0, 1), st.sampled_from(FLASH_MODES),
+        st.integers(0, FLASH_WINDOW // 4 - 1).map(lambda w: 4 * w), st.integers(0, _U32),
+        st.booleans(),
+    )  # fmt: skip
+
+
+def fw_cfg_settings() -> st.SearchStrategy[ConfigureFwCfg]:
+    """fw_cfg selections, read positions and DMA high words; shrinks toward the signature
+    at offset 0 and a zero high word."""
+    high = st.one_of(st.just(0), st.integers(0x8000_0000, _U32))
+    return st.builds(
+        ConfigureFwCfg, st.sampled_from(sorted(FW_CFG_ITEMS)),
+        st.integers(0, FW_CFG_MAX_SKIP), high,
+    )  # fmt: skip
+
+
 def operations(
     *,
     registers: Sequence[str] | None = None,
@@ -921,7 +1401,8 @@ def operations(
         drawn.
     :param devices: whether the PL031 RTC and PL061 GPIO may be programmed: every ``virt``
         configuration migfuzz runs has both (it loads no firmware, so the PL061 is never
-        replaced by the ACPI GED).
+        replaced by the ACPI GED); and the bus devices (virtio-mmio, GICv2m, ITS, PCIe host
+        bridge), which each guest finds or skips at run time.
     :param deadlines: whether timer deadlines may be set (offered last, one draw in as
         many as there are kinds: each costs the read-back a wait of up to
         :data:`MAX_TIMER_MICROS` after the restore).
@@ -943,6 +1424,8 @@ def operations(
         choices += [gic_settings(), private_irq_settings(), priority_masks()]
     if devices:
         choices += [rtc_settings(), gpio_settings()]
+        choices += [uart_settings(), flash_settings(), fw_cfg_settings()]
+        choices += [virtio_mmio_settings(), v2m_msis(), its_events(), pcie_settings()]
     if deadlines:
         choices.append(timer_deadlines())
     return st.one_of(choices)
@@ -964,7 +1447,8 @@ def guest_operations(
     :param registers: names of the system registers that may be written (default: the
         whole table; a subset focuses a campaign or avoids a register known to misbehave).
     :param gic: whether GIC operations may be drawn.
-    :param devices: whether device operations (PL031 RTC, PL061 GPIO) may be drawn.
+    :param devices: whether device operations (PL031 RTC, PL061 GPIO, the bus devices) may
+        be drawn.
     :param deadlines: whether timer deadlines may be drawn.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """

@@ -9,10 +9,13 @@ What the image does, in order (every CPU starts at ``entry`` at its reset EL):
 2. The operations, in list order, using only x28 and x29 as scratch.
 3. The read-back (``name=0x<hex>`` lines, see :func:`readback_items`), then the
    checkpoint marker; then it polls the UART for the resume byte using only x28/x29 (and
-   meanwhile arms again each timer deadline that fired, so the save finds it pending).
+   meanwhile arms again each timer deadline that fired, so the save finds it pending; a
+   guest that left an echo in the UART's RX FIFO waits for the byte to fill the FIFO
+   instead, and reads it with the echo after the restore).
 4. After resume: in a guest with timer deadlines, a wait for each timer and whether it
-   fired (:func:`after_restore_items`); the same read-back (the transcript), the done
-   marker, and it parks.
+   fired (:func:`after_restore_items`); the same read-back (the transcript), then the
+   lines only a restore prints of the console UART, the flash banks and fw_cfg
+   (:func:`after_restore_device_items`), the done marker, and it parks.
 
 What depends on the configuration is decided at run time, so one image runs on every
 ``virt`` configuration: the exception level (CurrentEL), whether EL2 exists
@@ -81,6 +84,7 @@ from strategies.asm import (
     STR_W,
     STR_Z,
     STRB,
+    STRH,
     SUB,
     SUB_IMM,
     TBNZ,
@@ -89,6 +93,7 @@ from strategies.asm import (
     TLBI_ALLE3,
     TLBI_VMALLE1,
     WFE,
+    XZR,
     Assembler,
     B,
     SysReg,
@@ -97,17 +102,26 @@ from strategies.guests import (
     DATA_BASE,
     DATA_SIZE,
     DEADLINE_TIMERS,
+    FW_CFG_ITEMS,
+    GICV2M_FIRST_INTID,
     RTC_QUIET,
     ArmDeadline,
     ArmTimer,
+    ConfigureFlash,
+    ConfigureFwCfg,
     ConfigureGic,
     ConfigureGpio,
+    ConfigurePcieHost,
     ConfigurePrivateIrq,
     ConfigureRtc,
+    ConfigureUart,
+    ConfigureVirtioMmio,
     DropToEl,
     EnableMmu,
     FillMemory,
+    MapItsEvent,
     Operation,
+    RaiseV2mMsi,
     SelectStack,
     SetDaif,
     SetFlags,
@@ -123,11 +137,19 @@ from strategies.guests import (
 from strategies.sysregs import SYSTEM_REGISTERS, by_name
 
 __all__ = [
+    "DTB_BASE",
+    "FLASH_ABSENT",
+    "FW_CFG_BASE",
+    "FW_CFG_DESCRIPTOR",
     "GICC_BASE",
     "GICD_BASE",
     "GICR_SGI_BASE",
+    "GICV2M_BASE",
+    "GITS_BASE",
     "IMAGE_BASE",
+    "ITS_RAM",
     "MMU_ALIAS_OFFSET",
+    "PFLASH_BASES",
     "PL031_BASE",
     "PL061_BASE",
     "STACK_TOP",
@@ -139,9 +161,14 @@ __all__ = [
     "TIMER_NOT_DUE",
     "TIMER_SCRATCH",
     "UART_BASE",
+    "UART_SCRATCH",
+    "VIRTIO_MMIO_BASE",
+    "VIRTIO_MMIO_STRIDE",
+    "after_restore_device_items",
     "after_restore_items",
     "build_guest",
     "expected_values",
+    "msi_values",
     "operations_from_json",
     "readback_items",
 ]
@@ -174,6 +201,35 @@ PL031_BASE: Final = 0x0901_0000
 """The PL031 RTC on ``virt`` (``VIRT_RTC``)."""
 PL061_BASE: Final = 0x0903_0000
 """The PL061 GPIO controller on ``virt`` (``VIRT_GPIO``; present whenever no firmware is loaded)."""
+# The flash banks and fw_cfg, from QEMU's hw/arm/virt.c, ``base_memmap`` (5.2 to 11.1):
+#   [VIRT_FLASH] =  {          0, 0x08000000 },  -- virt_flash_create(): two cfi.pflash01,
+#                                                   virt_flash_map(): half the window each
+#   [VIRT_FW_CFG] = { 0x09020000, 0x00000018 },  -- create_fw_cfg(): data at +0, selector at
+#                                                   +8, DMA address at +16
+# (the UART, [VIRT_UART0] = { 0x09000000, 0x00001000 }, is UART_BASE).
+PFLASH_BASES: Final = (0x0000_0000, 0x0400_0000)
+"""The two CFI flash banks on ``virt`` (``VIRT_FLASH``: 64 MiB each; bank 0 is Secure-only
+with ``secure=on``)."""
+FW_CFG_BASE: Final = 0x0902_0000
+"""fw_cfg's MMIO interface on ``virt`` (``VIRT_FW_CFG``)."""
+# The bus devices, from QEMU's hw/arm/virt.c (the same in every version from 5.2 to 11.1):
+#   [VIRT_MMIO] =    { 0x0a000000, 0x00000200 },  -- create_virtio_devices(): 32 transports,
+#                                                    each 0x200 past the last
+#   [VIRT_GIC_V2M] = { 0x08020000, 0x00001000 },  -- create_v2m(), with a GICv2 only
+#   [VIRT_GIC_ITS] = { 0x08080000, 0x00020000 },  -- create_its(), with a GICv3, its=on and
+#                                                    (TCG) QEMU and machine type 6.2 or later
+# (all in the MMU's Device-nGnRnE gigabyte).
+VIRTIO_MMIO_BASE: Final = 0x0A00_0000
+"""The first virtio-mmio transport on ``virt`` (``VIRT_MMIO``)."""
+VIRTIO_MMIO_STRIDE: Final = 0x200
+"""The distance between two virtio-mmio transports (``VIRT_MMIO``'s size)."""
+GICV2M_BASE: Final = 0x0802_0000
+"""The GICv2m MSI frame on ``virt`` (``VIRT_GIC_V2M``; with a GICv2)."""
+GITS_BASE: Final = 0x0808_0000
+"""The GICv3 ITS's control frame on ``virt`` (``VIRT_GIC_ITS``; with a GICv3 and an ITS)."""
+ITS_RAM: Final = 0x4040_0000
+"""Guest RAM an ITS operation gives the ITS: the command queue, then the device table, the
+collection table and the ITT, 4 KiB each (away from the image, stack and data window)."""
 
 CHECKPOINT: Final = b"@@MIGFUZZ-CHECKPOINT@@"
 DONE: Final = b"@@MIGFUZZ-DONE@@"
@@ -630,6 +686,9 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
     if any(isinstance(op, SetPriorityMask) for op in operations):
         items.append(_Item("GIC_PMR", (_priority_mask,)))
     items += _device_items(operations)
+    items += _console_device_items(operations)
+    items += _bus_device_items(operations)
+    items += _pcie_items(operations)
     for address in sorted(_final_memory(operations)):
         items.append(_Item(_memory_name(address), (_load(address, word=False),)))
     gprs = sorted({op.register for op in operations if isinstance(op, SetGpr)})
@@ -660,7 +719,11 @@ def readback_items(operations: Sequence[Operation]) -> list[str]:
     that programs the RTC ``pl031.dr_near_load`` (1 while RTCDR runs on from the last loaded
     value) and ``pl031.<register>`` for MR, LR, CR, IMSC, RIS and MIS, in one that programs
     the GPIO ``pl061.<register>`` for DATA (all lines), DIR, IS, IBE, IEV, IE, RIS, MIS and
-    AFSEL, each memory word written (by address), each GPR ``xN`` and each ``qN`` set (by
+    AFSEL, in one that programs the console UART ``pl011.<register>`` (IBRD, FBRD, LCR_H,
+    CR, IFLS, IMSC, ILPR, DMACR, RSR, FR, RIS, MIS: read before anything is printed), in
+    one that commands a flash bank ``pflash<bank>.at0`` and ``.at40`` (what it answers at
+    0 and 0x40), in one that moves fw_cfg ``fw_cfg.next`` (the next 4 bytes),
+    each memory word written (by address), each GPR ``xN`` and each ``qN`` set (by
     number), ``spsel`` in a guest that selects its stack, and last ``nzcv`` and ``daif``. A
     value is ``0x`` and 16 hex digits (32 for ``qN``, high half first).
     """
@@ -687,9 +750,14 @@ def expected_values(operations: Sequence[Operation]) -> dict[str, str]:
     selection, and the PL031's and PL061's registers (as QEMU models them): these must read
     back exactly as written. System registers, timers, GIC words and the exception level
     are absent: they depend on the CPU and configuration (compare them with the source's
-    read-back); so is ``pl031.lr``, which QEMU before 9.0 never set on a write (it read 0).
+    read-back); so is ``pl031.lr``, which QEMU before 9.0 never set on a write (it read 0),
+    and so are the PL011's FR, RIS and MIS in a guest with an echo (loopback since 9.0) and
+    flash bank 0 (Secure-only with ``secure=on``).
     """
     out: dict[str, str] = _device_values(operations)
+    out.update(_bus_device_values(operations))
+    out.update(_console_device_values(operations))
+    out.update(_pcie_values(operations))
     for address, value in sorted(_final_memory(operations).items()):
         out[_memory_name(address)] = _hex(value)
     gprs: dict[int, int] = {}
@@ -787,6 +855,613 @@ def _device_values(operations: Sequence[Operation]) -> dict[str, str]:
     return out
 
 
+# -- the bus devices: virtio-mmio transports, the GICv2m, the GICv3 ITS ---------------------
+
+# virtio-mmio registers (virtio 1.x spec section 4.2.2 and its legacy 4.2.4; QEMU
+# hw/virtio/virtio-mmio.c, offsets from linux/virtio_mmio.h).
+_VIRTIO_STATUS: Final = 0x070
+_VIRTIO_ACK_DRIVER: Final = (1, 3)  # ACKNOWLEDGE, then ACKNOWLEDGE | DRIVER
+_VIRTIO_LEGACY_ALIGN: Final = 4096
+#: What the read-back prints of the last transport written, by offset. QEMU answers a
+#: transport without a backend with MagicValue, Version and VendorID, and zeros.
+_VIRTIO_READBACK: Final = (
+    ("magic", 0x000), ("version", 0x004), ("device_id", 0x008), ("vendor_id", 0x00C),
+    ("device_features", 0x010), ("queue_num_max", 0x034), ("queue_pfn", 0x040),
+    ("interrupt_status", 0x060), ("status", 0x070), ("config_generation", 0x0FC),
+)  # fmt: skip
+#: What an empty transport reads (``virtio_mmio_read`` without a ``vdev``): 'virt', legacy
+#: version 1 (``force-legacy`` is on unless ``-global virtio-mmio.force-legacy=false``,
+#: which migfuzz never passes), 'QEMU'; every other register 0.
+_VIRTIO_EMPTY: Final = {"magic": 0x7472_6976, "version": 1, "vendor_id": 0x554D_4551}
+# GICv2m (hw/intc/arm_gicv2m.c) and the distributor words its SPIs show in.
+_V2M_TYPER: Final = 0x008
+_V2M_SETSPI_NS: Final = 0x040
+_GICD_ISPENDR: Final = 0x200
+_GICD_ICFGR: Final = 0xC00
+# GICv3 ITS (GIC architecture spec IHI 0069, section 12; QEMU hw/intc/arm_gicv3_its.c).
+_GITS_CTLR: Final = 0x000
+_GITS_CBASER: Final = 0x080
+_GITS_CWRITER: Final = 0x088
+_GITS_CREADR: Final = 0x090
+_GITS_BASER: Final = 0x100
+_ITS_VALID: Final = 1 << 63
+_ITS_CMDQ: Final = ITS_RAM
+_ITS_DEVICE_TABLE: Final = ITS_RAM + 0x1000
+_ITS_COLLECTION_TABLE: Final = ITS_RAM + 0x2000
+_ITS_ITT: Final = ITS_RAM + 0x3000
+_ITS_TABLE_ENTRY: Final = 8  # QEMU's GITS_DTE_SIZE and GITS_CTE_SIZE
+_ITS_ITE_SIZE: Final = 12  # QEMU's ITS_ITT_ENTRY_SIZE
+_ITS_EVENT_BITS: Final = 5  # MAPD Size + 1: 32 event IDs
+_ITS_FIRST_LPI: Final = 8192
+_ITS_COMMANDS_BYTES: Final = 4 * 32  # MAPD, MAPC, MAPTI, SYNC
+#: What the read-back prints of the ITS registers, by offset and width.
+_ITS_READBACK: Final = (
+    ("ctlr", _GITS_CTLR, True), ("cbaser", _GITS_CBASER, False),
+    ("cwriter", _GITS_CWRITER, False), ("creadr", _GITS_CREADR, False),
+    ("baser0", _GITS_BASER, False), ("baser1", _GITS_BASER + 8, False),
+)  # fmt: skip
+
+
+def _virtio_writes(op: ConfigureVirtioMmio) -> list[tuple[int, int]]:
+    """(offset, value) of each write :class:`ConfigureVirtioMmio` makes, in order."""
+    return [
+        (_VIRTIO_STATUS, 0),
+        *((_VIRTIO_STATUS, status) for status in _VIRTIO_ACK_DRIVER),
+        (0x014, op.features_sel),  # DeviceFeaturesSel
+        (0x024, op.features_sel),  # DriverFeaturesSel
+        (0x020, op.features),  # DriverFeatures
+        (0x028, 1 << op.page_shift),  # GuestPageSize (legacy)
+        (0x030, op.queue),  # QueueSel
+        (0x038, op.queue_num),  # QueueNum
+        (0x03C, _VIRTIO_LEGACY_ALIGN),  # QueueAlign (legacy)
+        (_VIRTIO_STATUS, op.status),
+    ]
+
+
+def _its_commands(op: MapItsEvent) -> list[int]:
+    """The 16 little-endian doublewords of MAPD, MAPC, MAPTI and SYNC (RDbase 0: CPU 0,
+    QEMU's GITS_TYPER.PTA is 0)."""
+    return [
+        0x08 | op.device << 32, _ITS_EVENT_BITS - 1, _ITS_VALID | _ITS_ITT, 0,  # MAPD
+        0x09, 0, _ITS_VALID | op.collection, 0,  # MAPC
+        0x0A | op.device << 32, op.event | (_ITS_FIRST_LPI + op.lpi) << 32, op.collection, 0,
+        0x05, 0, 0, 0,  # SYNC
+    ]  # fmt: skip
+
+
+def _its_registers() -> list[tuple[int, int]]:
+    """(GITS offset, 64-bit value) of the table and queue registers, in order: flat tables
+    and a queue of one 4 KiB page each (Size 0, Page_Size 4K), valid."""
+    return [
+        (_GITS_BASER, _ITS_VALID | _ITS_DEVICE_TABLE),
+        (_GITS_BASER + 8, _ITS_VALID | _ITS_COLLECTION_TABLE),
+        (_GITS_CBASER, _ITS_VALID | _ITS_CMDQ),
+        (_GITS_CWRITER, 0),
+    ]
+
+
+def _gic_v3(a: Assembler, reg: int) -> None:
+    """``reg`` = ID_AA64PFR0_EL1.GIC: nonzero with a GICv3 (no flags touched)."""
+    _field(a, reg, _ID_AA64PFR0, 24)
+
+
+def _its_guard(a: Assembler, reg: int, skip: str) -> None:
+    """Branch to ``skip`` unless the machine has an ITS; x29 = :data:`GITS_BASE` if it has.
+
+    Not GICD_TYPER.LPIS: ``virt`` gives its GICv3 LPIs whenever the machine type allows a
+    TCG ITS (``vms->tcg_its``), ``its=off`` or not, and then makes no ITS. The device tree's
+    ``its@8080000`` node is there exactly when ``create_its()`` made one (``its_base``).
+    ``reg`` is unused (x29 and x30 are the routine's), no flags.
+    """
+    del reg
+    a.emit(BL, "its_base")
+    a.emit(CBZ, 29, skip)
+
+
+def _guarded(guard: Callable[[Assembler, int, str], None], load: _Emit) -> _Emit:
+    """x1 = what ``load`` reads where ``guard`` lets it through, else 0."""
+
+    def emit(a: Assembler) -> None:
+        skip = f"bus_absent_{a.address:x}"
+        a.emit(MOVZ, 1, 0)
+        guard(a, 2, skip)
+        load(a)
+        a.label(skip)
+
+    return emit
+
+
+def _v2m_guard(a: Assembler, reg: int, skip: str) -> None:
+    """Branch to ``skip`` unless the machine has a GICv2 (and so a GICv2m)."""
+    _gic_v3(a, reg)
+    a.emit(CBNZ, reg, skip)
+
+
+def _load_pair(address: int) -> _Emit:
+    """x1 = the 64-bit little-endian value at ``address`` (4-byte aligned), as two words."""
+
+    def emit(a: Assembler) -> None:
+        a.mov_imm64(2, address)
+        a.emit(LDR_W, 1, 2, 0)
+        a.emit(LDR_W, 3, 2, 4)
+        a.emit(LSL, 3, 3, 32)
+        a.emit(ORR, 1, 1, 3)
+
+    return emit
+
+
+def _bus_device_items(operations: Sequence[Operation]) -> list[_Item]:
+    """The virtio-mmio transport's, the GICv2m's and the ITS's read-back lines."""
+    items = []
+    virtio = [op for op in operations if isinstance(op, ConfigureVirtioMmio)]
+    if virtio:
+        base = VIRTIO_MMIO_BASE + VIRTIO_MMIO_STRIDE * virtio[-1].transport
+        for name, offset in _VIRTIO_READBACK:
+            items.append(_Item(f"virtio_mmio.{name}", (_load(base + offset, word=True),)))
+    v2m = [op for op in operations if isinstance(op, RaiseV2mMsi)]
+    if v2m:
+        intid = v2m[-1].intid
+        for name, address in (
+            ("typer", GICV2M_BASE + _V2M_TYPER),
+            ("icfgr", GICD_BASE + _GICD_ICFGR + 4 * (intid // 16)),
+            ("ispendr", GICD_BASE + _GICD_ISPENDR + 4 * (intid // 32)),
+        ):
+            load = _guarded(_v2m_guard, _load(address, word=True))
+            items.append(_Item(f"gicv2m.{name}", (load,)))
+    its = [op for op in operations if isinstance(op, MapItsEvent)]
+    if its:
+        last = its[-1]
+        for name, offset, word in _ITS_READBACK:
+            load = _load(GITS_BASE + offset, word=word)
+            items.append(_Item(f"its.{name}", (_guarded(_its_guard, load),)))
+        for name, load in (
+            ("dte", _load(_ITS_DEVICE_TABLE + _ITS_TABLE_ENTRY * last.device, word=False)),
+            ("cte", _load(_ITS_COLLECTION_TABLE + _ITS_TABLE_ENTRY * last.collection, word=False)),
+            ("ite", _load_pair(_ITS_ITT + _ITS_ITE_SIZE * last.event)),
+            ("ite_doorbell", _load(_ITS_ITT + _ITS_ITE_SIZE * last.event + 8, word=True)),
+        ):
+            items.append(_Item(f"its.{name}", (_guarded(_its_guard, load),)))
+    return items
+
+
+def _v2m_edges(operations: Sequence[Operation]) -> dict[int, int]:
+    """GICD_ICFGR word index -> its edge bits, after the GICv2m operations."""
+    edges: dict[int, int] = {}
+    for op in operations:
+        if isinstance(op, RaiseV2mMsi):
+            word = op.intid // 16
+            edges[word] = edges.get(word, 0) | 2 << (2 * (op.intid % 16))
+    return edges
+
+
+def _bus_device_values(operations: Sequence[Operation]) -> dict[str, str]:
+    """The virtio-mmio read-back values the operations fix (an empty transport's)."""
+    if not any(isinstance(op, ConfigureVirtioMmio) for op in operations):
+        return {}
+    return {f"virtio_mmio.{name}": _hex(_VIRTIO_EMPTY.get(name, 0)) for name, _ in _VIRTIO_READBACK}
+
+
+def msi_values(operations: Sequence[Operation], *, controller: str) -> dict[str, str]:
+    """The GICv2m's and ITS's read-back values the operations fix on a machine whose MSI
+    controller is ``controller``: ``"gicv2m"`` (a GICv2), ``"gicv2m-nonsecure"`` (a GICv2
+    with the Security Extensions, ``secure=on``, that the guest reads back from Non-secure
+    state: every interrupt resets to Group 0, whose GICD_ICFGR and GICD_ISPENDR bits read
+    as zero there; written from there too, the SPI stays level-triggered and the pulse is
+    lost), ``"its"`` (a GICv3 with an ITS) or ``"none"`` (a GICv3 without). Not in
+    :func:`expected_values`, which knows no configuration; where the controller is absent
+    the guest prints 0 for its items.
+
+    With an ITS the registers read back as written, with QEMU's read-only fields; the
+    table entries are QEMU's own formats and are compared with the source's only.
+
+    :raise InvalidInput: an unknown ``controller``.
+    """
+    if controller not in ("gicv2m", "gicv2m-nonsecure", "its", "none"):
+        raise InvalidInput(f"{controller=} not 'gicv2m', 'gicv2m-nonsecure', 'its' or 'none'")
+    out: dict[str, str] = {}
+    v2m = [op for op in operations if isinstance(op, RaiseV2mMsi)]
+    if v2m:
+        intid = v2m[-1].intid
+        pending = sum({1 << (op.intid % 32) for op in v2m if op.intid // 32 == intid // 32})
+        values = {"typer": 0, "icfgr": 0, "ispendr": 0}
+        if controller == "gicv2m":
+            typer = GICV2M_FIRST_INTID << 16 | 64  # (base-spi + 32) << 16 | num-spi
+            icfgr = _v2m_edges(operations)[intid // 16]
+            values = {"typer": typer, "icfgr": icfgr, "ispendr": pending}
+        elif controller == "gicv2m-nonsecure":
+            values["typer"] = GICV2M_FIRST_INTID << 16 | 64
+        out.update({f"gicv2m.{name}": _hex(value) for name, value in values.items()})
+    if any(isinstance(op, MapItsEvent) for op in operations) and controller != "its":
+        names = [name for name, _, _ in _ITS_READBACK] + ["dte", "cte", "ite", "ite_doorbell"]
+        out.update({f"its.{name}": _hex(0) for name in names})
+    return out
+
+
+# -- PCIe: the host bridge's config space, through the ECAM the device tree names -----------
+
+# QEMU's hw/arm/virt.c: base_memmap [VIRT_PCIE_ECAM] = { 0x3f000000, 0x01000000 } and
+# extended_memmap [VIRT_HIGH_PCIE_ECAM] = { 0x0, 256 * MiB } (placed above 256 GiB by
+# virt_set_high_memmap()); create_pcie() maps one of them (``VIRT_ECAM_ID(highmem_ecam)``)
+# and names it in the ``reg`` of ``/pcie@10000000`` (``base_mmio``, the same in 5.2).
+DTB_BASE: Final = 0x4000_0000
+"""Where QEMU leaves the device tree blob when no kernel is loaded: the start of RAM."""
+_FDT_PROP_LE: Final = 0x0300_0000  # FDT_PROP (big-endian 3), as a little-endian load sees it
+_FDT_NOP_LE: Final = 0x0400_0000
+_PCIE_NODE: Final = b"pcie@10000000"  # create_pcie(): "/pcie@%" PRIx64, base_mmio
+_ITS_NODE: Final = b"its@8080000"  # fdt_add_its_gic_node(): "/intc/its@%" PRIx64
+_REG_NAME_LE: Final = int.from_bytes(b"reg\0", "little")
+_PCIE_FN1: Final = 1 << 15  # ECAM offset of 00:01.0 (device 1): absent
+_PCIE_SCRATCH: Final = 0x40
+_PCIE_BAR_SIZING: Final = 0xFFFF_FFFF
+#: What the read-back prints of 00:00.0 by config offset (the device-specific word and
+#: 00:01.0 come after).
+_PCIE_READBACK: Final = (("id", 0x00), ("command", 0x04), ("class", 0x08),
+                         ("cache_line", 0x0C), ("bar0", 0x10), ("interrupt", 0x3C))  # fmt: skip
+#: gpex-root's identity: Red Hat (0x1b36) device 0x0008, class 0x0600 (host bridge), rev 0.
+_PCIE_ID: Final = 0x0008_1B36
+_PCIE_CLASS: Final = 0x0600_0000
+#: The Command bits QEMU's ``pci_init_wmask`` lets a guest write: I/O, memory, bus master,
+#: SERR#, INTx disable.
+_PCIE_COMMAND_WMASK: Final = 0x0507
+
+
+def _pcie_writes(op: ConfigurePcieHost) -> list[tuple[int, int]]:
+    """(config offset, 32-bit value) of each write :class:`ConfigurePcieHost` makes."""
+    return [
+        (0x04, op.command),
+        (0x0C, op.cache_line | op.latency << 8),
+        (0x10, _PCIE_BAR_SIZING),
+        (0x3C, op.interrupt_line),
+        (_PCIE_SCRATCH + 4 * op.word, op.value),
+    ]
+
+
+def _pcie_load(offset: int) -> _Emit:
+    """x1 = the 32-bit config word at ECAM + ``offset``, 0 if no ECAM was found."""
+
+    def emit(a: Assembler) -> None:
+        skip = f"pcie_absent_{a.address:x}"
+        a.emit(MOVZ, 1, 0)
+        a.emit(BL, "ecam_base")
+        a.emit(CBZ, 29, skip)
+        if offset >= 0x1000:
+            a.emit(ADD_IMM, 29, 29, offset >> 12, 12)
+        a.emit(LDR_W, 1, 29, offset & 0xFFF)
+        a.label(skip)
+
+    return emit
+
+
+def _pcie_items(operations: Sequence[Operation]) -> list[_Item]:
+    """The host bridge's read-back lines, for a guest that writes it."""
+    pcie = [op for op in operations if isinstance(op, ConfigurePcieHost)]
+    if not pcie:
+        return []
+    items = [_Item(f"pcie.{name}", (_pcie_load(offset),)) for name, offset in _PCIE_READBACK]
+    items.append(_Item("pcie.scratch", (_pcie_load(_PCIE_SCRATCH + 4 * pcie[-1].word),)))
+    items.append(_Item("pcie.absent_fn", (_pcie_load(_PCIE_FN1),)))
+    return items
+
+
+def _pcie_values(operations: Sequence[Operation]) -> dict[str, str]:
+    """What the host bridge reads back after the PCIe operations (QEMU 5.2 to 11.1)."""
+    pcie = [op for op in operations if isinstance(op, ConfigurePcieHost)]
+    if not pcie:
+        return {}
+    last = pcie[-1]
+    scratch = {op.word: op.value for op in pcie}
+    values = {
+        "id": _PCIE_ID, "command": last.command & _PCIE_COMMAND_WMASK, "class": _PCIE_CLASS,
+        "cache_line": last.cache_line, "bar0": 0, "interrupt": last.interrupt_line,
+        "scratch": scratch[last.word], "absent_fn": 0xFFFF_FFFF,
+    }  # fmt: skip
+    return {f"pcie.{name}": _hex(value) for name, value in values.items()}
+
+
+def _be32(a: Assembler, dst: int, base: int, offset: int) -> None:
+    """``dst`` = the big-endian word at ``base + offset`` (byte loads; x7 scratch, no flags)."""
+    a.emit(LDRB, dst, base, offset)
+    for i in (1, 2, 3):
+        a.emit(LSL, dst, dst, 8)
+        a.emit(LDRB, 7, base, offset + i)
+        a.emit(ORR, dst, dst, 7)
+
+
+def _node_words(name: bytes) -> tuple[int, ...]:
+    """A device-tree node name as the little-endian words a word load sees (NUL-padded)."""
+    padded = name + b"\0" * (4 - len(name) % 4)
+    return tuple(int.from_bytes(padded[i : i + 4], "little") for i in range(0, len(padded), 4))
+
+
+def _emit_dtb_routine(
+    a: Assembler, label: str, node: bytes, found: Callable[[Assembler], None]
+) -> None:
+    """``label``: look for the node named ``node`` in the device tree at :data:`DTB_BASE`;
+    there (x1 = its name, x2 = the strings block) run ``found``, which sets x29 or branches
+    to ``<label>_next`` to go on looking; x29 = 0 if the node is not found. Preserves
+    x0..x28 and NZCV (no flag-setting instruction); clobbers x30 only (the caller's link).
+    """
+    a.label(label)
+    a.emit(SUB_IMM, SP, SP, 64)
+    for n in range(0, 8, 2):
+        a.emit(STP, n, n + 1, SP, 8 * n)
+    a.mov_imm64(0, DTB_BASE)
+    _be32(a, 1, 0, 8)  # off_dt_struct
+    a.emit(ADD, 1, 0, 1)
+    _be32(a, 2, 0, 12)  # off_dt_strings
+    a.emit(ADD, 2, 0, 2)
+    _be32(a, 6, 0, 36)  # size_dt_struct
+    a.emit(ADD, 6, 1, 6)
+    a.emit(MOVZ, 29, 0)
+    a.label(f"{label}_find")  # x1 walks the structure block a word at a time
+    a.emit(SUB, 3, 6, 1)
+    a.emit(CBZ, 3, f"{label}_done")
+    a.emit(TBNZ, 3, 63, f"{label}_done")
+    for i, word in enumerate(_node_words(node)):
+        a.emit(LDR_W, 3, 1, 4 * i)
+        a.mov_imm64(4, word)
+        a.emit(SUB, 3, 3, 4)
+        a.emit(CBNZ, 3, f"{label}_next")
+    found(a)
+    a.label(f"{label}_next")
+    a.emit(ADD_IMM, 1, 1, 4)
+    a.emit(B, f"{label}_find")
+    a.label(f"{label}_done")
+    for n in range(0, 8, 2):
+        a.emit(LDP, n, n + 1, SP, 8 * n)
+    a.emit(ADD_IMM, SP, SP, 64)
+    a.emit(RET)
+
+
+def _emit_ecam_base(a: Assembler) -> None:
+    """``ecam_base``: x29 = the ECAM's base from the device tree's ``/pcie@10000000`` node
+    ``reg``, 0 if not found (:func:`_emit_dtb_routine`)."""
+
+    def found(a: Assembler) -> None:
+        a.emit(ADD_IMM, 1, 1, len(_node_words(_PCIE_NODE)) * 4)  # its first property
+        _emit_ecam_props(a)
+
+    _emit_dtb_routine(a, "ecam_base", _PCIE_NODE, found)
+
+
+def _emit_its_base(a: Assembler) -> None:
+    """``its_base``: x29 = :data:`GITS_BASE` if the device tree has ``its@8080000`` (only
+    ``create_its()`` adds it), else 0 (:func:`_emit_dtb_routine`)."""
+
+    def found(a: Assembler) -> None:
+        a.mov_imm64(29, GITS_BASE)
+        a.emit(B, "its_base_done")
+
+    _emit_dtb_routine(a, "its_base", _ITS_NODE, found)
+
+
+def _emit_ecam_props(a: Assembler) -> None:
+    """The node's properties from x1 on: x29 = its ``reg``'s address, or on to
+    ``ecam_base_done`` at the first token that is no property (x2 = the strings block)."""
+    a.label("ecam_props")
+    a.emit(LDR_W, 3, 1, 0)
+    a.mov_imm64(4, _FDT_PROP_LE)
+    a.emit(SUB, 4, 3, 4)
+    a.emit(CBZ, 4, "ecam_prop")
+    a.mov_imm64(4, _FDT_NOP_LE)
+    a.emit(SUB, 4, 3, 4)
+    a.emit(CBNZ, 4, "ecam_base_done")  # a child node or the node's end: no reg
+    a.emit(ADD_IMM, 1, 1, 4)
+    a.emit(B, "ecam_props")
+    a.label("ecam_prop")  # FDT_PROP, len, nameoff, value
+    _be32(a, 5, 1, 8)
+    a.emit(ADD, 5, 2, 5)
+    a.emit(LDRB, 3, 5, 0)
+    for i in (1, 2, 3):
+        a.emit(LDRB, 4, 5, i)
+        a.emit(LSL, 4, 4, 8 * i)
+        a.emit(ORR, 3, 3, 4)
+    a.mov_imm64(4, _REG_NAME_LE)
+    a.emit(SUB, 3, 3, 4)
+    a.emit(CBZ, 3, "ecam_reg")
+    _be32(a, 5, 1, 4)  # the value's length, padded to a word
+    a.emit(ADD_IMM, 5, 5, 3 + 12)
+    a.emit(LSR, 5, 5, 2)
+    a.emit(LSL, 5, 5, 2)
+    a.emit(ADD, 1, 1, 5)
+    a.emit(B, "ecam_props")
+    a.label("ecam_reg")  # two address cells: the base's high word, then its low word
+    _be32(a, 29, 1, 12)
+    a.emit(LSL, 29, 29, 32)
+    _be32(a, 5, 1, 16)
+    a.emit(ORR, 29, 29, 5)
+    a.emit(B, "ecam_base_done")
+
+
+# -- the console UART, the CFI flash banks, fw_cfg (docs/devices.md) ------------------------
+
+# PL011 registers (ARM PrimeCell UART TRM, DDI 0183; QEMU hw/char/pl011.c).
+_UART_DR: Final = 0x00
+_UART_ILPR: Final = 0x20
+_UART_IBRD: Final = 0x24
+_UART_FBRD: Final = 0x28
+_UART_LCR_H: Final = 0x2C
+_UART_IFLS: Final = 0x34
+_UART_IMSC: Final = 0x38
+_UART_ICR: Final = 0x44
+_UART_DMACR: Final = 0x48
+_FR_RXFF: Final = 6
+_UART_ALL_INTERRUPTS: Final = 0x7FF
+_UART_LBE: Final = 0x80
+_U32_MASK: Final = 0xFFFF_FFFF
+#: What the read-back keeps of the PL011, by register offset, and the bits it keeps: FR
+#: without RXFF (with an echo in the FIFO the resume byte fills it after the restore), RIS
+#: and MIS without TX (every character printed raises it).
+_UART_READBACK: Final = (
+    ("ibrd", 0x24, _U32_MASK), ("fbrd", 0x28, _U32_MASK), ("lcr_h", 0x2C, _U32_MASK),
+    ("cr", 0x30, _U32_MASK), ("ifls", 0x34, _U32_MASK), ("imsc", 0x38, _U32_MASK),
+    ("ilpr", 0x20, _U32_MASK), ("dmacr", 0x48, _U32_MASK), ("rsr", 0x04, _U32_MASK),
+    ("fr", _UART_FR, _U32_MASK & ~(1 << _FR_RXFF)), ("ris", 0x3C, _U32_MASK & ~0x20),
+    ("mis", 0x40, _U32_MASK & ~0x20),
+)  # fmt: skip
+_UART_FR_IDLE: Final = 0x90  # TXFE | RXFE
+_UART_RX_LIMIT: Final = 16  # PL011_FIFO_DEPTH, every version
+#: After a restore only: what the guest reads from DR until RXFE (at most 16 entries).
+_UART_AFTER: Final = ("pl011.rx_count", "pl011.rx_data", "pl011.rx_flags")
+# CFI flash (Intel command set; QEMU hw/block/pflash_cfi01.c). ``virt`` gives each bank
+# width 4 and device width 2: two x16 devices, so a 32-bit read shows each answer twice.
+_FLASH_COMMANDS: Final = {"query": 0x98, "status": 0x70, "id": 0x90, "program": 0x40,
+                          "erase": 0x20}  # fmt: skip
+_FLASH_READ_ARRAY: Final = 0xFF
+_FLASH_CLEAR_STATUS: Final = 0x50
+_FLASH_READ_STATUS: Final = 0x70
+_FLASH_CONFIRM: Final = 0xD0
+_FLASH_READY: Final = 0x80  # status: the write state machine is ready
+_FLASH_OFFSETS: Final = (("at0", 0x0), ("at40", 0x40))  # query: CFI byte 0 and 'Q'
+_FLASH_PROBE: Final = 0x40  # status after a 0x70, 'Q' in query mode, else the array
+FLASH_ABSENT: Final = (1 << 64) - 1
+"""What the read-back prints for bank 0 where the guest cannot reach it (``secure=on``,
+below EL3: ``virt`` maps it in the Secure address space only)."""
+# fw_cfg (docs/specs/fw_cfg.rst; QEMU hw/nvram/fw_cfg.c): every register big-endian.
+_FW_CFG_DATA: Final = 0x0
+_FW_CFG_SELECTOR: Final = 0x8
+_FW_CFG_DMA_HIGH: Final = 0x10
+_FW_CFG_DMA_LOW: Final = 0x14
+_FW_CFG_NEXT: Final = 4  # bytes the read-back reads at the current position
+_FW_CFG_DMA_SKIP: Final = 0x04
+FW_CFG_DESCRIPTOR: Final = DATA_BASE + DATA_SIZE + 0x900
+"""The FWCfgDmaAccess a guest with a fw_cfg operation keeps (a skip of one byte), which the
+read-back after a restore hands the DMA register's low word."""
+UART_SCRATCH: Final = DATA_BASE + DATA_SIZE + 0x800
+"""Where the read-back keeps the PL011's registers, read before it prints anything."""
+
+
+def _bswap(value: int, size: int) -> int:
+    return int.from_bytes(value.to_bytes(size, "big"), "little")
+
+
+def _flash_guard(a: Assembler, bank: int, reg: int, skip: str) -> None:
+    """Branch to ``skip`` unless the guest reaches ``bank``: bank 1 always; bank 0 unless
+    the CPU has EL3 (``virt`` with ``secure=on``) and runs below it. ``reg`` only, no flags."""
+    if bank == 1:
+        return
+    ok = f"flash_ok_{a.address:x}"
+    _field(a, reg, _ID_AA64PFR0, 12)  # EL3
+    a.emit(CBZ, reg, ok)
+    a.emit(MRS, reg, _CURRENT_EL)
+    a.emit(TBZ, reg, 3, skip)
+    a.emit(TBZ, reg, 2, skip)
+    a.label(ok)
+
+
+def _flash_load(bank: int, offset: int) -> _Emit:
+    """x1 = the 32-bit word the bank answers at ``offset``, or :data:`FLASH_ABSENT`."""
+
+    def emit(a: Assembler) -> None:
+        skip = f"flash_absent_{a.address:x}"
+        a.mov_imm64(1, FLASH_ABSENT)
+        _flash_guard(a, bank, 2, skip)
+        a.mov_imm64(2, PFLASH_BASES[bank] + offset)
+        a.emit(LDR_W, 1, 2, 0)
+        a.label(skip)
+
+    return emit
+
+
+def _fw_cfg_next(op: ConfigureFwCfg) -> _Emit:
+    """x1 = the next :data:`_FW_CFG_NEXT` bytes at fw_cfg's position (the first the most
+    significant); then the position is put back (select ``op.key``, read ``op.skip``)."""
+
+    def emit(a: Assembler) -> None:
+        a.mov_imm64(2, FW_CFG_BASE)
+        a.emit(MOVZ, 1, 0)
+        for _ in range(_FW_CFG_NEXT):
+            a.emit(LDRB, 3, 2, _FW_CFG_DATA)
+            a.emit(LSL, 1, 1, 8)
+            a.emit(ORR, 1, 1, 3)
+        _fw_cfg_position(a, op, base=2, scratch=3)
+
+    return emit
+
+
+def _fw_cfg_position(a: Assembler, op: ConfigureFwCfg, *, base: int, scratch: int) -> None:
+    """Select ``op.key`` and read ``op.skip`` bytes (``base`` holds FW_CFG_BASE)."""
+    a.emit(MOVZ, scratch, _bswap(op.key, 2))
+    a.emit(STRH, scratch, base, _FW_CFG_SELECTOR)
+    for _ in range(op.skip):
+        a.emit(LDRB, scratch, base, _FW_CFG_DATA)
+
+
+def _console_device_items(operations: Sequence[Operation]) -> list[_Item]:
+    """The PL011's (from the read-back's first reads), the flash banks' and fw_cfg's lines."""
+    items = []
+    if any(isinstance(op, ConfigureUart) for op in operations):
+        for i, (name, _, _) in enumerate(_UART_READBACK):
+            items.append(_Item(f"pl011.{name}", (_load(UART_SCRATCH + 8 * i, word=False),)))
+    for bank in sorted({op.bank for op in operations if isinstance(op, ConfigureFlash)}):
+        for name, offset in _FLASH_OFFSETS:
+            items.append(_Item(f"pflash{bank}.{name}", (_flash_load(bank, offset),)))
+    fw_cfg = [op for op in operations if isinstance(op, ConfigureFwCfg)]
+    if fw_cfg:
+        items.append(_Item("fw_cfg.next", (_fw_cfg_next(fw_cfg[-1]),)))
+    return items
+
+
+def after_restore_device_items(operations: Sequence[Operation]) -> list[str]:
+    """The names of the lines the guest prints after a restore only, after its read-back:
+    with a PL011 operation ``pl011.rx_count``, ``pl011.rx_data`` (up to 16 bytes, the
+    first the most significant) and ``pl011.rx_flags`` (the error bits of every entry, OR'd)
+    from reading DR until RXFE; with a flash operation ``pflash<bank>.probe``, what the bank
+    answers at 0x40 after a read-status command (0x70) at 0; with a fw_cfg operation
+    ``fw_cfg.dma_control``, the control word of the DMA descriptor after a write of the
+    DMA register's low word. Compared A -> B against A -> A, never with the pre-save
+    read-back (each reads state the read-back changes).
+    """
+    names: list[str] = []
+    if any(isinstance(op, ConfigureUart) for op in operations):
+        names += _UART_AFTER
+    banks = sorted({op.bank for op in operations if isinstance(op, ConfigureFlash)})
+    names += [f"pflash{bank}.probe" for bank in banks]
+    if any(isinstance(op, ConfigureFwCfg) for op in operations):
+        names.append("fw_cfg.dma_control")
+    return names
+
+
+def _flash_answers(op: ConfigureFlash, status: int) -> dict[str, int]:
+    """What the bank answers at each read-back offset after ``op`` (status register
+    ``status``), as QEMU's ``pflash_read`` composes it for two x16 devices."""
+    twice = 0x1_0001
+    if op.mode == "query":
+        return {"at0": 0, "at40": ord("Q") * twice}  # cfi_table[0x00], [0x10]
+    if op.mode == "id":
+        return {"at0": 0x89 * twice, "at40": 0}  # ident0 (virt: 0x89); 0x10: not an ID
+    return {"at0": status * twice, "at40": status * twice}
+
+
+def _console_device_values(operations: Sequence[Operation]) -> dict[str, str]:
+    """The PL011's, bank 1's and fw_cfg's read-back values the operations fix."""
+    out: dict[str, str] = {}
+    uart = [op for op in operations if isinstance(op, ConfigureUart)]
+    if uart:
+        last = uart[-1]
+        values = {"ibrd": last.ibrd, "fbrd": last.fbrd, "lcr_h": last.lcr_h, "cr": last.cr,
+                  "ifls": last.ifls, "imsc": last.imsc, "ilpr": last.ilpr,
+                  "dmacr": last.dmacr, "rsr": 0}  # fmt: skip
+        if not any(op.echo for op in uart):  # loopback differs before and after QEMU 9.0
+            values.update({"fr": _UART_FR_IDLE, "ris": 0, "mis": 0})
+        out.update({f"pl011.{name}": _hex(value) for name, value in values.items()})
+    status = _FLASH_READY  # QEMU's reset value
+    last_flash: ConfigureFlash | None = None
+    for op in operations:
+        if isinstance(op, ConfigureFlash) and op.bank == 1:
+            status = 0 if op.clear else status
+            status |= _FLASH_READY if op.mode in ("program", "erase") else 0
+            last_flash = op
+    if last_flash is not None:
+        answers = _flash_answers(last_flash, status)
+        out.update({f"pflash1.{name}": _hex(value) for name, value in answers.items()})
+    fw_cfg = [op for op in operations if isinstance(op, ConfigureFwCfg)]
+    if fw_cfg:
+        data = FW_CFG_ITEMS[fw_cfg[-1].key][fw_cfg[-1].skip :][:_FW_CFG_NEXT]
+        out["fw_cfg.next"] = _hex(int.from_bytes(data.ljust(_FW_CFG_NEXT, b"\0"), "big"))
+    return out
+
+
 class _Builder:
     """Emits one guest; strings are collected and placed after the code."""
 
@@ -798,6 +1473,9 @@ class _Builder:
         self._sve = False
         self._zcr_len = _ZCR_LEN[False]
         self._deadlines: dict[str, ArmDeadline] = {}
+        self._operations: Sequence[Operation] = ()
+        self._v2m_edges: dict[int, int] = {}  # GICD_ICFGR word -> edge bits set so far
+        self.live = False  # a live-migration guest (build_live_guest)
 
     def fresh(self, prefix: str) -> str:
         """A label no other call returns."""
@@ -818,6 +1496,7 @@ class _Builder:
 
     def build(self, operations: Sequence[Operation]) -> Assembler:
         a = self.a
+        self._operations = operations
         sve = [op for op in operations if isinstance(op, SetSveReg)]
         self._sve = bool(sve)
         self._zcr_len = _ZCR_LEN[any(op.full_length for op in sve)]
@@ -835,6 +1514,10 @@ class _Builder:
         self.puts()
         self.puthex()
         self.exception_report()
+        if any(isinstance(op, ConfigurePcieHost) for op in operations):
+            _emit_ecam_base(a)
+        if any(isinstance(op, MapItsEvent) for op in operations):
+            _emit_its_base(a)
         self.string_pool()
         if self._page_table:
             self.page_table()
@@ -950,6 +1633,10 @@ class _Builder:
                 self.rtc(op)
             case ConfigureGpio():
                 self.gpio(op)
+            case ConfigureUart() | ConfigureFlash() | ConfigureFwCfg():
+                self.console_device(op)
+            case ConfigureVirtioMmio() | RaiseV2mMsi() | MapItsEvent() | ConfigurePcieHost():
+                self.bus_device(op)
             case ArmDeadline():
                 self.deadline(op)
             case SetSveReg():
@@ -995,6 +1682,220 @@ class _Builder:
         for _, offset, value in _gpio_writes(op):
             a.emit(MOVZ, 28, value)
             a.emit(STR_W, 28, 29, offset)
+
+    def bus_device(
+        self, op: ConfigureVirtioMmio | RaiseV2mMsi | MapItsEvent | ConfigurePcieHost
+    ) -> None:
+        """A virtio-mmio driver's writes, a GICv2m MSI, ITS tables and commands, or PCIe
+        host-bridge config writes (x28, x29 and, for PCIe, x30 only; NZCV untouched)."""
+        a = self.a
+        if isinstance(op, ConfigurePcieHost):
+            skip = self.fresh("pcie_skip")
+            a.emit(BL, "ecam_base")
+            a.emit(CBZ, 29, skip)
+            for offset, value in _pcie_writes(op):
+                a.mov_imm64(28, value)
+                a.emit(STR_W, 28, 29, offset)
+            a.label(skip)
+            return
+        if isinstance(op, ConfigureVirtioMmio):
+            a.mov_imm64(29, VIRTIO_MMIO_BASE + VIRTIO_MMIO_STRIDE * op.transport)
+            for offset, value in _virtio_writes(op):
+                a.mov_imm64(28, value)
+                a.emit(STR_W, 28, 29, offset)
+            return
+        skip = self.fresh("bus_skip")
+        if isinstance(op, RaiseV2mMsi):
+            _v2m_guard(a, 28, skip)
+            word = op.intid // 16
+            self._v2m_edges[word] = self._v2m_edges.get(word, 0) | 2 << 2 * (op.intid % 16)
+            a.mov_imm64(29, GICD_BASE + _GICD_ICFGR + 4 * word)
+            a.mov_imm64(28, self._v2m_edges[word])
+            a.emit(STR_W, 28, 29, 0)
+            a.mov_imm64(29, GICV2M_BASE)
+            a.mov_imm64(28, op.intid)
+            a.emit(STR_W, 28, 29, _V2M_SETSPI_NS)
+        else:
+            _its_guard(a, 28, skip)
+            a.mov_imm64(29, GITS_BASE)
+            a.emit(STR_W, XZR, 29, _GITS_CTLR)  # wzr: disabled, so the registers take writes
+            for offset, value in _its_registers():
+                a.mov_imm64(28, value)
+                a.emit(STR, 28, 29, offset)
+            a.mov_imm64(29, _ITS_CMDQ)
+            for i, value in enumerate(_its_commands(op)):
+                a.mov_imm64(28, value)
+                a.emit(STR, 28, 29, 8 * i)
+            a.emit(DSB_SY)
+            a.mov_imm64(29, GITS_BASE)
+            a.emit(MOVZ, 28, 1)
+            a.emit(STR_W, 28, 29, _GITS_CTLR)
+            a.emit(MOVZ, 28, _ITS_COMMANDS_BYTES)
+            a.emit(STR, 28, 29, _GITS_CWRITER)
+        a.label(skip)
+
+    # -- the console UART, the flash banks, fw_cfg (x28, x29 only; NZCV untouched) ----------
+
+    def console_device(self, op: ConfigureUart | ConfigureFlash | ConfigureFwCfg) -> None:
+        """A PL011 setting, a flash bank's command sequence, or a fw_cfg position."""
+        if isinstance(op, ConfigureUart):
+            self.uart(op)
+        elif isinstance(op, ConfigureFlash):
+            self.flash(op)
+        else:
+            self.fw_cfg(op)
+
+    def uart(self, op: ConfigureUart) -> None:
+        """Empty the RX FIFO, clear every interrupt, write every register (see
+        :class:`~strategies.guests.ConfigureUart`)."""
+        a, drain, drained = self.a, self.fresh("uart_drain"), self.fresh("uart_drained")
+        a.mov_imm64(29, UART_BASE)
+        a.label(drain)
+        a.emit(LDR_W, 28, 29, _UART_FR)
+        a.emit(TBNZ, 28, _FR_RXFE, drained)
+        a.emit(LDR_W, 28, 29, _UART_DR)
+        a.emit(B, drain)
+        a.label(drained)
+        writes = [(_UART_ICR, _UART_ALL_INTERRUPTS), (_UART_LCR_H, op.lcr_h),
+                  (_UART_IBRD, op.ibrd), (_UART_FBRD, op.fbrd), (_UART_IFLS, op.ifls),
+                  (_UART_ILPR, op.ilpr), (_UART_DMACR, op.dmacr)]  # fmt: skip
+        if op.echo:
+            writes.append((_UART_CR, op.cr | _UART_LBE))
+            writes += [(_UART_DR, byte) for byte in op.echo.encode()]
+            writes += [(_UART_CR, op.cr), (_UART_DR, ord("\n"))]
+        else:
+            writes.append((_UART_CR, op.cr))
+        writes += [(_UART_IMSC, op.imsc), (_UART_ICR, op.icr)]
+        for offset, value in writes:
+            a.emit(MOVZ, 28, value)
+            a.emit(STR_W, 28, 29, offset)
+
+    def flash(self, op: ConfigureFlash) -> None:
+        """Read array, clear status (``clear``), then the mode's command(s)."""
+        a, skip = self.a, self.fresh("flash_skip")
+        _flash_guard(a, op.bank, 28, skip)
+        base = PFLASH_BASES[op.bank]
+        commands = [(base, _FLASH_READ_ARRAY)]
+        if op.clear:
+            commands.append((base, _FLASH_CLEAR_STATUS))
+        command = _FLASH_COMMANDS[op.mode]
+        if op.mode == "program":
+            commands += [(base + op.offset, command), (base + op.offset, op.data)]
+        elif op.mode == "erase":
+            commands += [(base + op.offset, command), (base + op.offset, _FLASH_CONFIRM)]
+        else:
+            commands.append((base, command))
+        for address, value in commands:
+            a.mov_imm64(29, address)
+            a.mov_imm64(28, value)
+            a.emit(STR_W, 28, 29, 0)
+        a.label(skip)
+
+    def fw_cfg(self, op: ConfigureFwCfg) -> None:
+        """Select, read ``skip`` bytes, write the DMA high word; keep the DMA descriptor."""
+        a = self.a
+        a.mov_imm64(29, FW_CFG_DESCRIPTOR)  # control SKIP, length 1, address 0; big-endian
+        a.mov_imm64(28, _bswap(_FW_CFG_DMA_SKIP, 4) | _bswap(1, 4) << 32)
+        a.emit(STR, 28, 29, 0)
+        a.emit(STR, XZR, 29, 8)
+        a.mov_imm64(29, FW_CFG_BASE)
+        _fw_cfg_position(a, op, base=29, scratch=28)
+        a.mov_imm64(28, _bswap(op.dma_high, 4))
+        a.emit(STR_W, 28, 29, _FW_CFG_DMA_HIGH)
+
+    def uart_snapshot(self, operations: Sequence[Operation]) -> None:
+        """In a guest with a PL011 operation, at the read-back's start, before it prints
+        anything: keep the registers at :data:`UART_SCRATCH` (x1..x4)."""
+        if not any(isinstance(op, ConfigureUart) for op in operations):
+            return
+        a = self.a
+        a.mov_imm64(2, UART_BASE)
+        a.mov_imm64(3, UART_SCRATCH)
+        for i, (_, offset, mask) in enumerate(_UART_READBACK):
+            a.emit(LDR_W, 1, 2, offset)
+            if mask != _U32_MASK:
+                a.mov_imm64(4, mask)
+                a.emit(AND, 1, 1, 4)
+            a.emit(STR, 1, 3, 8 * i)
+
+    def after_restore_devices(self, operations: Sequence[Operation]) -> None:
+        """After a restore only (x28 is the done marker), in the read-back's frame: the
+        lines of :func:`after_restore_device_items`. Uses x1..x8 and what ``puts`` and
+        ``puthex`` clobber."""
+        if not after_restore_device_items(operations):
+            return
+        a, skip = self.a, self.fresh("after_devices_done")
+        a.emit(ADR, 0, self.string(DONE + b"\n"))
+        a.emit(EOR, 0, 0, 28)
+        a.emit(CBNZ, 0, skip)
+        if any(isinstance(op, ConfigureUart) for op in operations):
+            self.uart_drain()
+        for bank in sorted({op.bank for op in operations if isinstance(op, ConfigureFlash)}):
+            absent = self.fresh("probe_absent")
+            a.mov_imm64(1, FLASH_ABSENT)
+            _flash_guard(a, bank, 2, absent)
+            a.mov_imm64(2, PFLASH_BASES[bank])
+            a.emit(MOVZ, 3, _FLASH_READ_STATUS)
+            a.emit(STR_W, 3, 2, 0)
+            a.emit(LDR_W, 1, 2, _FLASH_PROBE)
+            a.label(absent)
+            self.print_x1(f"pflash{bank}.probe")
+        if any(isinstance(op, ConfigureFwCfg) for op in operations):
+            a.mov_imm64(2, FW_CFG_BASE)
+            a.mov_imm64(3, _bswap(FW_CFG_DESCRIPTOR, 4))
+            a.emit(STR_W, 3, 2, _FW_CFG_DMA_LOW)
+            a.mov_imm64(2, FW_CFG_DESCRIPTOR)
+            a.emit(LDR_W, 1, 2, 0)
+            self.print_x1("fw_cfg.dma_control")
+        a.label(skip)
+
+    def uart_drain(self) -> None:
+        """Read DR until RXFE (16 entries at most) and print what came out."""
+        a = self.a
+        loop, done = self.fresh("rx_loop"), self.fresh("rx_done")
+        a.mov_imm64(2, UART_BASE)
+        a.emit(MOVZ, 4, 0)  # entries read
+        a.emit(MOVZ, 5, 0)  # data, high half
+        a.emit(MOVZ, 6, 0)  # data, low half
+        a.emit(MOVZ, 7, 0)  # error bits
+        a.emit(MOVZ, 8, _UART_RX_LIMIT)
+        a.label(loop)
+        a.emit(LDR_W, 3, 2, _UART_FR)
+        a.emit(TBNZ, 3, _FR_RXFE, done)
+        a.emit(CBZ, 8, done)
+        a.emit(LDR_W, 3, 2, _UART_DR)
+        a.emit(LSR, 1, 3, 8)
+        a.emit(ORR, 7, 7, 1)
+        a.emit(LSL, 3, 3, 56)
+        a.emit(LSR, 3, 3, 56)
+        a.emit(LSL, 5, 5, 8)
+        a.emit(LSR, 1, 6, 56)
+        a.emit(ORR, 5, 5, 1)
+        a.emit(LSL, 6, 6, 8)
+        a.emit(ORR, 6, 6, 3)
+        a.emit(ADD_IMM, 4, 4, 1)
+        a.emit(SUB_IMM, 8, 8, 1)
+        a.emit(B, loop)
+        a.label(done)
+        a.emit(ADD_IMM, 1, 4, 0)
+        self.print_x1("pl011.rx_count")
+        self.call_puts(b"pl011.rx_data=0x")
+        a.emit(ADD_IMM, 1, 5, 0)
+        a.emit(BL, "puthex")
+        a.emit(ADD_IMM, 1, 6, 0)
+        a.emit(BL, "puthex")
+        self.call_puts(b"\n")
+        a.emit(ADD_IMM, 1, 7, 0)
+        self.print_x1("pl011.rx_flags")
+
+    def print_x1(self, name: str) -> None:
+        """Print ``name=0x<x1>`` and a line end (x1 and what ``puts``/``puthex`` clobber)."""
+        a = self.a
+        a.emit(ADD_IMM, 12, 1, 0)
+        self.call_puts(f"{name}=0x".encode())
+        a.emit(ADD_IMM, 1, 12, 0)
+        a.emit(BL, "puthex")
+        self.call_puts(b"\n")
 
     # -- timer deadlines ---------------------------------------------------------------
 
@@ -1277,6 +2178,12 @@ class _Builder:
         a.emit(ADR, 28, self.string(CHECKPOINT + b"\n"))
         a.emit(BL, "readback")
         a.mov_imm64(29, UART_BASE)
+        echo = any(isinstance(op, ConfigureUart) and op.echo for op in self._operations)
+        if self.live:  # writes memory until the resume byte: the live block below
+            _live_wait(self, echo)
+        if echo:  # an echo left in the RX FIFO: wait for the resume byte to fill it
+            a.emit(LDR_W, 28, 29, _UART_FR)
+            a.emit(TBZ, 28, _FR_RXFE, "poll_full")
         a.label("poll")
         self.rearm_fired_timers()
         a.emit(LDR_W, 28, 29, _UART_FR)
@@ -1286,11 +2193,18 @@ class _Builder:
         a.emit(LSR, 28, 28, 56)
         a.emit(SUB_IMM, 28, 28, RESUME[0])
         a.emit(CBNZ, 28, "poll")
+        a.label("resumed")
         a.emit(ADR, 28, self.string(DONE + b"\n"))
         a.emit(BL, "readback")
         a.label("park")
         a.emit(WFE)
         a.emit(B, "park")
+        if echo:  # QEMU 9.0 and later: the echo, then the resume byte, are read after it
+            a.label("poll_full")
+            self.rearm_fired_timers()
+            a.emit(LDR_W, 28, 29, _UART_FR)
+            a.emit(TBZ, 28, _FR_RXFF, "poll_full")
+            a.emit(B, "resumed")
 
     def readback(self, items: list[_Item]) -> None:
         """``readback``: print every item, then the string at x28; preserves x0..x27, NZCV."""
@@ -1302,6 +2216,7 @@ class _Builder:
         a.emit(MRS, 0, _NZCV)
         a.emit(STR, 0, SP, _NZCV_SLOT)
         a.emit(STR, 30, SP, _LR_SLOT)
+        self.uart_snapshot(self._operations)
         if self._deadlines:
             self.wait_for_timers()
         for item in items:
@@ -1310,6 +2225,7 @@ class _Builder:
                 half(a)
                 a.emit(BL, "puthex")
             self.call_puts(b"\n")
+        self.after_restore_devices(self._operations)
         a.emit(ADD_IMM, 0, 28, 0)
         a.emit(BL, "puts")
         a.emit(LDR, 0, SP, _NZCV_SLOT)
@@ -1446,3 +2362,157 @@ def build_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgra
         operations=tuple(operations_to_json(ops)),
         listing=a.listing,
     )
+
+
+# -- live migration guests -----------------------------------------------------------------
+# A guest for a *running* migration (fuzz.run.live): after its checkpoint it does not wait
+# still for the resume byte; it keeps writing memory while it polls the UART, so the
+# migration has pages dirtied under it the whole time, and it checks them once resumed.
+# Iteration k (from 1) writes k to the first word of page k mod LIVE_PAGES of LIVE_REGION:
+# one write per page, wrapping. When the last iteration was M, page i must hold the largest
+# k <= M with k = i (mod LIVE_PAGES), or 0 if there is none -- exactly, whatever iterations
+# ran on which host: a page the migration lost or sent stale breaks the rule.
+
+LIVE_REGION: Final = 0x4060_0000
+"""Where a live guest writes its pattern: 6 MiB into RAM (below the smallest 16 MiB), clear
+of the image, the stack, the data window, the scratch words and the ITS's tables."""
+LIVE_PAGES: Final = 32
+"""The pages the pattern cycles over (a power of 2: page = k & (LIVE_PAGES - 1))."""
+LIVE_ITEMS: Final = ("live.iterations_nonzero", "live.pattern_bad_pages")
+"""What a live guest prints after its resume byte, before the read-back: whether it ran at
+all (``0x..1``), and how many pages break the pattern (``0x..0``: intact). A guest that
+found a bad page also prints ``live.first_bad_page``."""
+_LIVE_FRAME: Final = 96  # _LIVE_SAVED and x30: what the loop and puts/puthex use
+
+
+def _live_wait(b: _Builder, echo: bool) -> None:
+    """At the checkpoint of a live guest (x29 = the UART): write the pattern until the
+    resume byte, check it, print :data:`LIVE_ITEMS`, then go on to ``resumed``.
+
+    Every register it uses is saved on the stack first and restored after, and nothing
+    here sets flags: the state the read-back prints is what the operations left. With an
+    echo in the RX FIFO (``poll_full``'s case) it stops when the FIFO fills instead.
+    """
+    a = b.a
+    a.emit(SUB_IMM, SP, SP, _LIVE_FRAME)
+    for slot, (r1, r2) in enumerate(_LIVE_SAVED):
+        a.emit(STP, r1, r2, SP, 16 * slot)
+    a.emit(STR, 30, SP, 80)
+    _live_loop(b, echo)
+    _live_check(a)
+    _live_print(b)
+    for slot, (r1, r2) in enumerate(_LIVE_SAVED):
+        a.emit(LDP, r1, r2, SP, 16 * slot)
+    a.emit(LDR, 30, SP, 80)
+    a.emit(ADD_IMM, SP, SP, _LIVE_FRAME)
+    a.mov_imm64(29, UART_BASE)
+    a.emit(B, "resumed")
+
+
+_LIVE_SAVED: Final = ((0, 1), (2, 3), (9, 10), (11, 13), (14, 15))
+
+
+def _live_loop(b: _Builder, echo: bool) -> None:
+    """x0 = k, x1 = the region, x3 = the mask: write until the resume byte (x0 = M)."""
+    a = b.a
+    a.emit(MOVZ, 0, 0)
+    a.mov_imm64(1, LIVE_REGION)
+    a.emit(MOVZ, 3, LIVE_PAGES - 1)
+
+    def body(loop: str) -> None:
+        a.label(loop)
+        b.rearm_fired_timers()
+        a.emit(ADD_IMM, 0, 0, 1)
+        a.emit(AND, 2, 0, 3)
+        a.emit(LSL, 2, 2, 12)  # the page
+        a.emit(ADD, 2, 1, 2)
+        a.emit(STR, 0, 2, 0)
+        a.emit(LDR_W, 28, 29, _UART_FR)
+
+    if echo:
+        a.emit(LDR_W, 28, 29, _UART_FR)
+        a.emit(TBZ, 28, _FR_RXFE, "live_full")
+    body("live_loop")
+    a.emit(TBNZ, 28, _FR_RXFE, "live_loop")
+    a.emit(LDR_W, 28, 29, 0)
+    a.emit(LSL, 28, 28, 56)  # the data byte, without the error bits
+    a.emit(LSR, 28, 28, 56)
+    a.emit(SUB_IMM, 28, 28, RESUME[0])
+    a.emit(CBNZ, 28, "live_loop")
+    if echo:
+        a.emit(B, "live_check_start")
+        body("live_full")
+        a.emit(TBZ, 28, _FR_RXFF, "live_full")
+
+
+def _live_check(a: Assembler) -> None:
+    """x2 = pages breaking the pattern, x3 = the first (expected value of page i:
+    M - ((M - i) & mask), or 0 where that is negative)."""
+    a.label("live_check_start")
+    a.emit(MOVZ, 2, 0)
+    a.emit(MOVZ, 9, 0)
+    a.emit(MOVZ, 10, 0)
+    a.label("live_check")
+    a.emit(SUB, 28, 0, 2)
+    a.emit(AND, 28, 28, 3)
+    a.emit(SUB, 28, 0, 28)
+    a.emit(TBZ, 28, 63, "live_expected")
+    a.emit(MOVZ, 28, 0)
+    a.label("live_expected")
+    a.emit(LSL, 29, 2, 12)
+    a.emit(ADD, 29, 1, 29)
+    a.emit(LDR, 29, 29, 0)
+    a.emit(EOR, 29, 29, 28)
+    a.emit(CBZ, 29, "live_page_ok")
+    a.emit(CBNZ, 9, "live_counted")
+    a.emit(ADD_IMM, 10, 2, 0)
+    a.label("live_counted")
+    a.emit(ADD_IMM, 9, 9, 1)
+    a.label("live_page_ok")
+    a.emit(ADD_IMM, 2, 2, 1)
+    a.emit(SUB_IMM, 28, 2, LIVE_PAGES)
+    a.emit(CBNZ, 28, "live_check")
+    a.emit(ADD_IMM, 2, 9, 0)
+    a.emit(ADD_IMM, 3, 10, 0)
+
+
+def _live_print(b: _Builder) -> None:
+    """Print :data:`LIVE_ITEMS` (and the first bad page); puts clobbers x0, x9..x11,
+    puthex x0, x1, x9, x10, x13..x15, neither sets flags."""
+    a = b.a
+    a.emit(MOVZ, 1, 1)
+    a.emit(CBNZ, 0, "live_ran")
+    a.emit(MOVZ, 1, 0)
+    a.label("live_ran")
+    for name, reg in zip(LIVE_ITEMS, (1, 2), strict=True):
+        b.call_puts(f"{name}=0x".encode())
+        a.emit(ADD_IMM, 1, reg, 0)
+        a.emit(BL, "puthex")
+        b.call_puts(b"\n")
+    a.emit(CBZ, 2, "live_printed")
+    b.call_puts(b"live.first_bad_page=0x")
+    a.emit(ADD_IMM, 1, 3, 0)
+    a.emit(BL, "puthex")
+    b.call_puts(b"\n")
+    a.label("live_printed")
+
+
+def build_live_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgram:
+    """The guest :func:`build_guest` makes of ``operations``, for a live migration: at its
+    checkpoint it keeps writing :data:`LIVE_REGION` until the resume byte, then prints
+    :data:`LIVE_ITEMS` before the same read-back (``GuestProgram.live`` is True).
+
+    :raise InvalidInput: as :func:`build_guest`.
+    """
+    paused = build_guest(operations, smp=smp)  # the same checks
+    builder = _Builder()
+    builder.live = True
+    a = builder.build(list(operations))
+    image = a.assemble()
+    if IMAGE_BASE + len(image) > STACK_TOP - _STACK_GUARD:
+        raise InvalidInput(f"{len(operations)} operations make a {len(image)}-byte image")
+    return GuestProgram(
+        image=image, load_address=paused.load_address, entry=paused.entry,
+        checkpoint=paused.checkpoint, resume=paused.resume, done=paused.done,
+        operations=paused.operations, live=True, listing=a.listing,
+    )  # fmt: skip

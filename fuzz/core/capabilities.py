@@ -14,7 +14,11 @@ from typing import Any
 
 from fuzz.core.settings import RunSettings
 
-PROBE_FORMAT = 2
+#: The probe's JSON format. 3 added :class:`MigrationFacts`; a format-2 probe still reads
+#: (with ``migration=None``), and :func:`fuzz.versions.probe.capabilities` probes its
+#: binary again to fill them in.
+PROBE_FORMAT = 3
+_READABLE_FORMATS = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,51 @@ class CpuProperty:
     name: str
     type: str
     default: object = None
+
+
+@dataclass(frozen=True)
+class MigrationFacts:
+    """What one binary's live migration offers, as its monitor says.
+
+    :param capabilities: every ``query-migrate-capabilities`` name, in QEMU's order.
+    :param parameters: the defaults ``query-migrate-parameters`` answers (scalars only:
+        an object-valued parameter such as ``block-bitmap-mapping`` is left out).
+    :param multifd_compressions: the QAPI ``MultiFDCompression`` values this build has
+        (``none``, ``zlib``, ``zstd``...: a member is there only if compiled in).
+    :param zero_page_detections: the QAPI ``ZeroPageDetection`` values (QEMU >= 9.0).
+    """
+
+    capabilities: tuple[str, ...]
+    parameters: dict[str, object]
+    multifd_compressions: tuple[str, ...] = ()
+    zero_page_detections: tuple[str, ...] = ()
+
+    def offers(self, capability: str) -> bool:
+        """Whether ``migrate-set-capabilities`` knows ``capability``."""
+        return capability in self.capabilities
+
+    def has_parameter(self, name: str) -> bool:
+        """Whether ``migrate-set-parameters`` knows ``name``."""
+        return name in self.parameters
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "capabilities": list(self.capabilities),
+            "parameters": dict(self.parameters),
+            "multifd_compressions": list(self.multifd_compressions),
+            "zero_page_detections": list(self.zero_page_detections),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MigrationFacts:
+        """Parse :meth:`to_json` output (errors as ``KeyError``/``TypeError``)."""
+        return cls(
+            capabilities=tuple(str(c) for c in data["capabilities"]),
+            parameters=dict(data["parameters"]),
+            multifd_compressions=tuple(str(c) for c in data.get("multifd_compressions", ())),
+            zero_page_detections=tuple(str(c) for c in data.get("zero_page_detections", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +93,8 @@ class Capabilities:
     trace_works: bool
     has_snapshot_load: bool
     notes: tuple[str, ...] = field(default=())
+    #: Live migration's capabilities and parameters; None in a format-2 probe (not asked).
+    migration: MigrationFacts | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, with ``format`` so old caches are recognised."""
@@ -65,14 +116,16 @@ class Capabilities:
             "trace_works": self.trace_works,
             "has_snapshot_load": self.has_snapshot_load,
             "notes": list(self.notes),
+            "migration": None if self.migration is None else self.migration.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Capabilities | None:
         """Parse a cached probe; None if it is from another format or malformed."""
         try:
-            if data.get("format") != PROBE_FORMAT:
+            if data.get("format") not in _READABLE_FORMATS:
                 return None
+            migration = data.get("migration")
             return cls(
                 binary_hash=str(data["binary_hash"]),
                 version=str(data["version"]),
@@ -91,9 +144,15 @@ class Capabilities:
                 trace_works=bool(data["trace_works"]),
                 has_snapshot_load=bool(data["has_snapshot_load"]),
                 notes=tuple(data.get("notes", ())),
+                migration=None if migration is None else MigrationFacts.from_json(migration),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+    def release(self) -> tuple[int, int, int]:
+        """The version as numbers (``10.0.13`` -> ``(10, 0, 13)``); zeros where unparsable."""
+        parts = [int(p) if p.isdigit() else 0 for p in self.version.split(".")[:3]] + [0, 0, 0]
+        return (parts[0], parts[1], parts[2])
 
     def virt_machine_types(self) -> tuple[str, ...]:
         """The versioned ``virt-X.Y`` machine types, oldest first."""

@@ -110,13 +110,18 @@ class GuestProgram:
     resume: bytes = b"g"
     done: bytes = b"@@MIGFUZZ-DONE@@"
     operations: tuple[dict[str, Any], ...] = ()
+    #: A guest for a live migration: after its checkpoint it keeps writing a pattern to
+    #: memory until the resume byte comes, then checks it (``strategies.image``'s
+    #: ``build_live_guest``); False: it only polls the UART, and a save finds it still.
+    live: bool = False
     #: The GNU as listing, or what makes it: a reproducer needs it, a case mostly does not,
     #: and making it costs more than assembling the image. Read it with :meth:`source`.
     listing: str | Callable[[], str] = field(default="", repr=False, compare=False)
 
     def __repr__(self) -> str:
         ops = self.operations
-        return f"GuestProgram(<{len(self.image)} bytes {self.digest()}>, operations={ops!r})"
+        live = ", live=True" if self.live else ""
+        return f"GuestProgram(<{len(self.image)} bytes {self.digest()}>, operations={ops!r}{live})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """For Hypothesis's example printer, which walks dataclass fields otherwise."""

@@ -44,7 +44,9 @@ __all__ = [
     "base",
     "data_dir_args",
     "destination",
+    "live_destination",
     "live_process",
+    "live_source",
     "long_lived_destination",
     "long_lived_source",
     "machine_type_of_options",
@@ -110,10 +112,11 @@ class Channel:
     ``fd``: a socket QEMU inherited (the harness; the monitor speaks QMP on it); ``stdio``
     and ``none``: QEMU's own; ``pipe``: a ``pipe`` chardev on the FIFOs ``PATH.in`` and
     ``PATH.out`` (the monitor speaks HMP); ``fifo``: the serial port's backend given as
-    ``pipe:PATH`` directly.
+    ``pipe:PATH`` directly; ``qmp-socket``: a QMP server on the unix socket ``PATH`` (a
+    live-migration reproducer sends it :func:`fuzz.core.live.qmp_shell` lines).
     """
 
-    kind: Literal["fd", "stdio", "none", "pipe", "fifo"]
+    kind: Literal["fd", "stdio", "none", "pipe", "fifo", "qmp-socket"]
     target: int | Text = ""
 
     @classmethod
@@ -130,6 +133,11 @@ class Channel:
     def fifo(cls, path: Text) -> Channel:
         """The serial port on the FIFOs ``path.in`` and ``path.out`` (``-serial pipe:``)."""
         return cls("fifo", path)
+
+    @classmethod
+    def qmp_socket(cls, path: Text) -> Channel:
+        """A QMP server on the unix socket ``path``, not waiting for a client."""
+        return cls("qmp-socket", path)
 
 
 #: QEMU's own standard input and output (an HMP monitor there, in a reproducer).
@@ -314,6 +322,8 @@ class QemuCommand:
             ]  # fmt: skip
         if m.kind == "fifo":
             raise ValueError("a monitor goes on a pipe chardev, not a fifo")
+        if m.kind == "qmp-socket":
+            return [_word("-qmp"), _word("unix:", m.target, ",server=on,wait=off")]
         return [_word("-monitor"), _word(m.kind)]
 
     def _serial_words(self) -> list[_Word]:
@@ -332,6 +342,8 @@ class QemuCommand:
             ]  # fmt: skip
         if s.kind == "fifo":
             return [_word("-serial"), _word("pipe:", s.target)]
+        if s.kind == "qmp-socket":
+            raise ValueError("a serial port does not speak QMP")
         return [_word("-serial"), _word(s.kind)]
 
     def argv(self) -> list[str]:
@@ -418,6 +430,20 @@ def live_process(
     if guest is None or image is None:
         return base(config)
     return replace(base(config), loader=GuestLoader.of(guest, image, config.smp))
+
+
+def live_source(config: MachineConfig, guest: GuestProgram, image: Text) -> QemuCommand:
+    """The source of a live migration: as a fresh source (paused until the harness has set
+    the migration's capabilities, then ``cont``), the guest loaded from ``image``."""
+    return live_process(config, guest, image)
+
+
+def live_destination(config: MachineConfig) -> QemuCommand:
+    """The destination of a live migration: the machine, waiting for a stream
+    (``-incoming defer``: capabilities such as multifd must be set before the incoming
+    side starts), *not* paused: it runs the guest as soon as the migration completes (or
+    when postcopy starts), as a live migration's destination does."""
+    return replace(base(config), incoming="defer", paused=False)
 
 
 def bare(machine: str) -> QemuCommand:

@@ -20,7 +20,7 @@ from typing import Any
 
 from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary
-from fuzz.core.capabilities import Capabilities, CpuProperty, settings_for
+from fuzz.core.capabilities import Capabilities, CpuProperty, MigrationFacts, settings_for
 from fuzz.core.settings import RunSettings
 from fuzz.errors import HarnessError, MonitorError
 from fuzz.run.machine import QemuMachine, private_workdir
@@ -94,8 +94,9 @@ def capabilities(binary: QemuBinary, cache_dir: Path, *, refresh: bool = False) 
             cached = Capabilities.from_json(json.loads(path.read_text()))
         except (OSError, ValueError):
             cached = None
-        if cached is not None:
+        if cached is not None and cached.migration is not None:
             return cached
+        # A format-2 probe (no migration facts): probe again, and rewrite the cache.
     caps = asyncio.run(probe(binary))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
@@ -167,6 +168,7 @@ async def _ask(vm: QemuMachine, binary: QemuBinary) -> Capabilities:
             transports.append("file")
             break
     trace_works = await _trace_works(vm)
+    migration = await _migration_facts(vm, schema)
     return Capabilities(
         binary_hash=binary.content_hash(),
         version=version_str,
@@ -182,7 +184,39 @@ async def _ask(vm: QemuMachine, binary: QemuBinary) -> Capabilities:
         trace_works=trace_works,
         has_snapshot_load="snapshot-load" in commands,
         notes=tuple(notes),
+        migration=migration,
     )
+
+
+async def _migration_facts(vm: QemuMachine, schema: list[dict[str, Any]]) -> MigrationFacts:
+    """Live migration's capabilities and parameter defaults, and the enums of the
+    parameters a :class:`~fuzz.core.live.LiveMigration` sets, from the QAPI schema."""
+    caps = [_as_dict(c) for c in _as_list(await vm.execute("query-migrate-capabilities"))]
+    params = _as_dict(await vm.execute("query-migrate-parameters"))
+    scalars: dict[str, object] = {
+        k: v for k, v in params.items() if v is None or isinstance(v, bool | int | float | str)
+    }
+    return MigrationFacts(
+        capabilities=tuple(str(c["capability"]) for c in caps),
+        parameters=scalars,
+        multifd_compressions=_member_enum(schema, "multifd-compression"),
+        zero_page_detections=_member_enum(schema, "zero-page-detection"),
+    )
+
+
+def _member_enum(schema: list[dict[str, Any]], member: str) -> tuple[str, ...]:
+    """The values of the enum that an object member named ``member`` has as its type
+    (the schema hides type names, so the member is found by name); () if none."""
+    by_name = {str(e.get("name")): e for e in schema}
+    for entry in schema:
+        if entry.get("meta-type") != "object":
+            continue
+        for m in entry.get("members", ()):
+            if isinstance(m, dict) and m.get("name") == member:
+                enum = by_name.get(str(m.get("type")))
+                if enum is not None and enum.get("meta-type") == "enum":
+                    return tuple(sorted(_enum_values(enum)))
+    return ()
 
 
 async def _qom_properties(vm: QemuMachine, typename: str) -> tuple[CpuProperty, ...]:

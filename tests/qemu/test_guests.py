@@ -55,6 +55,7 @@ from strategies.image import (
     TIMER_ABSENT,
     TIMER_FIRED,
     TIMER_MISSED,
+    after_restore_device_items,
     after_restore_items,
     build_guest,
     expected_values,
@@ -132,8 +133,14 @@ def _check_round_trip(ops: list[Operation], result: TransferOutcome) -> dict[str
         allowed = {TIMER_FIRED} if name in EL1_TIMER_ITEMS else {TIMER_FIRED, TIMER_MISSED,
                                                                 TIMER_ABSENT}  # fmt: skip
         assert int(after[name], 16) in allowed, (name, after[name], ops)
-    rest = {name: value for name, value in after.items() if name not in timers}
-    assert compare_transcripts(before, rest) == [], ops
+    # The console devices' lines after a restore read state the read-back changes
+    # (compared A -> B only); a flash bank's mode is lost by 5.2, 7.2 and 10.0.2
+    # (pinned in tests/qemu/test_device_ops_uart_flash.py).
+    later = {*timers, *after_restore_device_items(ops)}
+    rest = {name: value for name, value in after.items() if name not in later}
+    lost = {name for name in before if name.startswith("pflash")}
+    kept = {name: value for name, value in before.items() if name not in lost}
+    assert compare_transcripts(kept, {n: v for n, v in rest.items() if n not in lost}) == [], ops
     return before
 
 

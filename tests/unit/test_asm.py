@@ -41,6 +41,7 @@ IMMEDIATE_RANGES = {
     ("str_w", "offset"): (0, 16380, 4),
     ("ldrb", "offset"): (0, 4095, 1),
     ("strb", "offset"): (0, 4095, 1),
+    ("strh", "offset"): (0, 8190, 2),
     ("ldr_q", "offset"): (0, 65520, 16),
     ("str_q", "offset"): (0, 65520, 16),
     **{(name, "offset"): (-512, 504, 8) for name in ("ldp", "stp")},
