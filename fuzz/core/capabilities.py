@@ -168,7 +168,6 @@ def settings_for(caps: Mapping[str, Capabilities], **kwargs: Any) -> RunSettings
     """:func:`probed_settings` from probes already at hand (version name -> capabilities)."""
     return RunSettings(
         trace_versions=frozenset(name for name, c in caps.items() if c.trace_works),
-        snapshot_versions=frozenset(name for name, c in caps.items() if c.has_snapshot_load),
         file_uri_versions=frozenset(
             name for name, c in caps.items() if "file" in c.migration_transports
         ),

@@ -38,8 +38,6 @@ class RunSettings:
         every case on fresh processes, the canonical path reproducers record.
     :param fresh_sample_every: with ``reuse``, also run one clean case in this many on
         fresh processes and compare.
-    :param snapshot_versions: the versions with QMP ``snapshot-save``/``snapshot-load``
-        (QEMU >= 6.0); long-lived processes of the others use HMP ``savevm``/``loadvm``.
     :param past_refusals: load a pair refused on its cpreg list again with the list
         patched, and judge what follows (:mod:`fuzz.run.past_refusal`).
     :param behind_every: with ``past_refusals``, load past the refusal (and judge what lies
@@ -60,7 +58,6 @@ class RunSettings:
     pair_after_failed_control: bool = False
     reuse: bool = False
     fresh_sample_every: int = 20
-    snapshot_versions: frozenset[str] = frozenset()
     file_uri_versions: frozenset[str] = frozenset()
     past_refusals: bool = True
     behind_every: int = 4
@@ -70,6 +67,5 @@ class RunSettings:
         """A JSON-ready dict (for a campaign's record)."""
         data = asdict(self)
         data["trace_versions"] = sorted(self.trace_versions)
-        data["snapshot_versions"] = sorted(self.snapshot_versions)
         data["file_uri_versions"] = sorted(self.file_uri_versions)
         return data

@@ -16,19 +16,27 @@ from fuzz.judge.transcript import parse_transcript
 #: The signature kind of every finding of a load after a history.
 KIND = "history"
 
+#: How the signature of a load into a process whose previous load was refused begins.
+AFTER_FAILED_LOAD = "after a failed load: "
+
 #: What every guest prints when its read-back is complete.
 _DONE = GuestProgram(image=b"").done.decode("latin-1")
 
 
-def compare_loads(expected: LoadOutcome, actual: LoadOutcome) -> tuple[Signature, str, str] | None:
+def compare_loads(
+    expected: LoadOutcome, actual: LoadOutcome, *, after_failed_load: bool = False
+) -> tuple[Signature, str, str] | None:
     """The finding of a load that acted otherwise than the one-shot load, or None.
 
+    :param after_failed_load: the process's previous load was refused (it stayed up): the
+        signature says so (:data:`AFTER_FAILED_LOAD`), for it is a history of its own.
     :return: the signature, and what the one-shot load and the process with a history
         gave (as text) on the first step that differs: load outcome, then read-back.
     """
+    where = AFTER_FAILED_LOAD if after_failed_load else ""
     if expected.verdict != actual.verdict:
         return (
-            Signature(KIND, f"load outcome: one-shot {expected.verdict}, after history "
+            Signature(KIND, f"{where}load outcome: one-shot {expected.verdict}, after history "
                             f"{actual.verdict}"),
             f"{expected.verdict} {expected.error}".strip(),
             f"{actual.verdict} {actual.error}".strip(),
@@ -41,4 +49,8 @@ def compare_loads(expected: LoadOutcome, actual: LoadOutcome) -> tuple[Signature
     ) == (done in actual.transcript)
     if same:
         return None
-    return Signature(KIND, "read-back after the load"), expected.transcript, actual.transcript
+    return (
+        Signature(KIND, f"{where}read-back after the load"),
+        expected.transcript,
+        actual.transcript,
+    )

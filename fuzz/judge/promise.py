@@ -55,9 +55,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from fuzz.core.case import MachineConfig
+from fuzz.judge.loads import AFTER_FAILED_LOAD
 from fuzz.judge.oracles import Signature
 
-__all__ = ["FIELDS", "Grade", "Promise", "Release", "grade", "release_of"]
+__all__ = ["FIELDS", "Grade", "Promise", "Release", "grade", "grade_history", "release_of"]
 
 #: The keys of a grade in ``outcome.json`` (:meth:`Grade.to_json`).
 FIELDS = ("promise", "promise_reason")
@@ -277,3 +278,29 @@ def grade(
             "gives its release",
         )
     return _direction(src, dst, old, new)
+
+
+def grade_history(signature: Signature) -> Grade:
+    """The grade of a stateful finding (kind ``history``): a load into a process with a
+    history that acted otherwise than the same load into a fresh process.
+
+    A crash is always *promised* (QEMU must not die on a load). After a refused load, a
+    load that a fresh process takes but this process refuses is *not promised*: QEMU's
+    documentation says nothing of a process whose incoming load failed. Every other
+    difference is *promised*: ``loadvm`` resets the machine before it loads
+    (``load_snapshot`` -> ``qemu_system_reset``), so what ran before must not show.
+    """
+    if "crashed" in signature.detail:
+        return Grade(
+            Promise.PROMISED,
+            "a crash where a load or a clean refusal was due: QEMU must not die on a load",
+        )
+    if signature.detail.startswith(AFTER_FAILED_LOAD):
+        return Grade(
+            Promise.NOT_PROMISED,
+            "after a refused load: QEMU documents no state for a process whose load failed",
+        )
+    return Grade(
+        Promise.PROMISED,
+        "loadvm resets the machine before it loads: what ran before must not show",
+    )

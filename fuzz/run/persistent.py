@@ -6,9 +6,9 @@ therefore kept per (version, configuration) and reused:
 
 * :class:`LongLivedSource` is reset (``system_reset``), gets the next guest image through a
   qtest channel (QEMU's test protocol works alongside TCG), runs it to its checkpoint and
-  saves it as a qcow2 internal snapshot (``snapshot-save``; HMP ``savevm`` before QEMU 6.0).
+  saves it as a qcow2 internal snapshot (HMP ``savevm``, :mod:`fuzz.run.long_lived`).
   QEMU 11.1 refuses a second ``migrate`` from one process, while snapshots repeat.
-* :class:`LongLivedDestination` loads each snapshot (``snapshot-load``; HMP ``loadvm``),
+* :class:`LongLivedDestination` loads each snapshot (HMP ``loadvm``),
   which resets the machine and then restores it as an incoming migration would, re-saves
   it at once with ``migrate`` when asked, and runs the guest's epilogue.
 
@@ -22,7 +22,6 @@ pass cleanly on fresh processes, and samples clean ones too.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import logging
@@ -40,6 +39,7 @@ from fuzz.core.outcome import Stage, StepOutcome, Verdict
 from fuzz.core.settings import DEFAULT_TIMEOUTS, RunSettings, Timeouts
 from fuzz.errors import MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
+from fuzz.run.long_lived import LongLivedQemu
 from fuzz.run.machine import QemuMachine
 from fuzz.run.runner import (
     LoadResult,
@@ -61,23 +61,11 @@ MAX_USES = 200
 LONG_LIVED_TRANSCRIPT_TIMEOUT = 2.0
 _NODE = "migfuzz-state"
 _TAG = "migfuzz"
-_QTEST_CHUNK = 32 * 1024
 _job_ids = itertools.count()
 
 
 def _noop(_event: Event) -> None:
     return None
-
-
-def _qcow2_node(path: Path) -> dict[str, Any]:
-    """The snapshot file as a block node. Without flushes: the file is a scratch copy that
-    only this machine reads, after the job ended (an fsync per save cost ~4 ms of CPU and
-    ~10 ms of wall time)."""
-    return {
-        "driver": "qcow2", "node-name": _NODE, "read-only": False,
-        "cache": {"no-flush": True},
-        "file": {"driver": "file", "filename": str(path)},
-    }  # fmt: skip
 
 
 async def _job(vm: QemuMachine, command: str, args: dict[str, Any], timeout: float) -> str | None:
@@ -161,12 +149,12 @@ async def drop_stale_translations(vm: QemuMachine, guest: GuestProgram) -> None:
 
 
 class _LongLived:
-    """What sources and destinations share: one QEMU, its uses, and its retirement."""
+    """The engine's policy over one :class:`~fuzz.run.long_lived.LongLivedQemu` at a time:
+    count its uses, retire it after anything unexpected, start a new one on demand."""
 
     def __init__(
         self, binary: QemuBinary, command: QemuCommand, workdir: Path, *, console: bool,
-        qtest: bool = False, timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        snapshot_commands: bool = True, file_uri: bool = False,
+        qtest: bool = False, timeouts: Timeouts = DEFAULT_TIMEOUTS, file_uri: bool = False,
         emit: Callable[[Event], None] = _noop,
     ) -> None:  # fmt: skip
         self.binary = binary
@@ -175,39 +163,43 @@ class _LongLived:
         self.console = console
         self.qtest = qtest
         self.timeouts = timeouts
-        self.snapshot_commands = snapshot_commands
         self.file_uri = file_uri
         self.emit = emit
-        self.vm: QemuMachine | None = None
+        self.qemu: LongLivedQemu | None = None
         self.uses = 0
+
+    @property
+    def vm(self) -> QemuMachine | None:
+        """The running process's machine, if one is up."""
+        return None if self.qemu is None else self.qemu.vm
 
     @property
     def alive(self) -> bool:
         """Whether the process is up and may serve another step."""
-        return self.vm is not None and self.vm.returncode is None and self.uses < MAX_USES
+        return self.qemu is not None and self.qemu.alive and self.uses < MAX_USES
 
-    async def _up(self, stage: Stage) -> tuple[StepRecorder, StepOutcome | None]:
+    async def _up(self, stage: Stage) -> tuple[StepRecorder, LongLivedQemu, StepOutcome | None]:
         """A recorder on the running process (started if needed), and a launch failure."""
-        if self.vm is not None and not self.alive:
+        if self.qemu is not None and not self.alive:
             await self.retire()
-        if self.vm is not None:
-            return StepRecorder(self.vm, stage, self.binary.name), None
-        vm = QemuMachine(
+        if self.qemu is not None:
+            return StepRecorder(self.qemu.vm, stage, self.binary.name), self.qemu, None
+        qemu = LongLivedQemu(
             self.binary, self.command, self.workdir, console=self.console, qtest=self.qtest,
             start_timeout=self.timeouts.start,
         )  # fmt: skip
-        step = StepRecorder(vm, stage, self.binary.name)
+        step = StepRecorder(qemu.vm, stage, self.binary.name)
         if (failed := await step.launch()) is not None:
-            return step, failed
-        self.vm = vm
-        return step, None
+            return step, qemu, failed
+        self.qemu = qemu
+        return step, qemu, None
 
     async def retire(self) -> None:
         """End the process (QMP quit, then kill); the next step starts a new one."""
-        vm, self.vm = self.vm, None
+        qemu, self.qemu = self.qemu, None
         self.uses = 0
-        if vm is not None:
-            await vm.shutdown(timeout=1.0)
+        if qemu is not None:
+            await qemu.close()
 
     async def _ended(self, step: StepRecorder) -> StepOutcome | None:
         outcome = await step.ended()
@@ -247,41 +239,29 @@ class LongLivedSource(_LongLived):
         return SaveResult(outcome, None, snapshot)
 
     async def _save(self, case: Case, path: Path) -> StepOutcome:
-        fresh = self.vm is None
-        step, failed = await self._up(Stage.SAVE)
+        fresh = self.qemu is None
+        step, qemu, failed = await self._up(Stage.SAVE)
         if failed is not None:
             return failed
-        vm, done = step.vm, step.done
+        done = step.done
         try:
             if not fresh:
-                await vm.execute("system_reset")
+                await qemu.reset()
             details: dict[str, Any] = {}
-            if case.guest is not None:
-                image = case.guest.image
-                for at in range(0, len(image), _QTEST_CHUNK):
-                    chunk = image[at : at + _QTEST_CHUNK]
-                    address = case.guest.load_address + at
-                    encoded = base64.b64encode(chunk).decode()
-                    await vm.qtest(f"b64write {address:#x} {len(chunk):#x} {encoded}")
-                start = len(vm.console_output)
-                await vm.execute("cont")
-                guest = case.guest
-                reached = await vm.wait_console(
-                    guest.checkpoint, self.timeouts.checkpoint, start=start, give_up=guest.done
-                )
-                console = bytes(vm.console_output[start:]).decode("latin-1")
+            if (guest := case.guest) is not None:
+                await qemu.write_guest(guest)
+                reached = await qemu.run_to_checkpoint(self.timeouts.checkpoint, guest)
+                console = qemu.console_since()
                 if not reached:
-                    if vm.returncode is not None:
-                        return done(classify_exit(vm.returncode), console=console)
+                    if (code := qemu.vm.returncode) is not None:
+                        return done(classify_exit(code), console=console)
                     why = f"guest did not reach its checkpoint: {console[-200:]!r}"
+                    # An exception it reported: parked; the next reset clears it.
                     reported = guest.done.decode("latin-1") in console
-                    if reported:  # an exception it reported: parked; the next reset clears it
-                        await vm.execute("stop")
                     return done(Verdict.SETUP_ERROR, [why], console=console, guest_ended=reported)
-                await vm.execute("stop")
                 details["console"] = console
             shutil.copyfile(self.template(), path)
-            error = await self._snapshot(vm, path)
+            error = await qemu.save_snapshot(_TAG, path, self.timeouts.migrate)
             if error is not None:
                 return done(Verdict.SETUP_ERROR, [f"save failed: {error}"])
             return done(Verdict.COMPLETED, **details)
@@ -290,25 +270,15 @@ class LongLivedSource(_LongLived):
                 return ended
             raise
 
-    async def _snapshot(self, vm: QemuMachine, path: Path) -> str | None:
-        await vm.execute("blockdev-add", _qcow2_node(path))
-        try:
-            if self.snapshot_commands:
-                args = {"tag": _TAG, "vmstate": _NODE, "devices": [_NODE]}
-                return await _job(vm, "snapshot-save", args, self.timeouts.migrate)
-            return (await vm.human(f"savevm {_TAG}", timeout=self.timeouts.migrate)) or None
-        finally:
-            await vm.execute("blockdev-del", {"node-name": _NODE})
-
     async def ensure_template(self, path: Path) -> None:
         """Create the empty qcow2 template at ``path`` in this process (started if needed).
 
         :raise MonitorError: it could not be created.
         """
-        step, failed = await self._up(Stage.SAVE)
+        _step, qemu, failed = await self._up(Stage.SAVE)
         if failed is not None:
             raise MonitorError(f"QEMU {self.binary.name} did not start: {failed.summary()}")
-        await make_empty_qcow2(step.vm, path)
+        await make_empty_qcow2(qemu.vm, path)
 
 
 class LongLivedDestination(_LongLived):
@@ -346,14 +316,14 @@ class LongLivedDestination(_LongLived):
         return LoadResult(outcome, resaved)
 
     async def _load(self, case: Case, state: Snapshot, resave_to: Path | None) -> StepOutcome:
-        step, failed = await self._up(Stage.LOAD)
+        step, qemu, failed = await self._up(Stage.LOAD)
         if failed is not None:
             return failed
-        vm, done = step.vm, step.done
+        vm, done = qemu.vm, step.done
         own = self.workdir / f"load-{self.binary.name}.qcow2"
         try:
             shutil.copyfile(state.path, own)  # loading writes the qcow2 (snapshot goto)
-            error = await self._load_snapshot(vm, own, state.tag)
+            error = await qemu.load_snapshot(state.tag, own, self.timeouts.migrate)
             if vm.returncode is not None:
                 return done(classify_exit(vm.returncode))
             if error is not None:
@@ -394,17 +364,6 @@ class LongLivedDestination(_LongLived):
                 self.uses = MAX_USES  # unexpected: retired after this step
         return details
 
-    async def _load_snapshot(self, vm: QemuMachine, path: Path, tag: str) -> str | None:
-        await vm.execute("blockdev-add", _qcow2_node(path))
-        try:
-            if self.snapshot_commands:
-                args = {"tag": tag, "vmstate": _NODE, "devices": [_NODE]}
-                return await _job(vm, "snapshot-load", args, self.timeouts.migrate)
-            return (await vm.human(f"loadvm {tag}", timeout=self.timeouts.migrate)) or None
-        finally:
-            if vm.returncode is None:
-                await vm.execute("blockdev-del", {"node-name": _NODE})
-
 
 Key = tuple[str, str, MachineConfig, bool]
 
@@ -416,9 +375,8 @@ class ProcessPool:
     command line would be exactly its own. The least recently used process is retired
     when a new one is needed beyond ``capacity``. :meth:`close` ends them all.
 
-    :param settings: the run's settings: its time-outs, which versions have
-        ``snapshot-save``/``-load`` (the others use HMP ``savevm``/``loadvm``) and which
-        migrate to a ``file:`` URI (re-saves).
+    :param settings: the run's settings: its time-outs and which versions migrate to a
+        ``file:`` URI (re-saves).
     """
 
     def __init__(
@@ -461,7 +419,6 @@ class ProcessPool:
             self._key("source", binary, case),
             lambda: LongLivedSource(
                 binary, case, self.workdir, self.template, timeouts=self.timeouts,
-                snapshot_commands=binary.name in self.settings.snapshot_versions,
                 emit=self.emit,
             ),
         )  # fmt: skip
@@ -484,7 +441,6 @@ class ProcessPool:
             self._key("destination", binary, case),
             lambda: LongLivedDestination(
                 binary, case, self.workdir, timeouts=self.timeouts,
-                snapshot_commands=binary.name in self.settings.snapshot_versions,
                 file_uri=binary.name in self.settings.file_uri_versions, emit=self.emit,
             ),
         )  # fmt: skip

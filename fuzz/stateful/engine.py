@@ -21,8 +21,9 @@ a corpus entry of the ``stateful`` kind (:mod:`fuzz.stateful.repro`).
 The machine draws the steps and records them; one
 :class:`~fuzz.stateful.steps.StepInterpreter` (shared with the replay,
 :mod:`fuzz.stateful.replay`) applies them to the processes and judges every load. A
-process whose load did not complete is retired at once (QEMU promises nothing about it;
-see :mod:`fuzz.run.persistent`): the refusal itself is compared, what follows is not.
+process whose QEMU exited under a load is retired; one whose load QEMU refused stays up,
+and its next load is judged as one *after a failed load* (graded by
+:func:`~fuzz.judge.promise.grade_history`).
 Every process of a run is closed in the run's teardown; :func:`run_stateful` closes any
 left (Ctrl-C, SIGTERM) before it returns or raises.
 """
@@ -54,6 +55,7 @@ from fuzz.core.case import GuestProgram, MachineConfig
 from fuzz.corpus.store import CorpusStore
 from fuzz.errors import HarnessError, UsageError
 from fuzz.judge.oracles import Signature
+from fuzz.judge.promise import grade_history
 from fuzz.run.machine import QemuMachine
 from fuzz.run.persistent import make_empty_qcow2
 from fuzz.run.session import Session
@@ -662,7 +664,7 @@ def describe_summary(summary: StatefulSummary) -> list[str]:
         f"distinct divergences: {len(summary.findings)}",
     ]
     for sig, finding in sorted(summary.findings.items()):
-        lines.append(f"  {finding.count:4d}x {sig}")
+        lines.append(f"  {finding.count:4d}x {sig} [{grade_history(sig).promise}]")
         lines += [f"         {line}" for line in finding.sequence.describe()]
         lines.append(f"         entry: {finding.path or '(not written)'}")
     return lines

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from fuzz.core import command as qemu_command
 from fuzz.core.case import MachineConfig
 from fuzz.errors import CorpusError
 from fuzz.judge.oracles import Signature
@@ -236,39 +237,13 @@ def snapshot_tag(snapshot: int) -> str:
 
 
 def save_commands(snapshot: int, qcow2: str) -> list[str]:
-    """HMP lines that save the (paused) VM as snapshot ``snapshot`` into the file ``qcow2``.
-
-    The file is attached only for the save: ``loadvm`` wants the snapshot on every
-    writable drive, so a process keeps no drive between steps.
-    """
-    drive = f"d{snapshot_tag(snapshot)}"
-    return [
-        f"drive_add 0 if=none,id={drive},file={qcow2},format=qcow2",
-        f"savevm {snapshot_tag(snapshot)}",
-        f"drive_del {drive}",
-    ]
+    """HMP lines that save the (paused) VM as snapshot ``snapshot`` into the file ``qcow2``
+    (:func:`fuzz.core.command.snapshot_save_lines`, as every long-lived process saves)."""
+    tag = snapshot_tag(snapshot)
+    return qemu_command.snapshot_save_lines(tag, qcow2, f"d{tag}")
 
 
 def load_commands(snapshot: int, qcow2: str, use: int) -> list[str]:
     """HMP lines that load snapshot ``snapshot`` from ``qcow2`` (a private copy: a load
     writes the file); ``use`` numbers the load so drive names never repeat."""
-    drive = f"l{use}"
-    return [
-        f"drive_add 0 if=none,id={drive},file={qcow2},format=qcow2",
-        f"loadvm {snapshot_tag(snapshot)}",
-        f"drive_del {drive}",
-    ]
-
-
-def hmp_error(command: str, answer: str) -> str | None:
-    """The error in an HMP answer to ``command``, or None if it succeeded.
-
-    ``drive_add`` answers ``OK``; ``savevm``, ``loadvm`` and ``drive_del`` answer nothing
-    but warnings on success. QEMU 5.2 prints some errors without an ``Error:`` prefix, so
-    any other non-blank line of a snapshot command is taken as its error.
-    """
-    lines = [ln.strip() for ln in answer.splitlines() if ln.strip()]
-    if command.startswith("drive_add"):
-        return None if lines == ["OK"] else (" ".join(lines) or "no answer")
-    bad = [ln for ln in lines if not ln.lower().startswith("warning")]
-    return " ".join(bad) or None
+    return qemu_command.snapshot_load_lines(snapshot_tag(snapshot), qcow2, f"l{use}")

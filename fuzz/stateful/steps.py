@@ -23,9 +23,12 @@ through ``_pre_launch``/``_post_launch``:
 * :meth:`~StepInterpreter.new_process`, :meth:`~StepInterpreter.fresh_load` -- where live
   processes and one-shot loads come from (tests put fakes there).
 
-A process whose load did not complete is retired at once (QEMU promises nothing about
-it): the refusal itself is compared, what follows is not. One-shot loads are cached per
-(snapshot, version, read-back) for the interpreter's life (one run, or one replay).
+A process whose load QEMU refused stays up, as a management layer whose revert failed
+keeps its process and reverts to another snapshot: the refusal itself is compared with
+the one-shot load, and so is the next load into that process (marked *after a failed
+load*: it must load as a fresh process does, or be refused as cleanly). A process whose
+QEMU exited is retired. One-shot loads are cached per (snapshot, version, read-back) for
+the interpreter's life (one run, or one replay).
 """
 
 from __future__ import annotations
@@ -123,6 +126,9 @@ class Process:
     just_loaded: bool = False
     #: Its last step (the machine skips a save after a save, a reset after a start).
     last: Action = Action.START
+    #: Whether its last load was refused (it stayed up): the next load is judged as one
+    #: *after a failed load*.
+    failed_load: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,9 +339,14 @@ class StepInterpreter:
         except _Gone:
             actual = CRASHED
         expected = self.one_shot(snap, proc.version, read_back)
+        after_failed, proc.failed_load = proc.failed_load, False
         proc.pending = None
         proc.just_loaded = not read_back
-        if actual.verdict != "completed":
+        if actual.verdict == "refused" and proc.live.alive:
+            # Kept, state unknown: its next load is one after a failed load.
+            proc.failed_load, proc.just_loaded = True, False
+            proc.phase, proc.code = "unknown", None
+        elif actual.verdict != "completed":
             if self.procs.get(proc.number) is proc:
                 self.retire(proc)
         else:
@@ -343,4 +354,4 @@ class StepInterpreter:
             proc.code = snap.code
             if snap.phase == "checkpoint" and not read_back:
                 proc.pending = self.one_shot(snap, proc.version, True)
-        return compare_loads(expected, actual)
+        return compare_loads(expected, actual, after_failed_load=after_failed)

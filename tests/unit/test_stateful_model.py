@@ -11,8 +11,9 @@ from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import CorpusError
 from fuzz.judge.loads import compare_loads
 from fuzz.judge.oracles import Signature
+from fuzz.run.long_lived import hmp_error
 from fuzz.stateful.engine import FALLBACK_GUESTS
-from fuzz.stateful.model import Action, StatefulSequence, Step, hmp_error
+from fuzz.stateful.model import Action, StatefulSequence, Step
 from fuzz.stateful.repro import repro_script
 from strategies.cases import rebuild_guest
 

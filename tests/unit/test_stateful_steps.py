@@ -18,7 +18,9 @@ import pytest
 from fuzz.core.case import GuestProgram, MachineConfig
 from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import MonitorError
+from fuzz.judge.loads import AFTER_FAILED_LOAD
 from fuzz.judge.oracles import Signature
+from fuzz.judge.promise import Promise, grade_history
 from fuzz.run.session import Session
 from fuzz.stateful.engine import StatefulEngine, _MachineSteps
 from fuzz.stateful.model import Action, StatefulSequence, Step
@@ -49,6 +51,8 @@ class World:
     #: Every load is refused, on a fresh process too.
     refuse_all: bool = False
     save_error: str | None = None
+    #: A process whose load was refused refuses every load after it (QEMU's -22).
+    poisoned: bool = False
     #: The action under which a process's QEMU exits (a fresh one's never does).
     exit_in: Action | None = None
     saved: dict[str, int] = field(default_factory=dict)
@@ -65,6 +69,7 @@ class FakeLive:
         self.ran: int | None = None
         self.fresh = fresh
         self.dead = False
+        self.refused = False
 
     @property
     def alive(self) -> bool:
@@ -93,7 +98,12 @@ class FakeLive:
 
     async def load(self, snapshot: int, path: Path, *, read_back: bool) -> LoadOutcome:
         self._maybe_exit(Action.LOAD)
-        if self.world.refuse_all or (self.world.refuse_after_history and not self.fresh):
+        if (
+            self.world.refuse_all
+            or (self.world.refuse_after_history and not self.fresh)
+            or (self.world.poisoned and self.refused)
+        ):
+            self.refused = True
             return LoadOutcome("refused", "loadvm: no")
         self.value = self.world.saved[str(path)]
         if not read_back:
@@ -212,14 +222,33 @@ def test_a_load_that_reads_back_is_compared_at_once_and_one_shots_are_cached(
     assert steps.fresh_loads == 2  # s0 and s1 once each, with read-back
 
 
-def test_a_refused_load_retires_the_process_and_the_refusal_is_compared(tmp_path: Path) -> None:
+def test_a_refused_load_keeps_the_process_and_the_refusal_is_compared(tmp_path: Path) -> None:
     world = World(refuse_after_history=True)
     steps = FakeSteps(world, tmp_path)
-    processes = steps.processes
     found = _apply_all(steps, HISTORY[:-1])
     assert found[-1] is not None and found[-1][0] == REFUSED
-    assert 2 not in steps.procs  # retired: QEMU promises nothing after a failed load
-    assert len(processes) == 2 and world.closed == 1
+    proc = steps.procs[2]  # kept, as a management layer keeps a process whose revert failed
+    assert proc.failed_load and proc.phase == "unknown" and not proc.just_loaded
+    assert world.closed == 0
+
+
+@pytest.mark.parametrize("poisoned", [True, False])
+def test_the_load_after_a_failed_load_is_judged_as_such(tmp_path: Path, poisoned: bool) -> None:
+    """A refusal that a fresh process gives too is no finding; the next load into the
+    process that refused must then load as a fresh process does."""
+    world = World(refuse_all=True)
+    steps = FakeSteps(world, tmp_path)
+    assert _apply_all(steps, HISTORY[:-1]) == [None] * (len(HISTORY) - 1)
+    world.refuse_all, world.poisoned = False, poisoned
+    found = steps.apply(HISTORY[-1])
+    proc = steps.procs[2]
+    assert proc.failed_load is poisoned  # refused again: still a process after a failed load
+    if poisoned:
+        assert found is not None
+        assert found[0] == Signature("history", AFTER_FAILED_LOAD + REFUSED.detail)
+        assert grade_history(found[0]).promise is Promise.NOT_PROMISED
+    else:
+        assert found is None and proc.phase == "done"
 
 
 def test_an_exit_under_a_step_retires_the_process_and_a_load_exit_is_a_crash(
@@ -330,10 +359,9 @@ def test_the_replay_is_unusable_where_the_machine_goes_on(tmp_path: Path) -> Non
         with pytest.raises(_Unusable, match=r"step 2 \(s0 = save p0\): savevm: no space"):
             replayer.replay()
         assert replayer.procs == {}  # closed, however it ended
-        # A step on a process whose load was refused (and retired), as a fresh process
-        # refuses it too: no divergence, and no verdict either.
+        # A step on a process whose load was refused, as a fresh process refuses it too: the
+        # process stayed up, so the step is taken, and nothing diverges.
         steps = (*HISTORY[:-2], HISTORY[-2], Step(Action.READ_BACK, 2))
         entry = _entry(steps, len(steps) - 2, tmp_path)
         replayer = _replayer(session, World(refuse_all=True), entry, tmp_path)
-        with pytest.raises(_Unusable, match=r"step 8 \(read_back p2\): its process is no longer"):
-            replayer.replay()
+        assert replayer.replay() is None
