@@ -16,6 +16,10 @@ from fuzz.judge.transcript import parse_transcript
 #: The signature kind of every finding of a load after a history.
 KIND = "history"
 
+#: How the error of a crashed load begins when a sanitizer build reported the crash; the
+#: report's kind and frames follow, and the signature names them.
+SANITIZER_REPORT = "sanitizer report: "
+
 #: How the signature of a load into a process whose previous load was refused begins.
 AFTER_FAILED_LOAD = "after a failed load: "
 
@@ -35,9 +39,12 @@ def compare_loads(
     """
     where = AFTER_FAILED_LOAD if after_failed_load else ""
     if expected.verdict != actual.verdict:
+        # A sanitizer build's crash says where (fuzz.stateful.steps.crashed): name it.
+        report = actual.error.removeprefix(SANITIZER_REPORT)
+        how = f": {report}" if actual.verdict == "crashed" and report != actual.error else ""
         return (
             Signature(KIND, f"{where}load outcome: one-shot {expected.verdict}, after history "
-                            f"{actual.verdict}"),
+                            f"{actual.verdict}{how}"),
             f"{expected.verdict} {expected.error}".strip(),
             f"{actual.verdict} {actual.error}".strip(),
         )  # fmt: skip

@@ -398,6 +398,14 @@ def _machine_class(engine: StatefulEngine) -> Any:
     # another are replaced by FALLBACK_GUESTS in ``configure`` (never rejected).
     guest_pool = st.lists(guest_operations(max_ops=MAX_GUEST_OPS), min_size=2, max_size=3)
     actions = [name for name, weight in ACTION_WEIGHTS for _ in range(weight)]
+    sanitized = all(b.sanitizers for b in engine.binaries.values())
+
+    def loadable(proc: Process) -> bool:
+        """Whether a load into ``proc`` may be drawn: not right after a load without a
+        read-back (a second load then crashes every version on the next ``cont``, found
+        long ago), unless every version is a sanitizer build, where that crash is a finding
+        with a stack (:mod:`fuzz.judge.sanitizer`) rather than a lost process."""
+        return sanitized or not proc.just_loaded
 
     class HistoryMachine(RuleBasedStateMachine):
         """Live processes of one configuration, stepped at random; loads checked.
@@ -499,7 +507,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
             return len(self.procs) < MAX_PROCESSES
 
         def _guestless(self) -> list[Process]:
-            return [p for p in self.procs if p.guest is None and not p.just_loaded]
+            return [p for p in self.procs if p.guest is None and loadable(p)]
 
         def _runnable(self) -> list[Process]:
             return [p for p in self.procs if p.phase == "reset" and p.code is not None]
@@ -517,7 +525,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
                 case "save":
                     return any(_saveable(p) for p in self.procs)
                 case "load":
-                    return bool(self.snaps) and any(not p.just_loaded for p in self.procs)
+                    return bool(self.snaps) and any(loadable(p) for p in self.procs)
                 case "read_back":
                     return any(p.phase == "checkpoint" for p in self.procs)
                 case "reset":
@@ -619,7 +627,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
         def do_load(self, data: st.DataObject) -> None:
             """Load any snapshot into any process; compare with the one-shot load (and,
             for a snapshot taken at a guest's checkpoint, the read-back right after it)."""
-            proc = self._pick(data, [p for p in self.procs if not p.just_loaded])
+            proc = self._pick(data, [p for p in self.procs if loadable(p)])
             self._load(proc, data.draw(st.sampled_from(self.snaps), label="snapshot"))
 
         def do_read_back(self, data: st.DataObject) -> None:

@@ -43,8 +43,9 @@ from fuzz.core.binary import QemuBinary
 from fuzz.core.case import GuestProgram, MachineConfig
 from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import HarnessError
-from fuzz.judge.loads import compare_loads
+from fuzz.judge.loads import SANITIZER_REPORT, compare_loads
 from fuzz.judge.oracles import Signature
+from fuzz.judge.sanitizer import find_report
 from fuzz.stateful.model import Action, Step
 from fuzz.stateful.procs import LiveProcess, one_shot_load
 
@@ -53,6 +54,18 @@ T = TypeVar("T")
 Found = tuple[Signature, str, str]
 #: The outcome of a load into a process that exited during it.
 CRASHED = LoadOutcome("crashed", "QEMU exited during the load or read-back")
+#: How much of a dead process's stderr is searched for a sanitizer report.
+_REPORT_BYTES = 256 * 1024
+
+
+def crashed(stderr: str) -> LoadOutcome:
+    """The outcome of a load into a process that exited during it: :data:`CRASHED`, or on a
+    sanitizer build the report's kind and first QEMU frames (``asan heap-use-after-free in
+    vm_state_notify < ...``), which the signature then names."""
+    report = find_report(stderr)
+    if report is None:
+        return CRASHED
+    return LoadOutcome("crashed", SANITIZER_REPORT + report.signature_detail())
 
 
 class Runner(Protocol):
@@ -235,9 +248,15 @@ class StepInterpreter:
                     return self._load(step, proc)
                 case Action.READ_BACK:
                     self._taken(step, proc)
-                    transcript = self._on(proc, step, proc.live.read_back)
-                    proc.phase = "done"
                     pending, proc.pending = proc.pending, None
+                    try:
+                        transcript = self._on(proc, step, proc.live.read_back)
+                    except _Gone:
+                        # After a load without a read-back, a crash here is that load's.
+                        if pending is None:
+                            raise
+                        return compare_loads(pending, crashed(proc.live.stderr_tail(_REPORT_BYTES)))
+                    proc.phase = "done"
                     if pending is not None:
                         return compare_loads(pending, LoadOutcome("completed", "", transcript))
                 case Action.RESET:
@@ -337,7 +356,7 @@ class StepInterpreter:
                 proc, step, lambda: proc.live.load(snap.number, snap.path, read_back=read_back)
             )
         except _Gone:
-            actual = CRASHED
+            actual = crashed(proc.live.stderr_tail(_REPORT_BYTES))
         expected = self.one_shot(snap, proc.version, read_back)
         after_failed, proc.failed_load = proc.failed_load, False
         proc.pending = None

@@ -56,6 +56,13 @@ ON_ONE_VERSION = {
 }
 
 
+#: A QEMU bug (docs/qemu-bugs.md; scripts/qemu-bugs/postcopy-switch-during-precopy-fails):
+#: 11.1's destination fails a migration switched to postcopy while its precopy runs, in
+#: most tries, with this error. 10.0 and 7.2 never did (0 of 10 each).
+POSTCOPY_SWITCH_BUG = "Channel error: Operation not permitted"
+FAILS_NOW_AND_THEN = {("11.1", "postcopy-first-pass")}
+
+
 @pytest.fixture(scope="module")
 def guests() -> tuple[GuestProgram, GuestProgram]:
     """The live guest and the paused guest of :data:`OPERATIONS`."""
@@ -109,13 +116,33 @@ def test_a_running_guest_migrates_intact(
     if not _offered(binary, farm.cache_dir, live):
         pytest.skip(f"{version} does not offer {live.describe()}")
     outcome = _run(binary, binary, guests[0], live, tmp_path)
+    if (version, name) in FAILS_NOW_AND_THEN and outcome.verdict is Verdict.REFUSED:
+        # The QEMU bug pinned: refused, and for that reason only.
+        assert POSTCOPY_SWITCH_BUG in " ".join(outcome.messages), outcome.summary()
+        return
     _check_intact(outcome, paused_readback[version])
-    if live.postcopy is not None and not live.postcopy.after_first_pass:
-        assert outcome.postcopy_ran, outcome.statuses  # switched at once: before convergence
     if live.multifd is not None and live.transport != "file":
         assert outcome.stats["ram"].get("multifd-bytes", 0) > 0, outcome.stats
     if live.xbzrle_cache_size is not None:
         assert "xbzrle-cache" in outcome.stats, outcome.stats
+
+
+@pytest.mark.parametrize("version", ["11.1", "10.0"])
+def test_postcopy_switched_at_once_runs_postcopy(binaries, guests, version, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A switch sent right after ``migrate`` races with a precopy that converges within tens
+    of milliseconds on this small guest, and loses it now and then (measured: 1 in 4 on 10.0
+    under a loaded machine); in one of four tries it must win and postcopy must run."""
+    binary = binaries[version]
+    outcomes = []
+    for attempt in range(4):
+        work = tmp_path / str(attempt)
+        work.mkdir()
+        outcome = _run(binary, binary, guests[0], ON_ONE_VERSION["postcopy"], work)
+        assert outcome.verdict is Verdict.COMPLETED, outcome.summary()
+        outcomes.append(outcome)
+        if outcome.postcopy_ran:
+            return
+    pytest.fail(f"postcopy never ran in 4 tries: {[o.statuses for o in outcomes]}")
 
 
 def test_10_0_to_11_1_over_multifd_ends_as_the_paused_load(binaries, guests, tmp_path) -> None:  # type: ignore[no-untyped-def]

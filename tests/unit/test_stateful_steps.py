@@ -53,6 +53,8 @@ class World:
     save_error: str | None = None
     #: A process whose load was refused refuses every load after it (QEMU's -22).
     poisoned: bool = False
+    #: What a process printed on stderr (a sanitizer build's report, say).
+    stderr: str = ""
     #: The action under which a process's QEMU exits (a fresh one's never does).
     exit_in: Action | None = None
     saved: dict[str, int] = field(default_factory=dict)
@@ -123,7 +125,7 @@ class FakeLive:
         return -11 if self.dead else None
 
     def stderr_tail(self, limit: int) -> str:
-        return ""
+        return self.world.stderr[-limit:]
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -365,3 +367,26 @@ def test_the_replay_is_unusable_where_the_machine_goes_on(tmp_path: Path) -> Non
         entry = _entry(steps, len(steps) - 2, tmp_path)
         replayer = _replayer(session, World(refuse_all=True), entry, tmp_path)
         assert replayer.replay() is None
+
+
+ASAN_REPORT = Path(__file__).parents[1] / "data" / "sanitizer" / "asan-heap-use-after-free.txt"
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_crash_in_the_read_back_after_a_load_is_that_loads_and_a_sanitizer_says_where(
+    tmp_path: Path, report: bool
+) -> None:
+    """The load without a read-back agreed; the read-back step after it crashes QEMU (on a
+    sanitizer build, with a report): a finding of that load, named by the report."""
+    stderr = ASAN_REPORT.read_text() if report else "Segmentation fault\n"
+    steps = FakeSteps(World(exit_in=Action.READ_BACK, stderr=stderr), tmp_path)
+    assert _apply_all(steps, PENDING[:-1]) == [None] * (len(PENDING) - 1)
+    found = steps.apply(PENDING[-1])
+    assert found is not None and 1 not in steps.procs  # retired
+    crashed = "load outcome: one-shot completed, after history crashed"
+    if report:
+        detail = f"{crashed}: asan heap-use-after-free in vmstate_load_state < cpu_post_load"
+        assert found[0] == Signature("history", detail)
+        assert grade_history(found[0]).promise is Promise.PROMISED
+    else:
+        assert found[0] == Signature("history", crashed)
