@@ -86,6 +86,7 @@ from fuzz.triage.replay import (
     replay,
     rerecord,
 )
+from fuzz.versions.build import SANITIZERS, build_qemu, parse_sanitizers
 from fuzz.versions.farm import (
     DEBIAN_SUITES,
     Farm,
@@ -257,12 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--update", action="store_true",
                       help="install what Debian serves now, not what the lock pins, and "
                            "rewrite the lock")  # fmt: skip
+    bld = _add_build_parser(qsub)
     lst = qsub.add_parser("list", help="show installed versions and what each can do")
     lst.add_argument("--json", action="store_true", help="print the probed capabilities as JSON")
     avail = qsub.add_parser("available", help="QEMU versions the Debian archive serves, by suite")
     avail.add_argument("--refresh", action="store_true", help="fetch the package lists again")
     avail.add_argument("--json", action="store_true", help="print the versions as JSON")
-    for qp in (inst, lst):
+    for qp in (inst, lst, bld):
         qp.add_argument("--lock", type=Path, default=None, metavar="FILE",
                         help="the lock file (default: $MIGFUZZ_LOCK, else qemu.lock of this "
                              "checkout)")  # fmt: skip
@@ -315,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to write the page (default: FOLDER/report.html)")  # fmt: skip
     _add_bisect_parsers(sub)
     return p
+
+
+def _add_build_parser(qsub: Any) -> argparse.ArgumentParser:
+    bld: argparse.ArgumentParser = qsub.add_parser(
+        "build", help="build a QEMU from Debian's source package (e.g. with AddressSanitizer)"
+    )
+    bld.add_argument("version", metavar="VERSION",
+                     help="a QEMU release whose source a Debian suite serves (11.1.3)")  # fmt: skip
+    bld.add_argument("--sanitize", default=None, metavar=",".join(SANITIZERS),
+                     help="build with these sanitizers (installed as VERSION-asan, "
+                          "VERSION-ubsan, VERSION-asan-ubsan)")  # fmt: skip
+    bld.add_argument("--name", default=None, help="install it under this version name")
+    bld.add_argument("--force", action="store_true", help="build again even if installed")
+    bld.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, metavar="N",
+                     help="compile jobs (default: one per core)")  # fmt: skip
+    return bld
 
 
 def _add_bisect_parsers(sub: Any) -> None:
@@ -541,6 +559,20 @@ def cmd_qemu_install(args: argparse.Namespace, farm: Farm) -> int:
     return EXIT_OK
 
 
+def cmd_qemu_build(args: argparse.Namespace, farm: Farm) -> int:
+    """``migfuzz qemu build``: a QEMU from Debian's source, e.g. with AddressSanitizer."""
+    if args.lock is not None:
+        farm.lock_file = args.lock
+    sanitizers = parse_sanitizers(args.sanitize)
+    with _transient_status() as status:
+        binary = build_qemu(farm, args.version, sanitizers=sanitizers, name=args.name,
+                            force=args.force, jobs=args.jobs, progress=_say_progress,
+                            status=status)  # fmt: skip
+    capabilities(binary, farm.cache_dir)
+    out.print(f"built in {farm.qemu_dir}: {binary.name}", markup=False)
+    return EXIT_OK
+
+
 def cmd_qemu_available(args: argparse.Namespace, farm: Farm) -> int:
     """``migfuzz qemu available``: every qemu-system-arm the Debian archive serves."""
     with _transient_status() as status:
@@ -620,9 +652,16 @@ def cmd_qemu_list(args: argparse.Namespace, farm: Farm) -> int:
         out.print(f"  binary: {b.path}")
     lock = farm.lock_file or "the lock"
     for name, state in states.items():
-        if state == "differs":
+        if state == "differs" and versions[name].origin.startswith("build:"):
+            out.print(f"note: {name}: a build whose sha256 differs from {lock} (builds are not "
+                      "bit-reproducible); 'migfuzz qemu build --force' records this one",
+                      markup=False)  # fmt: skip
+        elif state == "differs":
             out.print(f"note: {name}: sha256 differs from {lock}; 'migfuzz qemu install --force "
                       f"{name}' installs the locked binary", markup=False)  # fmt: skip
+        elif state == "unlocked" and versions[name].origin.startswith("build:"):
+            out.print(f"note: {name}: a build not in {lock}; 'migfuzz qemu build --force' "
+                      "with its version and sanitizers records it", markup=False)  # fmt: skip
         elif state == "unlocked":
             out.print(f"note: {name}: not in {lock}; 'migfuzz qemu install {name}' records it",
                       markup=False)  # fmt: skip
@@ -691,7 +730,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
     budget = parse_duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0
-    pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.installed()))
+    pairs = parse_pairs(args.pairs) if args.pairs else default_pairs(list(farm.everyday()))
     if not pairs:
         raise UsageError("no version pairs: install at least two versions ('migfuzz qemu install')")
     for name in {name for pair in pairs for name in pair}:
@@ -936,7 +975,7 @@ _AXES: dict[str, tuple[Role, ...]] = {
 
 def _bisect(args: argparse.Namespace, farm: Farm, entry: Entry) -> list[Axis]:
     """Run ``bisect``'s axes for ``entry``; each version's verdict goes to stderr as it comes."""
-    binaries = farm.installed()
+    binaries = farm.everyday()
     if args.versions is not None:
         names = [n.strip() for n in args.versions.split(",") if n.strip()]
         if not names:
@@ -1101,6 +1140,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Farm], int]] = {
     "bisect": cmd_bisect,
     "bug": cmd_bug,
     "qemu install": cmd_qemu_install,
+    "qemu build": cmd_qemu_build,
     "qemu list": cmd_qemu_list,
     "qemu available": cmd_qemu_available,
 }

@@ -51,9 +51,7 @@ REPOSITORY_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 def _setup() -> tuple[Farm, list[tuple[str, str]], Session, frozenset[Signature]]:
     """The farm, the pairs, one session for every example, and the known causes."""
     farm = Farm()
-    pairs = parse_pairs(os.environ.get("MIGFUZZ_PAIRS", "")) or default_pairs(
-        list(farm.installed())
-    )
+    pairs = parse_pairs(os.environ.get("MIGFUZZ_PAIRS", "")) or default_pairs(list(farm.everyday()))
     binaries = [farm.get(name) for name in {v for pair in pairs for v in pair}]
     session = Session(probed_settings(binaries, farm.cache_dir))
     session.__enter__()

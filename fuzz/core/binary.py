@@ -16,13 +16,23 @@ from pathlib import Path
 
 from fuzz.core.command import data_dir_args
 
+#: The environment of a sanitizer build's QEMU (an option the user set wins): a report ends
+#: the process by SIGABRT, so the step is a crash whose stderr holds the report, with
+#: function names (gcc's runtime symbolizes from the binary's debug information). Leaks
+#: are not reported: QEMU frees little at exit, by design.
+SANITIZER_OPTIONS: dict[str, str] = {
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1:symbolize=1:print_summary=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:abort_on_error=1:symbolize=1",
+}
+
 
 @dataclass(frozen=True)
 class QemuBinary:
     """How to run one QEMU version.
 
     ``loader`` and ``library_path`` are set for a Debian root (the root's own ``ld.so``
-    runs the binary); a user's own build runs as it is.
+    runs the binary); a user's own build runs as it is. ``sanitizers`` names the
+    ``-fsanitize`` runtimes a build from source has (``address``, ``undefined``).
     """
 
     name: str
@@ -32,6 +42,7 @@ class QemuBinary:
     library_path: tuple[Path, ...] = ()
     data_dir: Path | None = None
     module_dir: Path | None = None
+    sanitizers: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
         """The argv prefix that starts this QEMU (before any QEMU option)."""
@@ -44,10 +55,14 @@ class QemuBinary:
         return argv
 
     def environment(self) -> dict[str, str]:
-        """The environment QEMU runs with: ours, plus this root's module folder."""
+        """The environment QEMU runs with: ours, plus this root's module folder, and for a
+        sanitizer build the options that make a report a crash (:data:`SANITIZER_OPTIONS`)."""
         env = dict(os.environ)
         if self.module_dir is not None:
             env["QEMU_MODULE_DIR"] = str(self.module_dir)
+        if self.sanitizers:
+            for key, value in SANITIZER_OPTIONS.items():
+                env.setdefault(key, value)
         return env
 
     def content_hash(self) -> str:
@@ -64,6 +79,7 @@ class QemuBinary:
             "library_path": [str(p) for p in self.library_path],
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "module_dir": None if self.module_dir is None else str(self.module_dir),
+            **({"sanitizers": list(self.sanitizers)} if self.sanitizers else {}),
         }
 
 

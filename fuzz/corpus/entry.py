@@ -12,7 +12,8 @@
 * ``patched.lz4`` -- for a finding made past a cpreg refusal, the stream the destination
   loaded: the source's with its cpreg list patched (``outcome.json`` says how);
 * ``guest.bin`` and ``guest.s`` -- the guest image and its GNU-as listing, if any;
-* ``repro.sh`` -- the exact QEMU command lines, for a maintainer without migfuzz.
+* ``repro.sh`` -- the exact QEMU command lines, for a maintainer without migfuzz;
+* ``sanitizer.txt`` -- for a crash of a sanitizer build, the whole report.
 
 Writes are atomic: an entry is built in a dot-folder and renamed into place, so a crash
 mid-write never leaves a half entry that later reads as valid, and an existing entry is
@@ -203,8 +204,27 @@ def write_entry(
         script = tmp / "repro.sh"
         script.write_text(repro_script(entry, src, dst))
         script.chmod(0o755)
+        if report := sanitizer_text(entry):
+            (tmp / "sanitizer.txt").write_text(report)
 
     return write_folder(corpus_dir, entry.name, fill), True
+
+
+def sanitizer_text(entry: Entry) -> str:
+    """The sanitizer reports of the entry's failing steps (pair, then control), or "".
+
+    Each is also in ``outcome.json`` (the step's ``details``); ``sanitizer.txt`` is the
+    file a maintainer opens.
+    """
+    parts = []
+    for label, transfer in (("pair", entry.pair), ("control", entry.control)):
+        step = transfer.failing_step
+        if step is None:
+            continue
+        text = step.details.get("sanitizer_report", "")
+        if isinstance(text, str) and text:
+            parts.append(f"# {label}: {step.stage} on {step.version}\n{text}\n")
+    return "\n".join(parts)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fuzz.core.outcome import StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import CorpusError, InvalidInput
+from fuzz.judge.sanitizer import SanitizerReport
 from fuzz.stream.cpregs import names_in_message
 
 if TYPE_CHECKING:
@@ -216,6 +217,10 @@ def step_causes(step: StepOutcome) -> tuple[Signature, ...]:
     kind = f"{step.verdict}-on-{step.stage}"
     if step.verdict is Verdict.HUNG:
         return (Signature(kind, ""),)
+    report = SanitizerReport.from_details(step.details)
+    if report is not None and step.verdict is Verdict.CRASHED:
+        # A sanitizer build's report names the error and where: it says more than a signal.
+        return (Signature(kind, report.signature_detail()),)
     errors = [m for m in step.messages if not m.lower().startswith("warning:")]
     normalized = [normalize_message(m) for m in errors]
     # QEMU names one register per line; each register is a cause.

@@ -34,6 +34,7 @@ from fuzz.core.outcome import Stage, StepOutcome, Verdict, qemu_error_lines
 from fuzz.core.settings import DEFAULT_TIMEOUTS, Timeouts
 from fuzz.errors import LaunchError, MonitorError
 from fuzz.events import Event, StepFinished, StepStarted
+from fuzz.judge.sanitizer import find_report, without_sanitizer_lines
 from fuzz.run.machine import QemuMachine
 
 _ABORT_STATUSES = {134, -6}  # SIGABRT as exit status through a shell, or as a signal
@@ -178,10 +179,22 @@ class StepRecorder:
         self.stderr_from = vm.stderr_size()
 
     def done(self, verdict: Verdict, extra: Sequence[str] = (), **details: Any) -> StepOutcome:
-        """The outcome, with ``extra`` messages before QEMU's own error lines."""
+        """The outcome, with ``extra`` messages before QEMU's own error lines.
+
+        A sanitizer report in stderr (a ``--sanitize`` build) is kept whole in
+        ``details["sanitizer_report"]``, read in ``details["sanitizer"]``, and stands in
+        the messages as one line instead of its dozens.
+        """
+        stderr = self.vm.stderr_since(self.stderr_from)
+        report = find_report(stderr)
+        if report is not None or self.vm.binary.sanitizers:
+            stderr = without_sanitizer_lines(stderr, report)
+        if report is not None:
+            extra = (*extra, f"{report.signature_detail()} (sanitizer report)")
+            details = {**details, "sanitizer": report.to_json(), "sanitizer_report": report.text}
         return StepOutcome(
             stage=self.stage, version=self.version, verdict=verdict,
-            messages=(*extra, *qemu_error_lines(self.vm.stderr_since(self.stderr_from))),
+            messages=(*extra, *qemu_error_lines(stderr)),
             returncode=self.vm.returncode, seconds=time.monotonic() - self.started,
             details={"argv": self.vm.argv, **details},
         )  # fmt: skip

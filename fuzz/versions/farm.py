@@ -275,17 +275,31 @@ class Farm:
         found.update(self.extra)
         return dict(sorted(found.items(), key=lambda kv: version_sort_key(kv[0])))
 
+    def everyday(self) -> dict[str, QemuBinary]:
+        """The installed versions a campaign or bisect takes when none is named: all but
+        sanitizer builds. Those run two to three times slower and exist to be named
+        (``--pairs 10.2.2-asan:10.2.2-asan``); in the default pairs they would slow every
+        other pair's share of the budget and double the 10.2 pairs."""
+        return {name: b for name, b in self.installed().items() if not b.sanitizers}
+
     def lock_states(self) -> dict[str, str]:
-        """Each installed Debian version against the lock: ``locked``, ``differs``, ``unlocked``.
+        """Each installed Debian version or build from Debian's source against the lock:
+        ``locked``, ``differs``, ``unlocked``.
 
         User binaries are not Debian's and have no entry.
         """
         lock, (_, _, arch) = self.lock(), _host_multiarch()
-        return {
-            name: lock_status(lock.get(name, arch), binary.content_hash())
-            for name, binary in self.installed().items()
-            if binary.origin.startswith("debian:")
-        }
+        states = {}
+        for name, binary in self.installed().items():
+            if binary.origin.startswith("debian:"):
+                states[name] = lock_status(lock.get(name, arch), binary.content_hash())
+            elif binary.origin.startswith("build:"):
+                built = lock.get_build(name, arch)
+                sha = binary.content_hash()
+                states[name] = (
+                    "unlocked" if built is None else "locked" if built.sha256 == sha else "differs"
+                )
+        return states
 
     def get(self, name: str) -> QemuBinary:
         """The version called ``name``.
@@ -501,15 +515,18 @@ def _binary_from_marker(marker: Path) -> QemuBinary | None:
         data = json.loads(marker.read_text())
         root = marker.parent / "root"
         triplet, _, _ = _host_multiarch()
+        # A build from source (fuzz.versions.build) runs on the host's libraries: no loader.
+        own_loader = data["loader"] is not None
         libdirs = tuple(root / d for d in (f"lib/{triplet}", f"usr/lib/{triplet}"))
         return QemuBinary(
             name=str(data["name"]),
             path=root / "usr/bin/qemu-system-aarch64",
             origin=str(data["origin"]),
-            loader=root / str(data["loader"]),
-            library_path=libdirs,
+            loader=root / str(data["loader"]) if own_loader else None,
+            library_path=libdirs if own_loader else (),
             data_dir=root / "usr/share/qemu",
             module_dir=root / f"usr/lib/{triplet}/qemu",
+            sanitizers=tuple(str(s) for s in data.get("sanitizers", ())),
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("ignoring broken install marker %s: %s", marker, err)

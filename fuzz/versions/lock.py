@@ -80,10 +80,51 @@ class LockedVersion:
 
 
 @dataclass(frozen=True)
+class BuiltVersion:
+    """One version built from Debian's source package (``migfuzz qemu build``).
+
+    ``sources`` holds ``(file name, sha256)`` of each file of the source package (the
+    ``.dsc``, the orig and the debian tarball), ``sanitizers`` the ``--sanitize`` names,
+    ``sha256`` the built binary's. A ``[[build]]`` table of the lock file: a reader that
+    knows only ``[[qemu]]`` tables skips it.
+    """
+
+    name: str
+    arch: str
+    suite: str
+    source_package: str
+    source_version: str
+    sources: tuple[tuple[str, str], ...]
+    sanitizers: tuple[str, ...]
+    sha256: str
+
+    def to_toml(self) -> str:
+        """This entry as one ``[[build]]`` table of the lock file."""
+        shown = "+".join(self.sanitizers) or "no sanitizer"
+        lines = [
+            f"# built from source {self.source_package} {self.source_version} "
+            f"(Debian {self.suite}), {shown}",
+            "[[build]]",
+            f"name = {_quote(self.name)}",
+            f"arch = {_quote(self.arch)}",
+            f"suite = {_quote(self.suite)}",
+            f"source_package = {_quote(self.source_package)}",
+            f"source_version = {_quote(self.source_version)}",
+            f"sanitizers = [{', '.join(_quote(s) for s in self.sanitizers)}]",
+            f"sha256 = {_quote(self.sha256)}",
+            "sources = [",
+            *(f"  {_quote(f'{name}={sha}')}," for name, sha in self.sources),
+            "]",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
 class Lock:
     """Every locked version, in file order (sorted by name, then architecture)."""
 
     versions: tuple[LockedVersion, ...] = ()
+    builds: tuple[BuiltVersion, ...] = ()
 
     def get(self, name: str, arch: str) -> LockedVersion | None:
         """The entry of version ``name`` for architecture ``arch``, if locked."""
@@ -92,7 +133,18 @@ class Lock:
     def with_entry(self, entry: LockedVersion) -> Lock:
         """A lock where ``entry`` replaces the entry of the same name and architecture."""
         others = [v for v in self.versions if (v.name, v.arch) != (entry.name, entry.arch)]
-        return Lock(tuple(sorted([*others, entry], key=lambda v: (_name_key(v.name), v.arch))))
+        versions = tuple(sorted([*others, entry], key=lambda v: (_name_key(v.name), v.arch)))
+        return Lock(versions, self.builds)
+
+    def get_build(self, name: str, arch: str) -> BuiltVersion | None:
+        """The entry of the built version ``name`` for architecture ``arch``, if recorded."""
+        return next((b for b in self.builds if b.name == name and b.arch == arch), None)
+
+    def with_build(self, entry: BuiltVersion) -> Lock:
+        """A lock where ``entry`` replaces the build of the same name and architecture."""
+        others = [b for b in self.builds if (b.name, b.arch) != (entry.name, entry.arch)]
+        builds = tuple(sorted([*others, entry], key=lambda b: (_name_key(b.name), b.arch)))
+        return Lock(self.versions, builds)
 
     def to_toml(self) -> str:
         """The whole lock file's text."""
@@ -100,6 +152,7 @@ class Lock:
             _HEADER
             + f"format = {LOCK_FORMAT}\n"
             + "".join("\n" + v.to_toml() for v in self.versions)
+            + "".join("\n" + b.to_toml() for b in self.builds)
         )
 
     @classmethod
@@ -123,6 +176,11 @@ class Lock:
         lock = cls()
         for i, item in enumerate(entries):
             lock = lock.with_entry(_entry_from_toml(item, f"{source}: entry {i + 1}"))
+        builds = data.get("build", [])
+        if not isinstance(builds, list):
+            raise InvalidInput(f"{source}: 'build' must be an array of tables ([[build]])")
+        for i, item in enumerate(builds):
+            lock = lock.with_build(_build_from_toml(item, f"{source}: build {i + 1}"))
         return lock
 
 
@@ -152,6 +210,36 @@ def _entry_from_toml(item: object, where: str) -> LockedVersion:
     return LockedVersion(
         name=fields["name"], arch=fields["arch"], suite=fields["suite"],
         packages=tuple(sorted(packages)), sha256=fields["sha256"],
+    )  # fmt: skip
+
+
+def _build_from_toml(item: object, where: str) -> BuiltVersion:
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where}: not a table")
+    fields = {}
+    for key in ("name", "arch", "suite", "source_package", "source_version", "sha256"):
+        value = item.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f'{where}: needs {key} = "..."')
+        fields[key] = value
+    where = f"{where} ({fields['name']})"
+    if not _SHA256.match(fields["sha256"]):
+        raise InvalidInput(f"{where}: sha256 {fields['sha256']!r} is not 64 hex digits")
+    sanitizers = item.get("sanitizers", [])
+    if not isinstance(sanitizers, list) or not all(isinstance(s, str) for s in sanitizers):
+        raise InvalidInput(f'{where}: sanitizers must be a list of names ["address", ...]')
+    sources = []
+    for pin in item.get("sources") or []:
+        name, sep, sha = str(pin).partition("=")
+        if not sep or not name or not _SHA256.match(sha):
+            raise InvalidInput(f"{where}: source {pin!r} is not file=sha256")
+        sources.append((name, sha))
+    if not sources:
+        raise InvalidInput(f'{where}: needs sources = ["file=sha256", ...]')
+    return BuiltVersion(
+        name=fields["name"], arch=fields["arch"], suite=fields["suite"],
+        source_package=fields["source_package"], source_version=fields["source_version"],
+        sources=tuple(sorted(sources)), sanitizers=tuple(sanitizers), sha256=fields["sha256"],
     )  # fmt: skip
 
 
@@ -319,6 +407,7 @@ debian_version_key = functools.cmp_to_key(compare_versions)
 __all__ = [
     "LOCK_FORMAT",
     "QEMU_PACKAGE",
+    "BuiltVersion",
     "Lock",
     "LockedVersion",
     "check_served",
