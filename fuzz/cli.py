@@ -29,6 +29,7 @@ from fuzz.campaign.driver import (
 from fuzz.campaign.folder import default_folder
 from fuzz.campaign.loop import campaign_seed, default_pairs, parse_pairs
 from fuzz.campaign.sessions import (
+    LIVE_EVERY,
     FuzzOptions,
     SessionResult,
     run_into_corpus,
@@ -182,6 +183,11 @@ def _add_fuzz_parser(sub: Any) -> None:
                     help="also load each case's stream on its source with one cpreg left out, "
                          "and check QEMU's promise that it keeps its reset value (every case "
                          "on fresh processes; see docs/how-cases-run.md)")  # fmt: skip
+    fz.add_argument("--live-every", type=int, default=LIVE_EVERY, metavar="N",
+                    help="migrate one configuration in about N live: its guest keeps running "
+                         "while it migrates over a transport both versions offer (multifd, "
+                         "xbzrle, postcopy, mapped-ram...); 0: never (default: "
+                         f"{LIVE_EVERY}; see docs/live-migration.md)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip
@@ -687,6 +693,13 @@ def _print_summary(summary: Summary) -> None:
                   f"{e.get('confirmed', 0)} confirmed and {e.get('sampled', 0)} sampled on "
                   f"fresh ones, {e.get('fresh', 0)} fresh only; {e.get('disagreed', 0)} "
                   "disagreements")  # fmt: skip
+        if e.get("live"):
+            features = sorted(
+                ((k.removeprefix("live_"), n) for k, n in e.items() if k.startswith("live_")),
+                key=lambda kv: -kv[1],
+            )
+            out.print(f"live: {e['live']} runs migrated a running guest; over "
+                      + ", ".join(f"{name} {n}" for name, n in features), markup=False)  # fmt: skip
         if e.get("tolerance_checked"):
             out.print(f"tolerance: {e['tolerance_checked']} loads with a cpreg left out, "
                       f"{e.get('tolerance_broken', 0)} broke QEMU's promise")  # fmt: skip
@@ -725,6 +738,8 @@ REPO_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 
 def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
+    if args.live_every < 0:
+        raise UsageError(f"--live-every {args.live_every}: must be 0 (never) or more")
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
     budget = parse_duration(args.budget) if args.budget else None
@@ -746,7 +761,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
         tuple(pairs), campaign_seed(args.seed), budget, args.max_cases, not args.no_guests,
         # A tolerance check needs the source's stream: fresh processes only.
         args.one_sided, args.reuse and not args.tolerance, tuple(known), args.fan_out,
-        args.past_refusals, args.tolerance,
+        args.past_refusals, args.tolerance, args.live_every if not args.no_guests else 0,
     )  # fmt: skip
 
 

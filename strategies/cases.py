@@ -14,14 +14,20 @@ from hypothesis import strategies as st
 
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.core.live import LiveMigration
 from strategies.configs import MEMORY_MIB, configurations
 from strategies.guests import Operation, guest_operations, operations_from_json
-from strategies.image import build_guest
+from strategies.image import build_guest, build_live_guest
+from strategies.transports import live_migrations
 
 
-def rebuild_guest(operations: Sequence[dict[str, Any]], smp: int) -> GuestProgram:
-    """A guest from the JSON form of its operations (as stored in ``GuestProgram.operations``)."""
-    return build_guest(operations_from_json(list(operations)), smp=smp)
+def rebuild_guest(
+    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+) -> GuestProgram:
+    """A guest from the JSON form of its operations (as stored in ``GuestProgram.operations``);
+    with ``live``, the guest that keeps writing memory while it migrates."""
+    build = build_live_guest if live else build_guest
+    return build(operations_from_json(list(operations)), smp=smp)
 
 
 def _runs_aarch64(config: MachineConfig) -> bool:
@@ -36,9 +42,15 @@ class CaseGroup(Sequence[Case]):
     pair refuses the configuration: most of a refusing pair's guests never run.
     """
 
-    def __init__(self, config: MachineConfig, operations: Sequence[Sequence[Operation]]) -> None:
+    def __init__(
+        self,
+        config: MachineConfig,
+        operations: Sequence[Sequence[Operation]],
+        live: LiveMigration | None = None,
+    ) -> None:
         self.config = config
         self.operations = tuple(tuple(ops) for ops in operations)
+        self.live = live
         self._built: dict[int, Case] = {}
 
     def __len__(self) -> int:
@@ -53,16 +65,22 @@ class CaseGroup(Sequence[Case]):
             return tuple(self[i] for i in range(*index.indices(len(self))))
         index = range(len(self))[index]  # IndexError past the end, as a sequence must
         if index not in self._built:
-            self._built[index] = _case(self.config, list(self.operations[index]))
+            self._built[index] = _case(self.config, list(self.operations[index]), self.live)
         return self._built[index]
 
     def __repr__(self) -> str:
-        return f"CaseGroup({self.config!r}, operations={list(self.operations)!r})"
+        live = "" if self.live is None else f", live={self.live!r}"
+        return f"CaseGroup({self.config!r}, operations={list(self.operations)!r}{live})"
 
 
-def _case(config: MachineConfig, operations: list[Operation] | None) -> Case:
-    guest = None if operations is None else build_guest(operations, smp=config.smp)
-    return Case(config=config, guest=guest)
+def _case(
+    config: MachineConfig, operations: list[Operation] | None, live: LiveMigration | None = None
+) -> Case:
+    if operations is None:
+        return Case(config=config)
+    if live is not None:
+        return Case(config=config, guest=build_live_guest(operations, smp=config.smp), live=live)
+    return Case(config=config, guest=build_guest(operations, smp=config.smp))
 
 
 @dataclass(frozen=True)
@@ -79,12 +97,20 @@ class PairCases:
         (from 1, largest first) with the smallest RAM size; proportionally fewer with more RAM.
         They run one after another on the same long-lived processes, which is where those
         pay. Shrinks toward the most guests (see ``group`` below).
+    :param live_every: with guests, one configuration in about this many (0: none) migrates
+        its guests live (``Case.live``), over a migration both versions offer
+        (:func:`~strategies.transports.live_migrations`), where both versions' probes list
+        their migration facts. Shrinks toward a paused case.
+    :param live_guests: the most guests of a live configuration: each migrates twice
+        (A -> A, A -> B) between fresh processes, some 20 paused cases' time.
     """
 
     guests: bool = True
     one_sided: bool = False
     max_ops: int = 8
     guests_per_config: int = 16
+    live_every: int = 0
+    live_guests: int = 2
 
     def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Sequence[Case]]:
         """The cases of one pair: a configuration and its guests, as a group."""
@@ -112,9 +138,26 @@ class PairCases:
             ops = sizes.flatmap(lambda n: st.lists(guests, min_size=n, max_size=n, unique_by=tuple))
             return ops.map(lambda operations: CaseGroup(config, operations))
 
-        return configs.filter(_runs_aarch64).flatmap(group)
+        def live_group(config: MachineConfig, live: LiveMigration) -> st.SearchStrategy[Any]:
+            ops = st.lists(guests, min_size=1, max_size=self.live_guests, unique_by=tuple)
+            return ops.map(lambda operations: CaseGroup(config, operations, live))
+
+        def either(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
+            # The last of ``live_every`` values is live: the draw shrinks toward paused.
+            last = self.live_every - 1
+            return st.integers(0, last).flatmap(
+                lambda k: live_group_of(config) if k == last else group(config)
+            )
+
+        def live_group_of(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
+            return live_migrations(src, dst).flatmap(lambda live: live_group(config, live))
+
+        lives = self.live_every > 0 and src.migration is not None and dst.migration is not None
+        return configs.filter(_runs_aarch64).flatmap(either if lives else group)
 
 
-def case_strategy(*, guests: bool = True, one_sided: bool = False, max_ops: int = 8) -> PairCases:
+def case_strategy(
+    *, guests: bool = True, one_sided: bool = False, max_ops: int = 8, live_every: int = 0
+) -> PairCases:
     """The loop's case strategy (see :class:`PairCases`)."""
-    return PairCases(guests=guests, one_sided=one_sided, max_ops=max_ops)
+    return PairCases(guests=guests, one_sided=one_sided, max_ops=max_ops, live_every=live_every)

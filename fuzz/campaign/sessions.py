@@ -36,6 +36,11 @@ from fuzz.versions.farm import Farm
 DisplayFactory = Callable[[SessionBegins], AbstractContextManager[Callable[[object], None]]]
 
 
+#: A campaign migrates one configuration in this many live (``migfuzz fuzz --live-every``):
+#: a live case costs some 20 paused ones (two migrations between fresh processes).
+LIVE_EVERY = 8
+
+
 @dataclass(frozen=True)
 class FuzzOptions:
     """What a campaign is asked to do: from the command line, or from a campaign record."""
@@ -51,6 +56,8 @@ class FuzzOptions:
     fan_out: bool = True
     past_refusals: bool = True
     tolerance: bool = False
+    #: One configuration in this many migrates live (0: none; ``--live-every``).
+    live_every: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The record's part that a resume reads back."""
@@ -60,6 +67,7 @@ class FuzzOptions:
             "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
             "known": [str(k) for k in self.known], "fan_out": self.fan_out,
             "past_refusals": self.past_refusals, "tolerance": self.tolerance,
+            "live_every": self.live_every,
         }  # fmt: skip
 
     @classmethod
@@ -79,6 +87,8 @@ class FuzzOptions:
                 fan_out=bool(data.get("fan_out", False)),
                 past_refusals=bool(data.get("past_refusals", False)),
                 tolerance=bool(data.get("tolerance", False)),
+                # A record from before live cases drew none: resumed the same way.
+                live_every=int(data.get("live_every", 0)),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
@@ -253,8 +263,9 @@ class _Session:
         )
 
         o = self.options
+        cases = case_strategy(guests=o.guests, one_sided=o.one_sided, live_every=o.live_every)
         return worker_spec(
-            self.farm, o.pairs, case_strategy(guests=o.guests, one_sided=o.one_sided),
+            self.farm, o.pairs, cases,
             self.corpus_dir, budget_seconds=plan.budget_seconds, max_cases=plan.max_cases,
             seed=o.seed,
             build_guest=rebuild_guest if o.guests else None, reuse=o.reuse,

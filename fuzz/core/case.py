@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzz.core.live import LiveMigration
 from fuzz.errors import CorpusError, UsageError
 
 #: An ordered pair of version names: the source that saves, the destination that restores.
@@ -142,12 +143,17 @@ class GuestProgram:
 
 @dataclass(frozen=True)
 class Case:
-    """One configuration and one guest (or none: the machine is saved paused at reset)."""
+    """One configuration and one guest (or none: the machine is saved paused at reset).
+
+    With ``live``, the guest (a live one, ``GuestProgram.live``) is migrated while it runs,
+    over that migration's transport and settings, instead of saved paused into a file.
+    """
 
     config: MachineConfig
     guest: GuestProgram | None = None
     seed: int | None = None
     labels: tuple[str, ...] = field(default=())
+    live: LiveMigration | None = None
 
     def key(self) -> str:
         """A stable hash of everything that defines the case (not the seed or labels)."""
@@ -155,6 +161,7 @@ class Case:
             {
                 "config": self.config.to_json(),
                 "guest": None if self.guest is None else self.guest.digest(),
+                **({} if self.live is None else {"live": self.live.to_json()}),
             },
             sort_keys=True,
         )

@@ -115,7 +115,7 @@ class Channel:
     and ``none``: QEMU's own; ``pipe``: a ``pipe`` chardev on the FIFOs ``PATH.in`` and
     ``PATH.out`` (the monitor speaks HMP); ``fifo``: the serial port's backend given as
     ``pipe:PATH`` directly; ``qmp-socket``: a QMP server on the unix socket ``PATH`` (a
-    live-migration reproducer sends it :func:`fuzz.core.live.qmp_shell` lines).
+    live-migration reproducer sends it QMP: :mod:`fuzz.corpus.live_repro`).
     """
 
     kind: Literal["fd", "stdio", "none", "pipe", "fifo", "qmp-socket"]

@@ -14,7 +14,7 @@ The QMP a live migration takes is built here too (:meth:`LiveMigration.setup_com
 monitor's protocol, not QEMU's command line, so it stays next to the value that decides it
 (:mod:`fuzz.core.command` keeps the argv: ``-incoming defer`` and a reproducer's QMP
 socket). A reproducer renders the same commands as shell words with :meth:`QmpCommand.shell`
-and :func:`qmp_shell`.
+(:mod:`fuzz.corpus.live_repro`).
 
 What QEMU itself allows, per version (``migration/options.c``, ``migrate_caps_check``, and
 ``migration/migration.c``; commits in QEMU's history):
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,7 +58,6 @@ __all__ = [
     "Postcopy",
     "QmpCommand",
     "Transport",
-    "qmp_shell",
     "unsupported",
 ]
 
@@ -119,17 +118,6 @@ class QmpCommand:
     def shell(self) -> str:
         """The message as one shell word (single-quoted JSON)."""
         return shlex.quote(json.dumps(self.to_json(), separators=(",", ":")))
-
-
-def qmp_shell(commands: Sequence[QmpCommand], socket: str) -> str:
-    """A shell line that sends ``commands`` in order to the QMP server at the unix socket
-    ``socket`` (a reproducer's ``-qmp unix:PATH,server=on,wait=off``: see
-    :meth:`fuzz.core.command.Channel.qmp_socket`), after the capabilities handshake.
-
-    ``socket`` is put in the line as given, so a reproducer may pass ``"$WORK/src.qmp"``.
-    """
-    words = [QmpCommand("qmp_capabilities").shell(), *(c.shell() for c in commands)]
-    return f"printf '%s\\n' {' '.join(words)} | socat -t 2 - UNIX-CONNECT:{socket}"
 
 
 @dataclass(frozen=True)
@@ -272,38 +260,6 @@ class LiveMigration:
     def postcopy_command() -> QmpCommand:
         """The source's switch to postcopy."""
         return QmpCommand("migrate-start-postcopy")
-
-    def shell_steps(self, *, src_qmp: str, dst_qmp: str, uri: str) -> list[str]:
-        """The migration as shell lines for a reproducer whose QEMUs serve QMP on the
-        unix sockets ``src_qmp`` and ``dst_qmp`` (:meth:`fuzz.core.command.Channel.qmp_socket`;
-        given as the shell should see them, e.g. ``"$WORK/src.qmp"``): the same commands
-        :mod:`fuzz.run.live` sends, in its order. The source's guest must have reached its
-        checkpoint before the ``migrate`` line (the script waits for it on the console).
-
-        :param uri: the migration URI, literal (it goes inside single-quoted JSON, which
-            the shell does not expand); for TCP, a fixed port the script chose.
-        """
-        setup = list(self.setup_commands())
-        incoming = qmp_shell([*setup, self.incoming_command(uri)], dst_qmp)
-        status = QmpCommand("query-migrate").shell()
-        wait_src = (
-            f"until printf '%s\\n' {QmpCommand('qmp_capabilities').shell()} {status} "
-            f'| socat -t 1 - UNIX-CONNECT:{src_qmp} | grep -q \'"status": "completed"\'; '
-            "do sleep 0.1; done"
-        )
-        lines = [qmp_shell(setup, dst_qmp) if self.needs_source_first() else incoming]
-        lines += [
-            qmp_shell([*setup, QmpCommand("cont")], src_qmp),
-            "# ... once the guest printed its checkpoint:",
-            qmp_shell([self.migrate_command(uri)], src_qmp),
-        ]
-        if self.postcopy is not None:
-            lines.append(f"sleep {self.postcopy.after_ms / 1000:g}")
-            lines.append(qmp_shell([self.postcopy_command()], src_qmp))
-        lines.append(wait_src)
-        if self.needs_source_first():
-            lines.append(qmp_shell([self.incoming_command(uri)], dst_qmp))
-        return lines
 
     def needs_source_first(self) -> bool:
         """Whether the destination can only start reading once the source is done (a file)."""

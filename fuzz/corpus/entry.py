@@ -40,7 +40,9 @@ from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, GuestProgram, MachineConfig
 from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
+from fuzz.core.live import LiveMigration
 from fuzz.core.outcome import TransferOutcome
+from fuzz.corpus.live_repro import live_repro_script
 from fuzz.errors import CorpusError
 from fuzz.judge.oracles import Signature
 from fuzz.judge.promise import FIELDS as PROMISE_FIELDS
@@ -123,6 +125,7 @@ def _guest_json(guest: GuestProgram) -> dict[str, Any]:
         "resume": guest.resume.decode("latin-1"),
         "done": guest.done.decode("latin-1"),
         "operations": list(guest.operations),
+        **({"live": True} if guest.live else {}),
     }
 
 
@@ -183,6 +186,7 @@ def write_entry(
             "config": case.config.to_json(),
             "guest": None if case.guest is None else _guest_json(case.guest),
             "seed": case.seed,
+            **({} if case.live is None else {"live": case.live.to_json()}),
         })  # fmt: skip
         _write_json(tmp / "outcome.json", {
             "format": FORMAT,
@@ -202,7 +206,12 @@ def write_entry(
             (tmp / "guest.bin").write_bytes(case.guest.image)
             (tmp / "guest.s").write_text(case.guest.source())
         script = tmp / "repro.sh"
-        script.write_text(repro_script(entry, src, dst))
+        if entry.case.live is not None:
+            script.write_text(live_repro_script(
+                entry, portable_command(src), portable_command(dst), read_back_differences(entry)
+            ))  # fmt: skip
+        else:
+            script.write_text(repro_script(entry, src, dst))
         script.chmod(0o755)
         if report := sanitizer_text(entry):
             (tmp / "sanitizer.txt").write_text(report)
@@ -263,6 +272,7 @@ def _guest_from_json(folder: Path, data: Any) -> GuestProgram | None:
             resume=str(data["resume"]).encode("latin-1"),
             done=str(data["done"]).encode("latin-1"),
             operations=tuple(data.get("operations", [])),
+            live=data.get("live") is True,
             listing=listing,
         )
     except (KeyError, TypeError, ValueError, UnicodeError) as err:
@@ -283,6 +293,7 @@ def load_entry(folder: Path) -> Entry:
         config=MachineConfig.from_json(case_data.get("config")),
         guest=_guest_from_json(folder, case_data.get("guest")),
         seed=case_data.get("seed") if isinstance(case_data.get("seed"), int) else None,
+        live=None if case_data.get("live") is None else LiveMigration.from_json(case_data["live"]),
     )
     findings = outcome_data.get("findings", {})
     return Entry(
@@ -392,7 +403,7 @@ def repro_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
     return save, restore.reading_stream(_STREAM)
 
 
-def _portable_command(binary: QemuBinary) -> str:
+def portable_command(binary: QemuBinary) -> str:
     """``binary``'s command for sh; a Debian version's paths relative to ``$CACHE``.
 
     A farm binary lives at ``<cache>/qemu/<name>/root/usr/bin/qemu-system-aarch64``; the
@@ -439,8 +450,8 @@ def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
             'HERE=$(cd "$(dirname "$0")" && pwd)',
             "WORK=$(mktemp -d); trap 'rm -rf \"$WORK\"' EXIT",
             "CACHE=${MIGFUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migfuzz}",
-            f"QEMU_SRC=${{QEMU_SRC:-{_portable_command(src)}}}",
-            f"QEMU_DST=${{QEMU_DST:-{_portable_command(dst)}}}",
+            f"QEMU_SRC=${{QEMU_SRC:-{portable_command(src)}}}",
+            f"QEMU_DST=${{QEMU_DST:-{portable_command(dst)}}}",
             'if [ "${1:-}" = "--resave" ]; then',
             f'  ( {run_guest}printf \'migrate "exec:cat > %s"\\nquit\\n\' "$WORK/src.stream" )'
             " | \\",

@@ -95,14 +95,25 @@ def pre_save_readback(console_text: str, checkpoint: bytes | str) -> str:
     return console_text[:at]
 
 
+#: What a live guest prints of its memory pattern after the migration: the pages it found
+#: different from what it last wrote (``strategies.image.LIVE_ITEMS``); 0 when intact.
+LIVE_BAD_PAGES = "live.pattern_bad_pages"
+
+
 def guest_reported_differences(items: Mapping[str, str]) -> list[TranscriptDifference]:
     """What a guest itself reports wrong after a restore, as differences from what it should
     read: each :data:`TIMER_ITEM` that says :data:`TIMER_MISSED` (expected
     :data:`TIMER_FIRED`), in the order printed, but for :data:`TIMERS_LOST_BY_QEMU`. Its
-    signature names the timer (``guest read-back differs: timer.physical.fired``).
+    signature names the timer (``guest read-back differs: timer.physical.fired``). And a
+    live guest's :data:`LIVE_BAD_PAGES` other than 0: memory lost while it migrated.
     """
     fired, out = f"0x{TIMER_FIRED:016x}", []
     for name, value in items.items():
+        if name == LIVE_BAD_PAGES and int(value, 16) != 0:
+            # A live guest's pattern came back broken: memory it wrote while it migrated
+            # was lost (whatever version restored it, the guest expected it intact).
+            out.append(TranscriptDifference(name, f"0x{0:016x}", value))
+            continue
         if not TIMER_ITEM.match(name) or name.split(".")[1] in TIMERS_LOST_BY_QEMU:
             continue
         if int(value, 16) == TIMER_MISSED:

@@ -57,6 +57,7 @@ from fuzz.judge.oracles import (
 )
 from fuzz.judge.past_refusal import PastRefusal, unnamed_refusal
 from fuzz.judge.tolerance import ToleranceCheck
+from fuzz.run.live_case import execute_live, live_features, live_signed
 from fuzz.run.machine import private_workdir
 from fuzz.run.past_refusal import RefusalPatcher
 from fuzz.run.persistent import ProcessPool
@@ -191,8 +192,15 @@ async def execute_cases(
 
     Runs in a private temp folder that is gone when this returns.
 
+    A live case (``case.live``) migrates its running guest once per transfer instead
+    (:mod:`fuzz.run.live_case`), judged by the same judge; nothing is looked past or
+    checked for tolerance there (both edit a stream, and a live case keeps none).
+
     :raise HarnessError: the harness failed (never a verdict).
     """
+    if case.live is not None:
+        evidence = await execute_live(src, dsts, case, settings)
+        return [CaseRun(case, each, None, live_signed(judge(each))) for each in evidence]
     with private_workdir("migfuzz-case-") as tmp:
         workdir = Path(tmp)
         files = settings.file_uri_versions
@@ -388,7 +396,9 @@ class CaseRunner:
         self._fresh_only: set[tuple[str, str, MachineConfig]] = set()
         self._pair_clean: dict[tuple[str, str], deque[bool]] = {}
         self._reused = 0
-        self.counts = {"reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0}
+        self.counts = {
+            "reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0, "live": 0,
+        }  # fmt: skip
 
     @property
     def stats(self) -> dict[str, int]:
@@ -429,6 +439,13 @@ class CaseRunner:
             self._pair_clean.setdefault((src.name, d.name), deque(maxlen=PAIR_MEMORY)) for d in dsts
         ]
         worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
+        if case.live is not None:
+            # A running guest migrates between fresh processes: there is no snapshot
+            # a long-lived one could load.
+            self.counts["live"] += len(dsts)
+            for feature in live_features(case.live):
+                self.counts[f"live_{feature}"] = self.counts.get(f"live_{feature}", 0) + len(dsts)
+            return await execute_cases(src, dsts, case, self.settings, emit=self.emit)
         if (
             self.pool is None
             or not worth_it

@@ -18,6 +18,7 @@ axes) and starts nothing, so it is tested on committed entries without QEMU.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from fuzz.core.case import Case
 from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
 from fuzz.core.outcome import StepOutcome, TransferOutcome
 from fuzz.corpus.entry import Entry, VersionRef, read_back_differences
+from fuzz.corpus.live_repro import live_commands
 from fuzz.errors import InvalidInput
 from fuzz.stream.cpregs import CpReg, from_kvm_id
 from fuzz.triage.bisect import Axis, qemu_release
@@ -112,8 +114,52 @@ def _report_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
     return src, load.reading_stream(ShellText("src.stream"))
 
 
+def _live_commands(entry: Entry) -> list[str]:
+    """The plain QEMU steps of a live migration (as the entry's repro.sh runs them)."""
+    case, live = entry.case, entry.case.live
+    if live is None:
+        raise ValueError("not a live case")
+    src_cmd, dst_cmd = live_commands(case)
+    src, dst = _release(entry.src), _release(entry.dst)
+    setup = ", ".join(f"`{json.dumps(c.to_json())}`" for c in live.setup_commands())
+    return [
+        "QEMU_SRC and QEMU_DST are `qemu-system-aarch64` of the two versions above; each "
+        "serves QMP on a unix socket and its first UART on a FIFO pair.",
+        "",
+        f"1. Start the destination (QEMU {dst}), waiting for an incoming migration:",
+        "",
+        "   ```sh",
+        f"   $QEMU_DST {dst_cmd.shell()}",
+        "   ```",
+        "",
+        f"2. Start the source (QEMU {src}), paused, with the guest image loaded:",
+        "",
+        "   ```sh",
+        f"   $QEMU_SRC {src_cmd.shell()}",
+        "   ```",
+        "",
+        f"3. On both QMP monitors: {setup}.",
+        f"4. Migrate the running guest ({live.describe()}): `migrate-incoming` on the "
+        "destination, `cont` on the source, and once the guest printed its checkpoint, "
+        "`migrate`"
+        + (" then `migrate-start-postcopy`" if live.postcopy is not None else "")
+        + "; wait for `query-migrate` to say `completed` on both sides.",
+        "5. Send the destination's guest its resume byte on its UART: it prints its read-back"
+        " (and whether the memory pattern it kept writing came through intact).",
+        "",
+        *([] if entry.signature.same_version
+          else [f"Control: the same migration from `$QEMU_SRC` to `$QEMU_SRC` (QEMU {src}) "
+                "completes."]),
+        "",
+        "The attached `repro.sh` runs all of this with a small Python QMP client and exits 1 "
+        "while the finding shows; `guest.bin` and its listing `guest.s` are attached.",
+    ]  # fmt: skip
+
+
 def _commands(entry: Entry) -> list[str]:
     """The plain QEMU steps: source, save, destination, load (as the entry's repro.sh)."""
+    if entry.case.live is not None:
+        return _live_commands(entry)
     case = entry.case
     guest = case.guest
     save, load = _report_commands(case)

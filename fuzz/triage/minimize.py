@@ -11,21 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from fuzz.core.case import Case, GuestProgram
 
-#: Rebuild a guest from (operations, smp); None when guests cannot be rebuilt.
-GuestBuilder = Callable[[Sequence[dict[str, Any]], int], GuestProgram]
+
+class GuestBuilder(Protocol):
+    """Rebuilds a guest from (operations, smp), a live one with ``live``
+    (``strategies.rebuild_guest``)."""
+
+    def __call__(
+        self, operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+    ) -> GuestProgram: ...
 
 
 def simplifications(case: Case, build_guest: GuestBuilder | None) -> Iterator[Case]:
-    """Every case one simplification step away from ``case``, simplest kinds first."""
+    """Every case one simplification step away from ``case``, simplest kinds first: a
+    live case first tries the same guest saved paused."""
     cfg = case.config
+    live = case.guest is not None and case.guest.live
+    if case.live is not None and case.guest is not None and build_guest is not None:
+        paused = build_guest(list(case.guest.operations), cfg.smp)
+        yield replace(case, live=None, guest=paused)
     if case.guest is not None and case.guest.operations and build_guest is not None:
         ops = list(case.guest.operations)
         for i in range(len(ops)):
-            yield replace(case, guest=build_guest(ops[:i] + ops[i + 1 :], cfg.smp))
+            yield replace(case, guest=build_guest(ops[:i] + ops[i + 1 :], cfg.smp, live=live))
     for i in range(len(cfg.machine_options)):
         opts = cfg.machine_options[:i] + cfg.machine_options[i + 1 :]
         yield replace(case, config=replace(cfg, machine_options=opts))
@@ -35,7 +46,7 @@ def simplifications(case: Case, build_guest: GuestBuilder | None) -> Iterator[Ca
     if cfg.smp != 1:
         guest = case.guest
         if guest is not None and build_guest is not None:
-            guest = build_guest(list(guest.operations), 1)
+            guest = build_guest(list(guest.operations), 1, live=live)
         yield replace(case, config=replace(cfg, smp=1), guest=guest)
     if cfg.memory_mib != 64:
         yield replace(case, config=replace(cfg, memory_mib=64))

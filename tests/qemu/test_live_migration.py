@@ -60,7 +60,9 @@ ON_ONE_VERSION = {
 #: 11.1's destination fails a migration switched to postcopy while its precopy runs, in
 #: most tries, with this error. 10.0 and 7.2 never did (0 of 10 each).
 POSTCOPY_SWITCH_BUG = "Channel error: Operation not permitted"
-FAILS_NOW_AND_THEN = {("11.1", "postcopy-first-pass")}
+#: Every switch to postcopy on 11.1 may land while the precopy still runs (at once, after
+#: the first pass, with multifd): each of these failed in a clean-clone suite run.
+FAILS_NOW_AND_THEN = {("11.1", name) for name in ON_ONE_VERSION if "postcopy" in name}
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,12 @@ from fuzz.core.case import Case, GuestProgram, MachineConfig
 from fuzz.triage.minimize import make_one_minimal, simplifications
 
 
-def fake_guest(operations: Sequence[dict[str, Any]], smp: int) -> GuestProgram:
-    return GuestProgram(image=repr((list(operations), smp)).encode(), operations=tuple(operations))
+def fake_guest(
+    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+) -> GuestProgram:
+    return GuestProgram(
+        image=repr((list(operations), smp, live)).encode(), operations=tuple(operations), live=live
+    )
 
 
 names = st.sampled_from(["a", "b", "c", "d", "e"])

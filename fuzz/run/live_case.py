@@ -1,0 +1,133 @@
+"""A case whose migration runs live: the evidence the one judge compares.
+
+A paused case saves once and restores on the control and every destination. A live case
+cannot share a save: its guest runs while it migrates, so each transfer is a migration of
+its own (:func:`~fuzz.run.live.migrate_live`): A -> A first (the control), then A -> B for
+every destination, over the same :class:`~fuzz.core.live.LiveMigration` and the same
+guest. Each :class:`~fuzz.core.live.LiveOutcome` becomes a
+:class:`~fuzz.core.outcome.TransferOutcome` (:func:`live_transfer`), so the judge applies
+its outcome and read-back oracles as to any case. There is no stream to keep and no
+re-save (the destination runs at once), so the state oracles have nothing to compare: a
+live case is judged by its outcome, by the guest's read-back (its registers, and the
+pattern it kept writing while it migrated) and by what the guest reports itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case
+from fuzz.core.live import LiveMigration, LiveOutcome
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
+from fuzz.core.settings import RunSettings
+from fuzz.errors import UsageError
+from fuzz.judge.oracles import Divergence, Evidence, Judgement, Signature
+from fuzz.run.live import migrate_live
+from fuzz.run.machine import private_workdir
+
+__all__ = ["LIVE_DETAIL", "execute_live", "live_features", "live_signed", "live_transfer"]
+
+#: What a live case's signatures start with: a refusal or a crash of a migration that ran
+#: live is not the same finding as one of a snapshot, though QEMU's words may be.
+LIVE_DETAIL = "live"
+
+
+def live_features(live: LiveMigration) -> list[str]:
+    """What a campaign counts a live migration under: its transport and each feature
+    it sets (``unix``, ``tcp``, ``file``, ``multifd``, ``xbzrle``, ``postcopy``,
+    ``mapped-ram``, ``zero-page``, ``return-path``, ``auto-converge``)."""
+    flags = {
+        "multifd": live.multifd is not None,
+        "xbzrle": live.xbzrle_cache_size is not None,
+        "postcopy": live.postcopy is not None,
+        "mapped-ram": live.mapped_ram,
+        "zero-page": live.zero_page_detection is not None,
+        "return-path": live.return_path,
+        "auto-converge": live.auto_converge,
+    }
+    return [live.transport, *(name for name, on in flags.items() if on)]
+
+
+def live_transfer(outcome: LiveOutcome) -> TransferOutcome:
+    """The live migration as a save (the source's side) and a load (the destination's).
+
+    A negotiation failure is the refusing side's step, with QEMU's words; where the
+    migration stopped before the destination's step began, the load is None (as for a
+    save that failed). The source's step carries what the guest printed before its
+    checkpoint (``console``) and the destination's what it printed after the resume
+    (``transcript``), as the paused path records them, so the same oracles read them.
+    """
+    src, dst = outcome.src_version, outcome.dst_version
+    stats = {"live": outcome.live.to_json(), "statuses": list(outcome.statuses),
+             "postcopy_ran": outcome.postcopy_ran, "stage": outcome.stage}  # fmt: skip
+    save = outcome.source or StepOutcome(Stage.SAVE, src, Verdict.NOT_RUN)
+    load = outcome.destination
+    words = tuple(n.describe() for n in outcome.negotiation) or outcome.messages
+    source_failed = any(n.side == "source" for n in outcome.negotiation) or (
+        outcome.source is not None and outcome.source.verdict is Verdict.CRASHED
+    )
+    if outcome.verdict is Verdict.COMPLETED:
+        save = replace(save, verdict=Verdict.COMPLETED)
+    elif outcome.verdict is Verdict.SETUP_ERROR or source_failed or load is None:
+        save = replace(save, verdict=outcome.verdict, messages=words)
+        load = None
+    else:
+        save = replace(save, verdict=Verdict.COMPLETED)
+        if load.verdict is not Verdict.COMPLETED or outcome.stage != "read-back":
+            # A read-back that did not finish stays a completed load whose transcript is
+            # incomplete, as on the paused path: the judge's to tell, not a hang of QEMU.
+            load = replace(load, verdict=outcome.verdict, messages=words or load.messages)
+    save = replace(save, details={**save.details, "console": outcome.pre_save, **stats})
+    return TransferOutcome(src, dst, save, load)
+
+
+def live_signed(judgement: Judgement) -> Judgement:
+    """``judgement`` with every cause's detail marked live (``live: <detail>``)."""
+    if not isinstance(judgement, Divergence):
+        return judgement
+
+    def mark(signature: Signature) -> Signature:
+        detail = signature.detail
+        return Signature(signature.kind, f"{LIVE_DETAIL}: {detail}" if detail else LIVE_DETAIL)
+
+    return Divergence(
+        mark(judgement.signature),
+        {**judgement.details, "live": True},
+        tuple(mark(c) for c in judgement.causes),
+    )
+
+
+async def execute_live(
+    src: QemuBinary, dsts: Sequence[QemuBinary], case: Case, settings: RunSettings
+) -> list[Evidence]:
+    """Migrate ``case``'s running guest A -> A (the control), then A -> B for each
+    destination whose control completed (all of them with
+    ``settings.pair_after_failed_control``); one evidence per destination, in order.
+
+    :raise UsageError: the case has no live migration or no guest.
+    :raise HarnessError: the harness failed (never a verdict).
+    """
+    live, guest = case.live, case.guest
+    if live is None or guest is None:
+        raise UsageError("a live case needs a live migration and a guest")
+    with private_workdir("migfuzz-live-") as tmp:
+        workdir, timeouts = Path(tmp), settings.timeouts
+        control = await migrate_live(src, src, case, guest, live, workdir, timeouts)
+        control_done = control.verdict is Verdict.COMPLETED
+        evidence = []
+        for dst in dsts:
+            if dst.name == src.name:
+                pair = live_transfer(control)
+            elif control_done or settings.pair_after_failed_control:
+                pair = live_transfer(
+                    await migrate_live(src, dst, case, guest, live, workdir, timeouts)
+                )
+            else:
+                pair = TransferOutcome(
+                    src.name, dst.name, StepOutcome(Stage.SAVE, src.name, Verdict.NOT_RUN), None
+                )
+            evidence.append(Evidence(control=live_transfer(control), pair=pair))
+    return evidence

@@ -1,0 +1,208 @@
+"""Live cases as the engine, the judge, the corpus and the reproducer see them (pure parts).
+
+What a live migration ended as becomes a save and a load the one judge reads
+(``live_transfer``); its signatures say ``live``; a live case round-trips through a corpus
+entry; its ``repro.sh`` sends the QMP the runner sends, in its order, with the engine's
+command lines; the campaign's strategy draws live groups only where both probes list
+migration facts, and they shrink to paused ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import find, settings
+
+from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
+from fuzz.core.case import Case, MachineConfig
+from fuzz.core.command import ShellText
+from fuzz.core.live import LiveMigration, LiveOutcome, Multifd, NegotiationFailure, Postcopy
+from fuzz.core.outcome import Stage, StepOutcome, Verdict
+from fuzz.corpus.entry import Entry, VersionRef, load_entry, write_entry
+from fuzz.corpus.live_repro import live_commands, live_steps
+from fuzz.judge.oracles import Divergence, Evidence, Signature, judge
+from fuzz.run.live_case import live_signed, live_transfer
+from strategies.cases import PairCases
+from strategies.image import build_live_guest
+from tests.unit.test_live_strategy import PROBES  # the recorded probes of each version
+
+CONFIG = MachineConfig("virt-10.0", "cortex-a57")
+GUEST = build_live_guest([])
+DONE = "@@MIGFUZZ-DONE@@"
+READ_BACK = f"live.iterations_nonzero=0x1\nlive.pattern_bad_pages=0x0\nnzcv=0x0\n{DONE}\n"
+
+
+def _outcome(verdict: Verdict = Verdict.COMPLETED, **kwargs: object) -> LiveOutcome:
+    src = StepOutcome(Stage.SAVE, "11.1", Verdict.COMPLETED)
+    dst = StepOutcome(Stage.LOAD, "10.0", verdict, details={
+        "transcript": READ_BACK, "transcript_complete": True})  # fmt: skip
+    fields: dict[str, object] = {
+        "live": LiveMigration(), "src_version": "11.1", "dst_version": "10.0",
+        "verdict": verdict, "stage": "done", "source": src, "destination": dst,
+        "pre_save": "nzcv=0x0\n@@MIGFUZZ-CHECKPOINT@@", "transcript": READ_BACK,
+    }  # fmt: skip
+    fields.update(kwargs)
+    return LiveOutcome(**fields)  # type: ignore[arg-type]
+
+
+def test_a_completed_migration_is_a_completed_save_and_load() -> None:
+    transfer = live_transfer(_outcome())
+    assert transfer.verdict is Verdict.COMPLETED
+    assert transfer.save.details["console"].startswith("nzcv=0x0")
+    assert transfer.save.details["live"] == LiveMigration().to_json()
+    assert transfer.load is not None and transfer.load.details["transcript"] == READ_BACK
+
+
+def test_a_side_that_refuses_the_setup_is_the_step_that_failed() -> None:
+    refused = NegotiationFailure("destination", "migrate-set-capabilities", "no multifd here")
+    outcome = _outcome(Verdict.REFUSED, stage="negotiate", negotiation=(refused,))
+    transfer = live_transfer(outcome)
+    assert transfer.save.verdict is Verdict.COMPLETED
+    assert transfer.load is not None and transfer.load.verdict is Verdict.REFUSED
+    assert "no multifd here" in transfer.load.headline
+    by_source = replace(refused, side="source")
+    transfer = live_transfer(_outcome(Verdict.REFUSED, stage="negotiate", negotiation=(by_source,)))
+    assert transfer.save.verdict is Verdict.REFUSED and transfer.load is None
+
+
+def test_a_read_back_that_did_not_finish_is_the_judges_not_a_hang() -> None:
+    dst = StepOutcome(Stage.LOAD, "11.1", Verdict.COMPLETED,
+                      details={"transcript": "nzcv", "transcript_complete": False})  # fmt: skip
+    outcome = _outcome(Verdict.HUNG, stage="read-back", destination=dst, dst_version="11.1")
+    control = live_transfer(outcome)
+    assert control.load is not None and control.load.verdict is Verdict.COMPLETED
+    judgement = judge(Evidence(control=control, pair=control))
+    assert type(judgement).__name__ == "ControlFailed"
+
+
+def test_a_crash_on_the_pair_is_signed_live() -> None:
+    control = live_transfer(_outcome(dst_version="11.1"))
+    crashed = _outcome(Verdict.CRASHED, stage="migrate", messages=("boom: Assertion `x' failed.",))
+    judgement = live_signed(judge(Evidence(control=control, pair=live_transfer(crashed))))
+    assert isinstance(judgement, Divergence)
+    assert judgement.signature.kind == "crashed-on-load"
+    assert judgement.signature.detail.startswith("live: ")
+    assert judgement.details["live"] is True
+
+
+def test_a_broken_pattern_after_a_same_version_migration_is_a_finding() -> None:
+    broken = READ_BACK.replace("pattern_bad_pages=0x0", "pattern_bad_pages=0x3")
+    dst = StepOutcome(Stage.LOAD, "11.1", Verdict.COMPLETED,
+                      details={"transcript": broken, "transcript_complete": True})  # fmt: skip
+    control = live_transfer(_outcome(dst_version="11.1", destination=dst, transcript=broken))
+    judgement = judge(Evidence(control=control, pair=control))
+    assert isinstance(judgement, Divergence) and judgement.signature.same_version
+    assert "live.pattern_bad_pages" in judgement.signature.detail
+
+
+def test_a_live_case_round_trips_through_an_entry(tmp_path: Path) -> None:
+    live = LiveMigration(transport="tcp", multifd=Multifd(2, "zstd"))
+    case = Case(CONFIG, GUEST, live=live)
+    assert case.key() != Case(CONFIG, GUEST).key()
+    ref = VersionRef("11.1", "0" * 64, "QEMU emulator version 11.1.3")
+    control = live_transfer(_outcome(dst_version="11.1"))
+    pair = live_transfer(_outcome(Verdict.CRASHED, stage="migrate", messages=("boom",)))
+    entry = Entry(Signature("crashed-on-load", "live: boom"), ref, replace(ref, name="10.0"),
+                  case, control, pair)  # fmt: skip
+    binary = QemuBinary("11.1", Path("/usr/bin/qemu-system-aarch64"), "user")
+    folder, _ = write_entry(tmp_path, entry, binary, binary)
+    loaded = load_entry(folder)
+    assert loaded.case.live == live and loaded.case.guest is not None and loaded.case.guest.live
+    assert loaded.case.key() == case.key()
+    assert loaded.stream is None
+    script = (folder / "repro.sh").read_text()
+    assert "# migration: tcp multifd=2/zstd" in script and "lz4" not in script
+
+
+def _sent(lines: list[str]) -> list[tuple[str, str]]:
+    """(side, QMP command) for every ``qmp`` line of a reproducer's steps."""
+    sent = []
+    for line in lines:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+        if "qmp" not in words:
+            continue
+        words = words[words.index("qmp") :]
+        end = next((i for i, w in enumerate(words) if w in {"|", ">", "||", "&&"}), len(words))
+        side = "src" if "-src" in words[1] else "dst"
+        sent += [(side, json.loads(w)["execute"]) for w in words[2:end]]
+    return sent
+
+
+@pytest.mark.parametrize(
+    "live",
+    [
+        LiveMigration(),
+        LiveMigration(transport="tcp", postcopy=Postcopy(5)),
+        LiveMigration(postcopy=Postcopy(after_first_pass=True)),
+        LiveMigration(transport="file", mapped_ram=True, multifd=Multifd(2)),
+    ],
+    ids=LiveMigration.describe,
+)
+def test_a_reproducer_sends_what_the_runner_sends(live: LiveMigration) -> None:
+    sent = _sent(live_steps(live, "@@CHECK@@"))
+    setup = [c.name for c in live.setup_commands()]
+    dst = [name for side, name in sent if side == "dst"]
+    src = [name for side, name in sent if side == "src"]
+    if live.needs_source_first():  # the destination reads the file once the source is done
+        assert dst == [*setup, "migrate-incoming", "query-migrate", "cont"]
+    else:
+        assert dst == [*setup, "migrate-incoming", "query-migrate", "cont"]
+        assert sent.index(("dst", "migrate-incoming")) < sent.index(("src", "migrate"))
+    expected = [*setup, "cont", "migrate"]
+    if live.postcopy is not None:
+        expected += ["query-migrate"] if live.postcopy.after_first_pass else []
+        expected += ["migrate-start-postcopy"]
+    assert src == [*expected, "query-migrate"]
+
+
+def test_a_reproducers_qemu_words_are_the_engines() -> None:
+    """The reproducer's commands differ from the engine's only in their channels."""
+    case = Case(CONFIG, GUEST, live=LiveMigration())
+    src, dst = live_commands(case)
+    image = ShellText("$HERE/guest.bin")
+    engine_src = qemu_command.live_source(CONFIG, GUEST, image)
+    engine_dst = qemu_command.live_destination(CONFIG)
+    assert replace(src, monitor=None, serial=None) == replace(engine_src, monitor=None, serial=None)
+    assert replace(dst, monitor=None, serial=None) == replace(engine_dst, monitor=None, serial=None)
+    assert "-incoming defer" in dst.shell() and "-S" not in dst.argv()
+
+
+def test_the_campaign_draws_live_groups_where_both_probes_allow() -> None:
+    strategy = PairCases(live_every=2, live_guests=1, guests_per_config=2)
+    new, old = PROBES["11.1"], PROBES["10.0"]
+    live_group = find(strategy(new, old), lambda g: g[0].live is not None,
+                      settings=settings(max_examples=200, database=None))  # fmt: skip
+    # Shrunk: the plainest migration, one guest that writes its pattern.
+    assert live_group[0].live == LiveMigration()
+    assert len(live_group) == 1 and live_group[0].guest is not None and live_group[0].guest.live
+    without = replace(old, migration=None)
+    with pytest.raises(Exception, match="No examples"):
+        find(strategy(new, without), lambda g: g[0].live is not None,
+             settings=settings(max_examples=50, database=None))  # fmt: skip
+
+
+def test_every_drawn_live_case_is_one_both_versions_offer() -> None:
+    from fuzz.core.live import unsupported
+
+    strategy = PairCases(live_every=1, live_guests=1, guests_per_config=1)
+    seen: list[LiveMigration] = []
+
+    def note(group: object) -> bool:
+        live = group[0].live  # type: ignore[index]
+        seen.append(live)
+        return False
+
+    new, old = PROBES["11.1"], PROBES["7.2"]
+    with pytest.raises(Exception, match="No examples"):
+        find(strategy(new, old), note, settings=settings(max_examples=60, database=None))
+    assert seen and all(live is not None for live in seen)
+    assert not [live for live in seen if unsupported(live, [new, old])]
+    assert not re.search("mapped-ram", " ".join(live.describe() for live in seen))
