@@ -266,3 +266,59 @@ def test_the_guest_finds_a_page_that_breaks_its_pattern(binaries, guests, tmp_pa
     assert items["live.iterations_nonzero"] == "0x0000000000000001"
     assert int(items["live.pattern_bad_pages"], 16) in {1, 2}
     assert int(items["live.first_bad_page"], 16) in {5, 20}
+
+
+# -- live cases through the engine, the corpus and repro.sh ------------------------------
+
+
+def test_a_live_case_crossing_a_break_is_found_and_its_repro_sh_shows_it(
+    binaries, farm, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """11.1's stream makes 10.0 abort (the wfxt-timer subsection, docs/qemu-bugs.md): a
+    live case over multifd finds it like a paused one, signed live, and the entry's
+    repro.sh migrates again with plain QEMU and exits 1."""
+    from fuzz.campaign.loop import version_ref
+    from fuzz.corpus.entry import Entry, write_entry
+    from fuzz.judge.oracles import Divergence
+    from fuzz.run.session import Session
+    from fuzz.versions.probe import probed_settings
+
+    src, dst = binaries["11.1"], binaries["10.0"]
+    case = Case(MACHINE, build_live_guest(OPERATIONS), live=LiveMigration(multifd=Multifd(2)))
+    with Session(probed_settings([src, dst], farm.cache_dir)) as session:
+        run = session.run_case(src, dst, case)
+    assert isinstance(run.judgement, Divergence), run.judgement
+    assert run.control.verdict is Verdict.COMPLETED, run.control.summary()
+    signature = run.judgement.signature
+    assert signature.kind == "crashed-on-load" and signature.detail.startswith("live: ")
+    caps = {b.name: capabilities(b, farm.cache_dir) for b in (src, dst)}
+    entry = Entry(signature, version_ref(src, caps["11.1"]), version_ref(dst, caps["10.0"]),
+                  run.case, run.control, run.pair, run.judgement.details)  # fmt: skip
+    folder, _ = write_entry(tmp_path, entry, src, dst)
+    env = {**os.environ, "MIGFUZZ_CACHE": str(farm.cache_dir)}
+    import subprocess
+
+    done = subprocess.run(
+        [str(folder / "repro.sh")], capture_output=True, text=True, timeout=180, env=env,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "control: completed" in done.stdout and "BUG: the finding shows again" in done.stdout
+    assert "vmstate_load_state" in done.stdout
+
+
+@pytest.mark.parametrize("pair", [("11.1.2", "11.1"), ("11.1", "11.1.2")])
+def test_a_clean_pair_stays_clean_live(farm, pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two point releases that load both ways agree on a live case too."""
+    from fuzz.judge.oracles import Agree
+    from fuzz.run.session import Session
+    from fuzz.versions.probe import probed_settings
+
+    if not set(pair) <= set(farm.installed()):
+        pytest.skip(f"needs {pair}")
+    src, dst = farm.get(pair[0]), farm.get(pair[1])
+    live = LiveMigration(transport="tcp", xbzrle_cache_size=1 << 20, return_path=True)
+    case = Case(MACHINE, build_live_guest(OPERATIONS), live=live)
+    with Session(probed_settings([src, dst], farm.cache_dir)) as session:
+        run = session.run_case(src, dst, case)
+    assert isinstance(run.judgement, Agree), run.judgement
