@@ -133,6 +133,13 @@ def make_campaign(root: Path, *, findings: bool = True) -> Campaign:
          "path": "corpus/.flaky/x", "reliability": "1/10"},
         {"type": "ReproducerUnstable", "t": 2005.0, "signature": CRASH, "path": "x",
          "now": "agree"},
+        # Two workers' ends: their engine counts add up (3 live runs, 2 over multifd).
+        {"type": "WorkerFinished", "t": 2005.5, "worker": 0, "python_seconds": 1.0,
+         "qemu_seconds": 2.0, "engine": {"fresh": 4, "live": 2, "live_unix": 2,
+                                         "live_multifd": 1}},
+        {"type": "WorkerFinished", "t": 2005.6, "worker": 1, "python_seconds": 1.0,
+         "qemu_seconds": 2.0, "engine": {"fresh": 1, "live": 1, "live_tcp": 1,
+                                         "live_multifd": 1}},
         {"type": "CampaignStopped", "t": 2006.0, "interrupted": True, "cases": 7,
          "seconds": 10.0},
     ]  # fmt: skip

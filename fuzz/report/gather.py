@@ -380,6 +380,11 @@ class ReportData:
     coverage_series: tuple[tuple[float, int], ...] = ()
     """(campaign seconds, fields exercised over every version), where the count changed
     (from ``timeseries.jsonl``)."""
+    live_runs: int = 0
+    """Runs that migrated a running guest (the workers' ``live`` count)."""
+    live_over: tuple[tuple[str, int], ...] = ()
+    """Live runs per transport and feature (``unix``, ``multifd``, ``postcopy``...), most
+    first."""
 
     @property
     def cases_per_second(self) -> float:
@@ -459,6 +464,12 @@ def gather(root: Path) -> ReportData:
         flaky=tuple(fold.flaky.values()),
         rechecked=tuple(fold.rechecked.values()),
         **_coverage(root, fold, state.seconds),
+        live_runs=fold.engine["live"],
+        live_over=tuple(
+            (key.removeprefix("live_"), n)
+            for key, n in fold.engine.most_common()
+            if key.startswith("live_")
+        ),
     )
 
 
@@ -681,6 +692,8 @@ class _Fold:
         self._sig_pairs: dict[str, Counter[tuple[str, str]]] = {}
         self._sig_first: dict[str, float] = {}
         self._unstable: set[str] = set()
+        self.engine: Counter[str] = Counter()
+        """The workers' engine counts, added up (how runs ran, how many were live)."""
         self._reasons: dict[str, Counter[str]] = {
             kind: Counter() for kind in ("control-failed", "invalid", "harness")
         }
@@ -709,6 +722,10 @@ class _Fold:
                 f"shrink of '{event.get('signature')}' ended in a case showing "
                 f"'{event.get('now')}'; the first case was kept"
             )
+        elif kind == "WorkerFinished" and isinstance(event.get("engine"), dict):
+            for key, count in event["engine"].items():
+                if isinstance(count, int):
+                    self.engine[str(key)] += count
         elif kind == "WorkerLost":
             again = "replaced" if event.get("replaced") else "not replaced"
             self.problems.append(

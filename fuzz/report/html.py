@@ -107,6 +107,7 @@ def _header(data: ReportData) -> str:
         ("cases judged", str(data.cases)),
         ("cases / second", f"{data.cases_per_second:.2f}"),
         ("duration", _duration(data.seconds)),
+        ("live runs", _live_text(data)),
         ("sessions", _sessions_text(data)),
         ("migfuzz", data.migfuzz or "\u2014"),
     ]
@@ -118,6 +119,14 @@ def _header(data: ReportData) -> str:
         raw_columns=(2, 3),
     ))  # fmt: skip
     return "\n".join(out)
+
+
+def _live_text(data: ReportData) -> str:
+    """How many runs migrated a running guest, and over what."""
+    if not data.live_runs:
+        return "none"
+    over = ", ".join(f"{name} {n}" for name, n in data.live_over)
+    return f"{data.live_runs} (over {over})" if over else str(data.live_runs)
 
 
 def _status(data: ReportData) -> str:

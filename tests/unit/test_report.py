@@ -82,6 +82,14 @@ def test_header_counts_and_sessions(campaign: Campaign):
     assert data.interrupted
 
 
+def test_live_runs_add_up_over_workers_and_show_in_the_header(campaign: Campaign):
+    data = gather(campaign.root)
+    assert data.live_runs == 3
+    assert dict(data.live_over) == {"unix": 2, "tcp": 1, "multifd": 2}
+    assert data.live_over[0][1] == 2  # most first
+    assert "3 (over " in render_html(data)
+
+
 def test_matrix_cells_take_the_worst_outcome_per_pair(campaign: Campaign):
     data = gather(campaign.root)
     cells = {(c.src, c.dst): c for c in data.cells}
