@@ -66,6 +66,7 @@ from fuzz.events import (
 from fuzz.judge.coverage import section_of
 from fuzz.judge.oracles import ControlFailed, Divergence, InvalidCase, Signature
 from fuzz.run.engine import CaseRun
+from fuzz.run.live_case import live_features
 from fuzz.run.session import Session
 from fuzz.triage.diagnose import explain
 from fuzz.triage.minimize import GuestBuilder, make_one_minimal
@@ -221,11 +222,14 @@ def _kind(run: CaseRun) -> tuple[str, str]:
 
 def observe(run: CaseRun) -> None:
     """Tell Hypothesis what QEMU did (``event``): the outcome class, where a load stopped,
-    the kind of each cause, the sections whose state differs. So its statistics
-    (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such behaviours, see
-    QEMU's side."""
+    the kind of each cause, the sections whose state differs, what a live case ran over.
+    So its statistics (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such
+    behaviours, see QEMU's side."""
     kind, _reason = _kind(run)
     event(f"outcome: {kind}")
+    if run.case.live is not None:
+        for feature in live_features(run.case.live):
+            event(f"live over: {feature}")
     judgement = run.judgement
     if not isinstance(judgement, Divergence):
         return
