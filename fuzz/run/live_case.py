@@ -14,6 +14,7 @@ pattern it kept writing while it migrated) and by what the guest reports itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +31,7 @@ from fuzz.run.machine import private_workdir
 
 __all__ = ["LIVE_DETAIL", "execute_live", "live_features", "live_signed", "live_transfer"]
 
-#: What a live case's signatures start with: a refusal or a crash of a migration that ran
-#: live is not the same finding as one of a snapshot, though QEMU's words may be.
+#: What the signatures of a live migration's own causes start with (:func:`live_signed`).
 LIVE_DETAIL = "live"
 
 
@@ -84,13 +84,28 @@ def live_transfer(outcome: LiveOutcome) -> TransferOutcome:
     return TransferOutcome(src, dst, save, load)
 
 
+#: What makes a cause the live migration's own: a side refused the setup, a migration
+#: channel or postcopy failed, the guest's memory pattern broke. Any other cause (a device
+#: state the destination refuses or restores differently) is what a paused load of the same
+#: case meets too, and is signed as that one is, so a campaign counts it once.
+_LIVE_OWN = re.compile(
+    r"refused migrate|refused migrate-|postcopy|multifd|xbzrle|Channel error|socket|"
+    r"live\.|migration (failed|cancelled)|Unable to (read|write)|Sibling indicated"
+)
+
+
 def live_signed(judgement: Judgement) -> Judgement:
-    """``judgement`` with every cause's detail marked live (``live: <detail>``)."""
+    """``judgement`` with the causes that are the live migration's own marked live
+    (``live: <detail>``): a hang (the migration did not end), a setup a side refused,
+    a failed channel or postcopy, a broken memory pattern. Other causes keep the paused
+    path's signature."""
     if not isinstance(judgement, Divergence):
         return judgement
 
     def mark(signature: Signature) -> Signature:
         detail = signature.detail
+        if "hung" not in signature.kind and detail and not _LIVE_OWN.search(detail):
+            return signature
         return Signature(signature.kind, f"{LIVE_DETAIL}: {detail}" if detail else LIVE_DETAIL)
 
     return Divergence(

@@ -81,14 +81,27 @@ def test_a_read_back_that_did_not_finish_is_the_judges_not_a_hang() -> None:
     assert type(judgement).__name__ == "ControlFailed"
 
 
-def test_a_crash_on_the_pair_is_signed_live() -> None:
+def test_only_the_migrations_own_causes_are_signed_live() -> None:
+    """A device state the destination refuses is what a paused load meets too: signed as
+    that one (a campaign counts it once); a hang or a refused setup is the migration's."""
     control = live_transfer(_outcome(dst_version="11.1"))
-    crashed = _outcome(Verdict.CRASHED, stage="migrate", messages=("boom: Assertion `x' failed.",))
-    judgement = live_signed(judge(Evidence(control=control, pair=live_transfer(crashed))))
-    assert isinstance(judgement, Divergence)
-    assert judgement.signature.kind == "crashed-on-load"
-    assert judgement.signature.detail.startswith("live: ")
-    assert judgement.details["live"] is True
+
+    def signed(outcome: LiveOutcome) -> Signature:
+        judgement = live_signed(judge(Evidence(control=control, pair=live_transfer(outcome))))
+        assert isinstance(judgement, Divergence) and judgement.details["live"] is True
+        return judgement.signature
+
+    crash = _outcome(Verdict.CRASHED, stage="migrate",
+                     messages=("vmstate.c:172: f: Assertion `x' failed.",))  # fmt: skip
+    assert signed(crash) == Signature("crashed-on-load", "assertion in f: x")
+    hang = _outcome(Verdict.HUNG, stage="migrate", messages=("did not end in time",))
+    assert signed(hang).detail == "live"
+    refused = NegotiationFailure("destination", "migrate-set-capabilities", "no multifd here")
+    setup = _outcome(Verdict.REFUSED, stage="negotiate", negotiation=(refused,))
+    assert signed(setup).detail.startswith("live: destination refused migrate-set-capabilities")
+    channel = _outcome(Verdict.REFUSED, stage="migrate", messages=(
+        "loadvm failed during postcopy: -1: Channel error: Operation not permitted",))  # fmt: skip
+    assert signed(channel).detail.startswith("live: ")
 
 
 def test_a_broken_pattern_after_a_same_version_migration_is_a_finding() -> None:
