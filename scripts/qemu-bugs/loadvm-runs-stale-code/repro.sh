@@ -2,7 +2,9 @@
 # QEMU bug found by migfuzz: after HMP 'loadvm' (or QMP snapshot-load) into a process whose
 # vCPU already ran, QEMU 11.1 (TCG, aarch64 'virt') keeps executing code it translated
 # *before* the load, although the load replaced the RAM it came from.
-# 5.2, 7.2 and 10.0 run the loaded code. Plain QEMU, no migfuzz needed.
+# 5.2, 7.2 and 10.0 run the loaded code; 10.2.2 (built from Debian's source, 'migfuzz qemu
+# build 10.2.2') has the bug too, so it came in between 10.0 and 10.2. Plain QEMU, no
+# migfuzz needed.
 #
 #   QEMU="qemu-system-aarch64" ./repro.sh     (QEMU: the command words that start QEMU)
 #
