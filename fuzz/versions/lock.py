@@ -34,6 +34,7 @@ _HEADER = """\
 # The exact Debian packages behind each QEMU version migfuzz installs (see README, 'Versions').
 # Written by 'migfuzz qemu install'; 'migfuzz qemu install --update NAME' takes what Debian
 # serves today and rewrites the entry. Commit it: every checkout then installs these binaries.
+# [[build]] tables record what 'migfuzz qemu build' built from Debian's source (not pinned).
 """
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
