@@ -294,11 +294,7 @@ class Farm:
             if binary.origin.startswith("debian:"):
                 states[name] = lock_status(lock.get(name, arch), binary.content_hash())
             elif binary.origin.startswith("build:"):
-                built = lock.get_build(name, arch)
-                sha = binary.content_hash()
-                states[name] = (
-                    "unlocked" if built is None else "locked" if built.sha256 == sha else "differs"
-                )
+                states[name] = lock_status(lock.get_build(name, arch), binary.content_hash())
         return states
 
     def get(self, name: str) -> QemuBinary:

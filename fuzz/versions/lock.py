@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fuzz.errors import FarmError, InvalidInput
 
@@ -185,11 +186,18 @@ class Lock:
         return lock
 
 
-def _entry_from_toml(item: object, where: str) -> LockedVersion:
+def _table_fields(
+    item: object, where: str, keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """A lock table's required string fields (``name`` and a 64-hex-digit ``sha256`` among
+    them): (the table, the fields, ``where`` with the entry's name).
+
+    :raise InvalidInput: not a table, a field missing or empty, or a bad ``sha256``.
+    """
     if not isinstance(item, dict):
         raise InvalidInput(f"{where}: not a table")
     fields = {}
-    for key in ("name", "arch", "suite", "sha256"):
+    for key in keys:
         value = item.get(key)
         if not isinstance(value, str) or not value:
             raise InvalidInput(f'{where}: needs {key} = "..."')
@@ -197,6 +205,11 @@ def _entry_from_toml(item: object, where: str) -> LockedVersion:
     where = f"{where} ({fields['name']})"
     if not _SHA256.match(fields["sha256"]):
         raise InvalidInput(f"{where}: sha256 {fields['sha256']!r} is not 64 hex digits")
+    return item, fields, where
+
+
+def _entry_from_toml(table: object, where: str) -> LockedVersion:
+    item, fields, where = _table_fields(table, where, ("name", "arch", "suite", "sha256"))
     pins = item.get("packages")
     if not isinstance(pins, list) or not pins:
         raise InvalidInput(f'{where}: needs packages = ["package=version", ...]')
@@ -214,18 +227,9 @@ def _entry_from_toml(item: object, where: str) -> LockedVersion:
     )  # fmt: skip
 
 
-def _build_from_toml(item: object, where: str) -> BuiltVersion:
-    if not isinstance(item, dict):
-        raise InvalidInput(f"{where}: not a table")
-    fields = {}
-    for key in ("name", "arch", "suite", "source_package", "source_version", "sha256"):
-        value = item.get(key)
-        if not isinstance(value, str) or not value:
-            raise InvalidInput(f'{where}: needs {key} = "..."')
-        fields[key] = value
-    where = f"{where} ({fields['name']})"
-    if not _SHA256.match(fields["sha256"]):
-        raise InvalidInput(f"{where}: sha256 {fields['sha256']!r} is not 64 hex digits")
+def _build_from_toml(table: object, where: str) -> BuiltVersion:
+    keys = ("name", "arch", "suite", "source_package", "source_version", "sha256")
+    item, fields, where = _table_fields(table, where, keys)
     sanitizers = item.get("sanitizers", [])
     if not isinstance(sanitizers, list) or not all(isinstance(s, str) for s in sanitizers):
         raise InvalidInput(f'{where}: sanitizers must be a list of names ["address", ...]')
@@ -317,8 +321,9 @@ def check_served(entry: LockedVersion, served: Mapping[str, Iterable[str]], lock
     )
 
 
-def lock_status(entry: LockedVersion | None, sha256: str) -> str:
-    """How an installed binary compares to the lock: ``locked``, ``differs`` or ``unlocked``."""
+def lock_status(entry: LockedVersion | BuiltVersion | None, sha256: str) -> str:
+    """How an installed binary compares to its lock entry (a ``[[qemu]]`` or a ``[[build]]``
+    table): ``locked``, ``differs`` or ``unlocked``."""
     if entry is None:
         return "unlocked"
     return "locked" if entry.sha256 == sha256 else "differs"
