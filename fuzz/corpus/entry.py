@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import tempfile
 import time
@@ -43,6 +42,7 @@ from fuzz.core.command import NONE, STDIO, Channel, QemuCommand, ShellText
 from fuzz.core.live import LiveMigration
 from fuzz.core.outcome import TransferOutcome
 from fuzz.corpus.live_repro import live_repro_script
+from fuzz.corpus.script import item_comparisons, portable_command
 from fuzz.errors import CorpusError
 from fuzz.judge.oracles import Signature
 from fuzz.judge.promise import FIELDS as PROMISE_FIELDS
@@ -207,9 +207,7 @@ def write_entry(
             (tmp / "guest.s").write_text(case.guest.source())
         script = tmp / "repro.sh"
         if entry.case.live is not None:
-            script.write_text(live_repro_script(
-                entry, portable_command(src), portable_command(dst), read_back_differences(entry)
-            ))  # fmt: skip
+            script.write_text(live_repro_script(entry, src, dst, read_back_differences(entry)))
         else:
             script.write_text(repro_script(entry, src, dst))
         script.chmod(0o755)
@@ -403,21 +401,6 @@ def repro_commands(case: Case) -> tuple[QemuCommand, QemuCommand]:
     return save, restore.reading_stream(_STREAM)
 
 
-def portable_command(binary: QemuBinary) -> str:
-    """``binary``'s command for sh; a Debian version's paths relative to ``$CACHE``.
-
-    A farm binary lives at ``<cache>/qemu/<name>/root/usr/bin/qemu-system-aarch64``; the
-    script sets ``CACHE`` the way migfuzz finds its cache, so a checked-in reproducer runs
-    on any machine where ``migfuzz qemu install`` was run.
-    """
-    command = shlex.join(binary.command())
-    if binary.origin.startswith("debian:") and len(binary.path.parents) > 5:
-        cache = str(binary.path.parents[5])
-        if shlex.quote(cache) == cache:
-            command = command.replace(cache + "/", "$CACHE/")
-    return command
-
-
 def repro_script(entry: Entry, src: QemuBinary, dst: QemuBinary) -> str:
     """A shell script that reproduces ``entry`` by hand with plain QEMU (no migfuzz).
 
@@ -559,22 +542,10 @@ def _read_back_lines(entry: Entry, restore: QemuCommand) -> list[str]:
         "QEMU=$QEMU_SRC; read_back control",
         *([] if same_version else [*_use_stream(entry, "pair"), "QEMU=$QEMU_DST; read_back pair"]),
     ]
-    for d in items:
-        name = shlex.quote(d["name"])
-        if same_version:
-            before = shlex.quote(str(d.get("expected")))
-            lines += [
-                f'v=$(item control {name}); echo "{d["name"]}: before the save {d.get("expected")}'
-                f', after the restore $v"',
-                f'[ "$v" = {before} ] || STATUS=1',
-            ]
-        else:
-            lines += [
-                f"c=$(item control {name}); p=$(item pair {name})",
-                f'echo "{d["name"]}: after {entry.src.name} -> {entry.src.name} $c, after '
-                f'{entry.src.name} -> {entry.dst.name} $p"',
-                '[ "$c" = "$p" ] || STATUS=1',
-            ]
+    lines += item_comparisons(
+        items, entry.src.name, entry.dst.name, same_version=same_version,
+        before="before the save", after="after the restore",
+    )  # fmt: skip
     lines += [
         '[ "$STATUS" = 1 ] && echo "BUG: the read-back differs"',
         '[ "$STATUS" = 0 ] && echo "OK: the read-back is the same"',

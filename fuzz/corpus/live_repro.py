@@ -26,10 +26,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from fuzz.core import command as qemu_command
+from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case
 from fuzz.core.command import Channel, QemuCommand, ShellText
 from fuzz.core.live import LiveMigration, QmpCommand
 from fuzz.core.outcome import TransferOutcome
+from fuzz.corpus.script import item_comparisons, portable_command
 from fuzz.judge.oracles import Signature
 
 
@@ -245,22 +247,13 @@ def _migrate_function(entry: RecordedCase) -> list[str]:
 def _verdict_lines(entry: RecordedCase, items: Sequence[dict[str, Any]]) -> list[str]:
     """Whether the finding showed again: the recorded read-back items, else the outcome."""
     same_version = entry.signature.same_version
-    lines = ["STATUS=0"]
-    for d in items:
-        name = shlex.quote(d["name"])
-        if same_version:
-            lines += [
-                f'v=$(item control {name}); echo "{d["name"]}: expected {d.get("expected")}, '
-                'after the migration $v"',
-                f'[ "$v" = {shlex.quote(str(d.get("expected")))} ] || STATUS=1',
-            ]
-        else:
-            lines += [
-                f"c=$(item control {name}); p=$(item pair {name})",
-                f'echo "{d["name"]}: after {entry.src.name} -> {entry.src.name} $c, after '
-                f'{entry.src.name} -> {entry.dst.name} $p"',
-                '[ "$c" = "$p" ] || STATUS=1',
-            ]
+    lines = [
+        "STATUS=0",
+        *item_comparisons(
+            items, entry.src.name, entry.dst.name, same_version=same_version,
+            before="expected", after="after the migration",
+        ),
+    ]  # fmt: skip
     if not items:
         ended = ["control"] if same_version else ["control", "pair"]
         lines += [f'grep -q "^completed" "$WORK/{label}.end" || STATUS=1' for label in ended]
@@ -273,12 +266,11 @@ def _verdict_lines(entry: RecordedCase, items: Sequence[dict[str, Any]]) -> list
 
 
 def live_repro_script(
-    entry: RecordedCase, src_command: str, dst_command: str, differences: Sequence[dict[str, Any]]
+    entry: RecordedCase, src: QemuBinary, dst: QemuBinary, differences: Sequence[dict[str, Any]]
 ) -> str:
     """A shell script that migrates ``entry``'s running guest again with plain QEMU.
 
-    :param src_command: the words that start the source's QEMU (``$CACHE`` may appear);
-        ``dst_command`` the destination's.
+    :param src: the source's QEMU, ``dst`` the destination's (as the script starts them).
     :param differences: the read-back items the finding recorded as differing (``name``,
         ``expected``): the script compares those; none, it compares how each ended.
     """
@@ -306,8 +298,8 @@ def live_repro_script(
             "trap 'exit 130' INT TERM",
             "export WORK",
             "CACHE=${MIGFUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/migfuzz}",
-            f"QEMU_SRC=${{QEMU_SRC:-{src_command}}}",
-            f"QEMU_DST=${{QEMU_DST:-{dst_command}}}",
+            f"QEMU_SRC=${{QEMU_SRC:-{portable_command(src)}}}",
+            f"QEMU_DST=${{QEMU_DST:-{portable_command(dst)}}}",
             _SCRIPT_HELPERS.format(wait=_WAIT, tenths=_WAIT * 10),
             *_migrate_function(entry),
             f"echo '== control: {entry.src.name} -> {entry.src.name}'",
