@@ -39,6 +39,7 @@ from fuzz.campaign.sessions import (
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.live import feature_counts
 from fuzz.core.outcome import TransferOutcome
 from fuzz.core.settings import RunSettings
 from fuzz.corpus.entry import Entry, entry_folders, load_entry
@@ -694,10 +695,7 @@ def _print_summary(summary: Summary) -> None:
                   f"fresh ones, {e.get('fresh', 0)} fresh only; {e.get('disagreed', 0)} "
                   "disagreements")  # fmt: skip
         if e.get("live"):
-            features = sorted(
-                ((k.removeprefix("live_"), n) for k, n in e.items() if k.startswith("live_")),
-                key=lambda kv: -kv[1],
-            )
+            features = feature_counts(e)
             out.print(f"live: {e['live']} runs migrated a running guest; over "
                       + ", ".join(f"{name} {n}" for name, n in features), markup=False)  # fmt: skip
         if e.get("tolerance_checked"):

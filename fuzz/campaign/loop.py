@@ -66,7 +66,6 @@ from fuzz.events import (
 from fuzz.judge.coverage import section_of
 from fuzz.judge.oracles import ControlFailed, Divergence, InvalidCase, Signature
 from fuzz.run.engine import CaseRun
-from fuzz.run.live_case import live_features
 from fuzz.run.session import Session
 from fuzz.triage.diagnose import explain
 from fuzz.triage.minimize import GuestBuilder, make_one_minimal
@@ -228,7 +227,7 @@ def observe(run: CaseRun) -> None:
     kind, _reason = _kind(run)
     event(f"outcome: {kind}")
     if run.case.live is not None:
-        for feature in live_features(run.case.live):
+        for feature in run.case.live.features():
             event(f"live over: {feature}")
     judgement = run.judgement
     if not isinstance(judgement, Divergence):

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ from fuzz.core.outcome import StepOutcome, Verdict
 from fuzz.errors import CorpusError, InvalidInput
 
 __all__ = [
+    "FEATURE_COUNT_PREFIX",
     "LIVE_FORMAT",
     "POSTCOPY_WITH_MULTIFD_FROM",
     "TRANSPORTS",
@@ -58,6 +59,7 @@ __all__ = [
     "Postcopy",
     "QmpCommand",
     "Transport",
+    "feature_counts",
     "unsupported",
 ]
 
@@ -261,6 +263,21 @@ class LiveMigration:
         """The source's switch to postcopy."""
         return QmpCommand("migrate-start-postcopy")
 
+    def features(self) -> list[str]:
+        """What a campaign counts this migration under: its transport and each feature it
+        sets (``unix``, ``tcp``, ``file``, ``multifd``, ``xbzrle``, ``postcopy``,
+        ``mapped-ram``, ``zero-page``, ``return-path``, ``auto-converge``)."""
+        flags = {
+            "multifd": self.multifd is not None,
+            "xbzrle": self.xbzrle_cache_size is not None,
+            "postcopy": self.postcopy is not None,
+            "mapped-ram": self.mapped_ram,
+            "zero-page": self.zero_page_detection is not None,
+            "return-path": self.return_path,
+            "auto-converge": self.auto_converge,
+        }
+        return [self.transport, *(name for name, on in flags.items() if on)]
+
     def needs_source_first(self) -> bool:
         """Whether the destination can only start reading once the source is done (a file)."""
         return self.transport == "file"
@@ -330,6 +347,20 @@ class LiveMigration:
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CorpusError(f"live migration: {err!r}") from err
+
+
+#: How a run's engine counts name live runs per feature: ``live_<feature>`` beside ``live``.
+FEATURE_COUNT_PREFIX = "live_"
+
+
+def feature_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The live runs per feature (:meth:`LiveMigration.features`) among an engine's
+    counts, most first: ``[("unix", 22), ("postcopy", 21), ...]``."""
+    found = [
+        (key.removeprefix(FEATURE_COUNT_PREFIX), n)
+        for key, n in counts.items() if key.startswith(FEATURE_COUNT_PREFIX)
+    ]  # fmt: skip
+    return sorted(found, key=lambda kv: -kv[1])
 
 
 def unsupported(live: LiveMigration, versions: Iterable[Capabilities]) -> list[str]:

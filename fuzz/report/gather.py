@@ -49,6 +49,7 @@ from fuzz.campaign.folder import (
     read_coverage,
     read_jsonl,
 )
+from fuzz.core.live import feature_counts
 from fuzz.corpus.entry import Entry, VersionRef, iter_entries, promise_of
 from fuzz.errors import CampaignError, CorpusError
 from fuzz.judge.coverage import Coverage, VersionCoverage
@@ -465,11 +466,7 @@ def gather(root: Path) -> ReportData:
         rechecked=tuple(fold.rechecked.values()),
         **_coverage(root, fold, state.seconds),
         live_runs=fold.engine["live"],
-        live_over=tuple(
-            (key.removeprefix("live_"), n)
-            for key, n in fold.engine.most_common()
-            if key.startswith("live_")
-        ),
+        live_over=tuple(feature_counts(fold.engine)),
     )
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.live import FEATURE_COUNT_PREFIX
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.events import Event
@@ -57,7 +58,7 @@ from fuzz.judge.oracles import (
 )
 from fuzz.judge.past_refusal import PastRefusal, unnamed_refusal
 from fuzz.judge.tolerance import ToleranceCheck
-from fuzz.run.live_case import execute_live, live_features, live_signed
+from fuzz.run.live_case import execute_live, live_signed
 from fuzz.run.machine import private_workdir
 from fuzz.run.past_refusal import RefusalPatcher
 from fuzz.run.persistent import ProcessPool
@@ -443,8 +444,9 @@ class CaseRunner:
             # A running guest migrates between fresh processes: there is no snapshot
             # a long-lived one could load.
             self.counts["live"] += len(dsts)
-            for feature in live_features(case.live):
-                self.counts[f"live_{feature}"] = self.counts.get(f"live_{feature}", 0) + len(dsts)
+            for feature in case.live.features():
+                key = FEATURE_COUNT_PREFIX + feature
+                self.counts[key] = self.counts.get(key, 0) + len(dsts)
             return await execute_cases(src, dsts, case, self.settings, emit=self.emit)
         if (
             self.pool is None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case
-from fuzz.core.live import LiveMigration, LiveOutcome
+from fuzz.core.live import LiveOutcome
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.errors import UsageError
@@ -29,26 +29,10 @@ from fuzz.judge.oracles import Divergence, Evidence, Judgement, Signature
 from fuzz.run.live import migrate_live
 from fuzz.run.machine import private_workdir
 
-__all__ = ["LIVE_DETAIL", "execute_live", "live_features", "live_signed", "live_transfer"]
+__all__ = ["LIVE_DETAIL", "execute_live", "live_signed", "live_transfer"]
 
 #: What the signatures of a live migration's own causes start with (:func:`live_signed`).
 LIVE_DETAIL = "live"
-
-
-def live_features(live: LiveMigration) -> list[str]:
-    """What a campaign counts a live migration under: its transport and each feature
-    it sets (``unix``, ``tcp``, ``file``, ``multifd``, ``xbzrle``, ``postcopy``,
-    ``mapped-ram``, ``zero-page``, ``return-path``, ``auto-converge``)."""
-    flags = {
-        "multifd": live.multifd is not None,
-        "xbzrle": live.xbzrle_cache_size is not None,
-        "postcopy": live.postcopy is not None,
-        "mapped-ram": live.mapped_ram,
-        "zero-page": live.zero_page_detection is not None,
-        "return-path": live.return_path,
-        "auto-converge": live.auto_converge,
-    }
-    return [live.transport, *(name for name, on in flags.items() if on)]
 
 
 def live_transfer(outcome: LiveOutcome) -> TransferOutcome:

@@ -219,3 +219,13 @@ def test_every_drawn_live_case_is_one_both_versions_offer() -> None:
     assert seen and all(live is not None for live in seen)
     assert not [live for live in seen if unsupported(live, [new, old])]
     assert not re.search("mapped-ram", " ".join(live.describe() for live in seen))
+
+
+def test_a_migration_is_counted_under_its_transport_and_each_feature() -> None:
+    from fuzz.core.live import feature_counts  # noqa: PLC0415
+
+    live = LiveMigration(transport="tcp", multifd=Multifd(2), return_path=True)
+    assert live.features() == ["tcp", "multifd", "return-path"]
+    assert LiveMigration().features() == ["unix"]
+    counts = {"fresh": 9, "live": 3, "live_unix": 1, "live_tcp": 2, "live_multifd": 2}
+    assert feature_counts(counts) == [("tcp", 2), ("multifd", 2), ("unix", 1)]
