@@ -22,7 +22,15 @@ from fuzz.core import command as qemu_command
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
 from fuzz.core.command import ShellText
-from fuzz.core.live import LiveMigration, LiveOutcome, Multifd, NegotiationFailure, Postcopy
+from fuzz.core.live import (
+    LiveMigration,
+    LiveOutcome,
+    Multifd,
+    NegotiationFailure,
+    Postcopy,
+    feature_counts,
+    unsupported,
+)
 from fuzz.core.outcome import Stage, StepOutcome, Verdict
 from fuzz.corpus.entry import Entry, VersionRef, load_entry, write_entry
 from fuzz.corpus.live_repro import live_commands, live_steps
@@ -203,8 +211,6 @@ def test_the_campaign_draws_live_groups_where_both_probes_allow() -> None:
 
 
 def test_every_drawn_live_case_is_one_both_versions_offer() -> None:
-    from fuzz.core.live import unsupported
-
     strategy = PairCases(live_every=1, live_guests=1, guests_per_config=1)
     seen: list[LiveMigration] = []
 
@@ -222,8 +228,6 @@ def test_every_drawn_live_case_is_one_both_versions_offer() -> None:
 
 
 def test_a_migration_is_counted_under_its_transport_and_each_feature() -> None:
-    from fuzz.core.live import feature_counts  # noqa: PLC0415
-
     live = LiveMigration(transport="tcp", multifd=Multifd(2), return_path=True)
     assert live.features() == ["tcp", "multifd", "return-path"]
     assert LiveMigration().features() == ["unix"]
