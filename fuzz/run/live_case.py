@@ -73,7 +73,7 @@ def live_transfer(outcome: LiveOutcome) -> TransferOutcome:
 #: state the destination refuses or restores differently) is what a paused load of the same
 #: case meets too, and is signed as that one is, so a campaign counts it once.
 _LIVE_OWN = re.compile(
-    r"refused migrate|refused migrate-|postcopy|multifd|xbzrle|Channel error|socket|"
+    r"refused migrate|postcopy|multifd|xbzrle|Channel error|socket|"
     r"live\.|migration (failed|cancelled)|Unable to (read|write)|Sibling indicated"
 )
 
@@ -114,12 +114,14 @@ async def execute_live(
         raise UsageError("a live case needs a live migration and a guest")
     with private_workdir("migfuzz-live-") as tmp:
         workdir, timeouts = Path(tmp), settings.timeouts
-        control = await migrate_live(src, src, case, guest, live, workdir, timeouts)
-        control_done = control.verdict is Verdict.COMPLETED
+        migrated = await migrate_live(src, src, case, guest, live, workdir, timeouts)
+        control = live_transfer(migrated)
+        # Not the transfer's verdict: a read-back that did not finish is a completed load.
+        control_done = migrated.verdict is Verdict.COMPLETED
         evidence = []
         for dst in dsts:
             if dst.name == src.name:
-                pair = live_transfer(control)
+                pair = control
             elif control_done or settings.pair_after_failed_control:
                 pair = live_transfer(
                     await migrate_live(src, dst, case, guest, live, workdir, timeouts)
@@ -128,5 +130,5 @@ async def execute_live(
                 pair = TransferOutcome(
                     src.name, dst.name, StepOutcome(Stage.SAVE, src.name, Verdict.NOT_RUN), None
                 )
-            evidence.append(Evidence(control=live_transfer(control), pair=pair))
+            evidence.append(Evidence(control=control, pair=pair))
     return evidence
