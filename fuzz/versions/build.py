@@ -38,16 +38,16 @@ from pathlib import Path
 from fuzz.core.binary import SANITIZER_OPTIONS, QemuBinary, file_sha256
 from fuzz.errors import FarmError, UsageError
 from fuzz.versions.farm import (
-    _KEYRING,
-    _MARKER,
     ARCHIVE_SUITES,
+    DEBIAN_KEYRING,
     INDEX_MAX_AGE_SECONDS,
+    INSTALL_MARKER,
     Farm,
-    _binary_from_marker,
-    _flock,
-    _host_multiarch,
+    binary_from_marker,
     check_version_name,
     debian_mirror,
+    file_lock,
+    host_multiarch,
 )
 from fuzz.versions.lock import (
     BuiltVersion,
@@ -315,7 +315,7 @@ class Builder:
     progress: Callable[[str], None] = _quiet
     status: Callable[[str], None] = _quiet
     mirror: str = ""
-    keyring: Path = _KEYRING
+    keyring: Path = DEBIAN_KEYRING
 
     @property
     def build_dir(self) -> Path:
@@ -581,11 +581,11 @@ class Builder:
         }
         stage = self.farm.qemu_dir / f".{target}.partial-{os.getpid()}"
         self.farm.qemu_dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.farm.qemu_dir / ".install.lock"):
+        with file_lock(self.farm.qemu_dir / ".install.lock"):
             shutil.rmtree(stage, ignore_errors=True)
             stage.mkdir()
             root.rename(stage / "root")
-            (stage / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+            (stage / INSTALL_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
             final = self.farm.qemu_dir / target
             old = final.parent / f".{target}.old-{os.getpid()}"
             if final.exists():
@@ -594,9 +594,9 @@ class Builder:
             shutil.rmtree(old, ignore_errors=True)
 
     def _binary(self, final: Path) -> QemuBinary:
-        binary = _binary_from_marker(final / _MARKER)
+        binary = binary_from_marker(final / INSTALL_MARKER)
         if binary is None:
-            raise FarmError(f"{final.name}: built, but {final / _MARKER} is unreadable")
+            raise FarmError(f"{final.name}: built, but {final / INSTALL_MARKER} is unreadable")
         return binary
 
     def _record(self, final: Path, source: SourcePackage, files: list[Path],
@@ -604,7 +604,7 @@ class Builder:
         """Add the build to the lock file, if the farm uses one."""
         if self.farm.lock_file is None:
             return
-        _, _, arch = _host_multiarch()
+        _, _, arch = host_multiarch()
         entry = BuiltVersion(
             name=final.name, arch=arch, suite=source.suite, source_package=SOURCE_PACKAGE,
             source_version=source.version,
@@ -629,7 +629,7 @@ def _remove_stale_work(folder: Path) -> None:
 
 def _read_marker(final: Path) -> dict[str, object] | None:
     try:
-        data = json.loads((final / _MARKER).read_text())
+        data = json.loads((final / INSTALL_MARKER).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

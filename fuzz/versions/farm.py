@@ -74,8 +74,10 @@ ARCHIVE_SUITES: tuple[str, ...] = (
 INDEX_MAX_AGE_SECONDS = 24 * 3600
 
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-_MARKER = "installed.json"
-_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+#: The file that marks a version's folder as completely installed (a Debian root or a build).
+INSTALL_MARKER = "installed.json"
+#: The keyring Debian's signed indexes are checked with.
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _MULTIARCH = {
     "x86_64": ("x86_64-linux-gnu", "ld-linux-x86-64.so.2", "amd64"),
     "aarch64": ("aarch64-linux-gnu", "ld-linux-aarch64.so.1", "arm64"),
@@ -113,7 +115,11 @@ def default_lock_file() -> Path | None:
     return root / "qemu.lock" if (root / "pyproject.toml").exists() else None
 
 
-def _host_multiarch() -> tuple[str, str, str]:
+def host_multiarch() -> tuple[str, str, str]:
+    """This host's (multiarch triplet, dynamic loader name, Debian architecture).
+
+    :raise FarmError: the host is neither x86_64 nor aarch64.
+    """
     machine = platform.machine()
     if machine not in _MULTIARCH:
         raise FarmError(f"the QEMU farm supports x86_64 and aarch64 hosts, not {machine}")
@@ -268,8 +274,8 @@ class Farm:
         """Every usable version by name: complete Debian installs, then user binaries."""
         found: dict[str, QemuBinary] = {}
         if self.qemu_dir.is_dir():
-            for marker in sorted(self.qemu_dir.glob(f"*/{_MARKER}")):
-                binary = _binary_from_marker(marker)
+            for marker in sorted(self.qemu_dir.glob(f"*/{INSTALL_MARKER}")):
+                binary = binary_from_marker(marker)
                 if binary is not None:
                     found[binary.name] = binary
         found.update(self.extra)
@@ -288,7 +294,7 @@ class Farm:
 
         User binaries are not Debian's and have no entry.
         """
-        lock, (_, _, arch) = self.lock(), _host_multiarch()
+        lock, (_, _, arch) = self.lock(), host_multiarch()
         states = {}
         for name, binary in self.installed().items():
             if binary.origin.startswith("debian:"):
@@ -329,14 +335,15 @@ class Farm:
         :raise FarmError: apt is missing, or no index could be fetched.
         """
         _require_apt()
-        _, _, arch = _host_multiarch()
+        _, _, arch = host_multiarch()
         mirror = debian_mirror()
         index = self.cache_dir / "debian" / arch
-        with _flock(index / ".lock"):
+        with file_lock(index / ".lock"):
             apt_dir = index / "apt"
             lists = apt_dir / "lists"
             sources = "".join(
-                f"deb [signed-by={_KEYRING}] {mirror} {suite} main\n" for suite in ARCHIVE_SUITES
+                f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {suite} main\n"
+                for suite in ARCHIVE_SUITES
             )
             source_file = apt_dir / "etc/sources.list"
             fetched = [p.stat().st_mtime for p in lists.glob("*_Release")] + [
@@ -382,7 +389,7 @@ class Farm:
         """What ``qemu install`` installs when given no name: one version per Debian suite
         (:data:`DEBIAN_SUITES`), and every other version the lock pins for this machine
         (the point releases the committed corpus replays on), oldest first."""
-        _, _, arch = _host_multiarch()
+        _, _, arch = host_multiarch()
         locked = [v.name for v in self.lock().versions if v.arch == arch]
         return sorted(dict.fromkeys([*DEBIAN_SUITES, *locked]), key=version_sort_key)
 
@@ -413,11 +420,11 @@ class Farm:
             dpkg-deb is missing or failed, or the result does not run or differs from the lock.
         """
         specs = list(specs)
-        _, _, arch = _host_multiarch()
+        _, _, arch = host_multiarch()
         result = []
         self.qemu_dir.mkdir(parents=True, exist_ok=True)
         # One installer at a time per cache; a second one waits, then finds the work done.
-        with _flock(self.qemu_dir / ".install.lock"):
+        with file_lock(self.qemu_dir / ".install.lock"):
             for stale in self.qemu_dir.glob(".*.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             lock = self.lock()
@@ -425,7 +432,7 @@ class Farm:
             for spec in specs:
                 plan = self._plan(spec, lock, arch, update=update, status=status)
                 final = self.qemu_dir / plan.name
-                if (final / _MARKER).exists() and not force and not update:
+                if (final / INSTALL_MARKER).exists() and not force and not update:
                     progress(f"{plan.name}: already installed")
                     sha = file_sha256(final / "root/usr/bin/qemu-system-aarch64")
                     if plan.locked is not None and plan.locked.sha256 != sha:
@@ -438,10 +445,10 @@ class Farm:
                     lock = lock.with_entry(_locked_from_marker(final, arch))
                     write_lock(self.lock_file, lock)
                     progress(f"{plan.name}: recorded in {self.lock_file}")
-                binary = _binary_from_marker(final / _MARKER)
+                binary = binary_from_marker(final / INSTALL_MARKER)
                 if binary is None:
                     raise FarmError(
-                        f"{plan.name}: install finished but {final / _MARKER} is unreadable"
+                        f"{plan.name}: install finished but {final / INSTALL_MARKER} is unreadable"
                     )
                 result.append(binary)
         return result
@@ -506,11 +513,12 @@ class Farm:
         )
 
 
-def _binary_from_marker(marker: Path) -> QemuBinary | None:
+def binary_from_marker(marker: Path) -> QemuBinary | None:
+    """The version an install marker describes; None (with a warning) if it does not read."""
     try:
         data = json.loads(marker.read_text())
         root = marker.parent / "root"
-        triplet, _, _ = _host_multiarch()
+        triplet, _, _ = host_multiarch()
         # A build from source (fuzz.versions.build) runs on the host's libraries: no loader.
         own_loader = data["loader"] is not None
         libdirs = tuple(root / d for d in (f"lib/{triplet}", f"usr/lib/{triplet}"))
@@ -568,7 +576,7 @@ def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
 
 
 @contextmanager
-def _flock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created, with its folder) for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -583,8 +591,8 @@ def _require_apt() -> None:
                 f"{tool} not found: installing Debian's QEMU needs apt-get and dpkg-deb "
                 "(a Debian or Ubuntu host); or add your own binary with --qemu NAME=PATH"
             )
-    if not _KEYRING.exists():
-        raise FarmError(f"{_KEYRING} is missing: install the debian-archive-keyring package")
+    if not DEBIAN_KEYRING.exists():
+        raise FarmError(f"{DEBIAN_KEYRING} is missing: install the debian-archive-keyring package")
 
 
 def _apt_options(apt_dir: Path, arch: str, *, keep_cache: bool = False) -> list[str]:
@@ -624,7 +632,7 @@ def _run_tool(argv: list[str], what: str) -> str:
 def _locked_from_marker(final: Path, arch: str) -> LockedVersion:
     """The lock entry of an installed version: its marker's packages, its binary's hash."""
     try:
-        data = json.loads((final / _MARKER).read_text())
+        data = json.loads((final / INSTALL_MARKER).read_text())
         packages = [parse_deb_filename(str(d))[:2] for d in data["packages"]]
         return LockedVersion(
             name=str(data["name"]), arch=arch, suite=str(data["suite"]),
@@ -637,7 +645,7 @@ def _locked_from_marker(final: Path, arch: str) -> LockedVersion:
 
 def _unpack(name: str, debs: list[Path], root: Path) -> tuple[Path, str]:
     """Unpack ``debs`` into ``root`` and run the QEMU there: its loader and version line."""
-    triplet, loader_name, _ = _host_multiarch()
+    triplet, loader_name, _ = host_multiarch()
     root.mkdir()
     for deb in debs:
         _run_tool(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb -x {deb.name}")
@@ -673,7 +681,7 @@ def _install_debian(
 ) -> None:
     _require_apt()
     name, suite, locked = plan.name, plan.suite, plan.locked
-    _, _, arch = _host_multiarch()
+    _, _, arch = host_multiarch()
     mirror = debian_mirror()
     final.parent.mkdir(parents=True, exist_ok=True)
     work = final.parent / f".{name}.partial-{os.getpid()}"
@@ -685,7 +693,7 @@ def _install_debian(
     # A backports suite holds only what it backports: the rest comes from its base suite.
     suites = [suite.removesuffix("-backports"), suite] if suite.endswith("-backports") else [suite]
     (apt_dir / "etc/sources.list").write_text(
-        "".join(f"deb [signed-by={_KEYRING}] {mirror} {s} main\n" for s in suites)
+        "".join(f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {s} main\n" for s in suites)
     )
     opts = _apt_options(apt_dir, arch)
     try:
@@ -735,7 +743,7 @@ def _install_debian(
             "loader": str(loader.relative_to(root)),
             "packages": [d.name for d in debs],
         }
-        (work / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        (work / INSTALL_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         old = final.parent / f".{name}.old-{os.getpid()}"
         if final.exists():
             final.rename(old)
