@@ -16,7 +16,7 @@ from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, GuestProgram, MachineConfig
 from fuzz.core.live import LiveMigration
 from strategies.configs import MEMORY_MIB, configurations
-from strategies.guests import Operation, guest_operations, operations_from_json
+from strategies.guests import DeviceTargets, Operation, guest_operations, operations_from_json
 from strategies.image import build_guest, build_live_guest
 from strategies.transports import live_migrations
 
@@ -117,7 +117,14 @@ class PairCases:
         configs = configurations(src, dst, one_sided=self.one_sided)
         if not self.guests:
             return st.builds(lambda config: (_case(config, None),), configs)
-        guests = guest_operations(max_ops=self.max_ops)
+        plain = guest_operations(max_ops=self.max_ops)
+
+        def guests_of(config: MachineConfig) -> st.SearchStrategy[list[Operation]]:
+            # A configuration with devices also draws the operations that drive them.
+            if not config.devices:
+                return plain
+            targets = DeviceTargets.of(config.devices)
+            return guest_operations(max_ops=self.max_ops, targets=targets)
 
         def group(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
             # The size is drawn first (a list's own size distribution averages
@@ -135,10 +142,12 @@ class PairCases:
             # also cheaper here (100 groups of 16: 2.2 s instead of 4.7).
             most = max(1, self.guests_per_config * MEMORY_MIB[0] // config.memory_mib)
             sizes = st.sampled_from(range(most, 0, -1))
+            guests = guests_of(config)
             ops = sizes.flatmap(lambda n: st.lists(guests, min_size=n, max_size=n, unique_by=tuple))
             return ops.map(lambda operations: CaseGroup(config, operations))
 
         def live_group(config: MachineConfig, live: LiveMigration) -> st.SearchStrategy[Any]:
+            guests = guests_of(config)
             ops = st.lists(guests, min_size=1, max_size=self.live_guests, unique_by=tuple)
             return ops.map(lambda operations: CaseGroup(config, operations, live))
 

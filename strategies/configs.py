@@ -32,10 +32,12 @@ from hypothesis.errors import InvalidArgument
 
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import MachineConfig
+from fuzz.core.devices import PCI_SLOTS, VIRTIO_MMIO_BUSES, Device, DeviceKind, kinds_offered
 
 __all__ = [
     "CPU_PROPERTIES",
     "MACHINE_OPTIONS",
+    "MAX_DEVICES",
     "MEMORY_MIB",
     "PREFERRED_CPU",
     "RULES",
@@ -64,6 +66,8 @@ MEMORY_MIB: Final = (64, 128, 256, 1024, 4096)
 #: half of a default campaign's QEMU time for a quarter of its cases (a 4 GiB process
 #: cost 6 times a 64 MiB one), so one in eight.
 OTHER_MEMORY_ONE_IN: Final = 8
+#: The most devices a configuration adds with ``-device`` (:data:`fuzz.core.devices.CATALOGUE`).
+MAX_DEVICES: Final = 3
 
 
 # -- conditions and rules ------------------------------------------------------------------
@@ -547,6 +551,7 @@ class _Plan:
     machine: _Pool  # one choice per MACHINE_OPTIONS family
     rules: tuple[Rule, ...]
     smp_max: int
+    devices: tuple[DeviceKind, ...] = ()
 
 
 def _plan(src: Capabilities, dst: Capabilities, *, one_sided: bool, smp_max: int) -> _Plan:
@@ -599,6 +604,7 @@ def _plan(src: Capabilities, dst: Capabilities, *, one_sided: bool, smp_max: int
         machine=machine,
         rules=rules,
         smp_max=smp_max,
+        devices=kinds_offered((src.release(), dst.release()), (src.device_types, dst.device_types)),
     )
 
 
@@ -674,8 +680,31 @@ def _configurations(draw: st.DrawFn, plan: _Plan) -> MachineConfig:
         if not any(r.broken_by(replace(config, memory_mib=m)) for r in plan.rules)
     ]
     if len(sizes) > 1 and draw(st.integers(0, OTHER_MEMORY_ONE_IN - 1)) == OTHER_MEMORY_ONE_IN - 1:
-        return replace(config, memory_mib=draw(st.sampled_from(sizes)))
-    return replace(config, memory_mib=sizes[0])
+        config = replace(config, memory_mib=draw(st.sampled_from(sizes)))
+    else:
+        config = replace(config, memory_mib=sizes[0])
+    return replace(config, devices=draw(_devices(plan.devices)))
+
+
+@st.composite
+def _devices(draw: st.DrawFn, kinds: tuple[DeviceKind, ...]) -> tuple[Device, ...]:
+    """Up to :data:`MAX_DEVICES` distinct kinds of ``kinds``, each at a slot or transport
+    of its own; shrinks toward none, then the catalogue's first kinds at the first places."""
+    if not kinds:
+        return ()
+    chosen = draw(st.lists(st.sampled_from(kinds), max_size=MAX_DEVICES, unique_by=_exclusive))
+    taken: set[tuple[str, int]] = set()
+    placed = []
+    for kind in chosen:
+        span = PCI_SLOTS if kind.bus == "pci" else range(VIRTIO_MMIO_BUSES)
+        where = draw(st.sampled_from([w for w in span if (kind.bus, w) not in taken]))
+        taken.add((kind.bus, where))
+        placed.append(kind.place(where))
+    return tuple(placed)
+
+
+def _exclusive(kind: DeviceKind) -> str:
+    return kind.exclusive
 
 
 def _flat(families: tuple[_Choices, ...]) -> _Choices:
@@ -690,9 +719,11 @@ def configurations(
     Draws a ``virt-X.Y`` type both have (shrinking toward the newest), an AArch64 model both
     have (shrinking toward ``cortex-a57``), ``-cpu`` properties from :data:`CPU_PROPERTIES`
     and ``-machine`` options from :data:`MACHINE_OPTIONS` that both offer, each set to a value
-    other than its default, 1 to ``smp_max`` CPUs and a size from :data:`MEMORY_MIB`. No
+    other than its default, 1 to ``smp_max`` CPUs, a size from :data:`MEMORY_MIB` and up to
+    :data:`MAX_DEVICES` devices of :data:`fuzz.core.devices.CATALOGUE` that both versions
+    have and migrate (each at a slot of ``pcie.0`` or a virtio-mmio transport of its own). No
     drawn configuration breaks a rule of :data:`RULES` for either version. Shrinks toward the
-    plainest case: no options, one CPU, 64 MiB.
+    plainest case: no options, one CPU, 64 MiB, no devices.
 
     :param one_sided: also draw machine types, models, properties and options that only one
         of the two versions has. Such configurations are meant to be refused by the other

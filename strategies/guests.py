@@ -50,6 +50,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 from hypothesis import strategies as st
 
+from fuzz.core.devices import CATALOGUE, Device
 from fuzz.errors import CorpusError, InvalidInput
 from strategies.sysregs import SYSTEM_REGISTERS, by_name
 
@@ -74,9 +75,11 @@ __all__ = [
     "MIN_TIMER_MICROS",
     "MMU_LOCKED_REGISTERS",
     "PCIE_SCRATCH_WORDS",
+    "PCI_BARS",
     "PRIVATE_IRQS",
     "RTC_QUIET",
     "UART_ECHO_BYTES",
+    "VIRTIO_QUEUES",
     "VIRTIO_TRANSPORTS",
     "ArmDeadline",
     "ArmTimer",
@@ -84,11 +87,14 @@ __all__ = [
     "ConfigureFwCfg",
     "ConfigureGic",
     "ConfigureGpio",
+    "ConfigurePciDevice",
     "ConfigurePcieHost",
     "ConfigurePrivateIrq",
     "ConfigureRtc",
     "ConfigureUart",
     "ConfigureVirtioMmio",
+    "ConfigureVirtioPci",
+    "DeviceTargets",
     "DropToEl",
     "EnableMmu",
     "FillMemory",
@@ -120,6 +126,7 @@ __all__ = [
     "operations",
     "operations_from_json",
     "operations_to_json",
+    "pci_device_settings",
     "pcie_settings",
     "priority_masks",
     "private_irq_settings",
@@ -132,6 +139,7 @@ __all__ = [
     "uart_settings",
     "v2m_msis",
     "virtio_mmio_settings",
+    "virtio_pci_settings",
 ]
 
 GPR_COUNT: Final = 28
@@ -679,10 +687,13 @@ class ConfigureVirtioMmio:
     0 (reset), Status = ACKNOWLEDGE (1), Status = ACKNOWLEDGE | DRIVER (3),
     DeviceFeaturesSel = ``features_sel``, DriverFeaturesSel = ``features_sel``,
     DriverFeatures = ``features``, GuestPageSize = 1 << ``page_shift`` (legacy), QueueSel =
-    ``queue``, QueueNum = ``queue_num``, QueueAlign = 4096 (legacy), then Status =
-    ``status``. Without ``-device``, no transport of ``virt`` has a backend, and QEMU
-    ignores every write to an empty transport: what reads back is its identity (MagicValue,
-    Version, VendorID) and zeros, the same before and after a restore.
+    ``queue``, QueueNum = ``queue_num``, QueueAlign = 4096 (legacy), with ``ring``
+    QueuePFN = the page of a zeroed ring of the transport's own in guest RAM
+    (:data:`strategies.image.VIRTIO_RING_RAM`), then Status = ``status``. Without
+    ``-device``, no transport of ``virt`` has a backend, and QEMU ignores every write to an
+    empty transport: what reads back is its identity (MagicValue, Version, VendorID) and
+    zeros, the same before and after a restore. A configuration's virtio backend on the
+    transport (``bus=virtio-mmio-bus.N``) takes them as a legacy driver's.
     """
 
     transport: int = 0
@@ -692,6 +703,7 @@ class ConfigureVirtioMmio:
     queue: int = 0
     queue_num: int = 0
     page_shift: int = 12
+    ring: bool = False
     kind: ClassVar[str] = "virtio_mmio"
 
     def __post_init__(self) -> None:
@@ -715,6 +727,7 @@ class ConfigureVirtioMmio:
             "queue": self.queue,
             "queue_num": self.queue_num,
             "page_shift": self.page_shift,
+            **({"ring": True} if self.ring else {}),
         }
 
 
@@ -838,11 +851,110 @@ class ConfigurePcieHost:
         }
 
 
+PCI_BARS: Final = 6
+"""Base address registers a :class:`ConfigurePciDevice` may write (a type-0 header has six;
+a bridge's type-1 header has two, then its bus numbers and windows at the same offsets)."""
+VIRTIO_QUEUES: Final = 4
+"""Queues a virtio operation may select (every device migfuzz adds has at least one;
+a queue the device lacks ignores the address)."""
+
+
+@dataclass(frozen=True)
+class ConfigurePciDevice:
+    """Write the config space of the function at 00:``slot``.0 through ECAM: a device the
+    configuration added with ``-device`` (:mod:`fuzz.core.devices`), as a firmware
+    enumerating the bus would.
+
+    The ECAM is found as :class:`ConfigurePcieHost` finds it. Then, 32 bits at a time, in
+    order: BAR ``bar`` = ``bar_value`` (the device keeps its writable bits: its size and
+    type decide, a bridge's bus numbers or windows sit there); the word at 0x0c =
+    ``cache_line`` | ``latency`` << 8; the word at 0x3c = ``interrupt_line``; Command =
+    ``command`` (last, so a BAR moves while decoding is off). An empty slot ignores the
+    writes and reads all ones. Not with the MMU on: :func:`check_operations` refuses it.
+    """
+
+    slot: int = 1
+    command: int = 0
+    bar: int = 0
+    bar_value: int = 0
+    cache_line: int = 0
+    latency: int = 0
+    interrupt_line: int = 0
+    kind: ClassVar[str] = "pci_device"
+
+    def __post_init__(self) -> None:
+        """Refuse a slot 00:00.0 (the host bridge) or a value wider than its register."""
+        _check_range("slot", self.slot, 1, 31)
+        _check_range("command", self.command, 0, 0xFFFF)
+        _check_range("bar", self.bar, 0, PCI_BARS - 1)
+        _check_range("bar_value", self.bar_value, 0, _U32)
+        for name in ("cache_line", "latency", "interrupt_line"):
+            _check_range(name, getattr(self, name), 0, 0xFF)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "slot": self.slot,
+            "command": f"{self.command:#06x}",
+            "bar": self.bar,
+            "bar_value": f"{self.bar_value:#x}",
+            "cache_line": f"{self.cache_line:#04x}",
+            "latency": f"{self.latency:#04x}",
+            "interrupt_line": f"{self.interrupt_line:#04x}",
+        }
+
+
+@dataclass(frozen=True)
+class ConfigureVirtioPci:
+    """Drive a transitional virtio-pci device at 00:``slot``.0 through its legacy I/O BAR,
+    as a legacy driver does before DRIVER_OK: feature negotiation and a queue.
+
+    Through ECAM: BAR0 = the I/O address 0x1000 + 0x100 * ``slot`` (a legacy region is at
+    most 0x100 bytes), Command = I/O space | bus master. Then at that address in ``virt``'s
+    PCI I/O window (:data:`strategies.image.PCI_IO_BASE`), per the virtio spec's legacy
+    interface (4.1.4.8): Device Status = 0 (reset), 1 (ACKNOWLEDGE), 3 (| DRIVER); Guest
+    Features = ``features`` (QEMU keeps the bits the device offers); Queue Select =
+    ``queue``; with ``ring``, Queue Address = the page of a zeroed ring in guest RAM of its
+    own (:data:`strategies.image.VIRTIO_RING_RAM`), so the device's view of it after a
+    restore is an empty queue; then Device Status = ``status``. Not with the MMU on.
+    """
+
+    slot: int = 1
+    status: int = 0
+    features: int = 0
+    queue: int = 0
+    ring: bool = False
+    kind: ClassVar[str] = "virtio_pci"
+
+    def __post_init__(self) -> None:
+        """Refuse the host bridge's slot or a value wider than its register."""
+        _check_range("slot", self.slot, 1, 31)
+        _check_range("status", self.status, 0, 0xFF)
+        _check_range("features", self.features, 0, _U32)
+        _check_range("queue", self.queue, 0, VIRTIO_QUEUES - 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "op": self.kind,
+            "slot": self.slot,
+            "status": f"{self.status:#04x}",
+            "features": f"{self.features:#x}",
+            "queue": self.queue,
+            "ring": self.ring,
+        }
+
+
+#: The operations that reach config space through ECAM (or the PCI I/O window after it).
+_ECAM_OPERATIONS: Final = (ConfigurePcieHost, ConfigurePciDevice, ConfigureVirtioPci)
+
+
 def _bus_conflict(op: Operation, earlier: Sequence[Operation]) -> str | None:
     """Why a bus-device operation and ``op`` may not meet, or None."""
-    if isinstance(op, ConfigurePcieHost) and any(isinstance(e, EnableMmu) for e in earlier):
+    if isinstance(op, _ECAM_OPERATIONS) and any(isinstance(e, EnableMmu) for e in earlier):
         return "a PCIe operation after EnableMmu (its page table maps no high ECAM)"
-    if isinstance(op, EnableMmu) and any(isinstance(e, ConfigurePcieHost) for e in earlier):
+    if isinstance(op, EnableMmu) and any(isinstance(e, _ECAM_OPERATIONS) for e in earlier):
         return "EnableMmu after a PCIe operation (the read-back could not reach a high ECAM)"
     return None
 
@@ -1022,7 +1134,7 @@ Operation: TypeAlias = (
     | ConfigureGic | ConfigurePrivateIrq | SetPriorityMask | SelectStack | DropToEl | EnableMmu
     | ConfigureRtc | ConfigureGpio | ArmDeadline
     | ConfigureVirtioMmio | RaiseV2mMsi | MapItsEvent | ConfigurePcieHost
-    | ConfigureUart | ConfigureFlash | ConfigureFwCfg
+    | ConfigureUart | ConfigureFlash | ConfigureFwCfg | ConfigurePciDevice | ConfigureVirtioPci
 )  # fmt: skip
 """Anything a guest does before its checkpoint."""
 
@@ -1033,7 +1145,7 @@ _KINDS: Final[dict[str, type[Operation]]] = {
         ConfigureGic, ConfigurePrivateIrq, SetPriorityMask, SelectStack, DropToEl, EnableMmu,
         ConfigureRtc, ConfigureGpio, ArmDeadline,
         ConfigureVirtioMmio, RaiseV2mMsi, MapItsEvent, ConfigurePcieHost,
-        ConfigureUart, ConfigureFlash, ConfigureFwCfg,
+        ConfigureUart, ConfigureFlash, ConfigureFwCfg, ConfigurePciDevice, ConfigureVirtioPci,
     )
 }  # fmt: skip
 
@@ -1311,15 +1423,69 @@ def gpio_settings() -> st.SearchStrategy[ConfigureGpio]:
     return st.builds(ConfigureGpio, lines, lines, lines, lines, lines, lines, lines, lines)
 
 
-def virtio_mmio_settings() -> st.SearchStrategy[ConfigureVirtioMmio]:
-    """Driver writes to any of the 32 virtio-mmio transports: any final status byte, any
-    32-bit feature word of either half, any queue and size, a guest page of 4 to 64 KiB;
-    shrinks toward transport 0 and zeros."""
+def virtio_mmio_settings(
+    transports: Sequence[int] = (),
+) -> st.SearchStrategy[ConfigureVirtioMmio]:
+    """Driver writes to any of the 32 virtio-mmio transports (to one of ``transports``, the
+    ones with a backend, first): any final status byte, any 32-bit feature word of either
+    half, any queue and size, a guest page of 4 to 64 KiB, on a backend's transport a ring
+    or none; shrinks toward transport 0 and zeros."""
     u16 = st.integers(0, 0xFFFF)
+    anywhere = st.integers(0, VIRTIO_TRANSPORTS - 1)
+    where = st.one_of(st.sampled_from(transports), anywhere) if transports else anywhere
+    ring = st.booleans() if transports else st.just(False)
     return st.builds(
-        ConfigureVirtioMmio, st.integers(0, VIRTIO_TRANSPORTS - 1), st.integers(0, 0xFF),
-        st.integers(0, _U32), st.integers(0, 1), u16, u16, st.integers(12, 16),
+        ConfigureVirtioMmio, where, st.integers(0, 0xFF), st.integers(0, _U32),
+        st.integers(0, 1), u16, u16, st.integers(12, 16), ring,
     )  # fmt: skip
+
+
+def pci_device_settings(slots: Sequence[int]) -> st.SearchStrategy[ConfigurePciDevice]:
+    """Config writes to an added PCI device at one of ``slots``: any command, any value in
+    any BAR, any cache line, latency and interrupt line; shrinks toward the first slot and
+    zeros."""
+    byte = st.integers(0, 0xFF)
+    return st.builds(
+        ConfigurePciDevice, st.sampled_from(tuple(slots)), st.integers(0, 0xFFFF),
+        st.integers(0, PCI_BARS - 1), st.integers(0, _U32), byte, byte, byte,
+    )  # fmt: skip
+
+
+def virtio_pci_settings(slots: Sequence[int]) -> st.SearchStrategy[ConfigureVirtioPci]:
+    """A legacy virtio driver's set-up of a transitional virtio-pci device at one of
+    ``slots``: any final status byte and feature word, a queue, a ring or none; shrinks
+    toward the first slot, zeros and no ring."""
+    return st.builds(
+        ConfigureVirtioPci, st.sampled_from(tuple(slots)), st.integers(0, 0xFF),
+        st.integers(0, _U32), st.integers(0, VIRTIO_QUEUES - 1), st.booleans(),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeviceTargets:
+    """Where a configuration's added devices are, for the operations that drive them.
+
+    :param pci_slots: every added PCI device's slot on ``pcie.0``.
+    :param virtio_pci_slots: the slots of those with virtio's legacy interface.
+    :param virtio_mmio_transports: the transports that have a virtio backend.
+    """
+
+    pci_slots: tuple[int, ...] = ()
+    virtio_pci_slots: tuple[int, ...] = ()
+    virtio_mmio_transports: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, devices: Sequence[Device]) -> DeviceTargets:
+        """The targets of ``devices`` (a configuration's, :attr:`MachineConfig.devices`);
+        a driver outside :data:`fuzz.core.devices.CATALOGUE` is a plain PCI device."""
+        legacy = {kind.driver for kind in CATALOGUE if kind.virtio_legacy}
+        pci = [(d.pci_slot, d.driver in legacy) for d in devices if d.pci_slot is not None]
+        mmio = [d.virtio_mmio_transport for d in devices]
+        return cls(
+            pci_slots=tuple(slot for slot, _ in pci),
+            virtio_pci_slots=tuple(slot for slot, virtio in pci if virtio),
+            virtio_mmio_transports=tuple(t for t in mmio if t is not None),
+        )
 
 
 def v2m_msis() -> st.SearchStrategy[RaiseV2mMsi]:
@@ -1393,6 +1559,7 @@ def operations(
     gic: bool = True,
     devices: bool = True,
     deadlines: bool = True,
+    targets: DeviceTargets = DeviceTargets(),
 ) -> st.SearchStrategy[Operation]:
     """Any one operation; shrinks toward a GPR write.
 
@@ -1406,6 +1573,8 @@ def operations(
     :param deadlines: whether timer deadlines may be set (offered last, one draw in as
         many as there are kinds: each costs the read-back a wait of up to
         :data:`MAX_TIMER_MICROS` after the restore).
+    :param targets: the devices the configuration added (with ``devices``): their config
+        space and their virtio set-up may be drawn too.
     """
     choices: list[st.SearchStrategy[Operation]] = [
         gpr_writes(),
@@ -1425,7 +1594,12 @@ def operations(
     if devices:
         choices += [rtc_settings(), gpio_settings()]
         choices += [uart_settings(), flash_settings(), fw_cfg_settings()]
-        choices += [virtio_mmio_settings(), v2m_msis(), its_events(), pcie_settings()]
+        choices += [virtio_mmio_settings(targets.virtio_mmio_transports), v2m_msis()]
+        choices += [its_events(), pcie_settings()]
+        if targets.pci_slots:
+            choices.append(pci_device_settings(targets.pci_slots))
+        if targets.virtio_pci_slots:
+            choices.append(virtio_pci_settings(targets.virtio_pci_slots))
     if deadlines:
         choices.append(timer_deadlines())
     return st.one_of(choices)
@@ -1438,6 +1612,7 @@ def guest_operations(
     gic: bool = True,
     devices: bool = True,
     deadlines: bool = True,
+    targets: DeviceTargets = DeviceTargets(),
 ) -> st.SearchStrategy[list[Operation]]:
     """Lists of up to ``max_ops`` operations, shrinking toward the empty list.
 
@@ -1450,10 +1625,13 @@ def guest_operations(
     :param devices: whether device operations (PL031 RTC, PL061 GPIO, the bus devices) may
         be drawn.
     :param deadlines: whether timer deadlines may be drawn.
+    :param targets: the configuration's added devices, which operations may drive.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """
     if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 0:
         raise InvalidInput(f"{max_ops=} must be an integer >= 0")
-    one = operations(registers=registers, gic=gic, devices=devices, deadlines=deadlines)
+    one = operations(
+        registers=registers, gic=gic, devices=devices, deadlines=deadlines, targets=targets
+    )
     drawn = st.lists(one, max_size=max_ops)
     return drawn.map(_without_conflicts)

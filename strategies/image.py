@@ -52,6 +52,7 @@ from strategies.asm import (
     BL,
     CBNZ,
     CBZ,
+    CMP,
     CMP_IMM,
     DSB_SY,
     EOR,
@@ -111,11 +112,13 @@ from strategies.guests import (
     ConfigureFwCfg,
     ConfigureGic,
     ConfigureGpio,
+    ConfigurePciDevice,
     ConfigurePcieHost,
     ConfigurePrivateIrq,
     ConfigureRtc,
     ConfigureUart,
     ConfigureVirtioMmio,
+    ConfigureVirtioPci,
     DropToEl,
     EnableMmu,
     FillMemory,
@@ -149,6 +152,7 @@ __all__ = [
     "IMAGE_BASE",
     "ITS_RAM",
     "MMU_ALIAS_OFFSET",
+    "PCI_IO_BASE",
     "PFLASH_BASES",
     "PL031_BASE",
     "PL061_BASE",
@@ -164,6 +168,7 @@ __all__ = [
     "UART_SCRATCH",
     "VIRTIO_MMIO_BASE",
     "VIRTIO_MMIO_STRIDE",
+    "VIRTIO_RING_RAM",
     "after_restore_device_items",
     "after_restore_items",
     "build_guest",
@@ -230,6 +235,17 @@ GITS_BASE: Final = 0x0808_0000
 ITS_RAM: Final = 0x4040_0000
 """Guest RAM an ITS operation gives the ITS: the command queue, then the device table, the
 collection table and the ITT, 4 KiB each (away from the image, stack and data window)."""
+# The PCI I/O window, from QEMU's hw/arm/virt.c, ``base_memmap`` (5.2 to 11.1):
+#   [VIRT_PCIE_PIO] = { 0x3eff0000, 0x00010000 },  -- create_pcie(): the alias of the host
+#                                                    bridge's 64 KiB I/O space
+# (named in the ``ranges`` of ``/pcie@10000000``; in the MMU's Device-nGnRnE gigabyte).
+PCI_IO_BASE: Final = 0x3EFF_0000
+"""Where ``virt`` maps PCI I/O address 0 (``VIRT_PCIE_PIO``)."""
+VIRTIO_RING_RAM: Final = 0x4080_0000
+"""Guest RAM for the rings virtio operations give their queues: 64 KiB each (a legacy ring
+of 1024 entries takes 28 KiB, and a virtio-mmio guest page may be 64 KiB), PCI slot ``s``
+at ``s``, virtio-mmio transport ``t`` at 32 + ``t``: 4 MiB, zeroed, written by nobody else."""
+VIRTIO_RING_STRIDE: Final = 0x1_0000
 
 CHECKPOINT: Final = b"@@MIGFUZZ-CHECKPOINT@@"
 DONE: Final = b"@@MIGFUZZ-DONE@@"
@@ -689,6 +705,7 @@ def _items(operations: Sequence[Operation]) -> list[_Item]:
     items += _console_device_items(operations)
     items += _bus_device_items(operations)
     items += _pcie_items(operations)
+    items += _pci_device_items(operations)
     for address in sorted(_final_memory(operations)):
         items.append(_Item(_memory_name(address), (_load(address, word=False),)))
     gprs = sorted({op.register for op in operations if isinstance(op, SetGpr)})
@@ -914,8 +931,14 @@ def _virtio_writes(op: ConfigureVirtioMmio) -> list[tuple[int, int]]:
         (0x030, op.queue),  # QueueSel
         (0x038, op.queue_num),  # QueueNum
         (0x03C, _VIRTIO_LEGACY_ALIGN),  # QueueAlign (legacy)
+        *([(0x040, virtio_ring(32 + op.transport) >> op.page_shift)] if op.ring else []),
         (_VIRTIO_STATUS, op.status),
     ]
+
+
+def virtio_ring(index: int) -> int:
+    """The guest address of ring ``index`` (PCI slot, or 32 + virtio-mmio transport)."""
+    return VIRTIO_RING_RAM + VIRTIO_RING_STRIDE * index
 
 
 def _its_commands(op: MapItsEvent) -> list[int]:
@@ -1130,6 +1153,122 @@ def _pcie_load(offset: int) -> _Emit:
         a.label(skip)
 
     return emit
+
+
+# -- devices added with -device: their config space, and virtio's legacy interface -------
+
+#: What the read-back prints of an added PCI device, by config offset.
+_PCI_DEVICE_READBACK: Final = (
+    ("id", 0x00), ("command", 0x04), ("class", 0x08), ("header", 0x0C),
+    *((f"bar{n}", 0x10 + 4 * n) for n in range(6)), ("interrupt", 0x3C),
+)  # fmt: skip
+_PCI_COMMAND_IO_MASTER: Final = 0x0005
+#: virtio's legacy PCI registers (virtio 1.x spec 4.1.4.8; QEMU's virtio_ioport_write).
+_VIRTIO_PCI_HOST_FEATURES: Final = 0x00
+_VIRTIO_PCI_GUEST_FEATURES: Final = 0x04
+_VIRTIO_PCI_QUEUE_PFN: Final = 0x08
+_VIRTIO_PCI_QUEUE_NUM: Final = 0x0C
+_VIRTIO_PCI_QUEUE_SEL: Final = 0x0E
+_VIRTIO_PCI_STATUS: Final = 0x12
+_VIRTIO_PCI_PFN_SHIFT: Final = 12  # VIRTIO_PCI_QUEUE_ADDR_SHIFT
+#: What the read-back prints of a virtio-pci device's legacy registers (offset, byte wide).
+_VIRTIO_PCI_READBACK: Final = (
+    ("host_features", _VIRTIO_PCI_HOST_FEATURES, False),
+    ("guest_features", _VIRTIO_PCI_GUEST_FEATURES, False),
+    ("queue_pfn", _VIRTIO_PCI_QUEUE_PFN, False),
+    ("queue_num", _VIRTIO_PCI_QUEUE_NUM, False),
+    ("status", _VIRTIO_PCI_STATUS, True),
+)
+
+
+def virtio_pci_io(slot: int) -> int:
+    """The PCI I/O address a virtio-pci operation gives the device at ``slot``'s BAR0."""
+    return 0x1000 + 0x100 * slot
+
+
+def _pci_device_writes(op: ConfigurePciDevice) -> list[tuple[int, int]]:
+    """(config offset, 32-bit value) of each write :class:`ConfigurePciDevice` makes."""
+    return [
+        (0x10 + 4 * op.bar, op.bar_value),
+        (0x0C, op.cache_line | op.latency << 8),
+        (0x3C, op.interrupt_line),
+        (0x04, op.command),
+    ]
+
+
+def _virtio_pci_writes(op: ConfigureVirtioPci) -> list[tuple[int, int, int]]:
+    """(I/O offset, width in bytes, value) of each legacy register write, in order."""
+    writes = [(_VIRTIO_PCI_STATUS, 1, status) for status in (0, *_VIRTIO_ACK_DRIVER)]
+    writes += [(_VIRTIO_PCI_GUEST_FEATURES, 4, op.features), (_VIRTIO_PCI_QUEUE_SEL, 2, op.queue)]
+    if op.ring:
+        writes.append((_VIRTIO_PCI_QUEUE_PFN, 4, virtio_ring(op.slot) >> _VIRTIO_PCI_PFN_SHIFT))
+    writes.append((_VIRTIO_PCI_STATUS, 1, op.status))
+    return writes
+
+
+def _slot_config(a: Assembler, slot: int) -> None:
+    """x29 += the ECAM offset of 00:``slot``.0 (x29 = the ECAM's base)."""
+    a.emit(ADD_IMM, 29, 29, (slot << 15) >> 12, 12)
+
+
+def _pci_device_load(slot: int, offset: int) -> _Emit:
+    """x1 = the config word at ``offset`` of 00:``slot``.0, 0 if no ECAM was found."""
+
+    def emit(a: Assembler) -> None:
+        skip = f"pci_absent_{a.address:x}"
+        a.emit(MOVZ, 1, 0)
+        a.emit(BL, "ecam_base")
+        a.emit(CBZ, 29, skip)
+        _slot_config(a, slot)
+        a.emit(LDR_W, 1, 29, offset)
+        a.label(skip)
+
+    return emit
+
+
+def _virtio_pci_load(slot: int, offset: int, *, byte: bool) -> _Emit:
+    """x1 = the legacy register at ``offset`` of the virtio-pci device at ``slot``, read
+    through the I/O window where its BAR0 still holds :func:`virtio_pci_io` and I/O decoding
+    is on; else 0 (an I/O address nothing decodes is an external abort on Arm)."""
+
+    def emit(a: Assembler) -> None:
+        skip = f"virtio_pci_absent_{a.address:x}"
+        io = virtio_pci_io(slot)
+        a.emit(MOVZ, 1, 0)
+        a.emit(BL, "ecam_base")
+        a.emit(CBZ, 29, skip)
+        _slot_config(a, slot)
+        a.emit(LDR_W, 2, 29, 0x10)
+        a.mov_imm64(3, io | 1)  # an I/O BAR reads back with bit 0 set
+        a.emit(CMP, 2, 3)
+        a.emit(B_COND, "ne", skip)
+        a.emit(LDR_W, 2, 29, 0x04)
+        a.emit(TBZ, 2, 0, skip)  # Command.IO
+        a.mov_imm64(2, PCI_IO_BASE + io)
+        a.emit(LDRB if byte else LDR_W, 1, 2, offset)
+        a.label(skip)
+
+    return emit
+
+
+def _pci_device_items(operations: Sequence[Operation]) -> list[_Item]:
+    """The added devices' read-back lines: each slot written, its config words; each
+    virtio-pci slot set up, its legacy registers."""
+    slots = sorted({op.slot for op in operations if isinstance(op, _PCI_DEVICE_OPERATIONS)})
+    items = []
+    for slot in slots:
+        for name, offset in _PCI_DEVICE_READBACK:
+            items.append(_Item(f"pci{slot}.{name}", (_pci_device_load(slot, offset),)))
+    virtio = sorted({op.slot for op in operations if isinstance(op, ConfigureVirtioPci)})
+    for slot in virtio:
+        for name, offset, byte in _VIRTIO_PCI_READBACK:
+            load = _virtio_pci_load(slot, offset, byte=byte)
+            items.append(_Item(f"virtio_pci{slot}.{name}", (load,)))
+    return items
+
+
+_PCI_DEVICE_OPERATIONS: Final = (ConfigurePciDevice, ConfigureVirtioPci)
+_ECAM_OPERATIONS: Final = (ConfigurePcieHost, *_PCI_DEVICE_OPERATIONS)
 
 
 def _pcie_items(operations: Sequence[Operation]) -> list[_Item]:
@@ -1514,7 +1653,7 @@ class _Builder:
         self.puts()
         self.puthex()
         self.exception_report()
-        if any(isinstance(op, ConfigurePcieHost) for op in operations):
+        if any(isinstance(op, _ECAM_OPERATIONS) for op in operations):
             _emit_ecam_base(a)
         if any(isinstance(op, MapItsEvent) for op in operations):
             _emit_its_base(a)
@@ -1637,6 +1776,8 @@ class _Builder:
                 self.console_device(op)
             case ConfigureVirtioMmio() | RaiseV2mMsi() | MapItsEvent() | ConfigurePcieHost():
                 self.bus_device(op)
+            case ConfigurePciDevice() | ConfigureVirtioPci():
+                self.pci_device(op)
             case ArmDeadline():
                 self.deadline(op)
             case SetSveReg():
@@ -1732,6 +1873,29 @@ class _Builder:
             a.emit(STR_W, 28, 29, _GITS_CTLR)
             a.emit(MOVZ, 28, _ITS_COMMANDS_BYTES)
             a.emit(STR, 28, 29, _GITS_CWRITER)
+        a.label(skip)
+
+    def pci_device(self, op: ConfigurePciDevice | ConfigureVirtioPci) -> None:
+        """An added device's config writes, or a legacy virtio driver's set-up through its
+        I/O BAR (x28, x29 and x30 only; NZCV untouched)."""
+        a, skip = self.a, self.fresh("pci_skip")
+        a.emit(BL, "ecam_base")
+        a.emit(CBZ, 29, skip)
+        _slot_config(a, op.slot)
+        if isinstance(op, ConfigurePciDevice):
+            for offset, value in _pci_device_writes(op):
+                a.mov_imm64(28, value)
+                a.emit(STR_W, 28, 29, offset)
+        else:
+            io = virtio_pci_io(op.slot)
+            for offset, value in ((0x10, io), (0x04, _PCI_COMMAND_IO_MASTER)):
+                a.mov_imm64(28, value)
+                a.emit(STR_W, 28, 29, offset)
+            a.mov_imm64(29, PCI_IO_BASE + io)
+            store = {1: STRB, 2: STRH, 4: STR_W}
+            for offset, width, value in _virtio_pci_writes(op):
+                a.mov_imm64(28, value)
+                a.emit(store[width], 28, 29, offset)
         a.label(skip)
 
     # -- the console UART, the flash banks, fw_cfg (x28, x29 only; NZCV untouched) ----------

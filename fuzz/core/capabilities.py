@@ -14,11 +14,11 @@ from typing import Any
 
 from fuzz.core.settings import RunSettings
 
-#: The probe's JSON format. 3 added :class:`MigrationFacts`; a format-2 probe still reads
-#: (with ``migration=None``), and :func:`fuzz.versions.probe.capabilities` probes its
-#: binary again to fill them in.
-PROBE_FORMAT = 3
-_READABLE_FORMATS = (2, 3)
+#: The probe's JSON format. 3 added :class:`MigrationFacts`, 4 the device types; an older
+#: probe still reads (with ``migration=None`` or ``device_types=None``), and
+#: :func:`fuzz.versions.probe.capabilities` probes its binary again to fill them in.
+PROBE_FORMAT = 4
+_READABLE_FORMATS = (2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,14 @@ class Capabilities:
     notes: tuple[str, ...] = field(default=())
     #: Live migration's capabilities and parameters; None in a format-2 probe (not asked).
     migration: MigrationFacts | None = None
+    #: Every concrete device type (``qom-list-types``, implements ``device``), sorted:
+    #: what ``-device`` may name; None in a probe before format 4 (not asked).
+    device_types: tuple[str, ...] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the probe answered everything this format asks (an older cache did not)."""
+        return self.migration is not None and self.device_types is not None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, with ``format`` so old caches are recognised."""
@@ -117,6 +125,7 @@ class Capabilities:
             "has_snapshot_load": self.has_snapshot_load,
             "notes": list(self.notes),
             "migration": None if self.migration is None else self.migration.to_json(),
+            "device_types": None if self.device_types is None else list(self.device_types),
         }
 
     @classmethod
@@ -126,6 +135,7 @@ class Capabilities:
             if data.get("format") not in _READABLE_FORMATS:
                 return None
             migration = data.get("migration")
+            device_types = data.get("device_types")
             return cls(
                 binary_hash=str(data["binary_hash"]),
                 version=str(data["version"]),
@@ -145,6 +155,7 @@ class Capabilities:
                 has_snapshot_load=bool(data["has_snapshot_load"]),
                 notes=tuple(data.get("notes", ())),
                 migration=None if migration is None else MigrationFacts.from_json(migration),
+                device_types=None if device_types is None else tuple(map(str, device_types)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzz.core.devices import Device
 from fuzz.core.live import LiveMigration
 from fuzz.errors import CorpusError, UsageError
 
@@ -37,13 +38,21 @@ def _pairs(value: Any, what: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _devices(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise CorpusError("devices must be a list of {driver, options} objects")
+    return value
+
+
 @dataclass(frozen=True)
 class MachineConfig:
     """What QEMU is told about the machine: type, options, CPU model and properties, size.
 
     ``machine_options`` and ``cpu_properties`` are ordered (name, value) pairs: the order
     is the order on the command line (:func:`fuzz.core.command.base`), so a reproducer's
-    command line is exactly the same.
+    command line is exactly the same. ``devices`` are added with ``-device``, in order
+    (:mod:`fuzz.core.devices`); a configuration without any keeps the JSON (and so the
+    :meth:`Case.key`) it had before devices were drawn.
     """
 
     machine: str
@@ -52,6 +61,7 @@ class MachineConfig:
     cpu_properties: tuple[tuple[str, str], ...] = ()
     smp: int = 1
     memory_mib: int = 64
+    devices: tuple[Device, ...] = ()
 
     def __post_init__(self) -> None:
         if self.smp < 1 or self.memory_mib < 16:
@@ -63,7 +73,8 @@ class MachineConfig:
         """A one-line human summary, e.g. ``virt-10.0 cortex-a57,pmu=off smp=1 64M``."""
         m = ",".join([self.machine, *(f"{k}={v}" for k, v in self.machine_options)])
         c = ",".join([self.cpu, *(f"{k}={v}" for k, v in self.cpu_properties)])
-        return f"{m} {c} smp={self.smp} {self.memory_mib}M"
+        devices = "".join(f" +{d.argument()}" for d in self.devices)
+        return f"{m} {c} smp={self.smp} {self.memory_mib}M{devices}"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -74,6 +85,7 @@ class MachineConfig:
             "cpu_properties": [list(p) for p in self.cpu_properties],
             "smp": self.smp,
             "memory_mib": self.memory_mib,
+            **({"devices": [d.to_json() for d in self.devices]} if self.devices else {}),
         }
 
     @classmethod
@@ -89,6 +101,7 @@ class MachineConfig:
                 cpu_properties=_pairs(data.get("cpu_properties", []), "cpu_properties"),
                 smp=int(data.get("smp", 1)),
                 memory_mib=int(data.get("memory_mib", 64)),
+                devices=tuple(Device.from_json(d) for d in _devices(data.get("devices", []))),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CorpusError(f"machine configuration: {err!r}") from err

@@ -205,6 +205,7 @@ class QemuCommand:
     :param cpu: the ``-cpu`` value (model and properties).
     :param smp: the number of CPUs.
     :param memory_mib: RAM in MiB.
+    :param devices: ``-device`` values of the configuration's added devices, in order.
     :param rtc: the ``-rtc`` value (:data:`DETERMINISM_RTC`).
     :param paused: start paused (``-S``).
     :param loader: the guest image and entry (``-device loader``).
@@ -223,6 +224,7 @@ class QemuCommand:
     cpu: str | None = None
     smp: int | None = None
     memory_mib: int | None = None
+    devices: tuple[str, ...] = ()
     rtc: str | None = None
     paused: bool = False
     loader: GuestLoader | None = None
@@ -273,6 +275,8 @@ class QemuCommand:
             machine += [_word("-smp"), _word(str(self.smp))]
         if self.memory_mib is not None:
             machine += [_word("-m"), _word(f"{self.memory_mib}M")]
+        for device in self.devices:
+            machine += [_word("-device"), _word(device)]
         yield "machine", machine
         yield "determinism", [] if self.rtc is None else [_word("-rtc"), _word(self.rtc)]
         yield "paused", [_word("-S")] if self.paused else []
@@ -394,11 +398,12 @@ def machine_type_of_options(machine: str) -> str:
 
 def base(config: MachineConfig) -> QemuCommand:
     """What every process of a case starts with: the configuration (accelerator, machine,
-    CPU, size), the determinism options, paused."""
+    CPU, size, added devices), the determinism options, paused."""
     cpu = ",".join([config.cpu, *(f"{k}={v}" for k, v in config.cpu_properties)])
     return QemuCommand(
         accel="tcg", machine=machine_value(config), cpu=cpu, smp=config.smp,
-        memory_mib=config.memory_mib, rtc=DETERMINISM_RTC, paused=True,
+        memory_mib=config.memory_mib, devices=tuple(d.argument() for d in config.devices),
+        rtc=DETERMINISM_RTC, paused=True,
     )  # fmt: skip
 
 

@@ -94,9 +94,10 @@ def capabilities(binary: QemuBinary, cache_dir: Path, *, refresh: bool = False) 
             cached = Capabilities.from_json(json.loads(path.read_text()))
         except (OSError, ValueError):
             cached = None
-        if cached is not None and cached.migration is not None:
+        if cached is not None and cached.complete:
             return cached
-        # A format-2 probe (no migration facts): probe again, and rewrite the cache.
+        # An older format's probe (no migration facts or device types): probe again, and
+        # rewrite the cache.
     caps = asyncio.run(probe(binary))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
@@ -169,6 +170,9 @@ async def _ask(vm: QemuMachine, binary: QemuBinary) -> Capabilities:
             break
     trace_works = await _trace_works(vm)
     migration = await _migration_facts(vm, schema)
+    devices = _as_list(
+        await vm.execute("qom-list-types", {"implements": "device", "abstract": False})
+    )
     return Capabilities(
         binary_hash=binary.content_hash(),
         version=version_str,
@@ -185,6 +189,7 @@ async def _ask(vm: QemuMachine, binary: QemuBinary) -> Capabilities:
         has_snapshot_load="snapshot-load" in commands,
         notes=tuple(notes),
         migration=migration,
+        device_types=tuple(sorted(str(_as_dict(t)["name"]) for t in devices)),
     )
 
 
