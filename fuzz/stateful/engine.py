@@ -56,12 +56,13 @@ from fuzz.corpus.store import CorpusStore
 from fuzz.errors import HarnessError, UsageError
 from fuzz.judge.oracles import Signature
 from fuzz.judge.promise import grade_history
+from fuzz.judge.sanitizer import find_report
 from fuzz.run.machine import QemuMachine
 from fuzz.run.persistent import make_empty_qcow2
 from fuzz.run.session import Session
 from fuzz.stateful.model import Action, StatefulSequence, Step
 from fuzz.stateful.repro import write_entry
-from fuzz.stateful.steps import Found, Live, Process, Snapshot, StepInterpreter
+from fuzz.stateful.steps import REPORT_BYTES, Found, Live, Process, Snapshot, StepInterpreter
 from strategies.cases import rebuild_guest
 from strategies.configs import configurations
 from strategies.guests import guest_operations
@@ -98,6 +99,26 @@ FALLBACK_GUESTS = (
 # A known QEMU crash the machine steps around so that it does not hide everything else:
 # two loads into one process with no run in between, then ``cont``, end QEMU with
 # SIGSEGV in 5.2, 7.2, 10.0 and 11.1 alike (found by this engine; docs/qemu-bugs.md).
+# On sanitizer builds it is drawn on purpose (:func:`read_backs`): there it is a finding
+# with the report's stack, not a lost process.
+#: On a sanitizer build, one load in this many keeps the VM paused (no read-back, so no
+#: ``cont``): the next load into that process is then a second load before ``cont``.
+HELD_LOAD_ODDS = 4
+
+
+def read_backs(sanitized: bool) -> st.SearchStrategy[bool]:
+    """Whether a load of a checkpoint's snapshot reads back at once (``cont``).
+
+    Always on plain builds. On sanitizer builds (``sanitized``), one load in
+    :data:`HELD_LOAD_ODDS` does not: the process stays paused with the state loaded, so
+    that a second load can follow before any ``cont`` -- the history of the pflash
+    use-after-free that ASan reports at that ``cont``. Every snapshot is saved at a
+    guest's checkpoint, so without this draw every load was followed by its ``cont`` and
+    that history was never reached. Shrinks towards reading back.
+    """
+    if not sanitized:
+        return st.just(True)
+    return st.sampled_from((True,) * (HELD_LOAD_ODDS - 1) + (False,))
 
 
 class _Again(BaseException):
@@ -117,6 +138,8 @@ class StatefulFinding:
     snapshots: dict[int, Path]
     count: int = 1
     path: Path | None = None
+    #: The whole sanitizer report of a crash (the entry's ``sanitizer.txt``), or "".
+    report: str = ""
 
 
 @dataclass
@@ -253,8 +276,9 @@ class StatefulEngine:
         for sig, finding in self.summary.findings.items():
             if finding.path is None:
                 finding.path = write_entry(
-                    store, finding.sequence, finding.guests, self.template(), finding.snapshots
-                )
+                    store, finding.sequence, finding.guests, self.template(), finding.snapshots,
+                    report=finding.report,
+                )  # fmt: skip
                 if finding.path is None:
                     self.emit(f"entry of {sig} not written: another process is writing it")
 
@@ -346,8 +370,11 @@ class _MachineSteps(StepInterpreter):
             self.engine.summary.loads += 1
 
     def exited(self, proc: Process, step: Step, error: HarnessError) -> None:
-        """Say it (an exit outside a load has no one-shot to compare with)."""
-        tail = proc.live.stderr_tail(400).strip()
+        """Say it (an exit outside a load has no one-shot to compare with): a sanitizer
+        report's kind and frames, else the end of QEMU's stderr (a report's end is only
+        its legend of shadow bytes)."""
+        report = find_report(proc.live.stderr_tail(REPORT_BYTES))
+        tail = report.signature_detail() if report else proc.live.stderr_tail(400).strip()
         self.engine.emit(f"p{proc.number} ({proc.version}) exited: {tail or error}")
 
     def save_failed(self, proc: Process, step: Step, error: str) -> None:
@@ -400,11 +427,14 @@ def _machine_class(engine: StatefulEngine) -> Any:
     actions = [name for name, weight in ACTION_WEIGHTS for _ in range(weight)]
     sanitized = all(b.sanitizers for b in engine.binaries.values())
 
+    read_back = read_backs(sanitized)
+
     def loadable(proc: Process) -> bool:
         """Whether a load into ``proc`` may be drawn: not right after a load without a
         read-back (a second load then crashes every version on the next ``cont``, found
         long ago), unless every version is a sanitizer build, where that crash is a finding
-        with a stack (:mod:`fuzz.judge.sanitizer`) rather than a lost process."""
+        with a stack (:mod:`fuzz.judge.sanitizer`) rather than a lost process; only there
+        are loads without a read-back drawn (:func:`read_backs`)."""
         return sanitized or not proc.just_loaded
 
     class HistoryMachine(RuleBasedStateMachine):
@@ -486,7 +516,10 @@ def _machine_class(engine: StatefulEngine) -> Any:
             )  # fmt: skip
             used = {s.snapshot for s in self.steps if s.action is Action.LOAD}
             snapshots = {s.number: s.path for s in self.snaps if s.number in used}
-            finding = StatefulFinding(sequence, dict(self.guests), snapshots)
+            report = self.interp.report
+            finding = StatefulFinding(
+                sequence, dict(self.guests), snapshots, report="" if report is None else report.text
+            )
             old = engine.summary.findings.get(sig)
             new = engine.record(finding, self.stage)
             if sig in engine.shrunk and not engine.shrinking:
@@ -555,9 +588,9 @@ def _machine_class(engine: StatefulEngine) -> Any:
             self._apply(Step(Action.SAVE, proc.number, snapshot=number))
             return self.interp.snaps.get(number)
 
-        def _load(self, proc: Process, snap: Snapshot) -> None:
-            read_back = snap.phase == "checkpoint"
-            self._apply(Step(Action.LOAD, proc.number, snapshot=snap.number, read_back=read_back))
+        def _load(self, data: st.DataObject, proc: Process, snap: Snapshot) -> None:
+            back = snap.phase == "checkpoint" and data.draw(read_back, label="read back")
+            self._apply(Step(Action.LOAD, proc.number, snapshot=snap.number, read_back=back))
 
         # -- the rules -------------------------------------------------------------------
 
@@ -599,8 +632,9 @@ def _machine_class(engine: StatefulEngine) -> Any:
 
         def do_load_guestless(self, data: st.DataObject) -> None:
             """Load a snapshot into a process with no guest of its own (one that loaded
-            before, mostly, else a new one) and read back: the history a guest-less
-            process builds is one snapshot after another, so mostly one of another guest."""
+            before, mostly, else a new one) and read back (:func:`read_backs`): the
+            history a guest-less process builds is one snapshot after another, so mostly
+            one of another guest."""
             reuse = self._guestless()
             options: list[Process | None] = [*reuse, *reuse, *([None] if self._free() else [])]
             proc = data.draw(st.sampled_from(options), label="process")
@@ -608,7 +642,7 @@ def _machine_class(engine: StatefulEngine) -> Any:
                 proc = self._start(self._version(data), None)
             other = [s for s in self.snaps if s.code != proc.code]
             snap = data.draw(st.sampled_from(other + other + self.snaps), label="snapshot")
-            self._load(proc, snap)
+            self._load(data, proc, snap)
 
         def do_start(self, data: st.DataObject) -> None:
             """Start a process of one of the pair's versions, with a guest or none."""
@@ -626,9 +660,10 @@ def _machine_class(engine: StatefulEngine) -> Any:
 
         def do_load(self, data: st.DataObject) -> None:
             """Load any snapshot into any process; compare with the one-shot load (and,
-            for a snapshot taken at a guest's checkpoint, the read-back right after it)."""
+            for a snapshot taken at a guest's checkpoint, the read-back right after it,
+            unless :func:`read_backs` keeps the VM paused)."""
             proc = self._pick(data, [p for p in self.procs if loadable(p)])
-            self._load(proc, data.draw(st.sampled_from(self.snaps), label="snapshot"))
+            self._load(data, proc, data.draw(st.sampled_from(self.snaps), label="snapshot"))
 
         def do_read_back(self, data: st.DataObject) -> None:
             """Resume a guest waiting at its checkpoint and collect its read-back."""

@@ -8,6 +8,8 @@ The entry folder (``<signature-slug>-<hash>/``) holds:
 * ``empty.qcow2`` -- the empty qcow2 every snapshot is saved into;
 * ``snapshots/sN.qcow2`` -- the snapshots as the engine saved them in the shrunk run
   (for a look with the recorded version; ``repro.sh`` saves its own);
+* ``sanitizer.txt`` -- for a crash of a sanitizer build, the whole report (the signature
+  names only its kind and first frames);
 * ``repro.sh`` -- the steps with plain QEMU: each process's HMP monitor and UART go
   through FIFOs, so processes take their steps interleaved, as the engine's did. After the
   steps, every snapshot that a step loaded is loaded again on a fresh process (paused, no
@@ -275,15 +277,18 @@ def _one_shot(step: int, snapshot: int, version: str, compared: Mapping[int, int
 
 def fill_entry(
     folder: Path, sequence: StatefulSequence, guests: Mapping[int, GuestProgram],
-    template: Path, snapshots: Mapping[int, Path],
+    template: Path, snapshots: Mapping[int, Path], *, report: str = "",
 ) -> None:  # fmt: skip
     """Write ``sequence``'s entry files into the empty ``folder``.
 
     :param template: the empty qcow2 the snapshots were saved into.
     :param snapshots: snapshot number -> the qcow2 the engine saved it into.
+    :param report: the sanitizer report of the failing step's crash (``sanitizer.txt``), or "".
     :raise OSError: a file could not be written.
     """
     (folder / "sequence.json").write_text(sequence.dumps())
+    if report:
+        (folder / "sanitizer.txt").write_text(report + "\n")
     (folder / "guests").mkdir()
     for index, guest in guests.items():
         (folder / "guests" / f"g{index}.bin").write_bytes(guest.image)
@@ -300,15 +305,17 @@ def fill_entry(
 
 def write_entry(
     store: CorpusStore, sequence: StatefulSequence, guests: Mapping[int, GuestProgram],
-    template: Path, snapshots: Mapping[int, Path],
+    template: Path, snapshots: Mapping[int, Path], *, report: str = "",
 ) -> Path | None:  # fmt: skip
     """Write ``sequence``'s entry through ``store`` (replacing one of the same signature).
 
     :param template: the empty qcow2 the snapshots were saved into.
     :param snapshots: snapshot number -> the qcow2 the engine saved it into.
+    :param report: the sanitizer report of the failing step's crash, or "".
     :return: the entry folder; None if another process holds the signature's claim.
     :raise StorageError: the folder could not be written.
     """
     return store.save_folder(
-        sequence.signature, lambda folder: fill_entry(folder, sequence, guests, template, snapshots)
+        sequence.signature,
+        lambda folder: fill_entry(folder, sequence, guests, template, snapshots, report=report),
     )

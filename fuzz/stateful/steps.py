@@ -45,7 +45,7 @@ from fuzz.core.outcome import LoadOutcome
 from fuzz.errors import HarnessError
 from fuzz.judge.loads import SANITIZER_REPORT, compare_loads
 from fuzz.judge.oracles import Signature
-from fuzz.judge.sanitizer import find_report
+from fuzz.judge.sanitizer import SanitizerReport, find_report
 from fuzz.stateful.model import Action, Step
 from fuzz.stateful.procs import LiveProcess, one_shot_load
 
@@ -55,7 +55,7 @@ Found = tuple[Signature, str, str]
 #: The outcome of a load into a process that exited during it.
 CRASHED = LoadOutcome("crashed", "QEMU exited during the load or read-back")
 #: How much of a dead process's stderr is searched for a sanitizer report.
-_REPORT_BYTES = 256 * 1024
+REPORT_BYTES = 256 * 1024
 
 
 def crashed(stderr: str) -> LoadOutcome:
@@ -135,7 +135,8 @@ class Process:
     #: read back: a read-back next is compared with it.
     pending: LoadOutcome | None = None
     #: Whether the last step on it was a load without a read-back (a second load then
-    #: crashes every version on the next ``cont``: the machine draws none).
+    #: crashes every version on the next ``cont``: the machine draws one on sanitizer
+    #: builds only).
     just_loaded: bool = False
     #: Its last step (the machine skips a save after a save, a reset after a start).
     last: Action = Action.START
@@ -190,6 +191,9 @@ class StepInterpreter:
         #: The snapshots saved, in order.
         self.snaps: dict[int, Snapshot] = {}
         self._one_shots: dict[tuple[int, str, bool], LoadOutcome] = {}
+        #: The sanitizer report of a QEMU that exited under the last step, if it printed
+        #: one: the signature names only its kind and two frames, the entry keeps it whole.
+        self.report: SanitizerReport | None = None
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -231,6 +235,7 @@ class StepInterpreter:
 
         :raise HarnessError: a QEMU did not start, or failed without exiting.
         """
+        self.report = None
         if step.action is Action.START:
             self._start(step)
             return None
@@ -255,7 +260,7 @@ class StepInterpreter:
                         # After a load without a read-back, a crash here is that load's.
                         if pending is None:
                             raise
-                        return compare_loads(pending, crashed(proc.live.stderr_tail(_REPORT_BYTES)))
+                        return compare_loads(pending, self._crashed(proc))
                     proc.phase = "done"
                     if pending is not None:
                         return compare_loads(pending, LoadOutcome("completed", "", transcript))
@@ -301,6 +306,13 @@ class StepInterpreter:
         finally:
             for proc in left:
                 self.processes.discard(proc.live)
+
+    def _crashed(self, proc: Process) -> LoadOutcome:
+        """:func:`crashed` of ``proc``'s stderr, whose QEMU exited; keeps its sanitizer
+        report, if any, in :attr:`report` (its stack goes into the entry)."""
+        stderr = proc.live.stderr_tail(REPORT_BYTES)
+        self.report = find_report(stderr)
+        return crashed(stderr)
 
     def _taken(self, step: Step, proc: Process | None) -> None:
         self.taken(step)
@@ -356,7 +368,7 @@ class StepInterpreter:
                 proc, step, lambda: proc.live.load(snap.number, snap.path, read_back=read_back)
             )
         except _Gone:
-            actual = crashed(proc.live.stderr_tail(_REPORT_BYTES))
+            actual = self._crashed(proc)
         expected = self.one_shot(snap, proc.version, read_back)
         after_failed, proc.failed_load = proc.failed_load, False
         proc.pending = None
