@@ -336,17 +336,19 @@ def state_round_trip_oracle(
     """
     details = {"src": evidence.pair.src, "dst": evidence.pair.dst}
     return _state_divergence(
-        evidence.control_resave, evidence.pair_resave, "state", details, ignore
-    )
+        evidence.control_resave, evidence.pair_resave, "state", details, ignore,
+        formats_differ=evidence.pair.src != evidence.pair.dst,
+    )  # fmt: skip
 
 
 def _state_divergence(
     a: bytes | None, b: bytes | None, kind: str, details: dict[str, Any],
-    ignore: frozenset[str] = frozenset(),
+    ignore: frozenset[str] = frozenset(), *, formats_differ: bool = False,
 ) -> Divergence | None:  # fmt: skip
     """A ``kind`` divergence naming the fields where the states ``a`` and ``b`` differ
-    (volatile ones and ``ignore``'s cpregs aside), or None: one missing, alike, or one
-    that does not decode."""
+    (volatile ones and ``ignore``'s cpregs aside; with ``formats_differ``, two versions
+    wrote them, bytes whose length differs too), or None: one missing, alike, or one that
+    does not decode."""
     if a is None or b is None:
         return None
     from fuzz.errors import StreamError  # noqa: PLC0415
@@ -355,7 +357,7 @@ def _state_divergence(
     if same_saved_state(a, b):
         return None
     try:
-        diff = compare_resaves(a, b)
+        diff = compare_resaves(a, b, formats_differ=formats_differ)
     except StreamError:
         return None
     changed = [c for c in diff.changed if c.rule_path.rpartition("/cpreg/")[2] not in ignore]

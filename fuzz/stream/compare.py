@@ -19,7 +19,10 @@ from fuzz.stream.patch import cpreg_table
 _CPREG_ARRAYS = ("cpreg_vmstate_array_len", "cpreg_vmstate_indexes", "cpreg_vmstate_values")
 
 
-_INSTANCE = re.compile(r"^([^/]+)/\d+(/|$)")
+#: A section's idstr and instance id at the start of a path: a device on a bus has its
+#: device path before its vmstate's name (``0000:00:12.0/virtio-console``,
+#: ``virtio-mmio@000000000a003c00/virtio-rng``), which is dropped with the instance.
+_INSTANCE = re.compile(r"^(?:[^/]+/)*?([^/]+)/\d+(/|$)")
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -27,8 +30,9 @@ def rule_path(path: str) -> str:
     """A field's path without instance numbers and array indices: the field, not the slot.
 
     ``cpu/0/env.xregs[2]`` -> ``cpu/env.xregs``; ``cpu/1/cpreg/SCTLR_EL1`` ->
-    ``cpu/cpreg/SCTLR_EL1``. Signatures and the volatile-field rules use this form, so one
-    cause shows as one name whichever CPU or array slot it hit.
+    ``cpu/cpreg/SCTLR_EL1``; ``0000:00:12.0/virtio-console/0/virtio`` ->
+    ``virtio-console/virtio``. Signatures and the volatile-field rules use this form, so one
+    cause shows as one name whichever CPU, array slot or bus address it hit.
     """
     return _INDEX.sub("", _INSTANCE.sub(r"\1\2", path))
 
@@ -141,16 +145,45 @@ def compare_streams(before: Stream, after: Stream) -> StreamDiff:
     return _compare_maps(state_map(before), state_map(after))
 
 
-def _compare_maps(a: dict[str, str], b: dict[str, str]) -> StreamDiff:
-    """Compare two :func:`state_map` results (``b`` the round trip's)."""
+def _compare_maps(
+    a: dict[str, str], b: dict[str, str], *, formats_differ: bool = False
+) -> StreamDiff:
+    """Compare two :func:`state_map` results (``b`` the round trip's).
+
+    With ``formats_differ`` (the two were written by different QEMU versions), bytes of
+    different lengths are not compared: such a value is what a device's own code writes
+    (``VMSTATE_VIRTIO_DEVICE``'s ``virtio_save``, a buffer whose size changed), in a layout
+    only that code reads, and a version that adds a subsection there lengthens it. A note
+    names each one left out.
+    """
     common = [p for p in a if p in b]
-    changed = tuple(FieldChange(p, a[p], b[p]) for p in common if a[p] != b[p])
+    changed, notes = [], []
+    for p in common:
+        if a[p] == b[p]:
+            continue
+        lengths = (_byte_length(a[p]), _byte_length(b[p]))
+        if formats_differ and None not in lengths and lengths[0] != lengths[1]:
+            notes.append(f"{p}: {lengths[0]} vs {lengths[1]} bytes in two versions' layouts")
+            continue
+        changed.append(FieldChange(p, a[p], b[p]))
     return StreamDiff(
-        changed=changed,
+        changed=tuple(changed),
         only_before=tuple(p for p in a if p not in b),
         only_after=tuple(p for p in b if p not in a),
         compared=len(common),
+        notes=tuple(notes),
     )
+
+
+_LONG_BYTES = re.compile(r"(\d+) bytes [0-9a-f]+\.\.\.")
+_SHORT_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def _byte_length(shown: str) -> int | None:
+    """How many bytes a :func:`_show`-n bytes value holds; None for any other value."""
+    if match := _LONG_BYTES.fullmatch(shown):
+        return int(match.group(1))
+    return len(shown) // 2 if _SHORT_BYTES.fullmatch(shown) else None
 
 
 #: Where QEMU ends one pass over RAM and starts the next: the RAM ``EOS`` word, the section
@@ -192,15 +225,16 @@ def same_saved_state(a: bytes, b: bytes) -> bool:
     return _without_volatile_bytes(a) == _without_volatile_bytes(b)
 
 
-def compare_resaves(control: bytes, pair: bytes) -> StreamDiff:
+def compare_resaves(control: bytes, pair: bytes, *, formats_differ: bool = False) -> StreamDiff:
     """Compare the pair's re-save with the control's (both are re-saves of one stream).
 
     ``before`` is the control's value and ``after`` the pair's; fields that
-    :func:`is_volatile` names are left out.
+    :func:`is_volatile` names are left out, and with ``formats_differ`` (two versions
+    re-saved) so are bytes of different lengths (:func:`_compare_maps`).
 
     :raise StreamError: a re-save does not decode.
     """
-    diff = _compare_maps(_state_map_of(control), _state_map_of(pair))
+    diff = _compare_maps(_state_map_of(control), _state_map_of(pair), formats_differ=formats_differ)
     kept = tuple(c for c in diff.changed if not is_volatile(c.path))
     return StreamDiff(kept, diff.only_before, diff.only_after, diff.compared, diff.notes)
 

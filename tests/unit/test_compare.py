@@ -18,6 +18,7 @@ from fuzz.judge.oracles import Evidence, Signature, state_round_trip_oracle
 from fuzz.stream.compare import (
     FieldChange,
     StreamDiff,
+    _compare_maps,
     compare_resaves,
     compare_streams,
     is_volatile,
@@ -123,6 +124,13 @@ def test_a_register_no_decoder_knows_keeps_its_id(sample: bytes, table) -> None:
         ("arm_gic/0/irq_state[31].pending[2]", "arm_gic/irq_state.pending", False),
         ("0000:00:00.0/0/config", "0000:00:00.0/config", False),
         ("cpu/x0/env", "cpu/x0/env", False),
+        ("0000:00:12.0/virtio-console/0/virtio", "virtio-console/virtio", False),
+        ("virtio-mmio@000000000a003c00/virtio-rng/0/virtio", "virtio-rng/virtio", False),
+        (
+            "0000:00:02.0/pcie-root-port/0/parent_obj.config[4]",
+            "pcie-root-port/parent_obj.config",
+            False,
+        ),
     ],
 )
 def test_field_rules(path: str, rule: str, volatile: bool) -> None:
@@ -305,3 +313,26 @@ def test_the_run_state_of_the_resaving_process_does_not_count() -> None:
     twice = b"QEVM" + globalstate(b"a") + globalstate(b"prelaunch", tail)
     twice_other = b"QEVM" + globalstate(b"a") + globalstate(b"paused", tail)
     assert same_saved_state(twice, twice_other)
+
+
+def test_bytes_of_another_length_are_compared_only_within_one_versions_layout() -> None:
+    control = {
+        "dev/0/virtio": "81 bytes 00000000000000000000000000000000...",
+        "dev/0/mac": "0a0b",
+        "dev/0/n": "0x1",
+        "dev/0/tag": "0a0b0c",
+    }
+    pair = {
+        "dev/0/virtio": "4198 bytes 00000000000000000000000000000000...",
+        "dev/0/mac": "0a0c",
+        "dev/0/n": "0x22",
+        "dev/0/tag": "0a0b",
+    }
+    same = _compare_maps(control, pair)
+    assert [c.path for c in same.changed] == list(control)
+    across = _compare_maps(control, pair, formats_differ=True)
+    assert [c.path for c in across.changed] == ["dev/0/mac", "dev/0/n"]
+    assert across.notes == (
+        "dev/0/virtio: 81 vs 4198 bytes in two versions' layouts",
+        "dev/0/tag: 3 vs 2 bytes in two versions' layouts",
+    )
