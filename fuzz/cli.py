@@ -39,6 +39,7 @@ from fuzz.campaign.sessions import (
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.devices import device_counts
 from fuzz.core.live import feature_counts
 from fuzz.core.outcome import TransferOutcome
 from fuzz.core.settings import RunSettings
@@ -698,6 +699,10 @@ def _print_summary(summary: Summary) -> None:
             features = feature_counts(e)
             out.print(f"live: {e['live']} runs migrated a running guest; over "
                       + ", ".join(f"{name} {n}" for name, n in features), markup=False)  # fmt: skip
+        if e.get("devices"):
+            added = device_counts(e)
+            out.print(f"devices: {e['devices']} runs had devices added with -device; "
+                      + ", ".join(f"{name} {n}" for name, n in added), markup=False)  # fmt: skip
         if e.get("tolerance_checked"):
             out.print(f"tolerance: {e['tolerance_checked']} loads with a cpreg left out, "
                       f"{e.get('tolerance_broken', 0)} broke QEMU's promise")  # fmt: skip

@@ -221,7 +221,8 @@ def _kind(run: CaseRun) -> tuple[str, str]:
 
 def observe(run: CaseRun) -> None:
     """Tell Hypothesis what QEMU did (``event``): the outcome class, where a load stopped,
-    the kind of each cause, the sections whose state differs, what a live case ran over.
+    the kind of each cause, the sections whose state differs, what a live case ran over,
+    which devices the configuration added.
     So its statistics (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such
     behaviours, see QEMU's side."""
     kind, _reason = _kind(run)
@@ -229,6 +230,8 @@ def observe(run: CaseRun) -> None:
     if run.case.live is not None:
         for feature in run.case.live.features():
             event(f"live over: {feature}")
+    for device in run.case.config.devices:
+        event(f"device: {device.driver}")
     judgement = run.judgement
     if not isinstance(judgement, Divergence):
         return

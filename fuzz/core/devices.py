@@ -23,6 +23,7 @@ Pure: nothing here starts a process.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -30,10 +31,12 @@ from fuzz.errors import CorpusError
 
 __all__ = [
     "CATALOGUE",
+    "DEVICE_COUNT_PREFIX",
     "PCI_SLOTS",
     "VIRTIO_MMIO_BUSES",
     "Device",
     "DeviceKind",
+    "device_counts",
     "kinds_offered",
 ]
 
@@ -42,6 +45,10 @@ VIRTIO_MMIO_BUSES: Final = 32
 #: The device numbers of ``pcie.0`` a drawn PCI device may take: 00:00.0 is the host
 #: bridge (``gpex-root``), and a PCI bus has 32 device numbers.
 PCI_SLOTS: Final = range(1, 32)
+
+#: How a run's engine counts runs per added device driver: ``device_<driver>`` beside
+#: ``devices`` (the runs of configurations with any).
+DEVICE_COUNT_PREFIX: Final = "device_"
 
 _MMIO_BUS = re.compile(r"virtio-mmio-bus\.(\d+)")
 
@@ -180,3 +187,13 @@ def kinds_offered(
         if all(kind.driver in types for types in type_lists if types is not None)
         and all(release[:2] >= kind.migratable_since for release in releases)
     )
+
+
+def device_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The runs per added device driver among an engine's counts, most first:
+    ``[("virtio-rng-pci", 12), ...]``."""
+    found = [
+        (key.removeprefix(DEVICE_COUNT_PREFIX), n)
+        for key, n in counts.items() if key.startswith(DEVICE_COUNT_PREFIX)
+    ]  # fmt: skip
+    return sorted(found, key=lambda kv: (-kv[1], kv[0]))

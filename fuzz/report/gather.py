@@ -49,6 +49,7 @@ from fuzz.campaign.folder import (
     read_coverage,
     read_jsonl,
 )
+from fuzz.core.devices import device_counts
 from fuzz.core.live import feature_counts
 from fuzz.corpus.entry import Entry, VersionRef, iter_entries, promise_of
 from fuzz.errors import CampaignError, CorpusError
@@ -386,6 +387,10 @@ class ReportData:
     live_over: tuple[tuple[str, int], ...] = ()
     """Live runs per transport and feature (``unix``, ``multifd``, ``postcopy``...), most
     first."""
+    device_runs: int = 0
+    """Runs whose configuration added devices with ``-device`` (the workers' count)."""
+    device_kinds: tuple[tuple[str, int], ...] = ()
+    """Runs per added device driver, most first."""
 
     @property
     def cases_per_second(self) -> float:
@@ -467,6 +472,8 @@ def gather(root: Path) -> ReportData:
         **_coverage(root, fold, state.seconds),
         live_runs=fold.engine["live"],
         live_over=tuple(feature_counts(fold.engine)),
+        device_runs=fold.engine["devices"],
+        device_kinds=tuple(device_counts(fold.engine)),
     )
 
 

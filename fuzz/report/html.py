@@ -108,6 +108,7 @@ def _header(data: ReportData) -> str:
         ("cases / second", f"{data.cases_per_second:.2f}"),
         ("duration", _duration(data.seconds)),
         ("live runs", _live_text(data)),
+        ("runs with devices", _devices_text(data)),
         ("sessions", _sessions_text(data)),
         ("migfuzz", data.migfuzz or "\u2014"),
     ]
@@ -127,6 +128,14 @@ def _live_text(data: ReportData) -> str:
         return "none"
     over = ", ".join(f"{name} {n}" for name, n in data.live_over)
     return f"{data.live_runs} (over {over})" if over else str(data.live_runs)
+
+
+def _devices_text(data: ReportData) -> str:
+    """How many runs had devices added with ``-device``, and which."""
+    if not data.device_runs:
+        return "none"
+    kinds = ", ".join(f"{name} {n}" for name, n in data.device_kinds)
+    return f"{data.device_runs} ({kinds})" if kinds else str(data.device_runs)
 
 
 def _status(data: ReportData) -> str:

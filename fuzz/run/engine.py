@@ -42,6 +42,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.devices import DEVICE_COUNT_PREFIX
 from fuzz.core.live import FEATURE_COUNT_PREFIX
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
@@ -399,6 +400,7 @@ class CaseRunner:
         self._reused = 0
         self.counts = {
             "reused": 0, "confirmed": 0, "sampled": 0, "fresh": 0, "disagreed": 0, "live": 0,
+            "devices": 0,
         }  # fmt: skip
 
     @property
@@ -440,6 +442,11 @@ class CaseRunner:
             self._pair_clean.setdefault((src.name, d.name), deque(maxlen=PAIR_MEMORY)) for d in dsts
         ]
         worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
+        if config.devices:
+            self.counts["devices"] += len(dsts)
+            for device in config.devices:
+                key = DEVICE_COUNT_PREFIX + device.driver
+                self.counts[key] = self.counts.get(key, 0) + len(dsts)
         if case.live is not None:
             # A running guest migrates between fresh processes: there is no snapshot
             # a long-lived one could load.

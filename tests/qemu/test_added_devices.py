@@ -138,7 +138,7 @@ def test_added_device_cases_agree_on_the_clean_pair(farm: Farm, src: str, dst: s
                 [destination],
                 Case(config, build_guest(ops)),
                 more_alike=i + 1 < len(guests),
-            )  # fmt: skip
+            )
             for i, ops in enumerate(guests)
         ]
     for pair_runs in runs:
