@@ -32,7 +32,14 @@ from hypothesis.errors import InvalidArgument
 
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import MachineConfig
-from fuzz.core.devices import PCI_SLOTS, VIRTIO_MMIO_BUSES, Device, DeviceKind, kinds_offered
+from fuzz.core.devices import (
+    PCI_SLOTS,
+    VIRTIO_MMIO_BUSES,
+    Device,
+    DeviceKind,
+    kinds_offered,
+    starts_and_migrates,
+)
 
 __all__ = [
     "CPU_PROPERTIES",
@@ -412,7 +419,8 @@ def accepted_by(caps: Capabilities, config: MachineConfig) -> bool:
 
     True if the machine type, CPU model, ``-cpu`` properties and ``-machine`` options are all
     ones that version has (an ``sveN=on`` or ``sve-max-vq`` only within the model's vector
-    lengths) and no rule of :data:`RULES` that applies to that version is broken.
+    lengths), it has and migrates every added device, and no rule of :data:`RULES` that
+    applies to that version is broken.
     """
     if config.machine not in caps.machine_types or config.cpu not in caps.aarch64_cpu_models:
         return False
@@ -427,6 +435,8 @@ def accepted_by(caps: Capabilities, config: MachineConfig) -> bool:
             return False
     options = {p.name for p in caps.virt_options}
     if any(name not in options for name, _ in config.machine_options):
+        return False
+    if not starts_and_migrates(caps.release(), caps.device_types, config.devices):
         return False
     return not any(r.broken_by(config) for r in _rules_for(caps))
 

@@ -50,6 +50,7 @@ from fuzz.campaign.coverage import CoverageSampler
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, MachineConfig, Pair
+from fuzz.core.live import LiveMigration, unsupported
 from fuzz.core.outcome import Stage, TransferOutcome
 from fuzz.corpus.entry import Entry, VersionRef
 from fuzz.corpus.store import CorpusStore
@@ -366,9 +367,12 @@ class FuzzLoop:
         except HarnessError:
             return self.session.run_cases(binary, targets, case, more_alike=more_alike)
 
-    def destinations(self, pair: Pair, config: MachineConfig) -> list[str]:
+    def destinations(
+        self, pair: Pair, config: MachineConfig, live: LiveMigration | None = None
+    ) -> list[str]:
         """Where a case drawn for ``pair`` is restored: the pair's destination, then (with
-        a fan-out) every other destination of the source that starts ``config``.
+        a fan-out) every other destination of the source that starts ``config`` and, for a
+        live case, offers its migration's settings with the source (:func:`unsupported`).
 
         While a finding is being shrunk, only destinations whose pair showed a signature
         being shrunk: a candidate case only has to show that one again.
@@ -379,6 +383,7 @@ class FuzzLoop:
             found += [
                 b for a, b in self.pairs
                 if a == src and b not in found and self.fan_out(self.caps[b], config)
+                and (live is None or not unsupported(live, (self.caps[src], self.caps[b])))
             ]  # fmt: skip
         if self._shrinking:
             hunted = {p for p, _case in self._minimal.values()}
@@ -429,7 +434,7 @@ class FuzzLoop:
         """
         pair, cases = drawn
         group = (cases,) if isinstance(cases, Case) else cases
-        dsts = self.destinations(pair, group[0].config)
+        dsts = self.destinations(pair, group[0].config, group[0].live)
         last: dict[str, tuple[Signature, ...]] = {}
         valid = 0
         for index, case in enumerate(group):

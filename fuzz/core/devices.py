@@ -23,7 +23,7 @@ Pure: nothing here starts a process.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -38,6 +38,7 @@ __all__ = [
     "DeviceKind",
     "device_counts",
     "kinds_offered",
+    "starts_and_migrates",
 ]
 
 #: The ``virt`` virtio-mmio transports a backend may go on (``NUM_VIRTIO_TRANSPORTS``).
@@ -197,3 +198,19 @@ def device_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
         for key, n in counts.items() if key.startswith(DEVICE_COUNT_PREFIX)
     ]  # fmt: skip
     return sorted(found, key=lambda kv: (-kv[1], kv[0]))
+
+
+def starts_and_migrates(
+    release: tuple[int, int, int], device_types: tuple[str, ...] | None, devices: Sequence[Device]
+) -> bool:
+    """Whether a version (its release, its probe's device types) has every one of
+    ``devices`` and migrates those of :data:`CATALOGUE` (a fan-out's destination must: a
+    case drawn for another pair may carry a device it lacks)."""
+    if not devices:
+        return True
+    if device_types is None:
+        return False
+    since = {kind.driver: kind.migratable_since for kind in CATALOGUE}
+    return all(
+        d.driver in device_types and release[:2] >= since.get(d.driver, (0, 0)) for d in devices
+    )

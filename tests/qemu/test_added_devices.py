@@ -169,3 +169,46 @@ def test_every_offered_kind_starts_and_migrates_on_the_newest_version(farm: Farm
         runs = [session.run_case(newest, newest, case) for case in cases]
     for run in runs:
         assert isinstance(run.judgement, Agree), run.judgement
+
+
+def test_drawn_device_configurations_start_on_both_versions_and_read_back_their_state(
+    farm: Farm,
+) -> None:
+    """Configurations and guests as a 10.0 -> 11.1 campaign draws them (the probes' device
+    types), kept where they add devices and drive them: each starts on both versions and
+    an A -> A restore on each reads back the added devices' items as the guest read them
+    before its checkpoint."""
+    from hypothesis import HealthCheck, given, seed, settings
+
+    from strategies.cases import case_strategy
+
+    versions = [farm.get("10.0"), farm.get("11.1")]
+    caps = [capabilities(b, farm.cache_dir) for b in versions]
+    drawn: list[Case] = []
+
+    @seed(26)
+    @settings(max_examples=40, database=None, suppress_health_check=list(HealthCheck))
+    @given(case_strategy()(caps[0], caps[1]))
+    def draw(group: list[Case]) -> None:
+        case = group[0]
+        assert case.guest is not None
+        ops = {op["op"] for op in case.guest.operations}
+        lossy = any(d.driver == "pci-testdev" for d in case.config.devices)  # no vmstate
+        if case.config.devices and ops & {"pci_device", "virtio_pci", "virtio_mmio"} and not lossy:
+            drawn.append(case)
+
+    draw()
+    assert len(drawn) >= 3, "the strategy drew too few device cases to test"
+    for binary in versions:
+        for case, result in zip(drawn[:4], _run_all(binary, drawn[:4]), strict=True):
+            where = (binary.name, case.config.describe())
+            assert case.guest is not None
+            assert result.verdict is Verdict.COMPLETED, (where, result.summary())
+            console = result.save.details["console"]
+            before = parse_transcript(pre_save_readback(console, case.guest.checkpoint))
+            assert EXCEPTION_ITEM not in before, where
+            assert result.load is not None
+            after = parse_transcript(result.load.details["transcript"])
+            devices = [k for k in before if k.startswith(("pci", "virtio_pci", "virtio_mmio."))]
+            assert devices, where
+            assert {k: after.get(k) for k in devices} == {k: before[k] for k in devices}, where

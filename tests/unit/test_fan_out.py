@@ -277,7 +277,7 @@ def test_a_case_drawn_again_is_skipped_uncounted_but_shrinking_runs_it(
     assert len([e for e in events if isinstance(e, CaseJudged)]) == 3
     # A shrink step runs what Hypothesis asks, seen or not (on the shrunk pair only).
     loop._shrinking = True
-    monkeypatch.setattr(loop, "destinations", lambda _pair, _config: ["b"])
+    monkeypatch.setattr(loop, "destinations", lambda _pair, _config, _live=None: ["b"])
     loop._body((("a", "b"), [first]))
     assert len(session.calls) == 4
 
@@ -330,3 +330,42 @@ def test_a_stop_while_a_second_cause_is_taken_leaves_no_claim(
     loop._record_minimal()  # what the Hypothesis run's ``finally`` does
     assert len(checked) == 2 and written == checked[:1]  # the first cause's case stays
     assert not (tmp_path / ".claims").exists()
+
+
+def test_the_fan_out_leaves_out_destinations_without_a_live_cases_settings_or_devices(
+    tmp_path: Path,
+) -> None:
+    """A live case drawn for a -> b (both with zstd) is not fanned out to c, whose build
+    has no zstd (10.2.2 built here without it: refused, a false finding); a configuration
+    with nvme is not fanned out to a release that blocks its migration."""
+    import dataclasses
+
+    from fuzz.core.capabilities import MigrationFacts
+    from fuzz.core.devices import Device
+    from fuzz.core.live import LiveMigration, Multifd
+    from strategies.configs import accepted_by
+    from tests.unit.test_configs import NEW
+
+    def caps(version: str, compressions: tuple[str, ...]) -> object:
+        facts = MigrationFacts(
+            ("events", "multifd"), {"multifd-channels": 2, "multifd-compression": "none"},
+            multifd_compressions=compressions,
+        )  # fmt: skip
+        types = ("nvme", "virtio-rng-pci")
+        return dataclasses.replace(NEW, version=version, migration=facts, device_types=types)
+
+    pairs = [("a", "b"), ("a", "c")]
+    loop, _session, _events = _loop(tmp_path, pairs, accepts=None)
+    loop.fan_out = accepted_by
+    loop.caps = {  # type: ignore[assignment]
+        "a": caps("11.1.3", ("none", "zstd")), "b": caps("11.1.2", ("none", "zstd")),
+        "c": caps("10.2.2", ("none", "zlib")),
+    }  # fmt: skip
+    config = dataclasses.replace(CONFIG, machine=NEW.default_virt)
+    zstd = LiveMigration(multifd=Multifd(2, "zstd"))
+    assert loop.destinations(("a", "b"), config, zstd) == ["b"]
+    assert loop.destinations(("a", "b"), config, LiveMigration()) == ["b", "c"]
+    nvme = dataclasses.replace(config, devices=(Device("nvme", (("addr", "0x1"),)),))
+    assert loop.destinations(("a", "b"), nvme) == ["b"]
+    rng = dataclasses.replace(config, devices=(Device("virtio-rng-pci", (("addr", "0x1"),)),))
+    assert loop.destinations(("a", "b"), rng) == ["b", "c"]
