@@ -701,7 +701,7 @@ def _print_summary(summary: Summary) -> None:
                       + ", ".join(f"{name} {n}" for name, n in features), markup=False)  # fmt: skip
         if e.get("devices"):
             added = device_counts(e)
-            out.print(f"devices: {e['devices']} runs had devices added with -device; "
+            out.print(f"devices: {e['devices']} runs had devices added; "
                       + ", ".join(f"{name} {n}" for name, n in added), markup=False)  # fmt: skip
         if e.get("tolerance_checked"):
             out.print(f"tolerance: {e['tolerance_checked']} loads with a cpreg left out, "

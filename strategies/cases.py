@@ -12,22 +12,27 @@ from typing import Any, overload
 
 from hypothesis import strategies as st
 
+from fuzz.core.boards import board_of
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import Case, GuestProgram, MachineConfig
 from fuzz.core.live import LiveMigration
 from strategies.configs import MEMORY_MIB, configurations
 from strategies.guests import DeviceTargets, Operation, guest_operations, operations_from_json
-from strategies.image import build_guest, build_live_guest
+from strategies.image import UART_BASE, build_guest, build_live_guest
 from strategies.transports import live_migrations
 
 
 def rebuild_guest(
-    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False, machine: str = "virt"
 ) -> GuestProgram:
     """A guest from the JSON form of its operations (as stored in ``GuestProgram.operations``);
-    with ``live``, the guest that keeps writing memory while it migrates."""
-    build = build_live_guest if live else build_guest
-    return build(operations_from_json(list(operations)), smp=smp)
+    with ``live``, the guest that keeps writing memory while it migrates; for a board's
+    ``machine``, with the board's console (:mod:`fuzz.core.boards`)."""
+    ops = operations_from_json(list(operations))
+    if live:
+        return build_live_guest(ops, smp=smp)
+    board = board_of(machine)
+    return build_guest(ops, smp=smp, uart=UART_BASE if board is None else board.uart)
 
 
 def _runs_aarch64(config: MachineConfig) -> bool:
@@ -80,7 +85,9 @@ def _case(
         return Case(config=config)
     if live is not None:
         return Case(config=config, guest=build_live_guest(operations, smp=config.smp), live=live)
-    return Case(config=config, guest=build_guest(operations, smp=config.smp))
+    board = board_of(config.machine)
+    uart = UART_BASE if board is None else board.uart
+    return Case(config=config, guest=build_guest(operations, smp=config.smp, uart=uart))
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ class PairCases:
         their migration facts. Shrinks toward a paused case.
     :param live_guests: the most guests of a live configuration: each migrates twice
         (A -> A, A -> B) between fresh processes, some 20 paused cases' time.
+    :param boards: also draw boards other than ``virt`` (:mod:`fuzz.core.boards`) both
+        versions have, one configuration in :data:`strategies.configs.BOARD_ONE_IN`.
     """
 
     guests: bool = True
@@ -111,16 +120,21 @@ class PairCases:
     guests_per_config: int = 16
     live_every: int = 0
     live_guests: int = 2
+    boards: bool = True
 
     def __call__(self, src: Capabilities, dst: Capabilities) -> st.SearchStrategy[Sequence[Case]]:
         """The cases of one pair: a configuration and its guests, as a group."""
-        configs = configurations(src, dst, one_sided=self.one_sided)
+        configs = configurations(src, dst, one_sided=self.one_sided, boards=self.boards)
         if not self.guests:
             return st.builds(lambda config: (_case(config, None),), configs)
         plain = guest_operations(max_ops=self.max_ops)
+        on_board = guest_operations(max_ops=self.max_ops, gic=False, devices=False, mmu=False)
 
         def guests_of(config: MachineConfig) -> st.SearchStrategy[list[Operation]]:
-            # A configuration with devices also draws the operations that drive them.
+            # A configuration with devices also draws the operations that drive them; a
+            # board's, none of virt's devices (nor the MMU: its page table maps virt).
+            if board_of(config.machine) is not None:
+                return on_board
             if not config.devices:
                 return plain
             targets = DeviceTargets.of(config.devices)
@@ -153,6 +167,9 @@ class PairCases:
 
         def either(config: MachineConfig) -> st.SearchStrategy[Sequence[Case]]:
             # The last of ``live_every`` values is live: the draw shrinks toward paused.
+            # A board migrates paused only (its guest keeps no pattern to check).
+            if board_of(config.machine) is not None:
+                return group(config)
             last = self.live_every - 1
             return st.integers(0, last).flatmap(
                 lambda k: live_group_of(config) if k == last else group(config)

@@ -30,6 +30,7 @@ from typing import Final, Literal, TypeAlias
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from fuzz.core.boards import BOARDS, Board, board_of
 from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import MachineConfig
 from fuzz.core.devices import (
@@ -42,6 +43,7 @@ from fuzz.core.devices import (
 )
 
 __all__ = [
+    "BOARD_ONE_IN",
     "CPU_PROPERTIES",
     "MACHINE_OPTIONS",
     "MAX_DEVICES",
@@ -75,6 +77,10 @@ MEMORY_MIB: Final = (64, 128, 256, 1024, 4096)
 OTHER_MEMORY_ONE_IN: Final = 8
 #: The most devices a configuration adds with ``-device`` (:data:`fuzz.core.devices.CATALOGUE`).
 MAX_DEVICES: Final = 3
+#: One configuration in this many is a board other than ``virt`` (:mod:`fuzz.core.boards`),
+#: where a pair has one: a board has 2 GiB of RAM (2.5 times a 64 MiB ``virt``'s save,
+#: measured on ``virt``) and a fixed CPU, and its guests reach only the CPU.
+BOARD_ONE_IN: Final = 8
 
 
 # -- conditions and rules ------------------------------------------------------------------
@@ -424,6 +430,9 @@ def accepted_by(caps: Capabilities, config: MachineConfig) -> bool:
     """
     if config.machine not in caps.machine_types or config.cpu not in caps.aarch64_cpu_models:
         return False
+    if (board := board_of(config.machine)) is not None:
+        plain = not (config.machine_options or config.cpu_properties or config.devices)
+        return plain and config.smp == board.smp(caps.release())
     props = set(caps.cpu_property_names(config.cpu))
     lengths = _enabled_lengths(caps, config.cpu)
     for name, value in config.cpu_properties:
@@ -562,9 +571,12 @@ class _Plan:
     rules: tuple[Rule, ...]
     smp_max: int
     devices: tuple[DeviceKind, ...] = ()
+    boards: tuple[tuple[Board, int], ...] = ()  # each with the -smp both versions need
 
 
-def _plan(src: Capabilities, dst: Capabilities, *, one_sided: bool, smp_max: int) -> _Plan:
+def _plan(
+    src: Capabilities, dst: Capabilities, *, one_sided: bool, smp_max: int, boards: bool = False
+) -> _Plan:
     src_types, dst_types = set(src.virt_machine_types()), set(dst.virt_machine_types())
     common_types = _newest_first(src_types & dst_types)
     if not common_types:
@@ -615,7 +627,22 @@ def _plan(src: Capabilities, dst: Capabilities, *, one_sided: bool, smp_max: int
         rules=rules,
         smp_max=smp_max,
         devices=kinds_offered((src.release(), dst.release()), (src.device_types, dst.device_types)),
+        boards=_boards(src, dst) if boards else (),
     )
+
+
+def _boards(src: Capabilities, dst: Capabilities) -> tuple[tuple[Board, int], ...]:
+    """The boards both versions have, with their CPU model, at one CPU count."""
+    out = []
+    for board in BOARDS:
+        has = all(
+            board.machine in c.machine_types and board.cpu in c.aarch64_cpu_models
+            for c in (src, dst)
+        )
+        smp = board.smp(src.release())
+        if has and smp is not None and smp == board.smp(dst.release()):
+            out.append((board, smp))
+    return tuple(out)
 
 
 def _with(config: MachineConfig, part: Part, name: str, value: str) -> MachineConfig:
@@ -666,6 +693,11 @@ def _canonical(
 
 @st.composite
 def _configurations(draw: st.DrawFn, plan: _Plan) -> MachineConfig:
+    # The last of BOARD_ONE_IN values is a board: the draw shrinks toward virt. Drawn only
+    # where there is a board, so a pair without one draws what it drew before boards.
+    if plan.boards and draw(st.integers(0, BOARD_ONE_IN - 1)) == BOARD_ONE_IN - 1:
+        board, smp = draw(st.sampled_from(plan.boards))
+        return MachineConfig(board.machine, board.cpu, smp=smp, memory_mib=board.memory_mib)
     config = MachineConfig(draw(plan.machines), draw(plan.models))
     parts: tuple[tuple[Part, _Pool], ...] = (
         ("cpu", plan.cpu[config.cpu]),
@@ -722,7 +754,12 @@ def _flat(families: tuple[_Choices, ...]) -> _Choices:
 
 
 def configurations(
-    src: Capabilities, dst: Capabilities, *, one_sided: bool = False, smp_max: int = 4
+    src: Capabilities,
+    dst: Capabilities,
+    *,
+    one_sided: bool = False,
+    smp_max: int = 4,
+    boards: bool = False,
 ) -> st.SearchStrategy[MachineConfig]:
     """Machine configurations that both ``src`` and ``dst`` start.
 
@@ -739,6 +776,8 @@ def configurations(
         of the two versions has. Such configurations are meant to be refused by the other
         (:func:`accepted_by` tells which); the rules of both versions still hold.
     :param smp_max: the most CPUs drawn (the rules may allow fewer, e.g. 8 with GICv2).
+    :param boards: one configuration in :data:`BOARD_ONE_IN` is a board both versions have
+        (:data:`fuzz.core.boards.BOARDS`: its CPU, CPU count and RAM, nothing else).
     :raise InvalidArgument: an argument is not of the right type, ``smp_max < 1``, or the
         two versions have no ``virt-X.Y`` type or no AArch64 CPU model in common.
     """
@@ -749,4 +788,5 @@ def configurations(
         raise InvalidArgument(f"{one_sided=} must be a bool")
     if isinstance(smp_max, bool) or not isinstance(smp_max, int) or smp_max < 1:
         raise InvalidArgument(f"{smp_max=} must be an integer >= 1")
-    return _configurations(_plan(src, dst, one_sided=one_sided, smp_max=smp_max))
+    plan = _plan(src, dst, one_sided=one_sided, smp_max=smp_max, boards=boards)
+    return _configurations(plan)

@@ -1560,6 +1560,7 @@ def operations(
     devices: bool = True,
     deadlines: bool = True,
     targets: DeviceTargets = DeviceTargets(),
+    mmu: bool = True,
 ) -> st.SearchStrategy[Operation]:
     """Any one operation; shrinks toward a GPR write.
 
@@ -1575,6 +1576,8 @@ def operations(
         :data:`MAX_TIMER_MICROS` after the restore).
     :param targets: the devices the configuration added (with ``devices``): their config
         space and their virtio set-up may be drawn too.
+    :param mmu: whether the MMU may be turned on (its page table maps ``virt``'s memory:
+        not on another board, whose console is elsewhere).
     """
     choices: list[st.SearchStrategy[Operation]] = [
         gpr_writes(),
@@ -1587,7 +1590,7 @@ def operations(
         timer_settings(),
         stack_selections(),
         el_drops(),
-        mmu_enables(),
+        *([mmu_enables()] if mmu else []),
     ]
     if gic:
         choices += [gic_settings(), private_irq_settings(), priority_masks()]
@@ -1613,6 +1616,7 @@ def guest_operations(
     devices: bool = True,
     deadlines: bool = True,
     targets: DeviceTargets = DeviceTargets(),
+    mmu: bool = True,
 ) -> st.SearchStrategy[list[Operation]]:
     """Lists of up to ``max_ops`` operations, shrinking toward the empty list.
 
@@ -1626,12 +1630,14 @@ def guest_operations(
         be drawn.
     :param deadlines: whether timer deadlines may be drawn.
     :param targets: the configuration's added devices, which operations may drive.
+    :param mmu: whether the MMU may be turned on.
     :raise InvalidInput: ``max_ops`` is negative, or a register name is unknown.
     """
     if isinstance(max_ops, bool) or not isinstance(max_ops, int) or max_ops < 0:
         raise InvalidInput(f"{max_ops=} must be an integer >= 0")
     one = operations(
-        registers=registers, gic=gic, devices=devices, deadlines=deadlines, targets=targets
-    )
+        registers=registers, gic=gic, devices=devices, deadlines=deadlines, targets=targets,
+        mmu=mmu,
+    )  # fmt: skip
     drawn = st.lists(one, max_size=max_ops)
     return drawn.map(_without_conflicts)

@@ -1604,8 +1604,9 @@ def _console_device_values(operations: Sequence[Operation]) -> dict[str, str]:
 class _Builder:
     """Emits one guest; strings are collected and placed after the code."""
 
-    def __init__(self) -> None:
+    def __init__(self, uart: int = UART_BASE) -> None:
         self.a = Assembler(IMAGE_BASE)
+        self.console = uart  # the console PL011 (a board's, :mod:`fuzz.core.boards`)
         self._strings: dict[bytes, str] = {}
         self._labels = 0
         self._page_table = False
@@ -1679,7 +1680,7 @@ class _Builder:
         a.emit(CBNZ, 0, "park")
         a.mov_imm64(1, STACK_TOP)
         a.emit(ADD_IMM, SP, 1, 0)
-        a.mov_imm64(9, UART_BASE)
+        a.mov_imm64(9, self.console)
         a.emit(MOVZ, 10, 0x301)  # UARTEN | TXE | RXE
         a.emit(STR_W, 10, 9, _UART_CR)
         # Vectors and FP/SIMD traps of the current EL.
@@ -1913,7 +1914,7 @@ class _Builder:
         """Empty the RX FIFO, clear every interrupt, write every register (see
         :class:`~strategies.guests.ConfigureUart`)."""
         a, drain, drained = self.a, self.fresh("uart_drain"), self.fresh("uart_drained")
-        a.mov_imm64(29, UART_BASE)
+        a.mov_imm64(29, self.console)
         a.label(drain)
         a.emit(LDR_W, 28, 29, _UART_FR)
         a.emit(TBNZ, 28, _FR_RXFE, drained)
@@ -1973,7 +1974,7 @@ class _Builder:
         if not any(isinstance(op, ConfigureUart) for op in operations):
             return
         a = self.a
-        a.mov_imm64(2, UART_BASE)
+        a.mov_imm64(2, self.console)
         a.mov_imm64(3, UART_SCRATCH)
         for i, (_, offset, mask) in enumerate(_UART_READBACK):
             a.emit(LDR_W, 1, 2, offset)
@@ -2017,7 +2018,7 @@ class _Builder:
         """Read DR until RXFE (16 entries at most) and print what came out."""
         a = self.a
         loop, done = self.fresh("rx_loop"), self.fresh("rx_done")
-        a.mov_imm64(2, UART_BASE)
+        a.mov_imm64(2, self.console)
         a.emit(MOVZ, 4, 0)  # entries read
         a.emit(MOVZ, 5, 0)  # data, high half
         a.emit(MOVZ, 6, 0)  # data, low half
@@ -2341,7 +2342,7 @@ class _Builder:
         a = self.a
         a.emit(ADR, 28, self.string(CHECKPOINT + b"\n"))
         a.emit(BL, "readback")
-        a.mov_imm64(29, UART_BASE)
+        a.mov_imm64(29, self.console)
         echo = any(isinstance(op, ConfigureUart) and op.echo for op in self._operations)
         if self.live:  # writes memory until the resume byte: the live block below
             _live_wait(self, echo)
@@ -2404,7 +2405,7 @@ class _Builder:
         """``puts``: print the NUL-terminated string at x0. Clobbers x0, x9..x11."""
         a = self.a
         a.label("puts")
-        a.mov_imm64(9, UART_BASE)
+        a.mov_imm64(9, self.console)
         a.label("puts_next")
         a.emit(LDRB, 11, 0, 0)
         a.emit(CBZ, 11, "puts_end")
@@ -2421,7 +2422,7 @@ class _Builder:
         """``puthex``: print x1 as 16 hex digits. Clobbers x0, x1, x9, x10, x13..x15; no flags."""
         a = self.a
         a.label("puthex")
-        a.mov_imm64(9, UART_BASE)
+        a.mov_imm64(9, self.console)
         a.emit(ADR, 14, "hexdigits")
         a.emit(MOVZ, 15, 16)
         a.label("puthex_next")
@@ -2497,12 +2498,15 @@ def _data(a: Assembler, blob: bytes) -> None:
         a.word(int.from_bytes(padded[i : i + 4], "little"))
 
 
-def build_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgram:
+def build_guest(
+    operations: Sequence[Operation], *, smp: int = 1, uart: int = UART_BASE
+) -> GuestProgram:
     """Build the guest that performs ``operations`` and prints their read-back.
 
     Deterministic: the same operations give the same bytes. The image does not depend on
     ``smp`` (every CPU but the first parks itself by its MPIDR); the argument is checked so
-    a caller passes its configuration's CPU count.
+    a caller passes its configuration's CPU count. ``uart`` is the console PL011's
+    address: ``virt``'s by default, a board's (:mod:`fuzz.core.boards`) otherwise.
 
     :raise InvalidInput: ``smp`` < 1, the operations hold a combination
         :func:`~strategies.guests.check_operations` refuses, or the image would not fit
@@ -2512,7 +2516,7 @@ def build_guest(operations: Sequence[Operation], *, smp: int = 1) -> GuestProgra
         raise InvalidInput(f"{smp=} must be an integer >= 1")
     ops = list(operations)
     check_operations(ops)
-    a = _Builder().build(ops)
+    a = _Builder(uart).build(ops)
     image = a.assemble()
     if IMAGE_BASE + len(image) > STACK_TOP - _STACK_GUARD:
         raise InvalidInput(f"{len(ops)} operations make a {len(image)}-byte image: too large")
@@ -2569,7 +2573,7 @@ def _live_wait(b: _Builder, echo: bool) -> None:
         a.emit(LDP, r1, r2, SP, 16 * slot)
     a.emit(LDR, 30, SP, 80)
     a.emit(ADD_IMM, SP, SP, _LIVE_FRAME)
-    a.mov_imm64(29, UART_BASE)
+    a.mov_imm64(29, b.console)
     a.emit(B, "resumed")
 
 

@@ -2,9 +2,10 @@
 
 Hypothesis's shrinker usually gets there, but it gives no guarantee and it may stop early
 (a budget, a flaky step). This pass tries every one-step simplification of a case --
-drop one machine option, one CPU property, one guest operation; one CPU; the smallest
-memory -- keeps any that still shows the same signature, and repeats until none does.
-The result: removing any single option or operation loses the signature.
+drop one machine option, one CPU property, one added device, one guest operation; one
+CPU; the smallest memory (not on a board, whose CPUs and RAM are fixed) -- keeps any
+that still shows the same signature, and repeats until none does. The result: removing
+any single option, device or operation loses the signature.
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from fuzz.core.boards import board_of
 from fuzz.core.case import Case, GuestProgram
 
 
 class GuestBuilder(Protocol):
-    """Rebuilds a guest from (operations, smp), a live one with ``live``
-    (``strategies.rebuild_guest``)."""
+    """Rebuilds a guest from (operations, smp), a live one with ``live``, for the machine
+    type ``machine`` (a board's guest has its console elsewhere): ``strategies.rebuild_guest``."""
 
     def __call__(
-        self, operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+        self,
+        operations: Sequence[dict[str, Any]],
+        smp: int,
+        *,
+        live: bool = False,
+        machine: str = "virt",
     ) -> GuestProgram: ...
 
 
@@ -31,18 +38,25 @@ def simplifications(case: Case, build_guest: GuestBuilder | None) -> Iterator[Ca
     cfg = case.config
     live = case.guest is not None and case.guest.live
     if case.live is not None and case.guest is not None and build_guest is not None:
-        paused = build_guest(list(case.guest.operations), cfg.smp)
+        paused = build_guest(list(case.guest.operations), cfg.smp, machine=cfg.machine)
         yield replace(case, live=None, guest=paused)
     if case.guest is not None and case.guest.operations and build_guest is not None:
         ops = list(case.guest.operations)
         for i in range(len(ops)):
-            yield replace(case, guest=build_guest(ops[:i] + ops[i + 1 :], cfg.smp, live=live))
+            fewer = ops[:i] + ops[i + 1 :]
+            shorter = build_guest(fewer, cfg.smp, live=live, machine=cfg.machine)
+            yield replace(case, guest=shorter)
     for i in range(len(cfg.machine_options)):
         opts = cfg.machine_options[:i] + cfg.machine_options[i + 1 :]
         yield replace(case, config=replace(cfg, machine_options=opts))
     for i in range(len(cfg.cpu_properties)):
         props = cfg.cpu_properties[:i] + cfg.cpu_properties[i + 1 :]
         yield replace(case, config=replace(cfg, cpu_properties=props))
+    for i in range(len(cfg.devices)):
+        devices = cfg.devices[:i] + cfg.devices[i + 1 :]
+        yield replace(case, config=replace(cfg, devices=devices))
+    if board_of(cfg.machine) is not None:
+        return
     if cfg.smp != 1:
         guest = case.guest
         if guest is not None and build_guest is not None:

@@ -24,7 +24,7 @@ from fuzz.run.engine import CaseRun, _guest_refused_itself, _steps
 from fuzz.run.runner import LoadResult, SaveResult
 from strategies.cases import CaseGroup
 from strategies.guests import operations_from_json
-from strategies.image import build_guest
+from strategies.image import UART_BASE, build_guest
 
 CONFIG = MachineConfig("virt", "cortex-a57")
 
@@ -91,9 +91,9 @@ def test_a_group_builds_each_guest_only_when_its_case_is_asked_for(
 ) -> None:
     built: list[int] = []
 
-    def counting(operations: list[object], *, smp: int = 1) -> object:
+    def counting(operations: list[object], *, smp: int = 1, uart: int = UART_BASE) -> object:
         built.append(len(operations))
-        return build_guest(operations, smp=smp)  # type: ignore[arg-type]
+        return build_guest(operations, smp=smp, uart=uart)  # type: ignore[arg-type]
 
     monkeypatch.setattr("strategies.cases.build_guest", counting)
     ops = [

@@ -13,7 +13,7 @@ from fuzz.triage.minimize import make_one_minimal, simplifications
 
 
 def fake_guest(
-    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False
+    operations: Sequence[dict[str, Any]], smp: int, *, live: bool = False, machine: str = "virt"
 ) -> GuestProgram:
     return GuestProgram(
         image=repr((list(operations), smp, live)).encode(), operations=tuple(operations), live=live
@@ -99,3 +99,14 @@ def test_a_spent_budget_stops_at_the_simplest_case_so_far() -> None:
     minimal, tests = make_one_minimal(case, lambda c: True, max_tests=2)
     assert tests == 2
     assert minimal.config.machine_options == () and minimal.config.memory_mib == 256
+
+
+def test_devices_go_one_at_a_time_and_a_boards_cpus_and_ram_stay() -> None:
+    from fuzz.core.devices import Device
+
+    rng, dog = Device("virtio-rng-pci", (("addr", "0x2"),)), Device("i6300esb", (("addr", "0x3"),))
+    virt = Case(MachineConfig("virt-10.0", "cortex-a57", smp=2, memory_mib=128, devices=(rng, dog)))
+    configs = [c.config for c in simplifications(virt, fake_guest)]
+    assert [c.devices for c in configs if len(c.devices) == 1] == [(dog,), (rng,)]
+    board = Case(MachineConfig("raspi4b", "cortex-a72", smp=4, memory_mib=2048))
+    assert list(simplifications(board, fake_guest)) == []
