@@ -38,6 +38,7 @@ __all__ = [
     "DeviceKind",
     "device_counts",
     "kinds_offered",
+    "pci_drivers",
     "starts_and_migrates",
 ]
 
@@ -214,3 +215,8 @@ def starts_and_migrates(
     return all(
         d.driver in device_types and release[:2] >= since.get(d.driver, (0, 0)) for d in devices
     )
+
+
+def pci_drivers(devices: Sequence[Device]) -> tuple[tuple[int, str], ...]:
+    """(slot, driver) of each added PCI device, for signing its read-back by driver."""
+    return tuple((d.pci_slot, d.driver) for d in devices if d.pci_slot is not None)

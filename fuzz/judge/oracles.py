@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,9 @@ class Evidence:
     pair_resave: bytes | None = field(default=None, repr=False)
     source_stream: bytes | None = field(default=None, repr=False)
     """The source's own stream (fresh processes), for the same-version state oracle."""
+    pci_devices: tuple[tuple[int, str], ...] = ()
+    """(slot, driver) of the configuration's added PCI devices: a read-back difference of
+    ``pci<slot>.*`` is signed by the device there, not by where it was put."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,7 @@ def guest_transcript_oracle(
     ]  # fmt: skip
     if not differences:
         return None
-    return _readback_divergence("state", differences, {})
+    return _readback_divergence("state", differences, {}, dict(evidence.pci_devices))
 
 
 def state_round_trip_oracle(
@@ -400,19 +403,24 @@ def control_readback_oracle(evidence: Evidence) -> Divergence | None:
     if not differences:
         return None
     details = {"version": evidence.control.src}
-    return _readback_divergence(SAME_VERSION + "state", differences, details)
+    devices = dict(evidence.pci_devices)
+    return _readback_divergence(SAME_VERSION + "state", differences, details, devices)
 
 
 def _readback_divergence(
-    kind: str, differences: Sequence[TranscriptDifference], details: dict[str, Any]
+    kind: str,
+    differences: Sequence[TranscriptDifference],
+    details: dict[str, Any],
+    pci_devices: Mapping[int, str] | None = None,
 ) -> Divergence:
     """A ``kind`` divergence with one signature per read-back cause
-    (:func:`~fuzz.judge.transcript.readback_causes`) and every difference in its details."""
+    (:func:`~fuzz.judge.transcript.readback_causes`, added PCI devices by driver) and
+    every difference in its details."""
     from fuzz.judge.transcript import readback_causes  # noqa: PLC0415
 
     causes = tuple(
         Signature(kind, f"guest read-back differs: {cause}")
-        for cause in readback_causes(differences)
+        for cause in readback_causes(differences, pci_devices or {})
     )  # fmt: skip
     return Divergence(
         causes[0], {"differences": [vars(d) for d in differences], **details},

@@ -208,6 +208,9 @@ _ITEM_FAMILY = re.compile(
     r"^(x|q|z|GICD_ISENABLER|GICD_IPRIORITYR|GIC_PPI_IPRIORITYR)\d+$|^(mem)\[.*\]$"
     r"|^(pflash)\d\.\w+$"
 )
+#: An added PCI device's read-back item: ``pci<slot>.<register>`` (its config space) or
+#: ``virtio_pci<slot>.<register>`` (its legacy virtio registers).
+_PCI_DEVICE_ITEM = re.compile(r"^(virtio_)?pci(\d+)\.\w+$")
 #: The cause of read-back items the guest did not print, when it reported no exception.
 INCOMPLETE_CAUSE = "incomplete"
 
@@ -222,13 +225,19 @@ def item_family(name: str) -> str:
     return f"{match.group(1) or match.group(2) or match.group(3)}*"
 
 
-def readback_causes(differences: Sequence[TranscriptDifference]) -> tuple[str, ...]:
+def readback_causes(
+    differences: Sequence[TranscriptDifference], pci_devices: Mapping[int, str] | None = None
+) -> tuple[str, ...]:
     """The root causes of read-back differences, sorted, each once (at least one).
 
     An element of a register file counts for its file (:func:`item_family`): the
-    Z-register truncation shows in every ``zN`` a guest wrote and is one bug. An exception
-    report is a cause of its own, and the items a guest did not print after it are its
-    consequence; items missing with no exception are one cause, :data:`INCOMPLETE_CAUSE`.
+    Z-register truncation shows in every ``zN`` a guest wrote and is one bug. So does an
+    added PCI device's config space (``pci3.bar0``) and its virtio registers
+    (``virtio_pci3.status``): one cause each per device, named by its driver from
+    ``pci_devices`` (slot -> driver), wherever it was put: ``pci-testdev config``. An
+    exception report is a cause of its own, and the items a guest did not print after it
+    are its consequence; items missing with no exception are one cause,
+    :data:`INCOMPLETE_CAUSE`.
     """
     exception = any(d.name == EXCEPTION_ITEM for d in differences)
     causes = set()
@@ -238,6 +247,11 @@ def readback_causes(differences: Sequence[TranscriptDifference]) -> tuple[str, .
         elif d.kind == "missing":
             if not exception:
                 causes.add(INCOMPLETE_CAUSE)
+        elif match := _PCI_DEVICE_ITEM.match(d.name):
+            slot = int(match.group(2))
+            device = (pci_devices or {}).get(slot, f"pci{slot}")
+            causes.add(f"{device} {'virtio' if match.group(1) else 'config'}")
         else:
             causes.add(item_family(d.name))
     return tuple(sorted(causes)) or (INCOMPLETE_CAUSE,)
+

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
-from fuzz.core.devices import DEVICE_COUNT_PREFIX
+from fuzz.core.devices import DEVICE_COUNT_PREFIX, pci_drivers
 from fuzz.core.live import FEATURE_COUNT_PREFIX
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
@@ -165,6 +165,7 @@ async def _steps(
                 control_resave=None if control is None else control.resave,
                 pair_resave=None if pair is None else pair.resave,
                 source_stream=saved.stream,
+                pci_devices=pci_drivers(case.config.devices),
             )
         )
     return saved, evidence

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case
+from fuzz.core.devices import pci_drivers
 from fuzz.core.live import LiveOutcome
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
@@ -130,5 +131,6 @@ async def execute_live(
                 pair = TransferOutcome(
                     src.name, dst.name, StepOutcome(Stage.SAVE, src.name, Verdict.NOT_RUN), None
                 )
-            evidence.append(Evidence(control=control, pair=pair))
+            devices = pci_drivers(case.config.devices)
+            evidence.append(Evidence(control=control, pair=pair, pci_devices=devices))
     return evidence

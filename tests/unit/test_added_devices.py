@@ -168,3 +168,16 @@ def test_device_operations_refuse_the_host_bridge_slot_and_the_mmu() -> None:
         check_operations([EnableMmu(), ConfigureVirtioPci(2)])
     with pytest.raises(InvalidInput):
         check_operations([ConfigurePciDevice(2), EnableMmu()])
+
+
+def test_an_added_devices_read_back_is_one_cause_named_by_its_driver() -> None:
+    from fuzz.judge.transcript import TranscriptDifference, readback_causes
+
+    def differs(name: str) -> TranscriptDifference:
+        return TranscriptDifference(name, "0x1", "0x0")
+
+    diffs = [differs(n) for n in ("pci2.command", "pci2.bar0", "virtio_pci2.status", "pci7.id")]
+    diffs.append(differs("pcie.command"))  # the host bridge: its own item
+    named = readback_causes(diffs, {2: "pci-testdev", 7: "i6300esb"})
+    assert named == ("i6300esb config", "pci-testdev config", "pci-testdev virtio", "pcie.command")
+    assert readback_causes(diffs[:2]) == ("pci2 config",)
