@@ -181,14 +181,18 @@ def kinds_offered(
 ) -> tuple[DeviceKind, ...]:
     """The catalogue's kinds every version has (its probe's device types) and migrates
     (its release), in catalogue order; none where a probe did not list its types."""
-    if any(types is None for types in type_lists):
-        return ()
     return tuple(
         kind
         for kind in CATALOGUE
-        if all(kind.driver in types for types in type_lists if types is not None)
-        and all(release[:2] >= kind.migratable_since for release in releases)
+        if all(_runs(kind.driver, r, t) for r, t in zip(releases, type_lists, strict=True))
     )
+
+
+def _runs(driver: str, release: tuple[int, int, int], types: tuple[str, ...] | None) -> bool:
+    """Whether a version (its release, its probe's device types; None: not probed) has
+    ``driver`` and, for a kind of :data:`CATALOGUE`, migrates it."""
+    since = next((k.migratable_since for k in CATALOGUE if k.driver == driver), (0, 0))
+    return types is not None and driver in types and release[:2] >= since
 
 
 def device_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -207,14 +211,7 @@ def starts_and_migrates(
     """Whether a version (its release, its probe's device types) has every one of
     ``devices`` and migrates those of :data:`CATALOGUE` (a fan-out's destination must: a
     case drawn for another pair may carry a device it lacks)."""
-    if not devices:
-        return True
-    if device_types is None:
-        return False
-    since = {kind.driver: kind.migratable_since for kind in CATALOGUE}
-    return all(
-        d.driver in device_types and release[:2] >= since.get(d.driver, (0, 0)) for d in devices
-    )
+    return all(_runs(d.driver, release, device_types) for d in devices)
 
 
 def pci_drivers(devices: Sequence[Device]) -> tuple[tuple[int, str], ...]:

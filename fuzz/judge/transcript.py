@@ -254,4 +254,3 @@ def readback_causes(
         else:
             causes.add(item_family(d.name))
     return tuple(sorted(causes)) or (INCOMPLETE_CAUSE,)
-
