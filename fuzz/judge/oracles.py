@@ -153,6 +153,12 @@ StateOracle = Callable[[Evidence], Divergence | None]
 # (pattern, replacement) applied in order to each QEMU error line. Register ids are
 # replaced by names before these run.
 _REWRITES: Sequence[tuple[re.Pattern[str], str]] = [
+    # A device's section is named after where it sits (``0000:00:0f.0/virtio-net``,
+    # ``virtio-mmio@000000000a003c00/virtio-rng``): one cause wherever it was put.
+    (
+        re.compile(r"\b(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/|\bvirtio-mmio@[0-9a-f]+/"),
+        "",
+    ),
     (
         re.compile(r"^.*?(?:\S+\.c:\d+: )?(\w+): Assertion `(.*)' failed\.?$"),
         r"assertion in \1: \2",

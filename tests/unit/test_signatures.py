@@ -397,3 +397,15 @@ def test_each_refused_register_is_a_cause_and_aarch32_ones_go_by_family() -> Non
         {d for d in details if d.startswith("P15_")}
     )
     assert step_signature(outcome) == step_causes(outcome)[0]
+
+
+def test_a_devices_bus_address_is_no_part_of_its_cause() -> None:
+    pci = "savevm: unsupported version 2 for '0000:00:0f.0/virtio-net' v1"
+    other_slot = pci.replace("0f.0", "1c.0")
+    assert normalize_message(pci) == normalize_message(other_slot)
+    assert normalize_message(pci) == "savevm: unsupported version N for 'virtio-net' v1"
+    mmio = (
+        "error while loading state for instance 0x0 of device"
+        " 'virtio-mmio@000000000a003c00/virtio-rng'"
+    )
+    assert normalize_message(mmio) == "error loading device 'virtio-rng'"
