@@ -127,6 +127,9 @@ def keep_going(test: Callable[[], None]) -> bool:
 
     :return: whether findings ended it (a :class:`Finding`, a ``Flaky``, or an
         ``ExceptionGroup`` of them: several shrunk side by side); False if it ran out.
+    :raise BudgetExhausted: the budget ran out while findings were being shrunk side by
+        side (Hypothesis then reports them with it in a ``BaseExceptionGroup``, which
+        escaped here and, unpicklable, killed a 10-minute campaign at its end).
     :raise BaseException: anything else, a group's other members included (a harness
         error or a bug of ours is never swallowed with the findings).
     """
@@ -134,11 +137,14 @@ def keep_going(test: Callable[[], None]) -> bool:
         test()
     except (Finding, Flaky):
         return True
-    except ExceptionGroup as group:
+    except BaseExceptionGroup as group:
         _findings, rest = group.split((Finding, Flaky))
-        if rest is not None:
-            raise rest from None
-        return True
+        if rest is None:
+            return True
+        _budget, other = rest.split(BudgetExhausted)
+        if other is not None:
+            raise other from None
+        raise BudgetExhausted from None
     return False
 
 

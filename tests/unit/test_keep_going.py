@@ -1,0 +1,42 @@
+"""keep_going: what ends a Hypothesis run of findings the driver already recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from fuzz.campaign.loop import BudgetExhausted, finding_type, keep_going
+from fuzz.errors import HarnessError
+from fuzz.judge.oracles import Signature
+
+FIRST = finding_type(Signature("refused-on-load", "a"))("a")
+SECOND = finding_type(Signature("refused-on-load", "b"))("b")
+
+
+def _raising(error: BaseException) -> Callable[[], None]:
+    def test() -> None:
+        raise error
+
+    return test
+
+
+def test_findings_alone_or_together_end_the_run_as_found() -> None:
+    assert keep_going(_raising(FIRST))
+    assert keep_going(_raising(ExceptionGroup("two", [FIRST, SECOND])))
+    assert not keep_going(lambda: None)
+
+
+def test_a_budget_run_out_among_findings_ends_the_run_as_the_budget() -> None:
+    group = BaseExceptionGroup("shrinking", [FIRST, BudgetExhausted()])
+    with pytest.raises(BudgetExhausted):
+        keep_going(_raising(group))
+
+
+def test_anything_else_among_findings_is_raised() -> None:
+    error = HarnessError("QMP lost")
+    with pytest.raises(ExceptionGroup) as raised:
+        keep_going(_raising(ExceptionGroup("mixed", [FIRST, error])))
+    assert raised.value.exceptions == (error,)
+    with pytest.raises(BaseExceptionGroup):
+        keep_going(_raising(BaseExceptionGroup("mixed", [FIRST, BudgetExhausted(), error])))
