@@ -51,13 +51,15 @@ def live_transfer(outcome: LiveOutcome) -> TransferOutcome:
     save = outcome.source or StepOutcome(Stage.SAVE, src, Verdict.NOT_RUN)
     load = outcome.destination
     words = tuple(n.describe() for n in outcome.negotiation) or outcome.messages
-    source_failed = any(n.side == "source" for n in outcome.negotiation) or (
-        outcome.source is not None and outcome.source.verdict is Verdict.CRASHED
-    )
+    source_crashed = outcome.source is not None and outcome.source.verdict is Verdict.CRASHED
+    source_failed = source_crashed or any(n.side == "source" for n in outcome.negotiation)
     if outcome.verdict is Verdict.COMPLETED:
         save = replace(save, verdict=Verdict.COMPLETED)
     elif outcome.verdict is Verdict.SETUP_ERROR or source_failed or load is None:
-        save = replace(save, verdict=outcome.verdict, messages=words)
+        # A source that crashed is signed by its own words (or its signal): the words of
+        # a destination left with half a stream differ with where the stream broke off.
+        own = save.messages if source_crashed else words
+        save = replace(save, verdict=outcome.verdict, messages=own)
         load = None
     else:
         save = replace(save, verdict=Verdict.COMPLETED)

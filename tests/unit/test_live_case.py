@@ -211,7 +211,7 @@ def test_the_campaign_draws_live_groups_where_both_probes_allow() -> None:
 
 
 def test_every_drawn_live_case_is_one_both_versions_offer() -> None:
-    strategy = PairCases(live_every=1, live_guests=1, guests_per_config=1)
+    strategy = PairCases(live_every=1, live_guests=1, guests_per_config=1, boards=False)
     seen: list[LiveMigration] = []
 
     def note(group: object) -> bool:
@@ -233,3 +233,23 @@ def test_a_migration_is_counted_under_its_transport_and_each_feature() -> None:
     assert LiveMigration().features() == ["unix"]
     counts = {"fresh": 9, "live": 3, "live_unix": 1, "live_tcp": 2, "live_multifd": 2}
     assert feature_counts(counts) == [("tcp", 2), ("multifd", 2), ("unix", 1)]
+
+
+def test_a_source_that_crashed_is_signed_by_itself_not_by_the_half_stream_it_sent() -> None:
+    """11.1 segfaults saving an nvme: the destination's complaint names whatever section
+    the stream broke off in (cpu, pl011, nvme...), one signature per place; the cause is
+    the source's crash."""
+    control = live_transfer(_outcome(dst_version="11.1"))
+    crashed = StepOutcome(Stage.SAVE, "11.1", Verdict.CRASHED, returncode=-11)
+    for where in ("nvme", "pl011"):
+        broken_off = (
+            f"load of migration failed: Invalid argument: error while loading state for"
+            f" instance 0x0 of device '0000:00:0b.0/{where}': stream error: -5",
+            "the source exited while migrating",
+        )
+        outcome = _outcome(Verdict.CRASHED, stage="migrate", source=crashed, messages=broken_off)
+        pair = live_transfer(outcome)
+        assert pair.load is None
+        judgement = judge(Evidence(control=control, pair=pair))
+        assert isinstance(judgement, Divergence)
+        assert judgement.signature == Signature("crashed-on-save", "signal 11")
