@@ -75,7 +75,7 @@ def test_a_boards_guest_reads_back_after_a_same_version_restore(
     [("11.1.2", "11.1", "raspi4b"), ("11.1", "11.1.2", "xlnx-versal-virt")],
 )
 def test_board_cases_agree_on_the_clean_pair(farm: Farm, src: str, dst: str, machine: str) -> None:
-    """One direction per board (each run saves and loads 2 GiB of RAM, twice)."""
+    """One direction per board (each run saves and loads 1 or 2 GiB of RAM, twice)."""
     if "11.1.2" not in farm.installed():
         pytest.skip("11.1.2 is not installed (scripts/setup installs it from qemu.lock)")
     board = board_of(machine)

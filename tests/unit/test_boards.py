@@ -47,7 +47,7 @@ def test_a_pair_draws_the_boards_both_have_at_one_cpu_count() -> None:
     )
     board = board_of(drawn.machine)
     assert board is not None
-    assert drawn == MachineConfig(board.machine, board.cpu, smp=4, memory_mib=2048)
+    assert drawn == MachineConfig(board.machine, board.cpu, smp=4, memory_mib=board.memory_mib)
     old = _with_boards(OLD, "5.2.0")
     # 5.2's versal has 2 CPUs, 10.0's 4; 5.2 has no raspi4b: nothing to draw.
     none = configurations(old, newer, boards=True)  # type: ignore[arg-type]

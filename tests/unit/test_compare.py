@@ -336,3 +336,22 @@ def test_bytes_of_another_length_are_compared_only_within_one_versions_layout() 
         "dev/0/virtio: 81 vs 4198 bytes in two versions' layouts",
         "dev/0/tag: 3 vs 2 bytes in two versions' layouts",
     )
+
+
+def test_a_huge_array_of_numbers_is_one_leaf_and_still_compared() -> None:
+    """raspi4b's dwc2 FIFO (524,288 words) made a million leaves per stream."""
+    from fuzz.stream.model import LARGE_ARRAY, Field, Section, SectionKind, _flatten_container
+
+    def section(fifo: tuple[int, ...]) -> Section:
+        fields = (
+            Field("fifo", "uint32", 0, 4 * len(fifo), fifo, 4, count=len(fifo)),
+            Field("small", "uint32", 0, 8, (1, 2), 4, count=2),
+        )
+        return Section(SectionKind.FULL, "dwc2", 0, 1, 1, 0, 0, 0, 0, fields)
+
+    big = tuple(range(LARGE_ARRAY + 1))
+    leaves = dict(_flatten_container(section(big), "dwc2/0/"))
+    assert list(leaves) == ["dwc2/0/fifo", "dwc2/0/small[0]", "dwc2/0/small[1]"]
+    changed = dict(_flatten_container(section((*big[:-1], 7)), "dwc2/0/"))
+    assert changed["dwc2/0/fifo"] != leaves["dwc2/0/fifo"]
+    assert len(dict(_flatten_container(section(big[:LARGE_ARRAY]), "dwc2/0/"))) == LARGE_ARRAY + 2
