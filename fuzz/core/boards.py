@@ -72,8 +72,9 @@ BOARDS: Final[tuple[Board, ...]] = (
         1088,
         (((5, 0), 2), ((7, 0), 4)),
         "hw/arm/xlnx-versal.c: UART0 (PL011) at MM_UART0 = 0xff000000; DDR low from 0 "
-        "(128 MiB by default, so 1088 MiB here: past the guest's data at 0x40800000); 2 APU A72s (and from 7.x the RPU's two R5Fs, "
-        "powered off). Started and migrated on 5.2 (2 CPUs), 7.2, 10.0 and 11.1 (4 CPUs)",
+        "(128 MiB by default, so 1088 MiB here: past the guest's data at 0x40800000); "
+        "2 APU A72s (and from 7.x the RPU's two R5Fs, powered off). Started and migrated "
+        "on 5.2 (2 CPUs), 7.2, 10.0 and 11.1 (4 CPUs)",
     ),
 )
 
