@@ -733,7 +733,10 @@ def _configurations(draw: st.DrawFn, plan: _Plan) -> MachineConfig:
     else:
         config = replace(config, memory_mib=sizes[0])
     if plan.devices and draw(st.integers(0, DEVICES_ONE_IN - 1)) == DEVICES_ONE_IN - 1:
-        return replace(config, devices=draw(_devices(plan.devices)))
+        options = set(config.machine_options)
+        kinds = tuple(k for k in plan.devices if not options & set(k.refused_with))
+        if kinds:
+            return replace(config, devices=draw(_devices(kinds)))
     return config
 
 

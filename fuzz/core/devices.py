@@ -117,6 +117,7 @@ class DeviceKind:
         set to the slot.
     :param one_of: kinds with the same name here may not meet in one machine (QEMU:
         "Only one balloon device is supported"); by default, the driver.
+    :param refused_with: ``-machine`` options with which QEMU refuses it.
     """
 
     driver: str
@@ -126,6 +127,7 @@ class DeviceKind:
     migratable_since: tuple[int, int] = (0, 0)
     numbered: str | None = None
     one_of: str = ""
+    refused_with: tuple[tuple[str, str], ...] = ()
 
     @property
     def exclusive(self) -> str:
@@ -171,7 +173,8 @@ CATALOGUE: Final[tuple[DeviceKind, ...]] = (
     DeviceKind("ich9-ahci", "pci"),
     DeviceKind("pcie-root-port", "pci", numbered="chassis"),
     DeviceKind("pci-bridge", "pci", numbered="chassis_nr"),
-    DeviceKind("virtio-iommu-pci", "pci"),
+    # "virt machine does not support multiple IOMMUs" (10.0, 11.1)
+    DeviceKind("virtio-iommu-pci", "pci", refused_with=(("iommu", "smmuv3"),)),
     DeviceKind("nvme", "pci", (("serial", "migfuzz"),), migratable_since=(11, 1)),
 )
 

@@ -171,39 +171,57 @@ def test_every_offered_kind_starts_and_migrates_on_the_newest_version(farm: Farm
         assert isinstance(run.judgement, Agree), run.judgement
 
 
+#: QEMU crashes on loading its own state that a drawn configuration may meet (found by
+#: this test: scripts/qemu-bugs/xhci-msix-load-aborts).
+KNOWN_LOAD_CRASHES = ("msix_vector_unuse: Assertion",)
+
+
 def test_drawn_device_configurations_start_on_both_versions_and_read_back_their_state(
     farm: Farm,
 ) -> None:
-    """Configurations and guests as a 10.0 -> 11.1 campaign draws them (the probes' device
-    types), kept where they add devices and drive them: each starts on both versions and
-    an A -> A restore on each reads back the added devices' items as the guest read them
-    before its checkpoint."""
-    from hypothesis import HealthCheck, given, seed, settings
+    """Configurations as a 10.0 -> 11.1 campaign draws them (the probes' device types),
+    kept where they add devices, each with a guest that drives them: each starts on both
+    versions and an A -> A restore on each reads back the added devices' items as the
+    guest read them before its checkpoint."""
+    from hypothesis import HealthCheck, find, given, seed, settings
 
-    from strategies.cases import case_strategy
+    from strategies.configs import configurations
+    from strategies.guests import DeviceTargets, guest_operations
 
     versions = [farm.get("10.0"), farm.get("11.1")]
     caps = [capabilities(b, farm.cache_dir) for b in versions]
-    drawn: list[Case] = []
+    configs: list[MachineConfig] = []
 
-    @seed(26)
-    @settings(max_examples=40, database=None, suppress_health_check=list(HealthCheck))
-    @given(case_strategy()(caps[0], caps[1]))
-    def draw(group: list[Case]) -> None:
-        case = group[0]
-        assert case.guest is not None
-        ops = {op["op"] for op in case.guest.operations}
-        lossy = any(d.driver == "pci-testdev" for d in case.config.devices)  # no vmstate
-        if case.config.devices and ops & {"pci_device", "virtio_pci", "virtio_mmio"} and not lossy:
-            drawn.append(case)
+    @seed(26)  # one configuration in DEVICES_ONE_IN adds devices
+    @settings(max_examples=100, database=None, suppress_health_check=list(HealthCheck))
+    @given(configurations(caps[0], caps[1]))
+    def draw(config: MachineConfig) -> None:
+        lossy = any(d.driver == "pci-testdev" for d in config.devices)  # no vmstate
+        if config.devices and not lossy and ("aarch64", "off") not in config.cpu_properties:
+            configs.append(config)
 
     draw()
-    assert len(drawn) >= 3, "the strategy drew too few device cases to test"
+    assert len(configs) >= 3, "the strategy drew too few device configurations to test"
+    drives = {"pci_device", "virtio_pci", "virtio_mmio"}
+    cases = []
+    for config in configs[:4]:
+        ops = find(
+            guest_operations(max_ops=4, targets=DeviceTargets.of(config.devices)),
+            lambda ops: any(op.kind in drives for op in ops),
+            settings=settings(database=None, max_examples=500),
+        )
+        cases.append(Case(config, build_guest(ops, smp=config.smp)))
+    read_back = 0
     for binary in versions:
-        for case, result in zip(drawn[:4], _run_all(binary, drawn[:4]), strict=True):
+        for case, result in zip(cases, _run_all(binary, cases), strict=True):
             where = (binary.name, case.config.describe())
             assert case.guest is not None
+            if result.load is not None and any(
+                bug in m for m in result.load.messages for bug in KNOWN_LOAD_CRASHES
+            ):
+                continue  # a QEMU bug this test has met before (docs/qemu-bugs.md)
             assert result.verdict is Verdict.COMPLETED, (where, result.summary())
+            read_back += 1
             console = result.save.details["console"]
             before = parse_transcript(pre_save_readback(console, case.guest.checkpoint))
             assert EXCEPTION_ITEM not in before, where
@@ -212,3 +230,4 @@ def test_drawn_device_configurations_start_on_both_versions_and_read_back_their_
             devices = [k for k in before if k.startswith(("pci", "virtio_pci", "virtio_mmio."))]
             assert devices, where
             assert {k: after.get(k) for k in devices} == {k: before[k] for k in devices}, where
+    assert read_back >= 6, read_back

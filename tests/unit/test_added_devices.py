@@ -181,3 +181,22 @@ def test_an_added_devices_read_back_is_one_cause_named_by_its_driver() -> None:
     named = readback_causes(diffs, {2: "pci-testdev", 7: "i6300esb"})
     assert named == ("i6300esb config", "pci-testdev config", "pci-testdev virtio", "pcie.command")
     assert readback_causes(diffs[:2]) == ("pci2 config",)
+
+
+def test_a_device_the_machine_options_refuse_is_not_drawn() -> None:
+    """virt refuses virtio-iommu-pci beside iommu=smmuv3 ("does not support multiple
+    IOMMUs")."""
+    from hypothesis import find
+
+    iommu = next(k for k in CATALOGUE if k.driver == "virtio-iommu-pci")
+    assert ("iommu", "smmuv3") in iommu.refused_with
+    both = dataclasses.replace(NEW, device_types=("virtio-iommu-pci",))
+
+    @QUIET
+    @given(configurations(both, both))
+    def never(config: MachineConfig) -> None:
+        if ("iommu", "smmuv3") in config.machine_options:
+            assert not config.devices
+
+    never()
+    find(configurations(both, both), lambda c: bool(c.devices), settings=QUIET)
