@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.devices import pci_drivers
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.corpus.entry import Entry, VersionRef, entry_folders, iter_entries, load_entry
 from fuzz.errors import CorpusError
@@ -52,7 +53,7 @@ def _recorded_state(monkeypatch: pytest.MonkeyPatch, diff: StreamDiff) -> Iterat
     """Make the state oracle compare two placeholder re-saves as ``diff`` says."""
     with monkeypatch.context() as m:
         m.setattr(compare, "same_saved_state", lambda a, b: False)
-        m.setattr(compare, "compare_resaves", lambda a, b: diff)
+        m.setattr(compare, "compare_resaves", lambda a, b, **_: diff)
         yield
 
 
@@ -60,12 +61,13 @@ def rejudge(entry: Entry, monkeypatch: pytest.MonkeyPatch) -> Judgement:
     """The judgement of ``entry``'s recorded outcomes, with no QEMU run; a refusal the
     engine loaded past (``findings["past_refusal"]``) joined with its recorded second load."""
     diff = _recorded_diff(entry.findings)
+    devices = pci_drivers(entry.case.config.devices)  # as the engine gives them
     if diff is None:
-        judgement = judge(Evidence(entry.control, entry.pair))
+        judgement = judge(Evidence(entry.control, entry.pair, pci_devices=devices))
     else:
         with _recorded_state(monkeypatch, diff):
             resaves = (b"control re-save", b"pair re-save")
-            judgement = judge(Evidence(entry.control, entry.pair, *resaves))
+            judgement = judge(Evidence(entry.control, entry.pair, *resaves, pci_devices=devices))
     record = entry.findings.get("past_refusal")
     if not isinstance(record, dict) or not isinstance(judgement, Divergence):
         return judgement

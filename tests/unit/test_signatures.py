@@ -234,8 +234,10 @@ def test_every_committed_entry_keeps_its_recorded_signature(entry: Path) -> None
     outcome = json.loads((entry / "outcome.json").read_text())
     recorded = Signature.from_json(outcome["signature"])
     same_version = recorded.kind.startswith(SAME_VERSION)
-    # A same-version finding is the control's (A -> A); the pair then did not run.
-    load = StepOutcome.from_json(outcome["control" if same_version else "pair"]["load"])
+    # A same-version finding is the control's (A -> A); the pair then did not run. A
+    # crash on save is the save's (no load followed).
+    transfer = outcome["control" if same_version else "pair"]
+    load = StepOutcome.from_json(transfer["save" if recorded.kind.endswith("-on-save") else "load"])
     if load.verdict == "completed":
         # A state or read-back finding: no step message to sign (tests/unit/
         # test_corpus_rejudge.py judges it again from the recorded read-backs).
