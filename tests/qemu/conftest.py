@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,21 @@ async def transfer(
         return saved, TransferOutcome(src.name, dst.name, saved.outcome, None)
     loaded = await FreshDestination(dst, workdir, timeouts=timeouts).load(case, saved.stream)
     return saved, TransferOutcome(src.name, dst.name, saved.outcome, loaded.outcome)
+
+
+def same_version_transfers(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
+    """Each case saved on ``binary`` and restored on ``binary``, all at once (fresh
+    processes, a temporary folder each), in the order of ``cases``."""
+
+    async def one(case: Case) -> TransferOutcome:
+        with tempfile.TemporaryDirectory(prefix="migfuzz-same-") as tmp:
+            _, result = await transfer(binary, binary, case, Path(tmp))
+        return result
+
+    async def all_cases() -> list[TransferOutcome]:
+        return list(await asyncio.gather(*(one(case) for case in cases)))
+
+    return asyncio.run(all_cases())
 
 
 @pytest.fixture(scope="session")

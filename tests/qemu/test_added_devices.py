@@ -13,16 +13,12 @@ starts and migrates on the newest version.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
 from fuzz.core.devices import CATALOGUE, Device, DeviceKind, kinds_offered
-from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.outcome import Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.judge.oracles import Agree
 from fuzz.judge.transcript import EXCEPTION_ITEM, parse_transcript, pre_save_readback
@@ -37,7 +33,7 @@ from strategies.guests import (
     SetGpr,
 )
 from strategies.image import build_guest, readback_items, virtio_pci_io, virtio_ring
-from tests.qemu.conftest import transfer
+from tests.qemu.conftest import same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -61,18 +57,6 @@ OPS: list[Operation] = [
     ConfigurePciDevice(6, command=0x0004, bar=2, bar_value=0x0001_0100),
     SetGpr(5, 9),
 ]  # fmt: skip
-
-
-def _run_all(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
-    async def one(case: Case) -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-devices-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    async def all_cases() -> list[TransferOutcome]:
-        return list(await asyncio.gather(*(one(case) for case in cases)))
-
-    return asyncio.run(all_cases())
 
 
 def _number(items: dict[str, str], name: str) -> int:
@@ -110,7 +94,7 @@ def test_added_devices_start_and_read_back_what_the_guest_set_after_a_same_versi
         Case(MachineConfig(MACHINE, "cortex-a57", devices=DEVICES), build_guest(OPS)),
         Case(MachineConfig(MACHINE, "cortex-a57", devices=DEVICES[::-1]), build_guest(OPS)),
     ]
-    for case, result in zip(cases, _run_all(binaries[version], cases), strict=True):
+    for case, result in zip(cases, same_version_transfers(binaries[version], cases), strict=True):
         assert case.guest is not None
         assert result.verdict is Verdict.COMPLETED, result.summary()
         before = parse_transcript(
@@ -213,7 +197,7 @@ def test_drawn_device_configurations_start_on_both_versions_and_read_back_their_
         cases.append(Case(config, build_guest(ops, smp=config.smp)))
     read_back = 0
     for binary in versions:
-        for case, result in zip(cases, _run_all(binary, cases), strict=True):
+        for case, result in zip(cases, same_version_transfers(binary, cases), strict=True):
             where = (binary.name, case.config.describe())
             assert case.guest is not None
             if result.load is not None and any(

@@ -5,16 +5,12 @@ bug, pinned)."""
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.boards import BOARDS, Board, board_of
 from fuzz.core.case import Case, MachineConfig
-from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.outcome import Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.judge.oracles import Agree
 from fuzz.judge.transcript import EXCEPTION_ITEM, parse_transcript, pre_save_readback
@@ -22,7 +18,7 @@ from fuzz.run.session import Session
 from fuzz.versions.farm import Farm
 from strategies.guests import ArmTimer, DropToEl, FillMemory, Operation, SetFpReg, SetGpr
 from strategies.image import build_guest, readback_items
-from tests.qemu.conftest import transfer
+from tests.qemu.conftest import same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -38,15 +34,6 @@ def _case(board: Board, smp: int, ops: list[Operation] | None = OPS) -> Case:
     return Case(config, guest)
 
 
-def _same_version(binary: QemuBinary, case: Case) -> TransferOutcome:
-    async def run() -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-board-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    return asyncio.run(run())
-
-
 @pytest.mark.parametrize("machine", [b.machine for b in BOARDS])
 @pytest.mark.parametrize("version", ["10.0", "11.1"])
 def test_a_boards_guest_reads_back_after_a_same_version_restore(
@@ -55,7 +42,7 @@ def test_a_boards_guest_reads_back_after_a_same_version_restore(
     board = board_of(machine)
     assert board is not None
     case = _case(board, 4)
-    result = _same_version(binaries[version], case)
+    result = same_version_transfers(binaries[version], [case])[0]
     assert case.guest is not None
     assert result.verdict is Verdict.COMPLETED, result.summary()
     before = parse_transcript(
@@ -91,7 +78,7 @@ def test_versal_on_5_2_refuses_its_own_state(binaries: dict[str, QemuBinary]) ->
     with 4 CPUs, can). A campaign never draws it: no other version has 2 CPUs there."""
     board = board_of("xlnx-versal-virt")
     assert board is not None
-    result = _same_version(binaries["5.2"], _case(board, 2, None))
+    result = same_version_transfers(binaries["5.2"], [_case(board, 2, None)])[0]
     assert result.verdict is Verdict.REFUSED
     assert result.load is not None
     assert any("device 'cpu'" in m for m in result.load.messages), result.load.messages
