@@ -58,6 +58,7 @@ __all__ = [
     "DATA_BASE",
     "DATA_SIZE",
     "DEADLINE_TIMERS",
+    "ECAM_OPERATIONS",
     "FLASH_MODES",
     "FLASH_WINDOW",
     "FW_CFG_ITEMS",
@@ -947,14 +948,14 @@ class ConfigureVirtioPci:
 
 
 #: The operations that reach config space through ECAM (or the PCI I/O window after it).
-_ECAM_OPERATIONS: Final = (ConfigurePcieHost, ConfigurePciDevice, ConfigureVirtioPci)
+ECAM_OPERATIONS: Final = (ConfigurePcieHost, ConfigurePciDevice, ConfigureVirtioPci)
 
 
 def _bus_conflict(op: Operation, earlier: Sequence[Operation]) -> str | None:
     """Why a bus-device operation and ``op`` may not meet, or None."""
-    if isinstance(op, _ECAM_OPERATIONS) and any(isinstance(e, EnableMmu) for e in earlier):
+    if isinstance(op, ECAM_OPERATIONS) and any(isinstance(e, EnableMmu) for e in earlier):
         return "a PCIe operation after EnableMmu (its page table maps no high ECAM)"
-    if isinstance(op, EnableMmu) and any(isinstance(e, _ECAM_OPERATIONS) for e in earlier):
+    if isinstance(op, EnableMmu) and any(isinstance(e, ECAM_OPERATIONS) for e in earlier):
         return "EnableMmu after a PCIe operation (the read-back could not reach a high ECAM)"
     return None
 

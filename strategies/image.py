@@ -103,6 +103,7 @@ from strategies.guests import (
     DATA_BASE,
     DATA_SIZE,
     DEADLINE_TIMERS,
+    ECAM_OPERATIONS,
     FW_CFG_ITEMS,
     GICV2M_FIRST_INTID,
     RTC_QUIET,
@@ -1113,7 +1114,7 @@ _FDT_NOP_LE: Final = 0x0400_0000
 _PCIE_NODE: Final = b"pcie@10000000"  # create_pcie(): "/pcie@%" PRIx64, base_mmio
 _ITS_NODE: Final = b"its@8080000"  # fdt_add_its_gic_node(): "/intc/its@%" PRIx64
 _REG_NAME_LE: Final = int.from_bytes(b"reg\0", "little")
-_PCIE_FN1: Final = 1 << 15  # ECAM offset of 00:01.0 (device 1): absent
+_PCIE_FN1: Final = 1 << 15  # ECAM offset of 00:01.0 (device 1): absent without -device
 _PCIE_SCRATCH: Final = 0x40
 _PCIE_BAR_SIZING: Final = 0xFFFF_FFFF
 #: What the read-back prints of 00:00.0 by config offset (the device-specific word and
@@ -1206,24 +1207,14 @@ def _virtio_pci_writes(op: ConfigureVirtioPci) -> list[tuple[int, int, int]]:
     return writes
 
 
+def _slot_offset(slot: int) -> int:
+    """The ECAM offset of 00:``slot``.0's config space (bus 0, function 0)."""
+    return slot << 15
+
+
 def _slot_config(a: Assembler, slot: int) -> None:
     """x29 += the ECAM offset of 00:``slot``.0 (x29 = the ECAM's base)."""
-    a.emit(ADD_IMM, 29, 29, (slot << 15) >> 12, 12)
-
-
-def _pci_device_load(slot: int, offset: int) -> _Emit:
-    """x1 = the config word at ``offset`` of 00:``slot``.0, 0 if no ECAM was found."""
-
-    def emit(a: Assembler) -> None:
-        skip = f"pci_absent_{a.address:x}"
-        a.emit(MOVZ, 1, 0)
-        a.emit(BL, "ecam_base")
-        a.emit(CBZ, 29, skip)
-        _slot_config(a, slot)
-        a.emit(LDR_W, 1, 29, offset)
-        a.label(skip)
-
-    return emit
+    a.emit(ADD_IMM, 29, 29, _slot_offset(slot) >> 12, 12)
 
 
 def _virtio_pci_load(slot: int, offset: int, *, byte: bool) -> _Emit:
@@ -1258,7 +1249,8 @@ def _pci_device_items(operations: Sequence[Operation]) -> list[_Item]:
     items = []
     for slot in slots:
         for name, offset in _PCI_DEVICE_READBACK:
-            items.append(_Item(f"pci{slot}.{name}", (_pci_device_load(slot, offset),)))
+            load = _pcie_load(_slot_offset(slot) + offset)
+            items.append(_Item(f"pci{slot}.{name}", (load,)))
     virtio = sorted({op.slot for op in operations if isinstance(op, ConfigureVirtioPci)})
     for slot in virtio:
         for name, offset, byte in _VIRTIO_PCI_READBACK:
@@ -1268,7 +1260,6 @@ def _pci_device_items(operations: Sequence[Operation]) -> list[_Item]:
 
 
 _PCI_DEVICE_OPERATIONS: Final = (ConfigurePciDevice, ConfigureVirtioPci)
-_ECAM_OPERATIONS: Final = (ConfigurePcieHost, *_PCI_DEVICE_OPERATIONS)
 
 
 def _pcie_items(operations: Sequence[Operation]) -> list[_Item]:
@@ -1654,7 +1645,7 @@ class _Builder:
         self.puts()
         self.puthex()
         self.exception_report()
-        if any(isinstance(op, _ECAM_OPERATIONS) for op in operations):
+        if any(isinstance(op, ECAM_OPERATIONS) for op in operations):
             _emit_ecam_base(a)
         if any(isinstance(op, MapItsEvent) for op in operations):
             _emit_its_base(a)
