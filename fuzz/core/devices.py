@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from fuzz.core.counts import counts_under
 from fuzz.errors import CorpusError
 
 __all__ = [
@@ -200,12 +201,8 @@ def _runs(driver: str, release: tuple[int, int, int], types: tuple[str, ...] | N
 
 def device_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
     """The runs per added device driver among an engine's counts, most first:
-    ``[("virtio-rng-pci", 12), ...]``."""
-    found = [
-        (key.removeprefix(DEVICE_COUNT_PREFIX), n)
-        for key, n in counts.items() if key.startswith(DEVICE_COUNT_PREFIX)
-    ]  # fmt: skip
-    return sorted(found, key=lambda kv: (-kv[1], kv[0]))
+    ``[("virtio-rng-pci", 12), ...]`` (ties by name)."""
+    return counts_under(dict(sorted(counts.items())), DEVICE_COUNT_PREFIX)
 
 
 def starts_and_migrates(

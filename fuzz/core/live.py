@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fuzz.core.capabilities import Capabilities
+from fuzz.core.counts import counts_under
 from fuzz.core.outcome import StepOutcome, Verdict
 from fuzz.errors import CorpusError, InvalidInput
 
@@ -356,11 +357,7 @@ FEATURE_COUNT_PREFIX = "live_"
 def feature_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
     """The live runs per feature (:meth:`LiveMigration.features`) among an engine's
     counts, most first: ``[("unix", 22), ("postcopy", 21), ...]``."""
-    found = [
-        (key.removeprefix(FEATURE_COUNT_PREFIX), n)
-        for key, n in counts.items() if key.startswith(FEATURE_COUNT_PREFIX)
-    ]  # fmt: skip
-    return sorted(found, key=lambda kv: -kv[1])
+    return counts_under(counts, FEATURE_COUNT_PREFIX)
 
 
 def unsupported(live: LiveMigration, versions: Iterable[Capabilities]) -> list[str]:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
+from fuzz.core.counts import count_each
 from fuzz.core.devices import DEVICE_COUNT_PREFIX, pci_drivers
 from fuzz.core.live import FEATURE_COUNT_PREFIX
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
@@ -445,16 +446,13 @@ class CaseRunner:
         worth_it = more_alike or (self.pool is not None and self.pool.has_source(src, case))
         if config.devices:
             self.counts["devices"] += len(dsts)
-            for device in config.devices:
-                key = DEVICE_COUNT_PREFIX + device.driver
-                self.counts[key] = self.counts.get(key, 0) + len(dsts)
+            drivers = (d.driver for d in config.devices)
+            count_each(self.counts, DEVICE_COUNT_PREFIX, drivers, len(dsts))
         if case.live is not None:
             # A running guest migrates between fresh processes: there is no snapshot
             # a long-lived one could load.
             self.counts["live"] += len(dsts)
-            for feature in case.live.features():
-                key = FEATURE_COUNT_PREFIX + feature
-                self.counts[key] = self.counts.get(key, 0) + len(dsts)
+            count_each(self.counts, FEATURE_COUNT_PREFIX, case.live.features(), len(dsts))
             return await execute_cases(src, dsts, case, self.settings, emit=self.emit)
         if (
             self.pool is None
