@@ -190,6 +190,11 @@ def _add_fuzz_parser(sub: Any) -> None:
                          "while it migrates over a transport both versions offer (multifd, "
                          "xbzrle, postcopy, mapped-ram...); 0: never (default: "
                          f"{LIVE_EVERY}; see docs/live-migration.md)")  # fmt: skip
+    fz.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True,
+                    help="open a campaign on a --budget with live cases by one live "
+                         "migration per source and multifd, xbzrle, postcopy and mapped-ram, "
+                         "fanned out to every destination that offers it (default; see "
+                         "docs/live-migration.md)")  # fmt: skip
     fz.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="the campaign folder (default: campaigns/<UTC time>/): its record, "
                          "new reproducers, event log, time series")  # fmt: skip
@@ -699,6 +704,9 @@ def _print_summary(summary: Summary) -> None:
             features = feature_counts(e)
             out.print(f"live: {e['live']} runs migrated a running guest; over "
                       + ", ".join(f"{name} {n}" for name, n in features), markup=False)  # fmt: skip
+            reach = [f"{name} on {ran} of {offered}" for name, ran, offered in summary.live_pairs()]
+            out.print("live cases per pair: " + ", ".join(reach) + " pairs that offer it",
+                      markup=False)  # fmt: skip
         if e.get("devices"):
             added = device_counts(e)
             out.print(f"devices: {e['devices']} runs had devices added; "
@@ -765,6 +773,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
         # A tolerance check needs the source's stream: fresh processes only.
         args.one_sided, args.reuse and not args.tolerance, tuple(known), args.fan_out,
         args.past_refusals, args.tolerance, args.live_every if not args.no_guests else 0,
+        args.sweep,
     )  # fmt: skip
 
 

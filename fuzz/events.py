@@ -55,6 +55,9 @@ class CaseJudged:
     case: str = ""
     """:meth:`Case.key <fuzz.core.case.Case.key>` of the drawn case: which case it was, so two
     campaigns' logs tell whether they drew the same cases."""
+    live: tuple[str, ...] = ()
+    """A live case's transport and features (:meth:`LiveMigration.features
+    <fuzz.core.live.LiveMigration.features>`); empty for a paused one."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from strategies.cases import case_strategy, rebuild_guest
 from strategies.configs import accepted_by, configurations
 from strategies.guests import guest_operations, operations_from_json, operations_to_json
 from strategies.image import build_guest
+from strategies.sweep import sweep_plan
 
 __all__ = [
     "accepted_by",
@@ -18,4 +19,5 @@ __all__ = [
     "operations_from_json",
     "operations_to_json",
     "rebuild_guest",
+    "sweep_plan",
 ]

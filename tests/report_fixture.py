@@ -104,16 +104,19 @@ def make_campaign(root: Path, *, findings: bool = True) -> Campaign:
     (corpus / "broken-entry").mkdir()
     (corpus / "broken-entry" / "case.json").write_text("{")
 
-    def judged(t: float, pair: tuple[str, str], kind: str, sig: str | None, reason: str = ""):
+    def judged(
+        t: float, pair: tuple[str, str], kind: str, sig: str | None, reason: str = "",
+        live: tuple[str, ...] = (),
+    ):  # fmt: skip
         return {"type": "CaseJudged", "t": t, "pair": list(pair), "kind": kind,
                 "signature": sig, "reason": reason or (sig or ""), "seconds": 0.5,
-                "worker": 0}  # fmt: skip
+                "worker": 0, "live": list(live)}  # fmt: skip
 
     events = [
         # session 1: 1000 .. 1004 (4 s), killed: no CampaignStopped
         {"type": "CampaignStarted", "t": 1000.0, "jobs": 2, "resumed": False},
         {"type": "RunStarted", "t": 1000.5, "worker": 0, "run_index": 0},
-        judged(1001.0, ("11.1", "11.1"), "agree", None),
+        judged(1001.0, ("11.1", "11.1"), "agree", None, live=("unix", "multifd")),
         judged(1002.0, pair, "divergence", signature),
         {"type": "FindingSeen", "t": 1002.5, "signature": signature, "pair": list(pair),
          "path": str(copy), "worker": 0},

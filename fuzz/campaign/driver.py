@@ -30,13 +30,15 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from fuzz.campaign.folder import CampaignFolder
 from fuzz.campaign.loop import Accepts, CaseStrategy, FuzzLoop
 from fuzz.core.binary import QemuBinary
 from fuzz.core.capabilities import Capabilities, settings_for
-from fuzz.core.case import Pair
+from fuzz.core.case import Case, Pair
+from fuzz.core.counts import count_each
+from fuzz.core.live import headline_offers
 from fuzz.core.settings import RunSettings
 from fuzz.corpus.entry import read_promise
 from fuzz.corpus.store import CorpusStore, known_in
@@ -91,6 +93,18 @@ class WorkerSpec:
     (see :class:`~fuzz.campaign.loop.FuzzLoop`); None: the drawn pair's only."""
     coverage: bool = True
     """Measure a sample of the saves' state coverage (:mod:`fuzz.campaign.coverage`)."""
+    sweep: tuple[tuple[Pair, Sequence[Case]], ...] = ()
+    """The campaign's transport sweep (:mod:`strategies.sweep`), run before the drawn cases;
+    worker slot ``i`` of ``n`` runs every ``n``-th from the ``i``-th (:func:`sweep_share`)."""
+
+
+_Item = TypeVar("_Item")
+
+
+def sweep_share(sweep: Sequence[_Item], slot: int, jobs: int) -> tuple[_Item, ...]:
+    """Slot ``slot``'s share of the sweep among ``jobs`` first slots; a slot that replaces
+    a lost one (numbered from ``jobs`` on) has none (the lost one ran it, or part of it)."""
+    return tuple(sweep[slot::jobs]) if slot < jobs else ()
 
 
 def worker_spec(
@@ -112,6 +126,7 @@ def worker_spec(
     past_refusals: bool = True,
     coverage: bool = True,
     tolerance: bool = False,
+    sweep: Sequence[tuple[Pair, Sequence[Case]]] = (),
 ) -> WorkerSpec:
     """The spec every worker of a campaign gets (``worker`` is set per worker).
 
@@ -124,6 +139,8 @@ def worker_spec(
     :param coverage: measure a sample of the saves' state coverage.
     :param tolerance: check that each case's source loads its stream with one cpreg left
         out as QEMU promises (:mod:`fuzz.run.tolerance`).
+    :param sweep: fixed cases every worker slot runs its share of first (the transport
+        sweep, :mod:`strategies.sweep`).
 
     :raise UsageError: an unknown version, or neither a budget nor a case count.
     """
@@ -140,7 +157,7 @@ def worker_spec(
         deadline=None if budget_seconds is None else time.time() + budget_seconds,
         max_cases=max_cases, build_guest=build_guest, known_dirs=tuple(known_dirs),
         hypothesis_dir=hypothesis_dir, first_runs=dict(first_runs or {}),
-        replay=dict(replay or {}), fan_out=fan_out, coverage=coverage,
+        replay=dict(replay or {}), fan_out=fan_out, coverage=coverage, sweep=tuple(sweep),
     )  # fmt: skip
 
 
@@ -182,6 +199,11 @@ class Summary:
     coverage: Coverage = field(default_factory=Coverage)
     """State coverage of the measured saves: the whole campaign's (a resumed campaign's
     starts from what its folder's ``coverage.json`` held)."""
+    live_per_pair: dict[Pair, dict[str, int]] = field(default_factory=dict)
+    """Each pair's judged live cases, per transport and feature (drawn and swept)."""
+    live_offered: dict[str, list[Pair]] = field(default_factory=dict)
+    """Each headline live feature -> the campaign's pairs that both offer it
+    (:func:`~fuzz.core.live.headline_offers`)."""
 
     @property
     def cases_per_second(self) -> float:
@@ -219,6 +241,8 @@ class Summary:
     def _judged(self, event: CaseJudged) -> None:
         self.cases += 1
         self.per_pair[event.pair] = self.per_pair.get(event.pair, 0) + 1
+        if event.live:
+            count_each(self.live_per_pair.setdefault(event.pair, {}), "", event.live, 1)
         if event.kind == "invalid":
             self.invalid += 1
         elif event.kind == "control-failed":
@@ -230,6 +254,15 @@ class Summary:
                 stats = self._stats(signature)
                 stats.count += 1
                 stats.pairs.add(event.pair)
+
+    def live_pairs(self) -> list[tuple[str, int, int]]:
+        """Each headline live feature: on how many pairs a live case ran over it, of how
+        many pairs offer it (``[("multifd", 42, 42), ("mapped-ram", 19, 20), ...]``)."""
+        return [
+            (name, sum(1 for p in offered if self.live_per_pair.get(p, {}).get(name)),
+             len(offered))
+            for name, offered in self.live_offered.items()
+        ]  # fmt: skip
 
     def by_promise(self) -> dict[str, int]:
         """The findings met, counted by the promise grade of their reproducers:
@@ -299,6 +332,7 @@ def run_worker(
             first_run=spec.first_runs.get(spec.worker, 0), database=spec.hypothesis_dir,
             replaying=spec.replay.get(spec.worker, frozenset()),
             emit=emit, should_stop=stop, fan_out=spec.fan_out, coverage=spec.coverage,
+            sweep=spec.sweep,
         )  # fmt: skip
         try:
             cases = loop.run()
@@ -444,7 +478,7 @@ class Campaign:
         }  # fmt: skip
         self.emit = emit
         self.folder = folder
-        self.summary = Summary()
+        self.summary = Summary(live_offered=headline_offers(spec.pairs, spec.caps))
         if folder is not None:  # a resumed campaign's coverage goes on from its folder's
             self.summary.coverage = folder.read_coverage()
         self._coverage_changed = False
@@ -544,8 +578,7 @@ class Campaign:
             if len(pending) == 1 and self.jobs == 1 and self.scheduler is None:
                 ((slot, share),) = pending.items()
                 self._alive = 1
-                run_worker(replace(self.spec, worker=slot, max_cases=share), self._event,
-                           lambda: False)  # fmt: skip
+                run_worker(self._slot_spec(slot, share), self._event, lambda: False)
             elif pending:
                 self._run_pool(pending)
         except KeyboardInterrupt:
@@ -554,6 +587,11 @@ class Campaign:
             self.summary.seconds = time.monotonic() - self._started
         self._save_coverage()
         return self.summary
+
+    def _slot_spec(self, slot: int, share: int | None) -> WorkerSpec:
+        """What worker slot ``slot`` runs: its case share and its share of the sweep."""
+        sweep = sweep_share(self.spec.sweep, slot, self.jobs)
+        return replace(self.spec, worker=slot, max_cases=share, sweep=sweep)
 
     def _pool(self) -> Any:
         """Where the workers run: a local process pool, or the cluster at ``scheduler``."""
@@ -599,8 +637,7 @@ class Campaign:
             def start(new: Mapping[int, int | None]) -> None:
                 for slot, share in new.items():
                     self._slot_shares[slot] = share
-                    spec = replace(self.spec, worker=slot, max_cases=share)
-                    futures[executor.submit(pool.body, spec)] = slot
+                    futures[executor.submit(pool.body, self._slot_spec(slot, share))] = slot
 
             start(slots)
             self._alive = len(futures)

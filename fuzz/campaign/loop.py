@@ -41,10 +41,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, event, given, reject, seed, settings
+from hypothesis import (
+    HealthCheck,
+    Phase,
+    currently_in_test_context,
+    event,
+    given,
+    reject,
+    seed,
+    settings,
+)
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, UnsatisfiedAssumption
 
 from fuzz.campaign.coverage import CoverageSampler
 from fuzz.core.binary import QemuBinary
@@ -88,6 +97,13 @@ CASES_PER_RUN = 40
 RAN_CASES_KEPT = 100_000
 
 SHRINK_GRACE = 300.0
+#: Hypothesis's shrinker has this long per run, from the run's first new signature; then
+#: the run ends and each finding's best case so far goes to the 1-minimal pass
+#: (:func:`~fuzz.triage.minimize.make_one_minimal`). Uncapped, it took 35 to 312 s per
+#: finding in a 10-minute default campaign (most of its time), while the 1-minimal pass
+#: after it needed 0 to 18 runs; 10 minutes with it drew 393 cases of the 15-20 a
+#: second a campaign draws when it finds nothing new.
+HYPOTHESIS_SHRINK_SECONDS = 45.0
 #: Signature kinds recorded as first met, not shrunk: a ``reuse`` divergence depends on what
 #: a long-lived process did before, which a shrinker replaying one case cannot hold still.
 UNSHRINKABLE_KINDS = frozenset({"reuse"})
@@ -98,6 +114,11 @@ UNSHRINKABLE_KINDS = frozenset({"reuse"})
 
 class BudgetExhausted(BaseException):
     """Raised inside a Hypothesis run to end it at once (a BaseException: not a failure)."""
+
+
+class ShrinkTimeUp(BaseException):
+    """Raised inside a Hypothesis run whose shrinking had its time
+    (:data:`HYPOTHESIS_SHRINK_SECONDS`): ends the run as its findings would have."""
 
 
 class Carried(BaseException):
@@ -125,8 +146,9 @@ def finding_type(signature: Signature, prefix: str = "Finding") -> type[Finding]
 def keep_going(test: Callable[[], None]) -> bool:
     """Run a Hypothesis test whose failures are findings the driver has recorded already.
 
-    :return: whether findings ended it (a :class:`Finding`, a ``Flaky``, or an
-        ``ExceptionGroup`` of them: several shrunk side by side); False if it ran out.
+    :return: whether findings ended it (a :class:`Finding`, a ``Flaky``, a
+        :class:`ShrinkTimeUp`, or an ``ExceptionGroup`` of them: several shrunk side by
+        side); False if it ran out.
     :raise BudgetExhausted: the budget ran out while findings were being shrunk side by
         side (Hypothesis then reports them with it in a ``BaseExceptionGroup``, which
         escaped here and, unpicklable, killed a 10-minute campaign at its end).
@@ -135,10 +157,10 @@ def keep_going(test: Callable[[], None]) -> bool:
     """
     try:
         test()
-    except (Finding, Flaky):
+    except (Finding, Flaky, ShrinkTimeUp):
         return True
     except BaseExceptionGroup as group:
-        _findings, rest = group.split((Finding, Flaky))
+        _findings, rest = group.split((Finding, Flaky, ShrinkTimeUp))
         if rest is None:
             return True
         _budget, other = rest.split(BudgetExhausted)
@@ -226,6 +248,13 @@ def _kind(run: CaseRun) -> tuple[str, str]:
     return "agree", ""
 
 
+def _tell(behaviour: str) -> None:
+    """Record ``behaviour`` as a Hypothesis ``event`` of the running test; outside one (the
+    transport sweep's fixed cases, a resumed shrink), nobody is listening."""
+    if currently_in_test_context():
+        event(behaviour)
+
+
 def observe(run: CaseRun) -> None:
     """Tell Hypothesis what QEMU did (``event``): the outcome class, where a load stopped,
     the kind of each cause, the sections whose state differs, what a live case ran over,
@@ -233,26 +262,26 @@ def observe(run: CaseRun) -> None:
     So its statistics (``--hypothesis-show-statistics``) and HypoFuzz, which steers by such
     behaviours, see QEMU's side."""
     kind, _reason = _kind(run)
-    event(f"outcome: {kind}")
+    _tell(f"outcome: {kind}")
     if run.case.live is not None:
         for feature in run.case.live.features():
-            event(f"live over: {feature}")
+            _tell(f"live over: {feature}")
     for device in run.case.config.devices:
-        event(f"device: {device.driver}")
+        _tell(f"device: {device.driver}")
     judgement = run.judgement
     if not isinstance(judgement, Divergence):
         return
     for cause in judgement.signatures():
-        event(f"cause kind: {cause.kind}")
+        _tell(f"cause kind: {cause.kind}")
     step = run.pair.failing_step or run.control.failing_step
     path = None if step is None else step.details.get("load_path")
     if isinstance(path, dict) and path.get("last_field"):
-        event(f"load stopped after: {str(path['last_field']).split(':')[0]}")
+        _tell(f"load stopped after: {str(path['last_field']).split(':')[0]}")
     state = judgement.details.get("state")
     changed = state.get("changed", []) if isinstance(state, dict) else []
     for change in changed:
         if isinstance(change, dict) and isinstance(change.get("path"), str):
-            event(f"differing section: {change['path'].split('/')[0]}")
+            _tell(f"differing section: {change['path'].split('/')[0]}")
 
 
 def observe_coverage(
@@ -262,7 +291,7 @@ def observe_coverage(
     (:mod:`fuzz.campaign.coverage`), and tell Hypothesis which sections it exercised
     (``event``): HypoFuzz steers by them, toward guests that reach more devices."""
     for section in sorted({section_of(f) for f in sampler.measure(version, case, runs)}):
-        event(f"section exercised: {section}")
+        _tell(f"section exercised: {section}")
 
 
 def version_ref(binary: QemuBinary, caps: Capabilities) -> VersionRef:
@@ -290,6 +319,9 @@ class FuzzLoop:
         save, one control, many pairs judged); None: the drawn pair only.
     :param coverage: measure a sample of the saves' state coverage
         (:mod:`fuzz.campaign.coverage`), emitted as events and told to Hypothesis.
+    :param sweep: fixed cases run before the first Hypothesis run, each as a drawn one
+        (counted, fanned out, a new signature recorded and made minimal): this worker's
+        share of the transport sweep (:mod:`strategies.sweep`).
     """
 
     def __init__(
@@ -313,6 +345,7 @@ class FuzzLoop:
         should_stop: Callable[[], bool] = lambda: False,
         fan_out: Accepts | None = None,
         coverage: bool = False,
+        sweep: Sequence[tuple[Pair, Sequence[Case]]] = (),
     ) -> None:
         if deadline is None and max_cases is None:
             raise UsageError("give a budget (--budget) or a number of cases (--max-cases)")
@@ -336,8 +369,10 @@ class FuzzLoop:
         self.coverage = (
             CoverageSampler(session, binaries, emit, worker=worker) if coverage else None
         )
+        self.sweep = list(sweep)
         self.cases = 0
         self._shrinking = False
+        self._shrink_began: float | None = None  # this Hypothesis run's first new finding
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
         self._claimed: dict[Signature, Path] = {}
         self._reliability: dict[Signature, str] = {}
@@ -448,6 +483,8 @@ class FuzzLoop:
                 break
             if self._out_of_budget():
                 raise BudgetExhausted
+            if self._shrink_time_up():
+                raise ShrinkTimeUp
             if not self._shrinking and self._ran_before(pair, case):
                 continue
             if self.max_cases is not None and not self._shrinking:
@@ -473,6 +510,12 @@ class FuzzLoop:
         # Hypothesis's Pareto front, which cost a tenth of migfuzz's CPU time per case.
         if not valid:
             reject()
+
+    def _shrink_time_up(self) -> bool:
+        """Whether Hypothesis has been shrinking this run's findings for longer than
+        :data:`HYPOTHESIS_SHRINK_SECONDS`."""
+        began = self._shrink_began
+        return began is not None and time.monotonic() - began > HYPOTHESIS_SHRINK_SECONDS
 
     def _ran_before(self, pair: Pair, case: Case) -> bool:
         """Whether this worker already ran ``case`` on ``pair`` (and remember it if not).
@@ -515,15 +558,16 @@ class FuzzLoop:
         seconds = (time.monotonic() - started) / len(dsts)
         if not self._shrinking:
             key = case.key()  # one case, judged on every destination
+            live = () if case.live is None else tuple(case.live.features())
             for dst, run in zip(dsts, runs, strict=True):
                 self.cases += 1
                 if run is None:
                     judged = CaseJudged((src, dst), "harness", None, bucket, seconds,
-                                        self.worker, case=key)  # fmt: skip
+                                        self.worker, case=key, live=live)  # fmt: skip
                 else:
                     kind, reason = _kind(run)
                     judged = CaseJudged((src, dst), kind, run.signature, reason, seconds,
-                                        self.worker, run.causes, key)  # fmt: skip
+                                        self.worker, run.causes, key, live)  # fmt: skip
                 self.emit(judged)
         # Each root cause is recorded on its own; the case is the first example of every
         # new one. Hypothesis shrinks toward the first cause being recorded here; the
@@ -541,6 +585,8 @@ class FuzzLoop:
         if not shrinking:
             return runs
         self._shrinking = True
+        if self._shrink_began is None:
+            self._shrink_began = time.monotonic()
         first = next(iter(shrinking))
         raise finding_type(first)(str(first))
 
@@ -618,6 +664,24 @@ class FuzzLoop:
             return check.evidence.pair, check.stream, findings
         return run.pair, None, findings
 
+    def _run_sweep(self) -> None:
+        """Run the sweep's fixed cases (``sweep``) as drawn ones, each finding made minimal
+        by the 1-minimal pass as a Hypothesis run's are (Hypothesis has no part in them)."""
+        for drawn in self.sweep:
+            self._shrinking = False
+            self._shrink_began = None
+            self._minimal = {}
+            try:
+                self._body(drawn)
+            except (Finding, UnsatisfiedAssumption):
+                pass  # a new signature (in self._minimal), or no destination judged it
+            finally:
+                self._shrinking = True
+                try:
+                    self._record_minimal()
+                finally:
+                    self._shrinking = False
+
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes
             self._strategies = {
@@ -641,6 +705,7 @@ class FuzzLoop:
             self._body(drawn)
 
         self._shrinking = False
+        self._shrink_began = None
         self._minimal = {}
         self.emit(RunStarted(self.worker, run_index))
         try:
@@ -715,6 +780,12 @@ class FuzzLoop:
         :raise StorageError: an entry could not be written (a full disk): the loop stops.
         """
         run_index = self.first_run
+        try:
+            self._run_sweep()
+        except BudgetExhausted:
+            return self.cases
+        except _StorageFailed as failed:
+            raise failed.error from None
         while not self._out_of_budget():
             try:
                 self._hypothesis_run(run_index)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class FuzzOptions:
     tolerance: bool = False
     #: One configuration in this many migrates live (0: none; ``--live-every``).
     live_every: int = 0
+    #: Open a fresh time-budgeted campaign with live cases with the transport sweep
+    #: (:mod:`strategies.sweep`; ``--no-sweep``).
+    sweep: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The record's part that a resume reads back."""
@@ -69,7 +72,7 @@ class FuzzOptions:
             "guests": self.guests, "one_sided": self.one_sided, "reuse": self.reuse,
             "known": [str(k) for k in self.known], "fan_out": self.fan_out,
             "past_refusals": self.past_refusals, "tolerance": self.tolerance,
-            "live_every": self.live_every,
+            "live_every": self.live_every, "sweep": self.sweep,
         }  # fmt: skip
 
     @classmethod
@@ -91,6 +94,7 @@ class FuzzOptions:
                 tolerance=bool(data.get("tolerance", False)),
                 # A record from before live cases drew none: resumed the same way.
                 live_every=int(data.get("live_every", 0)),
+                sweep=bool(data.get("sweep", False)),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as err:
             raise CampaignError(f"{where}: campaign record lacks or garbles {err}") from None
@@ -262,11 +266,12 @@ class _Session:
             accepted_by,
             case_strategy,
             rebuild_guest,
+            sweep_plan,
         )
 
         o = self.options
         cases = case_strategy(guests=o.guests, one_sided=o.one_sided, live_every=o.live_every)
-        return worker_spec(
+        spec = worker_spec(
             self.farm, o.pairs, cases,
             self.corpus_dir, budget_seconds=plan.budget_seconds, max_cases=plan.max_cases,
             seed=o.seed,
@@ -276,6 +281,17 @@ class _Session:
             hypothesis_dir=self.hypothesis_dir, fan_out=accepted_by if o.fan_out else None,
             past_refusals=o.past_refusals, tolerance=o.tolerance,
         )  # fmt: skip
+        if not self._sweeps(plan):
+            return spec
+        return replace(spec, sweep=tuple(sweep_plan(o.pairs, spec.caps, fan_out=o.fan_out)))
+
+    def _sweeps(self, plan: _Plan) -> bool:
+        """Whether this session opens with the transport sweep: a fresh campaign (a resume
+        does not run it again), with live cases, on a time budget alone (``--max-cases N``
+        asks for N drawn cases: a sample of a fixed size, as tests and CI smoke runs take)."""
+        o = self.options
+        fresh = not self.state.sessions
+        return o.sweep and fresh and o.live_every > 0 and o.guests and plan.max_cases is None
 
     # -- running ------------------------------------------------------------------------
 

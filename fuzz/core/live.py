@@ -49,6 +49,7 @@ from fuzz.errors import CorpusError, InvalidInput
 
 __all__ = [
     "FEATURE_COUNT_PREFIX",
+    "HEADLINE_MIGRATIONS",
     "LIVE_FORMAT",
     "POSTCOPY_WITH_MULTIFD_FROM",
     "TRANSPORTS",
@@ -61,6 +62,7 @@ __all__ = [
     "QmpCommand",
     "Transport",
     "feature_counts",
+    "headline_offers",
     "unsupported",
 ]
 
@@ -358,6 +360,28 @@ def feature_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
     """The live runs per feature (:meth:`LiveMigration.features`) among an engine's
     counts, most first: ``[("unix", 22), ("postcopy", 21), ...]``."""
     return counts_under(counts, FEATURE_COUNT_PREFIX)
+
+
+#: One live migration per feature users migrate with most, each alone over the transport
+#: it needs (every other setting at QEMU's default): what a campaign's transport sweep runs
+#: on every source (:mod:`strategies.sweep`) and what its summary counts per pair.
+HEADLINE_MIGRATIONS: Mapping[str, LiveMigration] = {
+    "multifd": LiveMigration(transport="unix", multifd=Multifd(channels=2)),
+    "xbzrle": LiveMigration(transport="unix", xbzrle_cache_size=1 << 20),
+    "postcopy": LiveMigration(transport="unix", postcopy=Postcopy(after_ms=0)),
+    "mapped-ram": LiveMigration(transport="file", mapped_ram=True),
+}
+
+
+def headline_offers(
+    pairs: Iterable[tuple[str, str]], caps: Mapping[str, Capabilities]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each headline feature (:data:`HEADLINE_MIGRATIONS`) -> the pairs whose versions both
+    offer it."""
+    return {
+        name: [p for p in pairs if not unsupported(live, (caps[p[0]], caps[p[1]]))]
+        for name, live in HEADLINE_MIGRATIONS.items()
+    }
 
 
 def unsupported(live: LiveMigration, versions: Iterable[Capabilities]) -> list[str]:

@@ -391,6 +391,9 @@ class ReportData:
     """Runs whose configuration added devices with ``-device`` (the workers' count)."""
     device_kinds: tuple[tuple[str, int], ...] = ()
     """Runs per added device driver, most first."""
+    live_by_pair: tuple[tuple[tuple[str, str], tuple[tuple[str, int], ...]], ...] = ()
+    """Each pair's judged live cases per transport and feature (its ``CaseJudged``
+    events' ``live``), pairs in the campaign's order; pairs without any left out."""
 
     @property
     def cases_per_second(self) -> float:
@@ -474,6 +477,7 @@ def gather(root: Path) -> ReportData:
         live_over=tuple(feature_counts(fold.engine)),
         device_runs=fold.engine["devices"],
         device_kinds=tuple(device_counts(fold.engine)),
+        live_by_pair=tuple((p, tuple(fold.live[p].most_common())) for p in pairs if p in fold.live),
     )
 
 
@@ -698,6 +702,8 @@ class _Fold:
         self._unstable: set[str] = set()
         self.engine: Counter[str] = Counter()
         """The workers' engine counts, added up (how runs ran, how many were live)."""
+        self.live: dict[tuple[str, str], Counter[str]] = {}
+        """Each pair's judged live cases per transport and feature."""
         self._reasons: dict[str, Counter[str]] = {
             kind: Counter() for kind in ("control-failed", "invalid", "harness")
         }
@@ -772,6 +778,9 @@ class _Fold:
         self.cases += 1
         causes = _causes(event)
         pair = _pair_of(event)
+        live = event.get("live")
+        if pair is not None and isinstance(live, list) and live:
+            self.live.setdefault(pair, Counter()).update(str(f) for f in live)
         kind = event.get("kind")
         if pair is not None:
             cell = self._cells.get(pair)

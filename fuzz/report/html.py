@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
+from fuzz.core.live import HEADLINE_MIGRATIONS
 from fuzz.report.gather import (
     CONTROL_CLEAN,
     CONTROL_FAILED,
@@ -84,6 +85,7 @@ def render_html(data: ReportData) -> str:
         f"{escape(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))}</p>",
         _header(data),
         _matrix(data),
+        _live_pairs(data),
         _timeline(data),
         _coverage(data),
         _signatures(data.signatures),
@@ -128,6 +130,28 @@ def _live_text(data: ReportData) -> str:
         return "none"
     over = ", ".join(f"{name} {n}" for name, n in data.live_over)
     return f"{data.live_runs} (over {over})" if over else str(data.live_runs)
+
+
+def _live_pairs(data: ReportData) -> str:
+    """Per pair, how many judged live cases ran over each headline feature, and the
+    transports and other features beside them (the transport sweep's matrix, and the
+    drawn live cases')."""
+    if not data.live_by_pair:
+        return ""
+    headline = list(HEADLINE_MIGRATIONS)
+    rows = []
+    for (src, dst), counts in data.live_by_pair:
+        found = dict(counts)
+        others = ", ".join(f"{name} {n}" for name, n in counts if name not in headline)
+        cells = [str(found[name]) if name in found else "\u2014" for name in headline]
+        rows.append((f"{src} \u2192 {dst}", *cells, others))
+    return "\n".join([
+        '<h2 id="live">Live migrations by pair</h2>',
+        '<p class="muted">Judged live cases per pair over each headline feature (a dash: '
+        "none ran; a pair where either version lacks a feature never runs it), then the "
+        "transports and other settings they used.</p>",
+        _table(("pair", *headline, "transports and other settings"), rows),
+    ])  # fmt: skip
 
 
 def _devices_text(data: ReportData) -> str:

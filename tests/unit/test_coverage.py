@@ -5,16 +5,18 @@ folder, the driver's sum and the campaign's last lines."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fuzz.campaign import coverage as sampling
-from fuzz.campaign.coverage import TIME_SHARE, CoverageSampler, measured_save
+from fuzz.campaign.coverage import TIME_SHARE, CoverageSampler, measured_save, novelties
 from fuzz.campaign.driver import Summary
 from fuzz.campaign.folder import COVERAGE, CampaignFolder
-from fuzz.core.case import Case, MachineConfig
+from fuzz.core.case import Case, GuestProgram, MachineConfig
+from fuzz.core.devices import Device
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.events import CoverageMeasured
 from fuzz.judge.coverage import (
@@ -225,3 +227,25 @@ def test_the_sampler_measures_only_within_its_time_share(monkeypatch: pytest.Mon
     assert sampler.measure("11.1", Case(CONFIG), [run]) == {"pl031/lr"}  # reference kept
     assert sampler.spent == 3.0 and len(events) == 2
     assert events[1].known == ()  # its fields were reported already
+
+
+def test_a_save_doing_something_new_is_measured_out_of_turn_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    events: list[CoverageMeasured] = []
+    sampler = CoverageSampler(None, {}, events.append, clock=clock)  # type: ignore[arg-type]
+    monkeypatch.setattr(sampling, "field_map", lambda _data: {**RESET, "pl031/lr": "0x7"})
+    monkeypatch.setattr(sampler, "_save_at_reset", lambda _v, _c: dict(RESET))
+    its = GuestProgram(b"\0", operations=({"op": "its", "device": 1},))
+    case = Case(CONFIG, guest=its)
+    assert novelties(case) == {"op: its"}
+    assert not sampler.due()  # no time share yet: only something new is measured
+    run = _run(Agree(), b"case", None)
+    assert sampler.measure("11.1", case, [run]) == {"pl031/lr"}
+    assert sampler.measure("11.1", case, [run]) == frozenset()  # seen on 11.1 now
+    assert sampler.measure("10.0", case, [run]) == {"pl031/lr"}  # not on 10.0
+    assert sampler.measure("10.0", Case(CONFIG), [run]) == frozenset()  # nothing new
+    assert len(events) == 2
+    with_device = replace(CONFIG, devices=(Device("nvme", (("addr", "0x1"),)),))
+    assert novelties(Case(with_device)) == {"device: nvme"}

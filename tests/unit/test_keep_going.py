@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from fuzz.campaign.loop import BudgetExhausted, finding_type, keep_going
+from fuzz.campaign.loop import BudgetExhausted, ShrinkTimeUp, finding_type, keep_going
 from fuzz.errors import HarnessError
 from fuzz.judge.oracles import Signature
 
@@ -40,3 +42,27 @@ def test_anything_else_among_findings_is_raised() -> None:
     assert raised.value.exceptions == (error,)
     with pytest.raises(BaseExceptionGroup):
         keep_going(_raising(BaseExceptionGroup("mixed", [FIRST, BudgetExhausted(), error])))
+
+
+def test_a_shrink_whose_time_is_up_ends_the_run_as_found() -> None:
+    assert keep_going(_raising(ShrinkTimeUp()))
+    assert keep_going(_raising(BaseExceptionGroup("shrinking", [FIRST, ShrinkTimeUp()])))
+
+
+def test_shrink_time_up_stops_hypothesis_shrinking_at_once() -> None:
+    # A real Hypothesis run: every list of 3 or more fails; once shrinking has taken 5
+    # more examples, the body says the time is up, and no further example runs.
+    calls: list[list[int]] = []
+
+    @settings(database=None, max_examples=200, phases=[Phase.generate, Phase.shrink])
+    @given(st.lists(st.integers(), min_size=10, max_size=30))
+    def test(xs: list[int]) -> None:
+        calls.append(xs)
+        failed = [c for c in calls if len(c) >= 3]
+        if len(failed) > 5:
+            raise ShrinkTimeUp
+        if len(xs) >= 3:
+            raise FIRST
+
+    assert keep_going(test)
+    assert len([c for c in calls if len(c) >= 3]) == 6

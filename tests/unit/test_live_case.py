@@ -38,7 +38,7 @@ from fuzz.judge.oracles import Divergence, Evidence, Signature, judge
 from fuzz.run.live_case import live_signed, live_transfer
 from strategies.cases import PairCases
 from strategies.image import build_live_guest
-from tests.unit.test_live_strategy import PROBES  # the recorded probes of each version
+from tests.migration_probes import PROBES  # the recorded probes of each version
 
 CONFIG = MachineConfig("virt-10.0", "cortex-a57")
 GUEST = build_live_guest([])

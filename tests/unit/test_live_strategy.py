@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import find, given, settings
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from fuzz.core import command as qemu_command
-from fuzz.core.capabilities import Capabilities, MigrationFacts
+from fuzz.core.capabilities import Capabilities
 from fuzz.core.case import MachineConfig
 from fuzz.core.command import Channel, QemuCommand, ShellText
 from fuzz.core.live import (
@@ -45,33 +44,8 @@ from strategies.guests import (
 from strategies.image import build_guest, build_live_guest
 from strategies.transports import live_migrations
 from tests.gnu_as import gnu_as
+from tests.migration_probes import BASE_PROBE, PROBES, base_probe
 
-DATA = Path(__file__).parents[1] / "data"
-BASE_PROBE = DATA / "probes-debian.jsonl"
-MIGRATION_PROBES = DATA / "probes-migration.jsonl"
-
-
-def _base() -> Capabilities:
-    caps = Capabilities.from_json(json.loads(BASE_PROBE.read_text().splitlines()[0]))
-    assert caps is not None
-    return caps
-
-
-def _probes() -> dict[str, Capabilities]:
-    """Version name (``5.2``, ``10.0.2``...) -> a probe with its real migration facts."""
-    base, found = _base(), {}
-    for line in MIGRATION_PROBES.read_text().splitlines():
-        data = json.loads(line)
-        found[data["name"]] = replace(
-            base,
-            version=data["version"],
-            migration_transports=tuple(data["migration_transports"]),
-            migration=MigrationFacts.from_json(data["migration"]),
-        )
-    return found
-
-
-PROBES = _probes()
 PAIRS = list(itertools.product(PROBES, repeat=2))
 #: The pairs of the four Debian release series (the point releases probe the same).
 SERIES_PAIRS = list(itertools.product(("5.2", "7.2", "10.0", "11.1"), repeat=2))
@@ -101,8 +75,8 @@ def test_a_format_2_probe_still_reads_without_migration_facts() -> None:
 
 
 def test_release_numbers() -> None:
-    assert replace(_base(), version="10.0.13").release() == (10, 0, 13)
-    assert replace(_base(), version="11.1").release() == (11, 1, 0)
+    assert replace(base_probe(), version="10.0.13").release() == (10, 0, 13)
+    assert replace(base_probe(), version="11.1").release() == (11, 1, 0)
 
 
 # -- the value -------------------------------------------------------------------------------

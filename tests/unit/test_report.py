@@ -90,6 +90,16 @@ def test_live_runs_add_up_over_workers_and_show_in_the_header(campaign: Campaign
     assert "3 (over " in render_html(data)
 
 
+def test_live_cases_are_tabled_per_pair_by_headline_feature(campaign: Campaign):
+    data = gather(campaign.root)
+    assert data.live_by_pair == ((("11.1", "11.1"), (("unix", 1), ("multifd", 1))),)
+    page = render_html(data)
+    assert "Live migrations by pair" in page
+    row = page[page.index("<td>11.1 \u2192 11.1</td>") :].split("</tr>")[0]
+    # multifd 1, then a dash for xbzrle, postcopy and mapped-ram, then the transport
+    assert row.count("<td>1</td>") == 1 and row.count("\u2014") == 3 and "unix 1" in row
+
+
 def test_matrix_cells_take_the_worst_outcome_per_pair(campaign: Campaign):
     data = gather(campaign.root)
     cells = {(c.src, c.dst): c for c in data.cells}
