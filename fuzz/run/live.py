@@ -41,7 +41,7 @@ from fuzz.core.outcome import Stage, StepOutcome, Verdict
 from fuzz.core.settings import DEFAULT_TIMEOUTS, Timeouts
 from fuzz.errors import MonitorError, UsageError
 from fuzz.run.machine import QemuMachine
-from fuzz.run.runner import StepRecorder, classify_exit
+from fuzz.run.runner import StepRecorder, classify_exit, load_path
 
 __all__ = ["migrate_live"]
 
@@ -57,6 +57,8 @@ async def migrate_live(  # noqa: PLR0917 (the engine's call, as the issue spells
     live: LiveMigration,
     workdir: Path,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    *,
+    trace_load: bool = False,
 ) -> LiveOutcome:
     """Migrate ``guest`` running on ``src_binary`` to ``dst_binary`` as ``live`` says.
 
@@ -66,6 +68,11 @@ async def migrate_live(  # noqa: PLR0917 (the engine's call, as the issue spells
     :param workdir: a private folder (the guest image, sockets, a file stream).
     :param timeouts: ``start``, ``checkpoint``, ``migrate`` (the whole migration, both
         sides) and ``transcript`` (the read-back after the resume byte).
+    :param trace_load: the destination traces its load path (``-trace vmstate_load*``, only
+        where the probe says tracing works), and a load that did not complete records
+        where it stopped in the destination step's ``details["load_path"]``: a crash
+        met live is then signed as the paused load that meets it (``... after
+        cpu/wfxt-timer:wfxt_timer``), not as a cause of its own.
     :return: how it ended (:class:`~fuzz.core.live.LiveOutcome`); never raises for what
         QEMU did.
     :raise UsageError: no guest (a live migration needs one running).
@@ -78,7 +85,7 @@ async def migrate_live(  # noqa: PLR0917 (the engine's call, as the issue spells
         raise UsageError("a live migration needs a guest that runs")
     image = workdir / f"guest-{guest.digest()}.bin"
     image.write_bytes(guest.image)
-    run = _LiveRun(src_binary, dst_binary, config, guest, live, workdir, timeouts)
+    run = _LiveRun(src_binary, dst_binary, config, guest, live, workdir, timeouts, trace_load)
     try:
         try:
             return await run.go()
@@ -93,7 +100,7 @@ async def migrate_live(  # noqa: PLR0917 (the engine's call, as the issue spells
             await run.src.shutdown()
         finally:
             await run.dst.shutdown()
-            for path in (image, run.stream):
+            for path in (image, run.stream, run.trace):
                 path.unlink(missing_ok=True)
             shutil.rmtree(run.socket.parent, ignore_errors=True)
 
@@ -109,6 +116,7 @@ class _LiveRun:
     live: LiveMigration
     workdir: Path
     timeouts: Timeouts
+    trace_load: bool = False
     statuses: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     stage: LiveStage = "start"
@@ -120,8 +128,12 @@ class _LiveRun:
             self.src_binary, qemu_command.live_source(self.config, self.guest, image),
             self.workdir, console=True, start_timeout=self.timeouts.start,
         )  # fmt: skip
+        self.trace = self.workdir / f"live-load-trace-{id(self)}.log"
+        destination = qemu_command.live_destination(self.config)
+        if self.trace_load:
+            destination = destination.traced(qemu_command.LOAD_TRACE_EVENTS, self.trace)
         self.dst = QemuMachine(
-            self.dst_binary, qemu_command.live_destination(self.config), self.workdir,
+            self.dst_binary, destination, self.workdir,
             console=True, start_timeout=self.timeouts.start,
         )  # fmt: skip
         self.src_step = StepRecorder(self.src, Stage.SAVE, self.src_binary.name)
@@ -163,12 +175,18 @@ class _LiveRun:
         src = self.src_step.done(
             classify_exit(src_code) if src_code is not None else Verdict.REFUSED
         )
-        dst = self.dst_step.done(
+        dst = self._traced(self.dst_step.done(
             classify_exit(dst_code) if dst_code is not None else Verdict.REFUSED
-        )
+        ))  # fmt: skip
         # QEMU's own words first (the destination's: a refused stream is said there).
         headlines = tuple(dict.fromkeys(h for h in (dst.headline, src.headline) if h))
         return self._outcome(verdict, stage, (*headlines, message), src=src, dst=dst)
+
+    def _traced(self, dst: StepOutcome) -> StepOutcome:
+        """``dst`` with where its load stopped (``details["load_path"]``), if traced."""
+        if self.trace_load and dst.verdict is not Verdict.COMPLETED and self.trace.exists():
+            dst.details["load_path"] = load_path(self.trace.read_text(errors="replace"))
+        return dst
 
     # -- the run --------------------------------------------------------------------------
 
@@ -345,7 +363,8 @@ class _LiveRun:
             return await self._ended("migrate", f"{side}: {error}")
         return self._outcome(
             Verdict.REFUSED, "migrate", (f"{side}: {error}",),
-            src=self.src_step.done(Verdict.REFUSED), dst=self.dst_step.done(Verdict.REFUSED),
+            src=self.src_step.done(Verdict.REFUSED),
+            dst=self._traced(self.dst_step.done(Verdict.REFUSED)),
         )  # fmt: skip
 
     async def _hung(self, message: str) -> LiveOutcome:

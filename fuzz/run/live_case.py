@@ -117,7 +117,9 @@ async def execute_live(
         raise UsageError("a live case needs a live migration and a guest")
     with private_workdir("migfuzz-live-") as tmp:
         workdir, timeouts = Path(tmp), settings.timeouts
-        migrated = await migrate_live(src, src, case, guest, live, workdir, timeouts)
+        traced = settings.trace_versions
+        migrated = await migrate_live(src, src, case, guest, live, workdir, timeouts,
+                                      trace_load=src.name in traced)  # fmt: skip
         control = live_transfer(migrated)
         # Not the transfer's verdict: a read-back that did not finish is a completed load.
         control_done = migrated.verdict is Verdict.COMPLETED
@@ -126,8 +128,11 @@ async def execute_live(
             if dst.name == src.name:
                 pair = control
             elif control_done or settings.pair_after_failed_control:
+                trace = dst.name in traced
                 pair = live_transfer(
-                    await migrate_live(src, dst, case, guest, live, workdir, timeouts)
+                    await migrate_live(
+                        src, dst, case, guest, live, workdir, timeouts, trace_load=trace
+                    )
                 )
             else:
                 pair = TransferOutcome(

@@ -164,6 +164,23 @@ def test_10_0_to_11_1_over_multifd_ends_as_the_paused_load(binaries, guests, tmp
     assert outcome.stats["ram"]["multifd-bytes"] > 0  # the RAM did go over multifd
 
 
+def test_a_traced_destination_says_where_its_live_load_stopped(binaries, guests, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 11.1's stream of a cortex-a57 carries the wfxt-timer subsection 10.0 aborts on (a
+    # known finding); traced, the live load says where, as a paused load's trace does.
+    src, dst = binaries["11.1"], binaries["10.0"]
+    live = LiveMigration()
+    outcome = asyncio.run(
+        migrate_live(src, dst, MACHINE, guests[0], live, tmp_path, TIMEOUTS, trace_load=True)
+    )
+    assert outcome.verdict is Verdict.CRASHED, outcome.summary()
+    assert outcome.destination is not None
+    path = outcome.destination.details["load_path"]
+    assert path["last_field"].startswith("cpu/wfxt-timer"), path
+    untraced = _run(src, dst, guests[0], live, tmp_path)
+    assert untraced.destination is not None and "load_path" not in untraced.destination.details
+    assert not list(tmp_path.glob("live-load-trace-*"))  # the trace file goes with the run
+
+
 def test_a_paused_style_guest_migrates_live_too(
     binaries, guests, paused_readback, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
