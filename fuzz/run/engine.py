@@ -60,7 +60,7 @@ from fuzz.judge.oracles import (
 )
 from fuzz.judge.past_refusal import PastRefusal, unnamed_refusal
 from fuzz.judge.tolerance import ToleranceCheck
-from fuzz.run.live_case import execute_live, live_signed
+from fuzz.run.live_case import execute_live, live_load_failed, live_signed, signed_as_paused
 from fuzz.run.machine import private_workdir
 from fuzz.run.past_refusal import RefusalPatcher
 from fuzz.run.persistent import ProcessPool
@@ -453,7 +453,8 @@ class CaseRunner:
             # a long-lived one could load.
             self.counts["live"] += len(dsts)
             count_each(self.counts, FEATURE_COUNT_PREFIX, case.live.features(), len(dsts))
-            return await execute_cases(src, dsts, case, self.settings, emit=self.emit)
+            runs = await execute_cases(src, dsts, case, self.settings, emit=self.emit)
+            return await self._live_signed_as_paused(src, dsts, runs)
         if (
             self.pool is None
             or not worth_it
@@ -486,6 +487,31 @@ class CaseRunner:
         for i, fresh in zip(again, fresh_runs, strict=True):
             self.counts["sampled" if settled[i] else "confirmed"] += 1
             runs[i] = self._settle(recent[i], config, runs[i], fresh)
+        return runs
+
+    async def _live_signed_as_paused(
+        self, src: QemuBinary, dsts: Sequence[QemuBinary], runs: list[CaseRun]
+    ) -> list[CaseRun]:
+        """A live case's runs, those whose load failed signed as the paused load of the
+        same case signs it (:func:`~fuzz.run.live_case.signed_as_paused`): one paused run,
+        on fresh processes and looked past as any, per such destination."""
+        failed = [i for i, r in enumerate(runs) if live_load_failed(r.judgement, r.evidence.pair)]
+        if not failed:
+            return runs
+        case = runs[failed[0]].case
+        paused = await execute_cases(
+            src, [dsts[i] for i in failed], replace(case, live=None), self.settings,
+            emit=self.emit, patcher=self.patcher,
+        )  # fmt: skip
+        self.counts["live_paused"] = self.counts.get("live_paused", 0) + len(failed)
+        for i, again in zip(failed, paused, strict=True):
+            run, named = runs[i], again.judgement
+            if again.past is not None:
+                causes = again.past.first_causes
+            else:
+                causes = named.signatures() if isinstance(named, Divergence) else ()
+            judgement = signed_as_paused(run.judgement, causes, again.evidence.pair)
+            runs[i] = CaseRun(run.case, run.evidence, None, judgement)
         return runs
 
     def _settle(

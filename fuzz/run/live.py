@@ -46,6 +46,11 @@ from fuzz.run.runner import StepRecorder, classify_exit, load_path
 __all__ = ["migrate_live"]
 
 _ENDS = ("completed", "failed", "cancelled")
+#: Where a source's postcopy stops when the destination fails (or the channel breaks) after
+#: the switch: it waits there for a recovery (``migrate-recover``, QEMU 3.0 on) that never
+#: comes, so the migration has failed. Waiting for the time-out instead cost 30 s per
+#: refused postcopy, and signed a destination's refusal as a hang.
+_POSTCOPY_PAUSED = "postcopy-paused"
 Side = Literal["source", "destination"]
 
 
@@ -342,6 +347,8 @@ class _LiveRun:
             postcopy_ran = postcopy_ran or status.startswith("postcopy")
             if status in _ENDS:
                 return status, postcopy_ran
+            if status == _POSTCOPY_PAUSED:
+                return "failed", postcopy_ran
 
     async def _start_postcopy(self) -> None:
         """``migrate-start-postcopy``; a refusal (the migration already ended) is noted."""

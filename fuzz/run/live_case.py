@@ -30,7 +30,14 @@ from fuzz.judge.oracles import Divergence, Evidence, Judgement, Signature
 from fuzz.run.live import migrate_live
 from fuzz.run.machine import private_workdir
 
-__all__ = ["LIVE_DETAIL", "execute_live", "live_signed", "live_transfer"]
+__all__ = [
+    "LIVE_DETAIL",
+    "execute_live",
+    "live_load_failed",
+    "live_signed",
+    "live_transfer",
+    "signed_as_paused",
+]
 
 #: What the signatures of a live migration's own causes start with (:func:`live_signed`).
 LIVE_DETAIL = "live"
@@ -141,3 +148,36 @@ async def execute_live(
             devices = pci_drivers(case.config.devices)
             evidence.append(Evidence(control=control, pair=pair, pci_devices=devices))
     return evidence
+
+
+def live_load_failed(judgement: Judgement, pair: TransferOutcome) -> bool:
+    """Whether a live case's destination refused or crashed on its load, for a cause not
+    the live migration's own: the cause a paused load of the same case may name better."""
+    load = pair.load
+    if not isinstance(judgement, Divergence) or load is None:
+        return False
+    if load.verdict not in (Verdict.REFUSED, Verdict.CRASHED):
+        return False
+    return any(not c.detail.startswith(LIVE_DETAIL) for c in judgement.signatures())
+
+
+def signed_as_paused(
+    live: Judgement, paused: tuple[Signature, ...], paused_pair: TransferOutcome
+) -> Judgement:
+    """A live load that failed (:func:`live_load_failed`), signed by ``paused``, the causes
+    the paused load of the same case names (its first load's, not those looked past it),
+    if that load failed too; else ``live`` as it was.
+
+    Live, QEMU only says ``error loading device 'cpu'``; the paused path has the stream,
+    whose refused cpreg list it names (``cpreg only in incoming stream: P15_4``). The same
+    refusal met live and paused is then one signature, counted once, and a new one's
+    shrink turns it into the paused case. The live migration's own causes stay beside.
+    """
+    load = paused_pair.load
+    failed = load is not None and load.verdict in (Verdict.REFUSED, Verdict.CRASHED)
+    if not isinstance(live, Divergence) or not paused or not failed:
+        return live
+    own = tuple(c for c in live.signatures() if c.detail.startswith(LIVE_DETAIL))
+    causes = (*paused, *own)
+    details = {**live.details, "signed_as_paused": [str(c) for c in paused]}
+    return Divergence(causes[0], details, causes)

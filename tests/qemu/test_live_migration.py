@@ -164,6 +164,17 @@ def test_10_0_to_11_1_over_multifd_ends_as_the_paused_load(binaries, guests, tmp
     assert outcome.stats["ram"]["multifd-bytes"] > 0  # the RAM did go over multifd
 
 
+def test_a_refused_postcopy_ends_refused_not_hung(binaries, guests, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # After the switch the source waits in postcopy-paused for a recovery that never
+    # comes: that is the end of the migration, with the destination's words, not a hang.
+    src, dst = binaries["10.0"], binaries["11.1"]
+    outcome = _run(src, dst, guests[0], LiveMigration(postcopy=Postcopy(after_ms=0)), tmp_path)
+    assert outcome.verdict is Verdict.REFUSED, outcome.summary()
+    assert "src:postcopy-paused" in outcome.statuses
+    assert "incoming stream but unknown on the destination" in outcome.messages[0]
+    assert outcome.seconds < TIMEOUTS.migrate / 2
+
+
 def test_a_traced_destination_says_where_its_live_load_stopped(binaries, guests, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # 11.1's stream of a cortex-a57 carries the wfxt-timer subsection 10.0 aborts on (a
     # known finding); traced, the live load says where, as a paused load's trace does.

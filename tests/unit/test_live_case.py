@@ -31,11 +31,11 @@ from fuzz.core.live import (
     feature_counts,
     unsupported,
 )
-from fuzz.core.outcome import Stage, StepOutcome, Verdict
+from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.corpus.entry import Entry, VersionRef, load_entry, write_entry
 from fuzz.corpus.live_repro import live_commands, live_steps
 from fuzz.judge.oracles import Divergence, Evidence, Signature, judge
-from fuzz.run.live_case import live_signed, live_transfer
+from fuzz.run.live_case import live_load_failed, live_signed, live_transfer, signed_as_paused
 from strategies.cases import PairCases
 from strategies.image import build_live_guest
 from tests.migration_probes import PROBES  # the recorded probes of each version
@@ -253,3 +253,23 @@ def test_a_source_that_crashed_is_signed_by_itself_not_by_the_half_stream_it_sen
         judgement = judge(Evidence(control=control, pair=pair))
         assert isinstance(judgement, Divergence)
         assert judgement.signature == Signature("crashed-on-save", "signal 11")
+
+
+def test_a_failed_live_load_takes_the_paused_loads_causes_and_keeps_its_own() -> None:
+    generic = Signature("refused-on-load", "error loading device 'cpu'")
+    own = Signature("refused-on-load", "live: source: Unable to write to socket")
+    live = Divergence(generic, {"live": True}, (generic, own))
+    refused = StepOutcome(Stage.LOAD, "11.1", Verdict.REFUSED)
+    saved = StepOutcome(Stage.SAVE, "10.0", Verdict.COMPLETED)
+    pair = TransferOutcome("10.0", "11.1", saved, refused)
+    named = (Signature("refused-on-load", "cpreg only in incoming stream: ID_AA64ISAR0_EL1"),)
+    signed = signed_as_paused(live, named, pair)
+    assert isinstance(signed, Divergence)
+    assert signed.signatures() == (*named, own)
+    assert signed.details["live"] is True and signed.details["signed_as_paused"] == [str(named[0])]
+    assert live_load_failed(live, pair)
+    # A paused load that completed names nothing: the live causes stand as they were.
+    loaded = replace(pair, load=replace(refused, verdict=Verdict.COMPLETED))
+    assert signed_as_paused(live, named, loaded) is live
+    # Only the live migration's own causes: nothing a paused load could name better.
+    assert not live_load_failed(Divergence(own, {}), pair)
