@@ -46,11 +46,23 @@ TIME_SHARE = 0.05
 REFERENCES_KEPT = 32
 
 
+#: Operation kinds whose device the board has only with some GIC: the GICv3 ITS, the
+#: GICv2m. Their novelty is per GIC (:func:`novelties`): the first such operation met on a
+#: GICv2 would otherwise use it up, and its device would still never be measured.
+GIC_BOUND_KINDS = frozenset({"its", "gicv2m"})
+
+
 def novelties(case: Case) -> frozenset[str]:
     """What ``case`` does that a measurement may be the first to see: its guest's operation
-    kinds (``op: pflash``) and its added devices (``device: nvme``)."""
+    kinds (``op: pflash``; ``op: its (gic 3)`` for :data:`GIC_BOUND_KINDS`) and its added
+    devices (``device: nvme``)."""
     ops = () if case.guest is None else case.guest.operations
-    kinds = {f"op: {op.get('op')}" for op in ops}
+    options = dict(case.config.machine_options)
+    gic = f"gic {options.get('gic-version', '2')}, its {options.get('its', 'on')}"
+    kinds = {
+        f"op: {kind} ({gic})" if kind in GIC_BOUND_KINDS else f"op: {kind}"
+        for kind in (str(op.get("op")) for op in ops)
+    }
     return frozenset(kinds | {f"device: {d.driver}" for d in case.config.devices})
 
 

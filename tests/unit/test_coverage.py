@@ -239,7 +239,7 @@ def test_a_save_doing_something_new_is_measured_out_of_turn_once(
     monkeypatch.setattr(sampler, "_save_at_reset", lambda _v, _c: dict(RESET))
     its = GuestProgram(b"\0", operations=({"op": "its", "device": 1},))
     case = Case(CONFIG, guest=its)
-    assert novelties(case) == {"op: its"}
+    assert novelties(case) == {"op: its (gic 2, its on)"}  # no ITS on a GICv2: per GIC
     assert not sampler.due()  # no time share yet: only something new is measured
     run = _run(Agree(), b"case", None)
     assert sampler.measure("11.1", case, [run]) == {"pl031/lr"}
@@ -249,3 +249,5 @@ def test_a_save_doing_something_new_is_measured_out_of_turn_once(
     assert len(events) == 2
     with_device = replace(CONFIG, devices=(Device("nvme", (("addr", "0x1"),)),))
     assert novelties(Case(with_device)) == {"device: nvme"}
+    gicv3 = replace(CONFIG, machine_options=(("gic-version", "3"),))
+    assert novelties(Case(gicv3, guest=its)) == {"op: its (gic 3, its on)"}
