@@ -204,7 +204,7 @@ async def execute_cases(
     """
     if case.live is not None:
         evidence = await execute_live(src, dsts, case, settings)
-        return [CaseRun(case, each, None, live_signed(judge(each))) for each in evidence]
+        return [CaseRun(case, each, None, live_signed(judge(each), each)) for each in evidence]
     with private_workdir("migfuzz-case-") as tmp:
         workdir = Path(tmp)
         files = settings.file_uri_versions

@@ -88,18 +88,26 @@ _LIVE_OWN = re.compile(
 )
 
 
-def live_signed(judgement: Judgement) -> Judgement:
+def live_signed(judgement: Judgement, evidence: Evidence | None = None) -> Judgement:
     """``judgement`` with the causes that are the live migration's own marked live
     (``live: <detail>``): a hang (the migration did not end), a setup a side refused,
     a failed channel or postcopy, a broken memory pattern. Other causes keep the paused
-    path's signature."""
+    path's signature.
+
+    Where a live cause's load stopped (the traced ``after <field>`` of ``evidence``'s
+    destination) is left out of its signature: a channel that fails mid-load stops it
+    wherever the stream had got to, a different field from one run to the next.
+    """
     if not isinstance(judgement, Divergence):
         return judgement
+    suffixes = _load_path_suffixes(evidence)
 
     def mark(signature: Signature) -> Signature:
         detail = signature.detail
         if "hung" not in signature.kind and detail and not _LIVE_OWN.search(detail):
             return signature
+        for suffix in suffixes:
+            detail = detail.removesuffix(suffix)
         return Signature(signature.kind, f"{LIVE_DETAIL}: {detail}" if detail else LIVE_DETAIL)
 
     return Divergence(
@@ -107,6 +115,18 @@ def live_signed(judgement: Judgement) -> Judgement:
         {**judgement.details, "live": True},
         tuple(mark(c) for c in judgement.causes),
     )
+
+
+def _load_path_suffixes(evidence: Evidence | None) -> tuple[str, ...]:
+    """What the judge appends to a load's cause for where it stopped (``_single_step_signature``
+    in :mod:`fuzz.judge.oracles`): `` @ <failed>`` or `` after <last field>``."""
+    load = None if evidence is None else evidence.pair.load
+    path = None if load is None else load.details.get("load_path")
+    if not isinstance(path, dict):
+        return ()
+    found = [f" @ {path['failed']}" if path.get("failed") else ""]
+    found.append(f" after {path['last_field']}" if path.get("last_field") else "")
+    return tuple(s for s in found if s)
 
 
 async def execute_live(

@@ -112,6 +112,32 @@ def test_only_the_migrations_own_causes_are_signed_live() -> None:
     assert signed(channel).detail.startswith("live: ")
 
 
+def test_where_a_failed_channel_stopped_the_load_is_not_in_its_signature() -> None:
+    # A channel that fails mid-load stops it wherever the stream had got to: the traced
+    # field differs from run to run, so a live cause leaves it out; a paused-style cause
+    # (a crash on the state) keeps it, as the paused load's signature has it.
+    control = live_transfer(_outcome(dst_version="11.1"))
+    words = "loadvm failed during postcopy: -1: Channel error: Operation not permitted"
+    path = {"last_field": "cpu/irq-line-state:env.irq_line_state"}
+    dst = StepOutcome(Stage.LOAD, "11.1", Verdict.REFUSED, [words], details={"load_path": path})
+    outcome = _outcome(Verdict.REFUSED, stage="migrate", messages=(words,), destination=dst)
+    evidence = Evidence(control=control, pair=live_transfer(outcome))
+    unsigned = judge(evidence)
+    assert isinstance(unsigned, Divergence) and unsigned.signature.detail.endswith(
+        "after cpu/irq-line-state:env.irq_line_state"
+    )
+    signed = live_signed(unsigned, evidence)
+    assert isinstance(signed, Divergence)
+    assert signed.signature.detail.startswith("live: ") and " after " not in signed.signature.detail
+    abort = "vmstate.c:172: f: Assertion `x' failed."
+    crashed = replace(dst, verdict=Verdict.CRASHED, messages=[abort], returncode=-6)
+    crash = _outcome(Verdict.CRASHED, stage="migrate", messages=(abort,), destination=crashed)
+    evidence = Evidence(control=control, pair=live_transfer(crash))
+    kept = live_signed(judge(evidence), evidence)
+    assert isinstance(kept, Divergence)
+    assert kept.signature.detail.endswith("after cpu/irq-line-state:env.irq_line_state")
+
+
 def test_a_broken_pattern_after_a_same_version_migration_is_a_finding() -> None:
     broken = READ_BACK.replace("pattern_bad_pages=0x0", "pattern_bad_pages=0x3")
     dst = StepOutcome(Stage.LOAD, "11.1", Verdict.COMPLETED,
