@@ -171,14 +171,13 @@ async def execute_live(
 
 
 def live_load_failed(judgement: Judgement, pair: TransferOutcome) -> bool:
-    """Whether a live case's destination refused or crashed on its load, for a cause not
-    the live migration's own: the cause a paused load of the same case may name better."""
+    """Whether a live case's destination refused or crashed loading the migration (not a
+    refused setup): the cause a paused load of the same case may name better."""
     load = pair.load
     if not isinstance(judgement, Divergence) or load is None:
         return False
-    if load.verdict not in (Verdict.REFUSED, Verdict.CRASHED):
-        return False
-    return any(not c.detail.startswith(LIVE_DETAIL) for c in judgement.signatures())
+    migrated = pair.save.details.get("stage") in ("migrate", "read-back")
+    return migrated and load.verdict in (Verdict.REFUSED, Verdict.CRASHED)
 
 
 def signed_as_paused(
@@ -188,16 +187,20 @@ def signed_as_paused(
     the paused load of the same case names (its first load's, not those looked past it),
     if that load failed too; else ``live`` as it was.
 
-    Live, QEMU only says ``error loading device 'cpu'``; the paused path has the stream,
-    whose refused cpreg list it names (``cpreg only in incoming stream: P15_4``). The same
-    refusal met live and paused is then one signature, counted once, and a new one's
-    shrink turns it into the paused case. The live migration's own causes stay beside.
+    Live, QEMU says less: ``error loading device 'cpu'``, or under postcopy ``loadvm
+    failed during postcopy: ... Failed to load vmstate``, where the paused path, which has
+    the stream, names the refused registers (``cpreg only in incoming stream: P15_4``).
+    The same refusal met live and paused is then one signature, counted once, and a new
+    one's shrink turns it into the paused case. The live case's load causes are taken
+    as the paused load's; its other causes (none yet: a failed load reads nothing back)
+    stay beside.
     """
     load = paused_pair.load
     failed = load is not None and load.verdict in (Verdict.REFUSED, Verdict.CRASHED)
     if not isinstance(live, Divergence) or not paused or not failed:
         return live
-    own = tuple(c for c in live.signatures() if c.detail.startswith(LIVE_DETAIL))
-    causes = (*paused, *own)
+    loading = ("refused-on-load", "crashed-on-load")
+    others = tuple(c for c in live.signatures() if c.kind not in loading)
+    causes = (*paused, *others)
     details = {**live.details, "signed_as_paused": [str(c) for c in paused]}
     return Divergence(causes[0], details, causes)

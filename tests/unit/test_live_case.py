@@ -281,21 +281,24 @@ def test_a_source_that_crashed_is_signed_by_itself_not_by_the_half_stream_it_sen
         assert judgement.signature == Signature("crashed-on-save", "signal 11")
 
 
-def test_a_failed_live_load_takes_the_paused_loads_causes_and_keeps_its_own() -> None:
+def test_a_failed_live_load_takes_the_paused_loads_causes() -> None:
     generic = Signature("refused-on-load", "error loading device 'cpu'")
-    own = Signature("refused-on-load", "live: source: Unable to write to socket")
-    live = Divergence(generic, {"live": True}, (generic, own))
+    postcopy = Signature("refused-on-load", "live: loadvm failed during postcopy: -N: Failed")
+    pattern = Signature("same-version-state", "guest read-back differs: live.pattern_bad_pages")
+    live = Divergence(generic, {"live": True}, (generic, postcopy, pattern))
     refused = StepOutcome(Stage.LOAD, "11.1", Verdict.REFUSED)
-    saved = StepOutcome(Stage.SAVE, "10.0", Verdict.COMPLETED)
+    saved = StepOutcome(Stage.SAVE, "10.0", Verdict.COMPLETED, details={"stage": "migrate"})
     pair = TransferOutcome("10.0", "11.1", saved, refused)
     named = (Signature("refused-on-load", "cpreg only in incoming stream: ID_AA64ISAR0_EL1"),)
+    assert live_load_failed(live, pair)
     signed = signed_as_paused(live, named, pair)
     assert isinstance(signed, Divergence)
-    assert signed.signatures() == (*named, own)
+    # The load's causes, live-marked or not, are the paused load's; any other stays.
+    assert signed.signatures() == (*named, pattern)
     assert signed.details["live"] is True and signed.details["signed_as_paused"] == [str(named[0])]
-    assert live_load_failed(live, pair)
     # A paused load that completed names nothing: the live causes stand as they were.
     loaded = replace(pair, load=replace(refused, verdict=Verdict.COMPLETED))
     assert signed_as_paused(live, named, loaded) is live
-    # Only the live migration's own causes: nothing a paused load could name better.
-    assert not live_load_failed(Divergence(own, {}), pair)
+    # A setup a side refused is not a failed load: no paused twin is run for it.
+    negotiated = replace(pair, save=replace(saved, details={"stage": "negotiate"}))
+    assert not live_load_failed(live, negotiated)
