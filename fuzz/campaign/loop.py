@@ -100,9 +100,9 @@ SHRINK_GRACE = 300.0
 #: Hypothesis's shrinker has this long per run, from the run's first new signature; then
 #: the run ends and each finding's best case so far goes to the 1-minimal pass
 #: (:func:`~fuzz.triage.minimize.make_one_minimal`). Uncapped, it took 35 to 312 s per
-#: finding in a 10-minute default campaign (most of its time), while the 1-minimal pass
-#: after it needed 0 to 18 runs; 10 minutes with it drew 393 cases of the 15-20 a
-#: second a campaign draws when it finds nothing new.
+#: finding of a 10-minute default campaign, most of the campaign's time (833 cases, where
+#: one that meets nothing new draws 15-20 a second), while the 1-minimal pass after it
+#: needed 0 to 18 runs.
 HYPOTHESIS_SHRINK_SECONDS = 45.0
 #: Signature kinds recorded as first met, not shrunk: a ``reuse`` divergence depends on what
 #: a long-lived process did before, which a shrinker replaying one case cannot hold still.
