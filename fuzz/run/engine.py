@@ -503,7 +503,7 @@ class CaseRunner:
             src, [dsts[i] for i in failed], replace(case, live=None), self.settings,
             emit=self.emit, patcher=self.patcher,
         )  # fmt: skip
-        self.counts["live_paused"] = self.counts.get("live_paused", 0) + len(failed)
+        self.counts["paused_twins"] = self.counts.get("paused_twins", 0) + len(failed)
         for i, again in zip(failed, paused, strict=True):
             run, named = runs[i], again.judgement
             if again.past is not None:
