@@ -21,6 +21,8 @@
 #   10.0.13 and 7.2.22, no multifd: 0 of 10 (10.0 refuses postcopy with multifd outright:
 #   "Postcopy is not yet compatible with multifd", exit 2).
 #   11.1.3 with DELAY 0.1 (the precopy has converged by then): 0 of 10.
+#   10.2.2 (a plain upstream build, 'migfuzz qemu build'), no multifd: 8 of 10 (2026-12-07):
+#   upstream, not Debian's; it came between 10.0 and 10.2.
 # Seen through migfuzz's harness (fuzz/run/live.py, postcopy switched at the MIGRATION_PASS 2
 # event or 10-40 ms after 'migrate'), with and without a guest writing memory; pinned in
 # tests/qemu/test_live_migration.py (FAILS_NOW_AND_THEN).
