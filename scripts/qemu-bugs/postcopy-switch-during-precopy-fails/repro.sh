@@ -23,6 +23,10 @@
 #   11.1.3 with DELAY 0.1 (the precopy has converged by then): 0 of 10.
 #   10.2.2 (a plain upstream build, 'migfuzz qemu build'), no multifd: 8 of 10 (2026-12-07):
 #   upstream, not Debian's; it came between 10.0 and 10.2.
+# Cause (docs/qemu-bugs.md): 7aaa1fc072 (10.1) starts postcopy with nothing pending, so no
+#   discard is sent; the destination's loadvm_postcopy_handle_listen() then calls
+#   postcopy_ram_prepare_discard(), which resets the state from LISTENING to DISCARD
+#   (f952710757, 2015), and POSTCOPY_RUN fails with -1 (-EPERM on the channel).
 # Seen through migfuzz's harness (fuzz/run/live.py, postcopy switched at the MIGRATION_PASS 2
 # event or 10-40 ms after 'migrate'), with and without a guest writing memory; pinned in
 # tests/qemu/test_live_migration.py (FAILS_NOW_AND_THEN).
