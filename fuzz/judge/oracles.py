@@ -256,9 +256,20 @@ def _single_step_signature(step: StepOutcome, kind: str, normalized: list[str]) 
     if isinstance(path, dict) and not detail.startswith(("cpreg ", "Failed to load ")):
         if path.get("failed"):
             detail = f"{detail} @ {path['failed']}"
-        elif path.get("last_field"):
+        elif path.get("last_field") and _in_named_section(detail, str(path["last_field"])):
             detail = f"{detail} after {path['last_field']}"
     return Signature(kind, detail)
+
+
+def _in_named_section(detail: str, last_field: str) -> bool:
+    """Whether the last field loaded belongs to the section QEMU's words name, if they name
+    one (``... for 'virtio-iommu' v1``, ``error loading device 'cpu'``): a section refused
+    before its first field is loaded leaves the previous section's last field, which
+    depends on what else the configuration has (one cause was two signatures, ``after
+    arm_gicv3/...`` and ``after configuration/...``)."""
+    named = re.findall(r"'([^']+)'", detail)
+    section = re.split(r"[/:]", last_field, maxsplit=1)[0]
+    return not named or section in named
 
 
 def judge(evidence: Evidence, oracles: Sequence[StateOracle] | None = None) -> Judgement:

@@ -112,6 +112,30 @@ def test_a_failed_save_is_invalid_not_a_divergence() -> None:
             " after cpu/wfxt-timer:wfxt_timer",
         ),
         (step(Stage.LOAD, Verdict.HUNG, ["restore did not finish in time"]), "hung-on-load"),
+        # A section refused before its first field: the last field loaded is the previous
+        # section's, which depends on the configuration, so it is left out...
+        (
+            step(
+                Stage.LOAD,
+                Verdict.REFUSED,
+                ["savevm: unsupported version 2 for '0000:00:03.0/virtio-iommu' v1"],
+                1,
+                load_path={"last_field": "arm_gicv3/gicd_no_migration_shift_bug:x"},
+            ),
+            "refused-on-load: savevm: unsupported version N for 'virtio-iommu' v1",
+        ),
+        # ... while a field of the section named says where in it loading stopped.
+        (
+            step(
+                Stage.LOAD,
+                Verdict.REFUSED,
+                ["error while loading state for instance 0x0 of device 'cpu'"],
+                1,
+                load_path={"last_field": "cpu/irq-line-state:env.irq_line_state"},
+            ),
+            "refused-on-load: error loading device 'cpu'"
+            " after cpu/irq-line-state:env.irq_line_state",
+        ),
     ],
 )
 def test_signatures_of_real_messages(pair, signature) -> None:
