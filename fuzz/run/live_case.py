@@ -101,6 +101,7 @@ def live_signed(judgement: Judgement, evidence: Evidence | None = None) -> Judge
     if not isinstance(judgement, Divergence):
         return judgement
     suffixes = _load_path_suffixes(evidence)
+    stuck = _source_stuck_in(evidence)
 
     def mark(signature: Signature) -> Signature:
         detail = signature.detail
@@ -108,6 +109,8 @@ def live_signed(judgement: Judgement, evidence: Evidence | None = None) -> Judge
             return signature
         for suffix in suffixes:
             detail = detail.removesuffix(suffix)
+        if "hung" in signature.kind and not detail and stuck:
+            detail = f"source stuck in {stuck}"
         return Signature(signature.kind, f"{LIVE_DETAIL}: {detail}" if detail else LIVE_DETAIL)
 
     return Divergence(
@@ -115,6 +118,21 @@ def live_signed(judgement: Judgement, evidence: Evidence | None = None) -> Judge
         {**judgement.details, "live": True},
         tuple(mark(c) for c in judgement.causes),
     )
+
+
+def _source_stuck_in(evidence: Evidence | None) -> str:
+    """The source's last migration status of a live transfer (``postcopy-device``), where
+    a hang stopped it: tells one hang from another (a destination that never answers a
+    new state, a precopy that never converges)."""
+    if evidence is None:
+        return ""
+    for transfer in (evidence.pair, evidence.control):
+        statuses = transfer.save.details.get("statuses")
+        if transfer.verdict is Verdict.HUNG and isinstance(statuses, list):
+            source = [str(s).removeprefix("src:") for s in statuses if str(s).startswith("src:")]
+            if source:
+                return source[-1]
+    return ""
 
 
 def _load_path_suffixes(evidence: Evidence | None) -> tuple[str, ...]:

@@ -112,6 +112,19 @@ def test_only_the_migrations_own_causes_are_signed_live() -> None:
     assert signed(channel).detail.startswith("live: ")
 
 
+def test_a_live_hang_is_signed_by_where_the_source_stuck() -> None:
+    # 10.2.2 -> 5.2 over postcopy stays in postcopy-device; a precopy that never converges
+    # stays in active: two hangs, two causes.
+    control = live_transfer(_outcome(dst_version="11.1"))
+    statuses = ("src:setup", "src:active", "src:device", "src:postcopy-device")
+    hang = _outcome(Verdict.HUNG, stage="migrate", messages=("did not end in time",),
+                    statuses=statuses)  # fmt: skip
+    evidence = Evidence(control=control, pair=live_transfer(hang))
+    signed = live_signed(judge(evidence), evidence)
+    assert isinstance(signed, Divergence)
+    assert str(signed.signature) == "hung-on-load: live: source stuck in postcopy-device"
+
+
 def test_where_a_failed_channel_stopped_the_load_is_not_in_its_signature() -> None:
     # A channel that fails mid-load stops it wherever the stream had got to: the traced
     # field differs from run to run, so a live cause leaves it out; a paused-style cause
