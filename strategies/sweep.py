@@ -6,10 +6,10 @@ feature on every pair many times, but in a 10-minute campaign a feature such as 
 (a file transport, then a coin) came up a few times or not at all, and on which pairs was
 luck. The question a user asks first ("can my fleet migrate live from 10.0 to 11.1 over
 multifd? over postcopy?") deserves an answer every night, so a time-budgeted campaign
-begins with a *sweep*: for each source version and each of
-:data:`~fuzz.core.live.HEADLINE_MIGRATIONS` that a
-destination offers with it, one live case, fanned out to every destination that offers the
-same feature (or, without a fan-out, one per pair).
+begins with a *sweep*: for each source version and each feature of
+:data:`~fuzz.core.live.HEADLINE_MIGRATIONS` that a destination offers with it, one live
+case, fanned out to every destination that offers the same feature (or, without a
+fan-out, one per pair).
 
 The sweep's cases are fixed, not drawn: the simplest configuration the pair's strategy has
 (the one a configuration shrinks to) and a small guest of a few kinds of operation, found
