@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -324,8 +325,7 @@ LARGE_ARRAY = 4096
 def _flatten_container(
     container: Section | Subsection | Struct | Configuration, prefix: str
 ) -> Iterator[tuple[str, Scalar]]:
-    for item in container.fields:
-        name = item.name if item.index is None else f"{item.name}[{item.index}]"
+    for item, name in zip(container.fields, _element_names(container.fields), strict=True):
         if _large_scalars(item.value):
             assert isinstance(item.value, tuple)
             yield prefix + name, hashlib.sha256(repr(item.value).encode()).digest()
@@ -336,6 +336,27 @@ def _flatten_container(
             yield from _flatten_value(item.value, prefix + name)
     for sub in container.subsections:
         yield from _flatten_container(sub, f"{prefix}{sub.name}/")
+
+
+def _element_names(fields: Sequence[Field]) -> list[str]:
+    """Each field's name in a path: an array QEMU described element by element is one
+    field per element under the same name, each ``name[k]`` by its place among them.
+
+    Not by the ``index`` QEMU wrote: versions write it differently for the same array
+    (the GICv3's ``cpu`` array of 4: 10.0 wrote indices 0, 1, 2 and none for the last; 11.1
+    none at all), and names taken from it made 10.0's ``cpu[0]`` 11.1's ``cpu``, so every
+    GIC comparison across those versions compared one CPU's registers with another's.
+    """
+    repeats = Counter(f.name for f in fields if f.count is None)
+    seen: Counter[str] = Counter()
+    names = []
+    for f in fields:
+        if f.count is None and repeats[f.name] > 1:
+            names.append(f"{f.name}[{seen[f.name]}]")
+            seen[f.name] += 1
+        else:
+            names.append(f.name if f.index is None else f"{f.name}[{f.index}]")
+    return names
 
 
 def _large_scalars(value: Value) -> bool:

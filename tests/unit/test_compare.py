@@ -355,3 +355,25 @@ def test_a_huge_array_of_numbers_is_one_leaf_and_still_compared() -> None:
     changed = dict(_flatten_container(section((*big[:-1], 7)), "dwc2/0/"))
     assert changed["dwc2/0/fifo"] != leaves["dwc2/0/fifo"]
     assert len(dict(_flatten_container(section(big[:LARGE_ARRAY]), "dwc2/0/"))) == LARGE_ARRAY + 2
+
+
+def test_an_array_described_element_by_element_is_named_by_place_whatever_the_indices() -> None:
+    """The GICv3's ``cpu`` array of 4: 10.0 described its elements with indices 0, 1, 2 and
+    none for the last, 11.1 with none; named by those, 10.0's CPU 3 met 11.1's CPU 0 and a
+    PMR written on one CPU was a 'restored state differs' on every 10.0 -> 11.1 load."""
+    from fuzz.stream.model import Field, Section, SectionKind, Struct, _flatten_container
+
+    def gic(indices: tuple[int | None, ...]) -> Section:
+        cpus = tuple(
+            Field("cpu", "struct", 0, 4, Struct("arm_gicv3_cpu", 0, 4, (
+                Field("icc_pmr_el1", "uint64", 0, 8, pmr, 8),
+            )), 4, index=index)
+            for index, pmr in zip(indices, (6, 0, 0, 0), strict=True)
+        )  # fmt: skip
+        return Section(SectionKind.FULL, "arm_gicv3", 0, 1, 1, 0, 0, 0, 0, cpus)
+
+    old = dict(_flatten_container(gic((0, 1, 2, None)), "arm_gicv3/0/"))
+    new = dict(_flatten_container(gic((None, None, None, None)), "arm_gicv3/0/"))
+    assert old == new
+    assert old["arm_gicv3/0/cpu[0].icc_pmr_el1"] == 6
+    assert list(old)[-1] == "arm_gicv3/0/cpu[3].icc_pmr_el1"
