@@ -492,9 +492,11 @@ class CaseRunner:
     async def _live_signed_as_paused(
         self, src: QemuBinary, dsts: Sequence[QemuBinary], runs: list[CaseRun]
     ) -> list[CaseRun]:
-        """A live case's runs, those whose load failed signed as the paused load of the
-        same case signs it (:func:`~fuzz.run.live_case.signed_as_paused`): one paused run,
-        on fresh processes and looked past as any, per such destination."""
+        """A live case's runs; where its load failed, the paused twin's run instead (one
+        paused run of the same case, on fresh processes and looked past as any, per such
+        destination), signed as :func:`~fuzz.run.live_case.signed_as_paused` says, if the
+        paused load failed too: its stream, cpreg list and patch make the better
+        reproducer, and a campaign counts the cause once."""
         failed = [i for i, r in enumerate(runs) if live_load_failed(r.judgement, r.evidence.pair)]
         if not failed:
             return runs
@@ -511,7 +513,8 @@ class CaseRunner:
             else:
                 causes = named.signatures() if isinstance(named, Divergence) else ()
             judgement = signed_as_paused(run.judgement, causes, again.evidence.pair)
-            runs[i] = CaseRun(run.case, run.evidence, None, judgement)
+            if judgement is not run.judgement:
+                runs[i] = CaseRun(again.case, again.evidence, again.source_stream, judgement)
         return runs
 
     def _settle(

@@ -208,10 +208,11 @@ def signed_as_paused(
     Live, QEMU says less: ``error loading device 'cpu'``, or under postcopy ``loadvm
     failed during postcopy: ... Failed to load vmstate``, where the paused path, which has
     the stream, names the refused registers (``cpreg only in incoming stream: P15_4``).
-    The same refusal met live and paused is then one signature, counted once, and a new
-    one's shrink turns it into the paused case. The live case's load causes are taken
-    as the paused load's; its other causes (none yet: a failed load reads nothing back)
-    stay beside.
+    The same refusal met live and paused is then one signature, counted once. The live
+    case's load causes are taken as the paused load's; its other causes (none yet: a
+    failed load reads nothing back) stay beside. The details say what was met live
+    (``met_live``): the engine reports the paused twin's run, stream and all, which is the
+    better reproducer.
     """
     load = paused_pair.load
     failed = load is not None and load.verdict in (Verdict.REFUSED, Verdict.CRASHED)
@@ -220,5 +221,5 @@ def signed_as_paused(
     loading = ("refused-on-load", "crashed-on-load")
     others = tuple(c for c in live.signatures() if c.kind not in loading)
     causes = (*paused, *others)
-    details = {**live.details, "signed_as_paused": [str(c) for c in paused]}
+    details = {**live.details, "met_live": [str(c) for c in live.signatures()]}
     return Divergence(causes[0], details, causes)

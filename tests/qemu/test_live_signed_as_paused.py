@@ -1,5 +1,6 @@
 """A live case whose destination refuses the state is signed as the paused load of the same
-case signs it, on real QEMU: one refusal met live and paused is one finding, not two."""
+case signs it, on real QEMU: one refusal met live and paused is one finding, not two, and
+its run is the paused twin's (with the stream a reproducer needs)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def test_a_refused_live_load_is_signed_as_the_paused_one(  # type: ignore[no-unt
     named = paused_run.past.first_causes if paused_run.past else paused_run.judgement.signatures()
     assert live_run.judgement.signatures() == named
     assert "error loading device 'cpu'" not in str(live_run.judgement.signature)
-    assert live_run.judgement.details["live"] is True  # still the live case's evidence
+    # The paused twin's run stands for it: its stream makes the better reproducer.
+    assert live_run.case.live is None and live_run.source_stream is not None
+    assert live_run.judgement.details["met_live"]
     assert stats["paused_twins"] == 1
     # Not a live feature: the summary's "over unix 175, ..." counts what FEATURE_COUNT_PREFIX
     # starts (it once said "paused 151").
