@@ -155,11 +155,14 @@ class _LiveRun:
         negotiation: tuple[NegotiationFailure, ...] = (), transcript: str = "",
         postcopy_ran: bool = False, stats: dict[str, Any] | None = None,
     ) -> LiveOutcome:  # fmt: skip
+        # A migration that failed in postcopy ran it too (its outcome is made where it
+        # failed, before the caller knew).
+        ran = postcopy_ran or "src:postcopy-active" in self.statuses
         return LiveOutcome(
             live=self.live, src_version=self.src_binary.name, dst_version=self.dst_binary.name,
             verdict=verdict, stage=stage, messages=messages, negotiation=negotiation,
             source=src, destination=dst, pre_save=self._pre_save(), transcript=transcript,
-            postcopy_ran=postcopy_ran, statuses=tuple(self.statuses),
+            postcopy_ran=ran, statuses=tuple(self.statuses),
             stats=stats or self.stats,
             seconds=time.monotonic() - self.started,
         )  # fmt: skip
