@@ -512,7 +512,8 @@ class CaseRunner:
                 causes = again.past.first_causes
             else:
                 causes = named.signatures() if isinstance(named, Divergence) else ()
-            judgement = signed_as_paused(run.judgement, causes, again.evidence.pair)
+            details = named.details if isinstance(named, Divergence) else None
+            judgement = signed_as_paused(run.judgement, causes, again.evidence.pair, details)
             if judgement is not run.judgement:
                 runs[i] = CaseRun(again.case, again.evidence, again.source_stream, judgement)
         return runs

@@ -15,9 +15,10 @@ pattern it kept writing while it migrated) and by what the guest reports itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case
@@ -199,8 +200,9 @@ def live_load_failed(judgement: Judgement, pair: TransferOutcome) -> bool:
 
 
 def signed_as_paused(
-    live: Judgement, paused: tuple[Signature, ...], paused_pair: TransferOutcome
-) -> Judgement:
+    live: Judgement, paused: tuple[Signature, ...], paused_pair: TransferOutcome,
+    paused_details: Mapping[str, Any] | None = None,
+) -> Judgement:  # fmt: skip
     """A live load that failed (:func:`live_load_failed`), signed by ``paused``, the causes
     the paused load of the same case names (its first load's, not those looked past it),
     if that load failed too; else ``live`` as it was.
@@ -210,9 +212,9 @@ def signed_as_paused(
     the stream, names the refused registers (``cpreg only in incoming stream: P15_4``).
     The same refusal met live and paused is then one signature, counted once. The live
     case's load causes are taken as the paused load's; its other causes (none yet: a
-    failed load reads nothing back) stay beside. The details say what was met live
-    (``met_live``): the engine reports the paused twin's run, stream and all, which is the
-    better reproducer.
+    failed load reads nothing back) stay beside. The details are the paused load's
+    (``paused_details``; the live ones without), with what was met live (``met_live``):
+    the engine reports the paused twin's run, stream and all, the better reproducer.
     """
     load = paused_pair.load
     failed = load is not None and load.verdict in (Verdict.REFUSED, Verdict.CRASHED)
@@ -221,5 +223,6 @@ def signed_as_paused(
     loading = ("refused-on-load", "crashed-on-load")
     others = tuple(c for c in live.signatures() if c.kind not in loading)
     causes = (*paused, *others)
-    details = {**live.details, "met_live": [str(c) for c in live.signatures()]}
+    base = live.details if paused_details is None else paused_details
+    details = {**base, "met_live": [str(c) for c in live.signatures()]}
     return Divergence(causes[0], details, causes)

@@ -308,8 +308,11 @@ def test_a_failed_live_load_takes_the_paused_loads_causes() -> None:
     assert isinstance(signed, Divergence)
     # The load's causes, live-marked or not, are the paused load's; any other stays.
     assert signed.signatures() == (*named, pattern)
-    assert signed.details["live"] is True
+    assert signed.details["live"] is True  # without the paused load's details, the live ones
     assert signed.details["met_live"] == [str(c) for c in live.signatures()]
+    with_paused = signed_as_paused(live, named, pair, {"summary": "paused"})
+    assert isinstance(with_paused, Divergence) and "live" not in with_paused.details
+    assert with_paused.details["summary"] == "paused" and with_paused.details["met_live"]
     # A paused load that completed names nothing: the live causes stand as they were.
     loaded = replace(pair, load=replace(refused, verdict=Verdict.COMPLETED))
     assert signed_as_paused(live, named, loaded) is live
