@@ -178,10 +178,30 @@ class TranscriptDifference:
             raise CorpusError(str(err)) from err
 
 
+#: An added PCI device's Command/Status dword (``pci<slot>.command``) and the Status
+#: register's Interrupt Status bit in it (bit 3 of Status, bit 19 of the dword).
+_PCI_COMMAND_ITEM = re.compile(r"^pci\d+\.command$")
+_PCI_INTERRUPT_STATUS = 1 << 19
+
+
+def _comparable(name: str, value: str | None) -> str | None:
+    """``value`` as the read-backs are compared: a PCI device's Interrupt Status bit left
+    out. It is the device's INTx line, not configuration the guest set: a virtio-net that
+    negotiated GUEST_ANNOUNCE raises a config interrupt after every restore (QEMU announces
+    a migrated NIC by design), which made 10.0 A -> A a false finding (``virtio-net-pci
+    config``: Command/Status 0x00100005 before, 0x00180005 after)."""
+    if value is None or not _PCI_COMMAND_ITEM.match(name):
+        return value
+    try:
+        return f"0x{int(value, 16) & ~_PCI_INTERRUPT_STATUS:016x}"
+    except ValueError:
+        return value
+
+
 def compare_transcripts(
     expected: Mapping[str, str], actual: Mapping[str, str]
 ) -> list[TranscriptDifference]:
-    """Every item on which ``actual`` disagrees with ``expected``.
+    """Every item on which ``actual`` disagrees with ``expected`` (see :func:`_comparable`).
 
     Items of ``expected`` come first, in its order (differing or missing), then items only
     ``actual`` has, in its order. An empty list means the read-backs agree.
@@ -189,7 +209,7 @@ def compare_transcripts(
     out = [
         TranscriptDifference(name, value, actual.get(name))
         for name, value in expected.items()
-        if actual.get(name) != value
+        if _comparable(name, actual.get(name)) != _comparable(name, value)
     ]
     out += [
         TranscriptDifference(name, None, value)
