@@ -35,10 +35,11 @@ and :func:`keep_going` (a run that ends on findings, several at once included).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from hypothesis import (
@@ -668,19 +669,25 @@ class FuzzLoop:
         """Run the sweep's fixed cases (``sweep``) as drawn ones, each finding made minimal
         by the 1-minimal pass as a Hypothesis run's are (Hypothesis has no part in them)."""
         for drawn in self.sweep:
-            self._shrinking = False
-            self._shrink_began = None
-            self._minimal = {}
-            try:
+            # A new signature (in self._minimal), or no destination judged it.
+            with self._recording(), contextlib.suppress(Finding, UnsatisfiedAssumption):
                 self._body(drawn)
-            except (Finding, UnsatisfiedAssumption):
-                pass  # a new signature (in self._minimal), or no destination judged it
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """One run's findings (a Hypothesis run's, or a sweep case's): it starts with none
+        and, however it ends, makes each new one it met minimal and records it."""
+        self._shrinking = False
+        self._shrink_began = None
+        self._minimal = {}
+        try:
+            yield
+        finally:
+            self._shrinking = True
+            try:
+                self._record_minimal()
             finally:
-                self._shrinking = True
-                try:
-                    self._record_minimal()
-                finally:
-                    self._shrinking = False
+                self._shrinking = False
 
     def _hypothesis_run(self, run_index: int) -> None:
         if not self._strategies:  # built once: a config plan is worked out from two probes
@@ -704,18 +711,9 @@ class FuzzLoop:
         def property_(drawn: tuple[Pair, Case | Sequence[Case]]) -> None:
             self._body(drawn)
 
-        self._shrinking = False
-        self._shrink_began = None
-        self._minimal = {}
-        self.emit(RunStarted(self.worker, run_index))
-        try:
+        with self._recording():
+            self.emit(RunStarted(self.worker, run_index))
             keep_going(property_)  # the minimal examples are in self._minimal
-        finally:
-            self._shrinking = True
-            try:
-                self._record_minimal()
-            finally:
-                self._shrinking = False
 
     def finish_shrink(self, signature: Signature, pair: Pair, case: Case) -> None:
         """Shrink a finding whose first case was written but whose shrink was cut short
