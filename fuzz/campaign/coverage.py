@@ -54,7 +54,7 @@ GIC_BOUND_KINDS = frozenset({"its", "gicv2m"})
 
 def novelties(case: Case) -> frozenset[str]:
     """What ``case`` does that a measurement may be the first to see: its guest's operation
-    kinds (``op: pflash``; ``op: its (gic 3)`` for :data:`GIC_BOUND_KINDS`) and its added
+    kinds (``op: pflash``; ``op: its (gic 3, its on)`` for :data:`GIC_BOUND_KINDS`) and its added
     devices (``device: nvme``)."""
     ops = () if case.guest is None else case.guest.operations
     options = dict(case.config.machine_options)
