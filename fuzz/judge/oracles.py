@@ -254,11 +254,20 @@ def _single_step_signature(step: StepOutcome, kind: str, normalized: list[str]) 
     # Where loading stopped tells apart one assertion hit by different fields.
     path = step.details.get("load_path")
     if isinstance(path, dict) and not detail.startswith(("cpreg ", "Failed to load ")):
-        if path.get("failed"):
-            detail = f"{detail} @ {path['failed']}"
-        elif path.get("last_field") and _in_named_section(detail, str(path["last_field"])):
-            detail = f"{detail} after {path['last_field']}"
+        failed, after = load_stop_suffixes(path)
+        if failed:
+            detail += failed
+        elif after and _in_named_section(detail, str(path["last_field"])):
+            detail += after
     return Signature(kind, detail)
+
+
+def load_stop_suffixes(path: Mapping[str, Any]) -> tuple[str, str]:
+    """What a load's cause may end with for where the load stopped (a ``load_path``):
+    `` @ <failed>`` and `` after <last field>`` ("" where the trace has neither)."""
+    failed = f" @ {path['failed']}" if path.get("failed") else ""
+    after = f" after {path['last_field']}" if path.get("last_field") else ""
+    return failed, after
 
 
 def _in_named_section(detail: str, last_field: str) -> bool:

@@ -27,7 +27,13 @@ from fuzz.core.live import LiveOutcome
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.errors import UsageError
-from fuzz.judge.oracles import Divergence, Evidence, Judgement, Signature
+from fuzz.judge.oracles import (
+    Divergence,
+    Evidence,
+    Judgement,
+    Signature,
+    load_stop_suffixes,
+)
 from fuzz.run.live import migrate_live
 from fuzz.run.machine import private_workdir
 
@@ -137,15 +143,13 @@ def _source_stuck_in(evidence: Evidence | None) -> str:
 
 
 def _load_path_suffixes(evidence: Evidence | None) -> tuple[str, ...]:
-    """What the judge appends to a load's cause for where it stopped (``_single_step_signature``
-    in :mod:`fuzz.judge.oracles`): `` @ <failed>`` or `` after <last field>``."""
+    """What the judge may have appended to a load's cause for where it stopped
+    (:func:`~fuzz.judge.oracles.load_stop_suffixes`)."""
     load = None if evidence is None else evidence.pair.load
     path = None if load is None else load.details.get("load_path")
     if not isinstance(path, dict):
         return ()
-    found = [f" @ {path['failed']}" if path.get("failed") else ""]
-    found.append(f" after {path['last_field']}" if path.get("last_field") else "")
-    return tuple(s for s in found if s)
+    return tuple(s for s in load_stop_suffixes(path) if s)
 
 
 async def execute_live(
