@@ -11,15 +11,11 @@ previous guest's RTC across ``system_reset``.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
-from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.outcome import Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.judge.oracles import Agree
 from fuzz.judge.transcript import EXCEPTION_ITEM, parse_transcript, pre_save_readback
@@ -36,7 +32,7 @@ from strategies.guests import (
     SetGpr,
 )
 from strategies.image import build_guest, expected_values, readback_items
-from tests.qemu.conftest import COMMON_MACHINE, transfer
+from tests.qemu.conftest import COMMON_MACHINE, same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -63,20 +59,6 @@ OPTION_SETS: tuple[tuple[tuple[str, str], ...], ...] = (
 )
 
 
-def _run_all(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
-    """Save each case on ``binary`` and restore it on ``binary``, all concurrently."""
-
-    async def one(case: Case) -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-devices-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    async def all_cases() -> list[TransferOutcome]:
-        return list(await asyncio.gather(*(one(case) for case in cases)))
-
-    return asyncio.run(all_cases())
-
-
 @pytest.mark.parametrize("version", ["10.0", "11.1"])
 def test_what_a_guest_wrote_to_the_devices_reads_back_after_a_same_version_restore(
     binaries: dict[str, QemuBinary], version: str
@@ -86,7 +68,7 @@ def test_what_a_guest_wrote_to_the_devices_reads_back_after_a_same_version_resto
                          build_guest(ops)))
         for name, ops in GUESTS.items() for options in OPTION_SETS
     ]  # fmt: skip
-    results = _run_all(binaries[version], [case for _, _, case in runs])
+    results = same_version_transfers(binaries[version], [case for _, _, case in runs])
     for (name, ops, case), result in zip(runs, results, strict=True):
         where = (name, case.config.describe())
         assert case.guest is not None

@@ -13,15 +13,11 @@ the host bridge's device-specific config words survive ``system_reset``).
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
-from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.outcome import Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.judge.oracles import Agree
 from fuzz.judge.transcript import EXCEPTION_ITEM, parse_transcript, pre_save_readback
@@ -39,7 +35,7 @@ from strategies.guests import (
     SetGpr,
 )
 from strategies.image import build_guest, expected_values, msi_values, readback_items
-from tests.qemu.conftest import transfer
+from tests.qemu.conftest import same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -72,20 +68,6 @@ OPTION_SETS: dict[tuple[tuple[str, str], ...], str] = {
 }
 
 
-def _run_all(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
-    """Save each case on ``binary`` and restore it on ``binary``, all concurrently."""
-
-    async def one(case: Case) -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-bus-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    async def all_cases() -> list[TransferOutcome]:
-        return list(await asyncio.gather(*(one(case) for case in cases)))
-
-    return asyncio.run(all_cases())
-
-
 def _its_written(ops: list[Operation], items: dict[str, str]) -> None:
     """With an ITS, the registers hold what the last ITS operation wrote, and the tables
     the entries its commands made (valid, in QEMU's formats)."""
@@ -114,7 +96,7 @@ def test_what_a_guest_wrote_to_the_bus_devices_reads_back_after_a_same_version_r
          Case(MachineConfig(MACHINE, "cortex-a57", machine_options=options), build_guest(ops)))
         for name, ops in GUESTS.items() for options, controller in OPTION_SETS.items()
     ]  # fmt: skip
-    results = _run_all(binaries[version], [case for *_, case in runs])
+    results = same_version_transfers(binaries[version], [case for *_, case in runs])
     for (name, ops, controller, case), result in zip(runs, results, strict=True):
         where = (name, case.config.describe())
         assert case.guest is not None

@@ -15,15 +15,11 @@ answers reads with its array (``docs/devices.md``).
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
 from fuzz.core.case import Case, MachineConfig
-from fuzz.core.outcome import TransferOutcome, Verdict
+from fuzz.core.outcome import Verdict
 from fuzz.core.settings import RunSettings
 from fuzz.judge.oracles import Agree
 from fuzz.judge.transcript import EXCEPTION_ITEM, parse_transcript, pre_save_readback
@@ -46,7 +42,7 @@ from strategies.image import (
     expected_values,
     readback_items,
 )
-from tests.qemu.conftest import COMMON_MACHINE, transfer
+from tests.qemu.conftest import COMMON_MACHINE, same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -79,20 +75,6 @@ OPTION_SETS: tuple[tuple[tuple[str, str], ...], ...] = (
     (("virtualization", "on"), ("gic-version", "3")),
     (("secure", "on"),),
 )
-
-
-def _run_all(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
-    """Save each case on ``binary`` and restore it on ``binary``, all concurrently."""
-
-    async def one(case: Case) -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-console-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    async def all_cases() -> list[TransferOutcome]:
-        return list(await asyncio.gather(*(one(case) for case in cases)))
-
-    return asyncio.run(all_cases())
 
 
 WRITES = ("program", "erase")
@@ -130,7 +112,7 @@ def test_what_a_guest_left_in_the_console_devices_reads_back_after_a_same_versio
               build_guest(ops)))
         for name, ops in GUESTS.items() for options in OPTION_SETS
     ]  # fmt: skip
-    results = _run_all(binaries[version], [case for _, _, _, case in runs])
+    results = same_version_transfers(binaries[version], [case for _, _, _, case in runs])
     for (name, ops, options, case), result in zip(runs, results, strict=True):
         where = (name, case.config.describe())
         assert case.guest is not None
@@ -174,7 +156,7 @@ def test_older_versions_restore_a_flash_bank_in_query_mode_answering_with_its_ar
                             ConfigureFlash(1, "query")]  # fmt: skip
     binary = farm.get(version)
     case = Case(MachineConfig(COMMON_MACHINE, "cortex-a57"), build_guest(ops))
-    (result,) = _run_all(binary, [case])
+    (result,) = same_version_transfers(binary, [case])
     assert case.guest is not None and result.load is not None, result.summary()
     console = result.save.details["console"]
     before = parse_transcript(pre_save_readback(console, case.guest.checkpoint))

@@ -18,10 +18,6 @@ timer armed on the clean pair 11.1 <-> 11.1.2 judges as agree.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from fuzz.core.binary import QemuBinary
@@ -58,7 +54,7 @@ from strategies.image import (
     build_guest,
     readback_items,
 )
-from tests.qemu.conftest import COMMON_MACHINE, transfer
+from tests.qemu.conftest import COMMON_MACHINE, same_version_transfers
 
 pytestmark = pytest.mark.qemu
 
@@ -92,20 +88,6 @@ def _verdicts(ops: list[Operation], result: TransferOutcome) -> dict[str, int]:
     return {n.split(".")[1]: int(after[n], 16) for n in names}
 
 
-def _run_all(binary: QemuBinary, cases: list[Case]) -> list[TransferOutcome]:
-    """Save each case on ``binary`` and restore it on ``binary``, all concurrently."""
-
-    async def one(case: Case) -> TransferOutcome:
-        with tempfile.TemporaryDirectory(prefix="migfuzz-timers-") as tmp:
-            _, result = await transfer(binary, binary, case, Path(tmp))
-        return result
-
-    async def all_cases() -> list[TransferOutcome]:
-        return list(await asyncio.gather(*(one(case) for case in cases)))
-
-    return asyncio.run(all_cases())
-
-
 F, A = TIMER_FIRED, TIMER_ABSENT
 #: (machine, CPU, options, operations, expected verdicts): EL1 timers that fire, and
 #: timers the EL or the CPU does not have.
@@ -132,7 +114,7 @@ def test_el1_timers_fire_after_a_same_version_restore_and_missing_ones_read_abse
         Case(MachineConfig(machine, cpu, machine_options=opts), build_guest(ops))
         for machine, cpu, opts, ops, _ in EL1_CASES
     ]
-    results = _run_all(binaries[version], cases)
+    results = same_version_transfers(binaries[version], cases)
     for (_, cpu, opts, ops, expected), result in zip(EL1_CASES, results, strict=True):
         assert _verdicts(ops, result) == expected, (cpu, opts)
 
@@ -162,7 +144,9 @@ def test_el2_and_el3_timers_lose_a_deadline_pending_at_the_save(
          MachineConfig(COMMON_MACHINE, cpu, machine_options=opts))
         for timer, cpu, opts in HIGH_EL_CASES
     ]  # fmt: skip
-    results = _run_all(binaries[version], [Case(c, build_guest(ops)) for _, ops, c in runs])
+    results = same_version_transfers(
+        binaries[version], [Case(c, build_guest(ops)) for _, ops, c in runs]
+    )
     verdicts = {
         timer: _verdicts(ops, result)[timer]
         for (timer, ops, _), result in zip(runs, results, strict=True)
