@@ -68,6 +68,22 @@ def refused_on_cpu(step: StepOutcome | None) -> bool:
     )
 
 
+def past_cpu(step: StepOutcome) -> bool:
+    """Whether a restore of a patched stream got past the ``cpu`` section: it loaded, or it
+    was refused or crashed later in the stream, in another section (QEMU's load path names
+    where). A refusal there is a finding behind the first one, not a patch that failed:
+    7.2 -> 10.0 on ``xlnx-zcu102`` is refused on the CPU's list and, once patched, on the
+    ``usb-dwc3`` section; counting that as no way past hid it. A failure whose place is
+    unknown counts as not past."""
+    if step.verdict is Verdict.COMPLETED:
+        return True
+    if step.stage is not Stage.LOAD or step.verdict not in (Verdict.REFUSED, Verdict.CRASHED):
+        return False
+    path = step.details.get("load_path")
+    last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
+    return bool(last) and not last.startswith("cpu") and not refused_on_cpu(step)
+
+
 async def reduce_needed(
     items: Sequence[T], accepted: Callable[[list[T]], Awaitable[bool]], max_tests: int
 ) -> list[T]:
@@ -111,8 +127,9 @@ class _Attempt:
     result: LoadResult
 
     @property
-    def loaded(self) -> bool:
-        return self.result.outcome.verdict is Verdict.COMPLETED
+    def past(self) -> bool:
+        """Whether the destination got past the ``cpu`` section (:func:`past_cpu`)."""
+        return past_cpu(self.result.outcome)
 
 
 @dataclass(frozen=True)
@@ -296,7 +313,7 @@ class RefusalPatcher:
             if not load:
                 return self._signed(first, last, tables, cpu)
             reused = await restore(last.patches(tables))
-            if reused.loaded:
+            if reused.past:
                 return self._judged(evidence, first, reused, last.signing(tables), cpu)
         learned, tried = await self._learn(
             src, dst, case, tables, save=save, restore=restore, load=load
@@ -306,7 +323,7 @@ class RefusalPatcher:
             return self._signed(first, learned, tables, cpu)
         if learned is not None and tried is None:
             tried = await restore(learned.patches(tables))
-        if learned is not None and tried is not None and tried.loaded:
+        if learned is not None and tried is not None and tried.past:
             self._last[config_key] = learned
             return self._judged(evidence, first, tried, learned.signing(tables), cpu)
         self._last[config_key] = None
@@ -378,7 +395,7 @@ class RefusalPatcher:
         async def accepted(subset: Sequence[_PatchKey], *, inserted: bool = True) -> bool:
             self.stats["tests"] += 1
             keys = (known if inserted else known - inserts) | frozenset(subset)
-            return (await restore(_edits(tables, dst_tables, keys), guest=False)).loaded
+            return (await restore(_edits(tables, dst_tables, keys), guest=False)).past
 
         async def learned(keys: frozenset[_PatchKey]) -> _Learned:
             causes = keys
@@ -387,7 +404,7 @@ class RefusalPatcher:
             return _Learned.of(keys, tables, dst_tables, causes)
 
         if known and load:  # as the real restore: the attempt is the load past the refusal
-            if (attempt := await restore(_edits(tables, dst_tables, known))).loaded:
+            if (attempt := await restore(_edits(tables, dst_tables, known))).past:
                 return await learned(known), attempt
         elif known and await accepted([]):
             return await learned(known), None

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from fuzz.core.boards import board_of
 from fuzz.core.capabilities import settings_for
 from fuzz.core.case import Case, MachineConfig
 from fuzz.core.outcome import Verdict
@@ -19,6 +20,8 @@ from fuzz.judge.oracles import Agree, Divergence
 from fuzz.run.session import Session
 from fuzz.versions.probe import capabilities
 from strategies.cases import rebuild_guest
+from strategies.guests import SetGpr
+from strategies.image import build_guest
 
 pytestmark = pytest.mark.qemu
 
@@ -128,3 +131,35 @@ def test_a_difference_behind_the_refusal_is_found_and_reproduced(binaries, farm,
     )
     text = result.stdout + result.stderr
     assert "control: loaded" in text and "pair: loaded" in text, text
+
+
+def test_a_refusal_behind_the_refusal_is_its_own_finding(binaries, farm, tmp_path) -> None:
+    """7.2 -> 10.0 on xlnx-versal-virt is refused on the CPU's list and, once that is
+    patched, on the ``usb-dwc3`` section: 10.0 grew the register array it saves without a
+    new version (QEMU b513766ee9). That second refusal is a finding of its own, marked as
+    behind the first, and the reproducer's patched load is refused there with plain QEMU."""
+    board = board_of("xlnx-versal-virt")
+    assert board is not None
+    config = MachineConfig(board.machine, board.cpu, smp=4, memory_mib=board.memory_mib)
+    case = Case(config, build_guest([SetGpr(3, 5)], smp=4, uart=board.uart))
+    with _session(binaries, farm, "7.2", "10.0") as session:
+        run = session.run_case(binaries["7.2"], binaries["10.0"], case)
+    past = run.past
+    assert past is not None and past.evidence is not None
+    assert past.evidence.pair.verdict is Verdict.REFUSED
+    assert [str(c) for c in past.behind] == [
+        "refused-on-load: Missing section footer for usb-dwc3 after usb-dwc3:cfg.dwc_usb3_user"
+    ]
+    assert past.behind[-1] in run.causes and run.causes[0] in past.first_causes
+    entry = Entry(
+        past.behind[0], VersionRef("7.2", ""), VersionRef("10.0", ""), case,
+        run.control, past.evidence.pair, {"behind": [str(c) for c in past.first_causes]},
+        run.source_stream, patched_stream=past.stream,
+    )  # fmt: skip
+    folder, _ = write_entry(tmp_path, entry, binaries["7.2"], binaries["10.0"])
+    result = subprocess.run(
+        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, timeout=120
+    )
+    text = result.stdout + result.stderr
+    assert "control: loaded" in text, text
+    assert "Missing section footer for usb-dwc3" in text, text

@@ -17,7 +17,7 @@ from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import StreamError
 from fuzz.judge.oracles import Agree, Divergence, Evidence, Signature
 from fuzz.judge.past_refusal import PastRefusal, judge_patched, refusal_causes, set_registers
-from fuzz.run.past_refusal import _Learned, _unique, reduce_needed, refused_on_cpu
+from fuzz.run.past_refusal import _Learned, _unique, past_cpu, reduce_needed, refused_on_cpu
 from fuzz.stream.cpregs import CpReg, to_kvm_id
 from fuzz.stream.patch import CpregPatch, PatchAction
 
@@ -99,6 +99,28 @@ def test_a_spent_budget_leaves_a_set_that_still_passes() -> None:
 )  # fmt: skip
 def test_only_a_refusal_in_the_cpu_section_is_looked_past(step, expected) -> None:
     assert refused_on_cpu(step) is expected
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (_step(Stage.LOAD, Verdict.COMPLETED), True),
+        # Refused or crashed later in the stream: the patch got past the CPU.
+        (_step(Stage.LOAD, Verdict.REFUSED, "Missing section footer for usb-dwc3",
+               load_path={"last_field": "usb-dwc3:cfg.dwc_usb3_user"}), True),
+        (_step(Stage.LOAD, Verdict.CRASHED, "assertion failed",
+               load_path={"last_field": "xhci-ring:ccs"}), True),
+        # Still in the CPU's section, or nowhere known: not past.
+        (_step(Stage.LOAD, Verdict.REFUSED, "error while loading state for instance 0x0 "
+               "of device 'cpu'", load_path={"last_field": "cpu/irq-line-state:x"}), False),
+        (_step(Stage.LOAD, Verdict.REFUSED, "Failed to load cpu:cpreg_vmstate_array_len",
+               load_path={"last_field": "arm_gicv3:x"}), False),
+        (_step(Stage.LOAD, Verdict.REFUSED, "load of migration failed"), False),
+        (_step(Stage.LOAD, Verdict.HUNG, load_path={"last_field": "pl011:x"}), False),
+    ],
+)  # fmt: skip
+def test_a_patch_got_past_the_cpu_if_the_load_stopped_later(step, expected) -> None:
+    assert past_cpu(step) is expected
 
 
 def test_a_learned_patch_is_reused_only_on_the_same_source_values() -> None:
