@@ -478,6 +478,10 @@ def _patched_setup(entry: Entry) -> list[str]:
             f"# Found behind: {first}. The pair restores the source's stream with its cpreg",
             "# list patched (patched.lz4; outcome.json's past_refusal.patches says how).",
         ]
+        past = entry.findings.get("past_refusal")
+        left_out = past.get("left_out") if isinstance(past, dict) else None
+        if left_out:
+            said.append(f"# Left out of it, as the destination sends none: {', '.join(left_out)}.")
     return [
         *said,
         "# With --resave the control restores the new stream, the pair the recorded one.",

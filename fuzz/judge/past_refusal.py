@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from fuzz.core.outcome import TransferOutcome
+from fuzz.core.outcome import Stage, TransferOutcome, Verdict
 from fuzz.errors import CorpusError, StreamError
 from fuzz.judge.oracles import (
     Agree,
@@ -46,6 +46,11 @@ CAUSE_OF = {
     PatchAction.SET: "cpreg value not accepted",
     PatchAction.INSERT: "cpreg missing from incoming stream",
 }
+
+
+#: The kind of the refusal a cpreg list's patch stands for (as
+#: :func:`~fuzz.judge.oracles.step_causes` spells it).
+REFUSED_ON_LOAD = f"{Verdict.REFUSED}-on-{Stage.LOAD}"
 
 
 #: How a refusal that names no register is signed (:func:`~fuzz.judge.oracles.step_causes`):
@@ -161,23 +166,35 @@ class PastRefusal:
     """The case's CPU model (how refused ID registers are named: :func:`refusal_causes`)."""
     signing: tuple[CpregPatch, ...] | None = None
     """The edits that stand for the refusal's causes (None: all of ``patches``)."""
+    left_out: tuple[str, ...] = ()
+    """``cpu`` subsections left out of the patched stream: the first stop was a crash in
+    one the destination does not send (11.1's ``cpu/wfxt-timer`` on 10.0); the cpreg
+    list's refusal is then behind it, a cause of its own."""
+
+    @property
+    def _signing(self) -> tuple[CpregPatch, ...]:
+        return self.patches if self.signing is None else self.signing
 
     @property
     def first_causes(self) -> tuple[Signature, ...]:
-        """The refusal's causes: its own where QEMU named the registers, else the patch's."""
+        """The first stop's causes: its own where QEMU named the registers or the stop was
+        in a subsection left out, else the patch's."""
         own = self.first.signatures()
-        signing = self.patches if self.signing is None else self.signing
-        if not unnamed_refusal(self.first) or not signing:
+        if self.left_out or not unnamed_refusal(self.first) or not self._signing:
             return own
-        return refusal_causes(own[0].kind, signing, self.cpu)
+        return refusal_causes(own[0].kind, self._signing, self.cpu)
 
     @property
     def behind(self) -> tuple[Signature, ...]:
-        """The causes found behind the refusal (none if the patched load agreed)."""
-        if not isinstance(self.judgement, Divergence):
-            return ()
+        """The causes found behind the first stop: the cpreg list's refusal where a
+        subsection was left out, then what the patched load showed (none if it agreed)."""
+        found: tuple[Signature, ...] = ()
+        if self.left_out:
+            found = refusal_causes(REFUSED_ON_LOAD, self._signing, self.cpu)
+        if isinstance(self.judgement, Divergence):
+            found += self.judgement.signatures()
         first = set(self.first_causes)
-        return tuple(c for c in self.judgement.signatures() if c not in first)
+        return tuple(dict.fromkeys(c for c in found if c not in first))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: what was patched, how the patched load ended, what it showed."""
@@ -187,6 +204,7 @@ class PastRefusal:
             "cpu": self.cpu,
             "patches": [p.to_json() for p in self.patches],
             "signing": None if self.signing is None else [p.to_json() for p in self.signing],
+            "left_out": list(self.left_out),
             "pair": None if self.evidence is None else self.evidence.pair.to_json(),
             "verdict": (
                 "not loaded"
@@ -218,11 +236,12 @@ class PastRefusal:
         except (KeyError, TypeError, StreamError) as err:
             raise CorpusError(f"past_refusal record unreadable: {err}") from None
         cpu = str(record.get("cpu", ""))
+        left_out = tuple(str(name) for name in record.get("left_out", ()))
         if pair is None:
-            return cls(first, patches, None, None, b"", cpu, signing)
+            return cls(first, patches, None, None, b"", cpu, signing, left_out)
         evidence = Evidence(control, pair)
         judgement = judge_patched(evidence, patches)
-        return cls(first, patches, evidence, judgement, b"", cpu, signing)
+        return cls(first, patches, evidence, judgement, b"", cpu, signing, left_out)
 
     def joined(self) -> Divergence:
         """One divergence for the whole case: the refusal's causes first, then every cause

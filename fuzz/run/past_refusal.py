@@ -45,6 +45,7 @@ from fuzz.stream.patch import (
     apply_patches,
     cpreg_differences,
     cpreg_table,
+    drop_subsections,
     rewrite_cpregs,
 )
 
@@ -66,6 +67,20 @@ def refused_on_cpu(step: StepOutcome | None) -> bool:
     return last.startswith("cpu") or any(
         "device 'cpu'" in m or "cpreg" in m or "cpu:" in m for m in step.messages
     )
+
+
+def crashed_in_cpu_subsection(step: StepOutcome | None) -> str | None:
+    """The ``cpu`` subsection a restore crashed in (e.g. ``cpu/wfxt-timer``: 11.1 sends it,
+    10.0 aborts on it), else None. Such a subsection, if the destination does not send it
+    itself, is left out of the patched stream (:meth:`RefusalPatcher.look_past`). Only a
+    crash: a refusal's last field loaded may be in the subsection before a post-load check
+    that failed, and says nothing of the subsection."""
+    if step is None or step.stage is not Stage.LOAD or step.verdict is not Verdict.CRASHED:
+        return None
+    path = step.details.get("load_path")
+    last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
+    name, colon, _field = last.partition(":")
+    return name if colon and name.startswith("cpu/") and name.count("/") == 1 else None
 
 
 def past_cpu(step: StepOutcome) -> bool:
@@ -260,7 +275,7 @@ class RefusalPatcher:
 
     def __init__(self) -> None:
         self._needed: dict[tuple[str, str], set[_PatchKey]] = {}
-        self._last: dict[tuple[str, str, tuple[object, ...]], _Learned | None] = {}
+        self._last: dict[tuple[str, str, tuple[object, ...], tuple[str, ...]], _Learned | None] = {}
         self.stats = {"looked": 0, "past": 0, "signed": 0, "stuck": 0, "saves": 0, "tests": 0}
 
     async def look_past(
@@ -286,14 +301,19 @@ class RefusalPatcher:
             signed, from the edits learned for the configuration (no restore at all when
             they are known), and nothing behind it is judged.
         """
-        stream = evidence.source_stream
-        if stream is None or not refused_on_cpu(evidence.pair.failing_step):
+        stream, step = evidence.source_stream, evidence.pair.failing_step
+        dropped = crashed_in_cpu_subsection(step)
+        if stream is None or not (refused_on_cpu(step) or dropped):
             return None
         try:
             decoded = decoded_once(stream)
+            if dropped is not None:
+                stream = drop_subsections(stream, decoded, "cpu", {dropped})
+                decoded = decode_stream(stream)
             tables = cpu_tables(decoded)
         except StreamError:
             return None
+        left_out = () if dropped is None else (dropped,)
         self.stats["looked"] += 1
 
         async def restore(per_cpu: _PerCpu, *, guest: bool = True) -> _Attempt:
@@ -303,7 +323,7 @@ class RefusalPatcher:
             result = await (await destination(dst)).load(target, data, resave=resave and guest)
             return _Attempt(per_cpu, data, result)
 
-        config_key = (src.name, dst.name, cpreg_config(case.config))
+        config_key = (src.name, dst.name, cpreg_config(case.config), left_out)
         if config_key in self._last and self._last[config_key] is None:
             self.stats["stuck"] += 1  # no way past this configuration, found before
             return None
@@ -311,32 +331,40 @@ class RefusalPatcher:
         last = self._last.get(config_key)
         if last is not None and last.applies(tables):
             if not load:
-                return self._signed(first, last, tables, cpu)
+                return self._signed(first, last, tables, cpu, left_out)
             reused = await restore(last.patches(tables))
             if reused.past:
-                return self._judged(evidence, first, reused, last.signing(tables), cpu)
+                signing = last.signing(tables)
+                return self._judged(evidence, first, reused, signing, cpu=cpu, left_out=left_out)
         learned, tried = await self._learn(
-            src, dst, case, tables, save=save, restore=restore, load=load
+            src, dst, case, tables, left_out, save=save, restore=restore, load=load
         )
         if learned is not None and tried is None and not load:
             self._last[config_key] = learned
-            return self._signed(first, learned, tables, cpu)
+            return self._signed(first, learned, tables, cpu, left_out)
         if learned is not None and tried is None:
             tried = await restore(learned.patches(tables))
         if learned is not None and tried is not None and tried.past:
             self._last[config_key] = learned
-            return self._judged(evidence, first, tried, learned.signing(tables), cpu)
+            signing = learned.signing(tables)
+            return self._judged(evidence, first, tried, signing, cpu=cpu, left_out=left_out)
         self._last[config_key] = None
         self.stats["stuck"] += 1
         return None
 
     def _signed(
-        self, first: Divergence, learned: _Learned, tables: _Tables, cpu: str
+        self,
+        first: Divergence,
+        learned: _Learned,
+        tables: _Tables,
+        cpu: str,
+        left_out: tuple[str, ...],
     ) -> PastRefusal:
         """The refusal signed by the edits learned for its configuration, not loaded."""
         self.stats["signed"] += 1
         signing = learned.signing(tables)
-        return PastRefusal(first, _unique(learned.patches(tables)), None, None, b"", cpu, signing)
+        patches = _unique(learned.patches(tables))
+        return PastRefusal(first, patches, None, None, b"", cpu, signing, left_out)
 
     def _judged(
         self,
@@ -344,7 +372,9 @@ class RefusalPatcher:
         first: Divergence,
         attempt: _Attempt,
         signing: tuple[CpregPatch, ...],
+        *,
         cpu: str,
+        left_out: tuple[str, ...],
     ) -> PastRefusal:
         pair = evidence.pair
         patched = replace(
@@ -354,7 +384,8 @@ class RefusalPatcher:
         self.stats["past"] += 1
         patches = _unique(attempt.patches)
         judgement = judge_patched(patched, patches)
-        return PastRefusal(first, patches, patched, judgement, attempt.stream, cpu, signing)
+        stream = attempt.stream
+        return PastRefusal(first, patches, patched, judgement, stream, cpu, signing, left_out)
 
     async def _learn(
         self,
@@ -362,6 +393,7 @@ class RefusalPatcher:
         dst: QemuBinary,
         case: Case,
         tables: tuple[dict[int, int], ...],
+        left_out: tuple[str, ...],
         *,
         save: Callable[[QemuBinary, Case], Awaitable[SaveResult]],
         restore: Callable[..., Awaitable[_Attempt]],
@@ -370,14 +402,22 @@ class RefusalPatcher:
         """The edits this case needs, from the destination's own save of it: the pair's
         known edits among the differences, tried first as the real restore (returned with
         it if it loaded), else those and what a reduction finds among the rest (restored
-        without the guest). None: even every edit is refused."""
+        without the guest). None: even every edit is refused, or a subsection left out
+        (``left_out``) is one the destination sends itself (its state would be lost, and
+        found different behind: not a finding)."""
         self.stats["saves"] += 1
         own = await save(dst, case)
         if own.stream is None:
             return None, None
         try:
-            dst_tables = cpu_tables(decode_stream(own.stream))
+            own_stream = decode_stream(own.stream)
+            dst_tables = cpu_tables(own_stream)
         except StreamError:
+            return None, None
+        sent = {
+            sub.name for sec in own_stream.sections if sec.name == "cpu" for sub in sec.subsections
+        }
+        if sent & set(left_out):
             return None, None
         if len(dst_tables) != len(tables):
             return None, None

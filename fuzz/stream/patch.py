@@ -1,4 +1,5 @@
-"""Rewriting the Arm ``cpu`` section's cpreg arrays in a saved stream, and nothing else.
+"""Rewriting the Arm ``cpu`` section's cpreg arrays in a saved stream, or leaving out a
+subsection of it the destination does not send.
 
 Written for localization only: to find which system registers make a destination refuse a
 stream, migfuzz edits the source's cpreg list toward the destination's and asks the
@@ -12,19 +13,24 @@ destination to load the result. Facts measured on QEMU 5.2-11.1 decide what an e
 
 The three fields ``cpreg_vmstate_array_len`` (be32), ``cpreg_vmstate_indexes`` and
 ``cpreg_vmstate_values`` (be64 each) are contiguous; the patcher replaces their bytes and
-leaves every other byte as it was. The JSON description at the end of the stream goes
-stale; the destination reads and discards it.
+leaves every other byte as it was. A subsection is left out whole, from its
+``QEMU_VM_SUBSECTION`` byte to its last field (:func:`drop_subsections`): a section carries
+no length, so the bytes around it stay a valid stream. The JSON description at the end of
+the stream goes stale; the destination reads and discards it.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from fuzz.errors import StreamError
 from fuzz.stream.cpregs import from_kvm_id
+from fuzz.stream.description import locate_description
+from fuzz.stream.format import VMDESCRIPTION
 from fuzz.stream.model import Stream
 
 _FIELDS = ("cpreg_vmstate_array_len", "cpreg_vmstate_indexes", "cpreg_vmstate_values")
@@ -182,3 +188,33 @@ def rewrite_cpregs(
     ids = sorted(table)
     blob = struct.pack(f">i{len(ids)}Q{len(ids)}Q", len(ids), *ids, *(table[i] for i in ids))
     return data[: length.offset] + blob + data[values.end :]
+
+
+def drop_subsections(data: bytes, stream: Stream, section: str, names: Collection[str]) -> bytes:
+    """``data`` (the bytes ``stream`` was decoded from) without the subsections called
+    ``names`` (full names, e.g. ``cpu/wfxt-timer``) of every instance of ``section``, in the
+    state and in the JSON description at the end (so that migfuzz decodes the result too).
+
+    Only a section's own subsections, not those nested in one: QEMU loads a subsection
+    only where its parent's description lists it, and a source-only parent goes whole.
+
+    :raise StreamError: the stream's description cannot be found again in ``data``.
+    """
+    spans = sorted(
+        ((sub.offset, sub.end) for sec in stream.sections if sec.name == section
+         for sub in sec.subsections if sub.name in names),
+        reverse=True,
+    )  # fmt: skip
+    if not spans:
+        return data
+    described = locate_description(data)
+    document = described.as_json()
+    for device in document.get("devices", []):
+        if device.get("name") == section and "subsections" in device:
+            kept = [s for s in device["subsections"] if s.get("vmsd_name") not in names]
+            device["subsections"] = kept
+    text = json.dumps(document).encode("utf-8")
+    out = data[: described.offset] + struct.pack(">BI", VMDESCRIPTION, len(text)) + text
+    for start, end in spans:
+        out = out[:start] + out[end:]
+    return out

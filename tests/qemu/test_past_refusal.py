@@ -163,3 +163,43 @@ def test_a_refusal_behind_the_refusal_is_its_own_finding(binaries, farm, tmp_pat
     text = result.stdout + result.stderr
     assert "control: loaded" in text, text
     assert "Missing section footer for usb-dwc3" in text, text
+
+
+def test_past_a_crash_in_a_subsection_the_destination_does_not_send(
+    binaries, farm, tmp_path
+) -> None:
+    """11.1 -> 10.0 aborts in 11.1's ``cpu/wfxt-timer`` (10.0 has no such subsection).
+    Left out, the load meets the refusal behind it -- 11.1 no longer migrates
+    ID_AA64ISAR0_EL1 -- found by the tool, not by reading; patched too, the rest agrees."""
+    config = MachineConfig("virt-10.0", "cortex-a57")
+    case = Case(config, rebuild_guest(GUEST_OPS, config.smp))
+    with _session(binaries, farm, "11.1", "10.0") as session:
+        run = session.run_case(binaries["11.1"], binaries["10.0"], case)
+    assert run.pair.verdict is Verdict.CRASHED
+    past = run.past
+    assert past is not None and past.evidence is not None
+    assert past.left_out == ("cpu/wfxt-timer",)
+    assert [str(c) for c in past.first_causes] == [
+        "crashed-on-load: assertion in vmstate_load_state: first_elem || !n_elems || !size "
+        "after cpu/wfxt-timer:wfxt_timer"
+    ]
+    assert [p.register for p in past.signing or ()] == ["ID_AA64ISAR0_EL1"]
+    assert [c.detail for c in past.behind] == [
+        "cpreg missing from incoming stream: not kept at its reset value"
+    ]
+    assert past.evidence.pair.verdict is Verdict.COMPLETED
+    assert isinstance(past.judgement, Agree), past.judgement
+    entry = Entry(
+        past.behind[0], VersionRef("11.1", ""), VersionRef("10.0", ""), case, run.control,
+        past.evidence.pair, {"behind": [str(c) for c in past.first_causes],
+                             "past_refusal": past.to_json()},
+        run.source_stream, patched_stream=past.stream,
+    )  # fmt: skip
+    folder, _ = write_entry(tmp_path, entry, binaries["11.1"], binaries["10.0"])
+    script = (folder / "repro.sh").read_text()
+    assert "Left out of it, as the destination sends none: cpu/wfxt-timer." in script
+    result = subprocess.run(
+        ["sh", str(folder / "repro.sh")], capture_output=True, text=True, timeout=60
+    )
+    text = result.stdout + result.stderr
+    assert "control: loaded" in text and "pair: loaded" in text, text

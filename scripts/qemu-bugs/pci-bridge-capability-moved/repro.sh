@@ -32,8 +32,9 @@
 #   Every other controller sets msi_nonbroken in realize (arm_gicv2m.c gicv2m_realize,
 #   arm_gicv3_its_common.c gicv3_its_init_mmio). Not a missing compat property: the device
 #   did not change; the board's MSI support is misreported. Fix: set it in
-#   aspeed_pcie_rc_realize(). Other msi=auto / MSI-X devices on such boards are likely hit
-#   the same way (not checked).
+#   aspeed_pcie_rc_realize(). MSI-X devices on such boards are hit the same way:
+#   DEVICE=virtio-serial-pci,addr=0x2 exits 1 too ('i=0x34 read: 84 device: 98': 11.1 adds
+#   the MSI-X capability at 0x98), found by migfuzz behind 10.0 -> 11.1's cpu refusal.
 # Checked (the migfuzz cache's Debian builds; 10.2.2 is a plain build), exit status:
 #   virt-5.2,gic-version=3: 5.2, 7.2, 10.0.13, 10.0.2 -> 10.2.2, 11.1.3, 11.1.2: 1;
 #     10.2.2 -> 5.2, 7.2, 10.0.13, 10.0.2: 1 and 11.1.x -> 5.2, 7.2, 10.0.13, 10.0.2: 1
