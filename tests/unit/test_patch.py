@@ -55,9 +55,7 @@ def test_a_dropped_subsection_leaves_a_stream_that_decodes_to_the_rest() -> None
     state = data[: gone.offset] + data[gone.end : locate_description(data).offset]
     assert dropped[: locate_description(dropped).offset] == state
     kept = dict(stream.flatten())
-    assert dict(after.flatten()) == {
-        k: v for k, v in kept.items() if "/cpu/wfxt-timer/" not in k
-    }
+    assert dict(after.flatten()) == {k: v for k, v in kept.items() if "/cpu/wfxt-timer/" not in k}
 
 
 def test_dropping_what_is_not_there_changes_nothing() -> None:
