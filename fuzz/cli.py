@@ -27,7 +27,12 @@ from fuzz.campaign.driver import (
     Summary,
 )
 from fuzz.campaign.folder import default_folder
-from fuzz.campaign.loop import campaign_seed, default_pairs, parse_pairs
+from fuzz.campaign.loop import (
+    campaign_seed,
+    default_pairs,
+    hypothesis_shrink_seconds,
+    parse_pairs,
+)
 from fuzz.campaign.sessions import (
     LIVE_EVERY,
     FuzzOptions,
@@ -753,6 +758,7 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
         raise UsageError(f"--live-every {args.live_every}: must be 0 (never) or more")
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
+    hypothesis_shrink_seconds()  # a bad MIGFUZZ_SHRINK_SECONDS is refused before any work
     budget = parse_duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0

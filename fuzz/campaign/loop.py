@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -105,9 +106,30 @@ SHRINK_GRACE = 300.0
 #: one that meets nothing new draws 15-20 a second), while the 1-minimal pass after it
 #: needed 0 to 18 runs.
 HYPOTHESIS_SHRINK_SECONDS = 45.0
+#: The environment variable that sets another limit (seconds, >= 0): a quick campaign, or a
+#: test of what a campaign survives rather than of what it shrinks.
+SHRINK_SECONDS_VARIABLE = "MIGFUZZ_SHRINK_SECONDS"
 #: Signature kinds recorded as first met, not shrunk: a ``reuse`` divergence depends on what
 #: a long-lived process did before, which a shrinker replaying one case cannot hold still.
 UNSHRINKABLE_KINDS = frozenset({"reuse"})
+
+
+def hypothesis_shrink_seconds() -> float:
+    """How long Hypothesis's shrinker has per run: :data:`SHRINK_SECONDS_VARIABLE` if set,
+    else :data:`HYPOTHESIS_SHRINK_SECONDS`.
+
+    :raise UsageError: the variable is not a number of seconds.
+    """
+    raw = os.environ.get(SHRINK_SECONDS_VARIABLE)
+    if raw is None:
+        return HYPOTHESIS_SHRINK_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"{SHRINK_SECONDS_VARIABLE}={raw!r}: not a number of seconds (>= 0)")
+    return seconds
 
 
 # -- the keep-going core of both Hypothesis drivers (this loop, the stateful engine) -------
@@ -119,7 +141,7 @@ class BudgetExhausted(BaseException):
 
 class ShrinkTimeUp(BaseException):
     """Raised inside a Hypothesis run whose shrinking had its time
-    (:data:`HYPOTHESIS_SHRINK_SECONDS`): ends the run as its findings would have."""
+    (:func:`hypothesis_shrink_seconds`): ends the run as its findings would have."""
 
 
 class Carried(BaseException):
@@ -374,6 +396,7 @@ class FuzzLoop:
         self.cases = 0
         self._shrinking = False
         self._shrink_began: float | None = None  # this Hypothesis run's first new finding
+        self._shrink_seconds = hypothesis_shrink_seconds()
         self._minimal: dict[Signature, tuple[Pair, Case]] = {}
         self._claimed: dict[Signature, Path] = {}
         self._reliability: dict[Signature, str] = {}
@@ -513,10 +536,10 @@ class FuzzLoop:
             reject()
 
     def _shrink_time_up(self) -> bool:
-        """Whether Hypothesis has been shrinking this run's findings for longer than
-        :data:`HYPOTHESIS_SHRINK_SECONDS`."""
+        """Whether Hypothesis has been shrinking this run's findings for longer than it may
+        (:func:`hypothesis_shrink_seconds`)."""
         began = self._shrink_began
-        return began is not None and time.monotonic() - began > HYPOTHESIS_SHRINK_SECONDS
+        return began is not None and time.monotonic() - began > self._shrink_seconds
 
     def _ran_before(self, pair: Pair, case: Case) -> bool:
         """Whether this worker already ran ``case`` on ``pair`` (and remember it if not).

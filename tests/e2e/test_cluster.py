@@ -27,6 +27,9 @@ def cluster(monkeypatch):
     """Two single-threaded Dask worker processes; their QEMUs carry a test tag."""
     tag = uuid.uuid4().hex
     monkeypatch.setenv("MIGFUZZ_TEST_TAG", tag)  # inherited by the worker processes
+    # What is tested is what a kill loses, not shrinking: 5 s of it per run, not 45 (the
+    # test took 30 to 72 s, mostly shrinking what was found after the kill).
+    monkeypatch.setenv("MIGFUZZ_SHRINK_SECONDS", "5")
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"

@@ -1,4 +1,5 @@
-"""keep_going: what ends a Hypothesis run of findings the driver already recorded."""
+"""keep_going: what ends a Hypothesis run of findings the driver already recorded, and how
+long its shrinker may take."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from fuzz.campaign.loop import BudgetExhausted, ShrinkTimeUp, finding_type, keep_going
-from fuzz.errors import HarnessError
+from fuzz.campaign.loop import (
+    HYPOTHESIS_SHRINK_SECONDS,
+    SHRINK_SECONDS_VARIABLE,
+    BudgetExhausted,
+    ShrinkTimeUp,
+    finding_type,
+    hypothesis_shrink_seconds,
+    keep_going,
+)
+from fuzz.errors import HarnessError, UsageError
 from fuzz.judge.oracles import Signature
 
 FIRST = finding_type(Signature("refused-on-load", "a"))("a")
@@ -66,3 +75,14 @@ def test_shrink_time_up_stops_hypothesis_shrinking_at_once() -> None:
 
     assert keep_going(test)
     assert len([c for c in calls if len(c) >= 3]) == 6
+
+
+def test_the_shrink_limit_comes_from_the_environment_or_the_default(monkeypatch) -> None:
+    monkeypatch.delenv(SHRINK_SECONDS_VARIABLE, raising=False)
+    assert hypothesis_shrink_seconds() == HYPOTHESIS_SHRINK_SECONDS
+    monkeypatch.setenv(SHRINK_SECONDS_VARIABLE, "2.5")
+    assert hypothesis_shrink_seconds() == 2.5
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(SHRINK_SECONDS_VARIABLE, bad)
+        with pytest.raises(UsageError, match=f"MIGFUZZ_SHRINK_SECONDS='{bad}'"):
+            hypothesis_shrink_seconds()
