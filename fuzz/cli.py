@@ -721,7 +721,7 @@ def _print_summary(summary: Summary) -> None:
                       f"{e.get('tolerance_broken', 0)} broke QEMU's promise")  # fmt: skip
         if e.get("past_looked"):
             out.print(f"past refusals: {e['past_looked']} refused loads looked past, "
-                      f"{e.get('past_past', 0)} loaded once patched "
+                      f"{e.get('past_past', 0)} got past the cpu once patched "
                       f"({e.get('past_saves', 0)} destination saves and "
                       f"{e.get('past_tests', 0)} test loads to learn the patches)")  # fmt: skip
         per_case = 1000 / summary.cases

@@ -12,8 +12,14 @@ whose restore was refused in the ``cpu`` section, :class:`RefusalPatcher`:
    localization does;
 2. if asked to (``load``), loads the patched stream on the destination (re-saved, the
    guest read back, exactly as the pair's own restore) and judges it against the case's
-   control (:func:`~fuzz.judge.past_refusal.judge_patched`); else the refusal is only
-   signed by the edits.
+   control (:func:`~fuzz.judge.past_refusal.judge_patched`): a load that stops in a later
+   section got past the CPU, and what stopped it is a finding behind the refusal
+   (:func:`past_cpu`); else the refusal is only signed by the edits.
+
+A crash in a ``cpu`` subsection the destination does not send itself (11.1's
+``cpu/wfxt-timer`` aborts 10.0) is got past the same way, with that subsection left out of
+the stream first (:func:`crashed_in_cpu_subsection`,
+:func:`~fuzz.stream.patch.drop_subsections`).
 
 What it learns is kept, so a campaign stays fast: per pair, the values found needed (a
 version refuses the same registers in every case); per pair and cpreg configuration
@@ -87,8 +93,8 @@ def past_cpu(step: StepOutcome) -> bool:
     """Whether a restore of a patched stream got past the ``cpu`` section: it loaded, or it
     was refused or crashed later in the stream, in another section (QEMU's load path names
     where). A refusal there is a finding behind the first one, not a patch that failed:
-    7.2 -> 10.0 on ``xlnx-zcu102`` is refused on the CPU's list and, once patched, on the
-    ``usb-dwc3`` section; counting that as no way past hid it. A failure whose place is
+    7.2 -> 10.0 on ``xlnx-versal-virt`` is refused on the CPU's list and, once patched, on
+    the ``usb-dwc3`` section; counting that as no way past hid it. A failure whose place is
     unknown counts as not past."""
     if step.verdict is Verdict.COMPLETED:
         return True
