@@ -1,5 +1,5 @@
-"""keep_going: what ends a Hypothesis run of findings the driver already recorded, and how
-long its shrinker may take."""
+"""keep_going: what ends a Hypothesis run of findings the driver already recorded; how long
+its shrinker may take; when the transport sweep stops starting cases."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from fuzz.campaign.loop import (
     HYPOTHESIS_SHRINK_SECONDS,
     SHRINK_SECONDS_VARIABLE,
+    SWEEP_SHARE,
     BudgetExhausted,
     ShrinkTimeUp,
     finding_type,
     hypothesis_shrink_seconds,
     keep_going,
+    sweep_cutoff,
 )
 from fuzz.errors import HarnessError, UsageError
 from fuzz.judge.oracles import Signature
@@ -86,3 +88,9 @@ def test_the_shrink_limit_comes_from_the_environment_or_the_default(monkeypatch)
         monkeypatch.setenv(SHRINK_SECONDS_VARIABLE, bad)
         with pytest.raises(UsageError, match=f"MIGFUZZ_SHRINK_SECONDS='{bad}'"):
             hypothesis_shrink_seconds()
+
+
+def test_the_sweep_stops_starting_cases_after_its_share_of_the_budget() -> None:
+    assert sweep_cutoff(1000.0, None) is None  # --max-cases: the whole sweep
+    assert sweep_cutoff(1000.0, 1600.0) == pytest.approx(1000.0 + 600.0 * SWEEP_SHARE)
+    assert sweep_cutoff(1000.0, 900.0) == 1000.0  # already past the deadline: none
