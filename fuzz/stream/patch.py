@@ -15,8 +15,9 @@ The three fields ``cpreg_vmstate_array_len`` (be32), ``cpreg_vmstate_indexes`` a
 ``cpreg_vmstate_values`` (be64 each) are contiguous; the patcher replaces their bytes and
 leaves every other byte as it was. A subsection is left out whole, from its
 ``QEMU_VM_SUBSECTION`` byte to its last field (:func:`drop_subsections`): a section carries
-no length, so the bytes around it stay a valid stream. The JSON description at the end of
-the stream goes stale; the destination reads and discards it.
+no length, so the bytes around it stay a valid stream, and it is left out of the JSON
+description at the end too. A cpreg rewrite leaves that description stale (the destination
+reads and discards it).
 """
 
 from __future__ import annotations

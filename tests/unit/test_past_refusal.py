@@ -238,6 +238,31 @@ def test_a_refusal_signed_without_a_load_has_nothing_behind_and_round_trips() ->
     assert again.first_causes == signed.first_causes and again.judgement is None
 
 
+def test_past_a_subsection_left_out_the_cpreg_refusal_is_behind_the_crash() -> None:
+    """11.1 -> 10.0: the crash in ``cpu/wfxt-timer`` is the first stop and keeps its own
+    words; the register the patch then inserted is a cause found behind it."""
+    crash = Divergence(
+        Signature("crashed-on-load", "assertion in vmstate_load_state after cpu/wfxt-timer:x"),
+        {"messages": ["m"]},
+    )
+    evidence = _evidence(_step(Stage.LOAD, Verdict.COMPLETED, transcript="x=0x1\n"))
+    past = PastRefusal(
+        crash, (INSERT_SCTLR,), evidence, Agree(), b"s", "cortex-a57", None, ("cpu/wfxt-timer",)
+    )
+    assert past.first_causes == crash.signatures()
+    assert [str(c) for c in past.behind] == [
+        "refused-on-load: cpreg missing from incoming stream: not kept at its reset value"
+    ]
+    assert past.joined().signatures() == (crash.signature, *past.behind)
+    record = past.to_json()
+    assert record["left_out"] == ["cpu/wfxt-timer"]
+    again = PastRefusal.from_record(crash, record, evidence.control)
+    assert again.left_out == past.left_out and again.behind == past.behind
+    # Without a subsection left out, the same patch signs the first stop instead.
+    plain = PastRefusal(crash, (INSERT_SCTLR,), evidence, Agree(), b"s", "cortex-a57")
+    assert plain.behind == ()
+
+
 def test_one_refused_pair_in_every_is_loaded_past_the_same_way_every_time() -> None:
     from fuzz.core.binary import QemuBinary
     from fuzz.core.case import Case, MachineConfig
