@@ -758,7 +758,6 @@ def _fuzz_options(args: argparse.Namespace, farm: Farm) -> FuzzOptions:
         raise UsageError(f"--live-every {args.live_every}: must be 0 (never) or more")
     if args.max_cases is not None and args.max_cases < 1:
         raise UsageError(f"--max-cases {args.max_cases}: must be at least 1")
-    hypothesis_shrink_seconds()  # a bad MIGFUZZ_SHRINK_SECONDS is refused before any work
     budget = parse_duration(args.budget) if args.budget else None
     if budget is None and args.max_cases is None:
         budget = 600.0
@@ -795,6 +794,7 @@ def cmd_fuzz(args: argparse.Namespace, farm: Farm) -> int:
         budget = parse_duration(args.budget) if args.budget else None
         return cmd_fuzz_stateful(args, farm, lambda line: out.print(line, markup=False),
                                  budget=budget)  # fmt: skip
+    hypothesis_shrink_seconds()  # a bad MIGFUZZ_SHRINK_SECONDS is refused before any work
     if args.resume is not None and (args.out is not None or args.corpus is not None):
         raise UsageError("--resume DIR goes on with DIR's campaign: no --out or --corpus with it")
     if args.out is not None and args.corpus is not None:

@@ -68,6 +68,18 @@ def test_bad_input_is_one_line_and_exit_2(farm, args: list[str], expected: str) 
     assert "Traceback" not in r.stderr
 
 
+def test_a_bad_shrink_limit_is_one_line_and_no_campaign_starts(farm, tmp_path) -> None:
+    env = {**os.environ, "MIGFUZZ_SHRINK_SECONDS": "soon"}
+    out = tmp_path / "campaign"
+    r = migfuzz("fuzz", "--pairs", "11.1:11.1", "--max-cases", "1", "--out", str(out), env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [
+        "migfuzz: error: MIGFUZZ_SHRINK_SECONDS='soon': not a number of seconds (>= 0)"
+    ]
+    assert not out.exists()
+
+
 def test_bad_input_on_a_cold_cache_is_still_one_line(tmp_path) -> None:
     # A fresh machine has no package lists: reading them is a slow step whose status must
     # not add a line to the one-line error that follows (it did, on 571e13b).
