@@ -159,6 +159,14 @@ _REWRITES: Sequence[tuple[re.Pattern[str], str]] = [
         re.compile(r"\b(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/|\bvirtio-mmio@[0-9a-f]+/"),
         "",
     ),
+    # From 10.1 QEMU puts the errno's text before the error ("Operation not permitted:
+    # error while loading state ..."): the same cause as 5.2-10.0's words without it.
+    (
+        re.compile(
+            r"^(load of migration failed: )?[A-Z][a-z]+(?: [a-z]+)*: (?=error while loading)"
+        ),
+        r"\1",
+    ),
     (
         re.compile(r"^.*?(?:\S+\.c:\d+: )?(\w+): Assertion `(.*)' failed\.?$"),
         r"assertion in \1: \2",
@@ -178,7 +186,9 @@ _REWRITES: Sequence[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"0x[0-9a-fA-F]+"), "N"),
     (re.compile(r"(?<![\w.])\d+(?![\w.])"), "N"),
-    (re.compile(r"/\S+"), "PATH"),
+    # A file's path, not a section's name (``'cpu/fpmr'``): a slash after a word character
+    # is a name's.
+    (re.compile(r"(?<!\w)/\S+"), "PATH"),
 ]
 _NOISE = re.compile(r"^(load of migration failed: |qemu: )|(terminating on signal.*)$", re.I)
 #: Normalized lines that say most, best first; else the first error line is used.

@@ -62,9 +62,13 @@ UNNAMED = "error loading device 'cpu'"
 
 def unnamed_refusal(first: Divergence) -> bool:
     """Whether ``first`` is a refusal QEMU names no register for (:data:`UNNAMED`): one the
-    patch's edits are needed to sign."""
+    patch's edits are needed to sign. From 10.1 QEMU adds ``: post load hook failed for:
+    cpu, ...``, which names nothing either; a refusal naming a subsection is its own."""
     own = first.signatures()
-    return len(own) == 1 and own[0].detail.startswith(UNNAMED)
+    if len(own) != 1 or not own[0].detail.startswith(UNNAMED):
+        return False
+    rest = own[0].detail[len(UNNAMED) :]
+    return not rest.startswith(":") or rest.startswith(": post load hook failed")
 
 
 #: CPU models whose ID registers follow the release ("the best this binary emulates"): QEMU
@@ -167,9 +171,9 @@ class PastRefusal:
     signing: tuple[CpregPatch, ...] | None = None
     """The edits that stand for the refusal's causes (None: all of ``patches``)."""
     left_out: tuple[str, ...] = ()
-    """``cpu`` subsections left out of the patched stream: the first stop was a crash in
-    one the destination does not send (11.1's ``cpu/wfxt-timer`` on 10.0); the cpreg
-    list's refusal is then behind it, a cause of its own."""
+    """``cpu`` subsections left out of the patched stream: the first stop was in one the
+    destination does not send (11.1's ``cpu/wfxt-timer`` aborts 10.0; 10.2 refuses 11.1's
+    ``cpu/fpmr`` by name); the cpreg list's refusal is then behind it, a cause of its own."""
 
     @property
     def _signing(self) -> tuple[CpregPatch, ...]:

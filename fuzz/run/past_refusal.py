@@ -16,9 +16,9 @@ whose restore was refused in the ``cpu`` section, :class:`RefusalPatcher`:
    section got past the CPU, and what stopped it is a finding behind the refusal
    (:func:`past_cpu`); else the refusal is only signed by the edits.
 
-A crash in a ``cpu`` subsection the destination does not send itself (11.1's
-``cpu/wfxt-timer`` aborts 10.0) is got past the same way, with that subsection left out of
-the stream first (:func:`crashed_in_cpu_subsection`,
+A ``cpu`` subsection the destination does not send itself, which it refused by name or
+crashed in (11.1's ``cpu/wfxt-timer`` aborts 10.0), is got past the same way, with that
+subsection left out of the stream first (:func:`foreign_cpu_subsection`,
 :func:`~fuzz.stream.patch.drop_subsections`).
 
 What it learns is kept, so a campaign stays fast: per pair, the values found needed (a
@@ -32,6 +32,7 @@ a new configuration a save and a few restores of the stream alone (~60 ms each).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -75,13 +76,23 @@ def refused_on_cpu(step: StepOutcome | None) -> bool:
     )
 
 
-def crashed_in_cpu_subsection(step: StepOutcome | None) -> str | None:
-    """The ``cpu`` subsection a restore crashed in (e.g. ``cpu/wfxt-timer``: 11.1 sends it,
-    10.0 aborts on it), else None. Such a subsection, if the destination does not send it
-    itself, is left out of the patched stream (:meth:`RefusalPatcher.look_past`). Only a
-    crash: a refusal's last field loaded may be in the subsection before a post-load check
-    that failed, and says nothing of the subsection."""
-    if step is None or step.stage is not Stage.LOAD or step.verdict is not Verdict.CRASHED:
+#: How QEMU (from 10.1) refuses a subsection it does not know.
+_UNKNOWN_SUBSECTION = re.compile(r"VM subsection '(cpu/[^'/]+)' in 'cpu' does not exist")
+
+
+def foreign_cpu_subsection(step: StepOutcome | None) -> str | None:
+    """The ``cpu`` subsection a restore stopped on, else None: one QEMU refused by name
+    (10.2 refuses 11.1's ``cpu/fpmr``: "VM subsection 'cpu/fpmr' in 'cpu' does not exist"),
+    or one it crashed in (10.0 aborts in 11.1's ``cpu/wfxt-timer``). Such a subsection, if
+    the destination does not send it itself, is left out of the patched stream
+    (:meth:`RefusalPatcher.look_past`). A refusal's last field loaded is not enough: it may
+    be in the subsection before a post-load check that failed, and says nothing of it."""
+    if step is None or step.stage is not Stage.LOAD:
+        return None
+    if step.verdict is Verdict.REFUSED:
+        named = (_UNKNOWN_SUBSECTION.search(m) for m in step.messages)
+        return next((m.group(1) for m in named if m), None)
+    if step.verdict is not Verdict.CRASHED:
         return None
     path = step.details.get("load_path")
     last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
@@ -308,7 +319,7 @@ class RefusalPatcher:
             they are known), and nothing behind it is judged.
         """
         stream, step = evidence.source_stream, evidence.pair.failing_step
-        dropped = crashed_in_cpu_subsection(step)
+        dropped = foreign_cpu_subsection(step)
         if stream is None or not (refused_on_cpu(step) or dropped):
             return None
         try:

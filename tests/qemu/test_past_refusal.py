@@ -203,3 +203,25 @@ def test_past_a_crash_in_a_subsection_the_destination_does_not_send(
     )
     text = result.stdout + result.stderr
     assert "control: loaded" in text and "pair: loaded" in text, text
+
+
+def test_past_a_subsection_the_destination_refuses_by_name(farm) -> None:
+    """10.2 refuses 11.1's ``cpu/fpmr`` by name (``VM subsection 'cpu/fpmr' in 'cpu' does
+    not exist``): left out, the cpreg list's refusal behind it is found, FPMR itself among
+    its registers. 10.2.2 is a build from Debian's source package (``migfuzz qemu build
+    10.2.2``, ~20 minutes), not on a fresh machine."""
+    if "10.2.2" not in farm.installed():
+        pytest.skip("10.2.2 is not installed (built from source: migfuzz qemu build 10.2.2)")
+    binaries = {name: farm.get(name) for name in ("11.1", "10.2.2")}
+    config = MachineConfig("virt-10.0", "max")
+    case = Case(config, rebuild_guest(GUEST_OPS, config.smp))
+    with _session(binaries, farm, "11.1", "10.2.2") as session:
+        run = session.run_case(binaries["11.1"], binaries["10.2.2"], case)
+    past = run.past
+    assert past is not None and past.evidence is not None
+    assert past.left_out == ("cpu/fpmr",)
+    assert "VM subsection 'cpu/fpmr' in 'cpu' does not exist" in past.first_causes[0].detail
+    behind = {c.detail for c in past.behind}
+    assert "cpreg only in incoming stream: S3_3_C4_C4_2" in behind, behind  # FPMR
+    assert past.evidence.pair.verdict is Verdict.COMPLETED
+    assert isinstance(past.judgement, Agree), past.judgement

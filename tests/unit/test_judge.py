@@ -136,8 +136,36 @@ def test_a_failed_save_is_invalid_not_a_divergence() -> None:
             "refused-on-load: error loading device 'cpu'"
             " after cpu/irq-line-state:env.irq_line_state",
         ),
+        # 10.2 puts the errno's text first and says which check failed: the same cause.
+        (
+            step(
+                Stage.LOAD,
+                Verdict.REFUSED,
+                ["load of migration failed: Operation not permitted: error while loading "
+                 "state for instance 0x0 of device 'cpu': post load hook failed for: cpu, "
+                 "version_id: 22, minimum_version: 22, ret: -1"],
+                1,
+                load_path={"last_field": "cpu/irq-line-state:env.irq_line_state"},
+            ),
+            "refused-on-load: error loading device 'cpu': post load hook failed for: cpu,"
+            " version_id: N, minimum_version: N, ret: -N"
+            " after cpu/irq-line-state:env.irq_line_state",
+        ),
+        # A subsection's name is a name, not a file's path.
+        (
+            step(
+                Stage.LOAD,
+                Verdict.REFUSED,
+                ["load of migration failed: No such file or directory: error while loading "
+                 "state for instance 0x0 of device 'cpu': VM subsection 'cpu/fpmr' in 'cpu' "
+                 "does not exist"],
+                1,
+            ),
+            "refused-on-load: error loading device 'cpu': VM subsection 'cpu/fpmr' in 'cpu'"
+            " does not exist",
+        ),
     ],
-)
+)  # fmt: skip
 def test_signatures_of_real_messages(pair, signature) -> None:
     judgement = judge(evidence(LOADED, pair))
     assert isinstance(judgement, Divergence)

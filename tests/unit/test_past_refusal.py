@@ -16,8 +16,21 @@ from hypothesis import strategies as st
 from fuzz.core.outcome import Stage, StepOutcome, TransferOutcome, Verdict
 from fuzz.errors import StreamError
 from fuzz.judge.oracles import Agree, Divergence, Evidence, Signature
-from fuzz.judge.past_refusal import PastRefusal, judge_patched, refusal_causes, set_registers
-from fuzz.run.past_refusal import _Learned, _unique, past_cpu, reduce_needed, refused_on_cpu
+from fuzz.judge.past_refusal import (
+    PastRefusal,
+    judge_patched,
+    refusal_causes,
+    set_registers,
+    unnamed_refusal,
+)
+from fuzz.run.past_refusal import (
+    _Learned,
+    _unique,
+    foreign_cpu_subsection,
+    past_cpu,
+    reduce_needed,
+    refused_on_cpu,
+)
 from fuzz.stream.cpregs import CpReg, to_kvm_id
 from fuzz.stream.patch import CpregPatch, PatchAction
 
@@ -123,6 +136,26 @@ def test_a_patch_got_past_the_cpu_if_the_load_stopped_later(step, expected) -> N
     assert past_cpu(step) is expected
 
 
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (_step(Stage.LOAD, Verdict.CRASHED, "assertion failed",
+               load_path={"last_field": "cpu/wfxt-timer:wfxt_timer"}), "cpu/wfxt-timer"),
+        (_step(Stage.LOAD, Verdict.REFUSED, "load of migration failed: No such file or "
+               "directory: error while loading state for instance 0x0 of device 'cpu': VM "
+               "subsection 'cpu/fpmr' in 'cpu' does not exist"), "cpu/fpmr"),
+        # A refusal's last field says nothing of the subsection; a crash elsewhere neither.
+        (_step(Stage.LOAD, Verdict.REFUSED, "error while loading state for instance 0x0 of "
+               "device 'cpu'", load_path={"last_field": "cpu/wfxt-timer:wfxt_timer"}), None),
+        (_step(Stage.LOAD, Verdict.CRASHED, "x", load_path={"last_field": "cpu:env.pc"}), None),
+        (_step(Stage.LOAD, Verdict.CRASHED, "x", load_path={"last_field": "xhci:x"}), None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_the_subsection_a_load_stopped_on(step, expected) -> None:
+    assert foreign_cpu_subsection(step) == expected
+
+
 def test_a_learned_patch_is_reused_only_on_the_same_source_values() -> None:
     src = {ID_DFR0_EL1: 0x3010006, AA32_DCC: 0}
     dst = {ID_DFR0_EL1: 0x3000006, SCTLR_EL1: 0x30D0198D}
@@ -209,6 +242,11 @@ def test_an_unnamed_refusal_takes_the_patch_s_causes_and_a_named_one_keeps_its_o
     ]
     length = _past(_first("Failed to load cpu:cpreg_vmstate_array_len"), Agree())
     assert [c.detail for c in length.first_causes] == ["Failed to load cpu:cpreg_vmstate_array_len"]
+    # 10.2's words name no register either; a subsection it names is a cause of its own.
+    hook = "error loading device 'cpu': post load hook failed for: cpu, version_id: N"
+    assert unnamed_refusal(_first(hook)) and not unnamed_refusal(
+        _first("error loading device 'cpu': VM subsection 'cpu/fpmr' in 'cpu' does not exist")
+    )
 
 
 def test_causes_behind_the_refusal_are_findings_of_their_own() -> None:
