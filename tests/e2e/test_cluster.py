@@ -27,8 +27,9 @@ def cluster(monkeypatch):
     """Two single-threaded Dask worker processes; their QEMUs carry a test tag."""
     tag = uuid.uuid4().hex
     monkeypatch.setenv("MIGFUZZ_TEST_TAG", tag)  # inherited by the worker processes
-    # What is tested is what a kill loses, not shrinking: 5 s of it per run, not 45 (the
-    # test took 30 to 72 s, mostly shrinking what was found after the kill).
+    # What is tested is what a kill loses, not shrinking: 5 s of it per run, not 45, and no
+    # look past refusals (the test took 30 to 72 s, mostly shrinking what was found after
+    # the kill, and more findings behind refusals to shrink).
     monkeypatch.setenv("MIGFUZZ_SHRINK_SECONDS", "5")
     with (
         distributed.LocalCluster(
@@ -55,7 +56,8 @@ def test_a_killed_dask_worker_loses_no_announced_finding(farm, tmp_path, cluster
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fuzz", "fuzz", "--scheduler", address,
-             "--pairs", "10.0:11.1,11.1:10.0", "--no-guests", "--max-cases", "20",
+             "--pairs", "10.0:11.1,11.1:10.0", "--no-guests", "--no-past-refusals",
+             "--max-cases", "20",
              "--known", str(known), "--out", str(out_dir)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
