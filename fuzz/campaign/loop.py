@@ -312,9 +312,8 @@ def observe(run: CaseRun) -> None:
     for cause in judgement.signatures():
         _tell(f"cause kind: {cause.kind}")
     step = run.pair.failing_step or run.control.failing_step
-    path = None if step is None else step.details.get("load_path")
-    if isinstance(path, dict) and path.get("last_field"):
-        _tell(f"load stopped after: {str(path['last_field']).split(':')[0]}")
+    if step is not None and step.last_field_loaded:
+        _tell(f"load stopped after: {step.last_field_loaded.split(':')[0]}")
     state = judgement.details.get("state")
     changed = state.get("changed", []) if isinstance(state, dict) else []
     for change in changed:

@@ -97,6 +97,13 @@ class StepOutcome:
         errors = [m for m in self.messages if not m.lower().startswith("warning:")]
         return (errors or list(self.messages) or [""])[0]
 
+    @property
+    def last_field_loaded(self) -> str:
+        """The last field a traced load started (``details["load_path"]``, e.g.
+        ``cpu/wfxt-timer:wfxt_timer``), or "" where the load was not traced or loaded none."""
+        path = self.details.get("load_path")
+        return str(path.get("last_field") or "") if isinstance(path, dict) else ""
+
     def summary(self) -> str:
         """One line: verdict, and the first QEMU error message or the signal."""
         text = f"{self.stage} on {self.version}: {self.verdict}"

@@ -69,9 +69,7 @@ def refused_on_cpu(step: StepOutcome | None) -> bool:
     a patch can get past. Crashes and other sections' refusals are left as they are."""
     if step is None or step.stage is not Stage.LOAD or step.verdict is not Verdict.REFUSED:
         return False
-    path = step.details.get("load_path")
-    last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
-    return last.startswith("cpu") or any(
+    return step.last_field_loaded.startswith("cpu") or any(
         "device 'cpu'" in m or "cpreg" in m or "cpu:" in m for m in step.messages
     )
 
@@ -94,9 +92,7 @@ def foreign_cpu_subsection(step: StepOutcome | None) -> str | None:
         return next((m.group(1) for m in named if m), None)
     if step.verdict is not Verdict.CRASHED:
         return None
-    path = step.details.get("load_path")
-    last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
-    name, colon, _field = last.partition(":")
+    name, colon, _field = step.last_field_loaded.partition(":")
     return name if colon and name.startswith("cpu/") and name.count("/") == 1 else None
 
 
@@ -111,8 +107,7 @@ def past_cpu(step: StepOutcome) -> bool:
         return True
     if step.stage is not Stage.LOAD or step.verdict not in (Verdict.REFUSED, Verdict.CRASHED):
         return False
-    path = step.details.get("load_path")
-    last = str(path.get("last_field", "")) if isinstance(path, dict) else ""
+    last = step.last_field_loaded
     return bool(last) and not last.startswith("cpu") and not refused_on_cpu(step)
 
 
